@@ -1,0 +1,203 @@
+"""The NPZ dataset contract (docs/spec.md §1): read, validate, write.
+
+Shared by both backends: it is I/O, not numerics. Every problem with a file
+raises DatasetError naming the file, the key and what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+PER_POSITION_KEYS = ("xcoords", "ycoords", "xcoords_start", "ycoords_start")
+
+
+class DatasetError(ValueError):
+    """A dataset file breaks the contract; the message names file and key."""
+
+    def __init__(self, path, key, problem):
+        self.path, self.key, self.problem = str(path), key, problem
+        where = f"{self.path}" + (f" [key '{key}']" if key else "")
+        super().__init__(f"{where}: {problem}")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Arrays of one ptychography scan, in the canonical dtypes."""
+
+    diffraction: np.ndarray  # (M, N, N) float32 measured amplitude, DC at (N/2, N/2)
+    xcoords: np.ndarray  # (M,) float64 probe centre column, object pixels
+    ycoords: np.ndarray  # (M,) float64 probe centre row, object pixels
+    probe: np.ndarray  # (N, N) complex64
+    object: np.ndarray | None = None  # (H, W) complex64 ground truth, optional
+    xcoords_start: np.ndarray | None = None  # (M,) float64 nominal positions, optional
+    ycoords_start: np.ndarray | None = None
+    metadata: dict = field(default_factory=dict)  # nphotons, seed, provenance, ...
+    source: str = "<memory>"  # file it was read from, for error messages
+
+    @property
+    def n_positions(self) -> int:
+        return int(self.diffraction.shape[0])
+
+    @property
+    def N(self) -> int:
+        return int(self.diffraction.shape[1])
+
+    def subset(self, indices) -> "Dataset":
+        """The same scan restricted to `indices`, each pattern with its own coordinates."""
+        idx = np.asarray(indices, dtype=np.int64)
+        per_pos = {k: getattr(self, k)[idx] for k in PER_POSITION_KEYS if getattr(self, k) is not None}
+        return replace(self, diffraction=self.diffraction[idx], **per_pos)
+
+
+# key -> (canonical dtype, kind of values allowed when casting)
+_DTYPES = {
+    "diffraction": np.float32,
+    "xcoords": np.float64,
+    "ycoords": np.float64,
+    "xcoords_start": np.float64,
+    "ycoords_start": np.float64,
+    "probeGuess": np.complex64,
+    "objectGuess": np.complex64,
+}
+
+
+def _cast(path, key, arr):
+    """Cast to the canonical dtype when it loses nothing essential, else refuse."""
+    want = np.dtype(_DTYPES[key])
+    if arr.dtype == want:
+        return arr
+    if arr.dtype.kind in "biuf" and want.kind in "fc":
+        return arr.astype(want)
+    if arr.dtype.kind == "c" and want.kind == "c":
+        return arr.astype(want)
+    raise DatasetError(path, key, f"dtype {arr.dtype} cannot be safely cast to {want}")
+
+
+def _check_finite(path, key, arr):
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise DatasetError(path, key, f"{bad} non-finite value(s) (NaN or Inf)")
+
+
+def validate(ds: Dataset) -> Dataset:
+    """Check shapes, lengths, finiteness and signs; return `ds` unchanged or raise."""
+    path = ds.source
+    d = ds.diffraction
+    if d.ndim != 3:
+        raise DatasetError(path, "diffraction", f"expected 3 dimensions (M, N, N), got shape {d.shape}")
+    m, n1, n2 = d.shape
+    if n1 != n2:
+        # (N, N, M) files from older tools land here rather than being transposed by guess.
+        raise DatasetError(path, "diffraction", f"patterns must be square (M, N, N); got shape {d.shape}. "
+                           "A (N, N, M) layout is not accepted: transpose it explicitly")
+    if n1 < 16 or n1 % 8:
+        raise DatasetError(path, "diffraction", f"pattern size N={n1} must be a multiple of 8 and >= 16 "
+                           "(the network pools three times)")
+    if m < 1:
+        raise DatasetError(path, "diffraction", "holds no patterns (M = 0)")
+    _check_finite(path, "diffraction", d)
+    if np.any(d < 0):
+        raise DatasetError(path, "diffraction", f"{int(np.count_nonzero(d < 0))} negative amplitude(s); "
+                           "diffraction holds sqrt(counts) >= 0")
+    for key in PER_POSITION_KEYS:
+        arr = getattr(ds, key)
+        if arr is None:
+            continue
+        if arr.shape != (m,):
+            raise DatasetError(path, key, f"expected shape ({m},) to match diffraction's M={m}, got {arr.shape}")
+        _check_finite(path, key, arr)
+    if ds.probe.shape != (n1, n1):
+        raise DatasetError(path, "probeGuess", f"expected shape ({n1}, {n1}) to match N={n1}, got {ds.probe.shape}")
+    _check_finite(path, "probeGuess", ds.probe)
+    if ds.object is not None:
+        if ds.object.ndim != 2:
+            raise DatasetError(path, "objectGuess", f"expected 2 dimensions (H, W), got shape {ds.object.shape}")
+        _check_finite(path, "objectGuess", ds.object)
+    return ds
+
+
+def load_dataset(path) -> Dataset:
+    """Read and validate an NPZ file; `diff3d` is accepted as an alias of `diffraction`."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(path, None, "file does not exist")
+    if not zipfile.is_zipfile(path):
+        raise DatasetError(path, None, "not an NPZ archive (numpy .npz zip file)")
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except Exception as exc:  # numpy raises several types for damaged archives
+        raise DatasetError(path, None, f"cannot be read as NPZ: {exc}") from exc
+    with npz:
+        try:
+            raw = {k: npz[k] for k in npz.files}
+        except ValueError as exc:  # object arrays need pickle, which is refused
+            raise DatasetError(path, None, f"holds a member that needs pickle, refused: {exc}") from exc
+    if "diffraction" in raw and "diff3d" in raw:
+        a, b = raw["diffraction"], raw["diff3d"]
+        if a.shape != b.shape or not np.array_equal(a, b):
+            raise DatasetError(path, "diff3d", "both 'diffraction' and its alias 'diff3d' are present and differ")
+    if "diffraction" not in raw and "diff3d" in raw:
+        raw["diffraction"] = raw["diff3d"]
+    for key in ("diffraction", "xcoords", "ycoords", "probeGuess"):
+        if key not in raw:
+            raise DatasetError(path, key, f"required key is missing (present: {sorted(raw)})")
+    arrays = {k: _cast(path, k, raw[k]) for k in _DTYPES if k in raw}
+    metadata = {}
+    if "metadata" in raw:
+        try:
+            metadata = json.loads(str(raw["metadata"]))
+        except json.JSONDecodeError as exc:
+            raise DatasetError(path, "metadata", f"is not a JSON string: {exc}") from exc
+        if not isinstance(metadata, dict):
+            raise DatasetError(path, "metadata", "must be a JSON object")
+    ds = Dataset(
+        diffraction=arrays["diffraction"], xcoords=arrays["xcoords"], ycoords=arrays["ycoords"],
+        probe=arrays["probeGuess"], object=arrays.get("objectGuess"),
+        xcoords_start=arrays.get("xcoords_start"), ycoords_start=arrays.get("ycoords_start"),
+        metadata=metadata, source=str(path),
+    )
+    return validate(ds)
+
+
+def save_dataset(ds: Dataset, path) -> Path:
+    """Validate, then write atomically (a temp file renamed into place)."""
+    validate(ds)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {
+        "diffraction": ds.diffraction.astype(np.float32),
+        "xcoords": ds.xcoords.astype(np.float64),
+        "ycoords": ds.ycoords.astype(np.float64),
+        "probeGuess": ds.probe.astype(np.complex64),
+        "metadata": np.array(json.dumps(ds.metadata, sort_keys=True)),
+    }
+    if ds.object is not None:
+        arrays["objectGuess"] = ds.object.astype(np.complex64)
+    for key in ("xcoords_start", "ycoords_start"):
+        if getattr(ds, key) is not None:
+            arrays[key] = getattr(ds, key).astype(np.float64)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            _write_npz(fh, arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _write_npz(fh, arrays: dict) -> None:
+    """np.savez, but with fixed member timestamps so equal arrays give equal bytes."""
+    with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
+        for key in sorted(arrays):
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with zf.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(arrays[key]), allow_pickle=False)

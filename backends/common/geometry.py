@@ -1,0 +1,39 @@
+"""Shape helpers both backends share: canvas geometry of stitching (docs/spec.md §11).
+
+Only sizes, origins and integer/fractional splits of coordinates live here;
+the translation and accumulation numerics are written once per backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CanvasGeometry:
+    """Where each predicted patch lands on the stitched canvas."""
+
+    origin_px: tuple  # (x0, y0): object-pixel coordinates of canvas pixel (0, 0)
+    shape: tuple  # (height, width) of the canvas
+    tile_offsets: np.ndarray  # (P, 2) int64 (col, row) of each (N+1)x(N+1) tile's corner on the canvas
+    fractions_px: np.ndarray  # (P, 2) float64 (x, y) sub-pixel shift in [0, 1) applied inside the tile
+
+
+def canvas_geometry(xcoords, ycoords, n: int) -> CanvasGeometry:
+    """Canvas origin (floor(min x) - N/2, floor(min y) - N/2), covering every patch.
+
+    A patch centred at p covers object pixels p - N/2 .. p + N/2 - 1; shifted by
+    frac(p) inside an (N+1)-wide tile it never clips, so the tile of position p
+    starts at floor(p) - floor(min p) on the canvas.
+    """
+    x = np.asarray(xcoords, dtype=np.float64).ravel()
+    y = np.asarray(ycoords, dtype=np.float64).ravel()
+    fx, fy = np.floor(x), np.floor(y)
+    x0, y0 = fx.min(), fy.min()
+    width = int(fx.max() - x0) + n + 1
+    height = int(fy.max() - y0) + n + 1
+    tiles = np.stack([fx - x0, fy - y0], axis=-1).astype(np.int64)
+    return CanvasGeometry(origin_px=(float(x0 - n // 2), float(y0 - n // 2)), shape=(height, width),
+                          tile_offsets=tiles, fractions_px=np.stack([x - fx, y - fy], axis=-1))

@@ -1,0 +1,37 @@
+"""Test settings that must be in place before any framework is imported."""
+
+import os
+
+# One thread per op pool: results do not depend on the machine, and xdist
+# workers do not fight over the two cores.
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+    os.environ.setdefault(_var, "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from backends.common.dataset import save_dataset  # noqa: E402
+from backends.common.simulate import simulate  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def small_dataset_path(tmp_path_factory):
+    """A small simulated scan (N=32, 40 positions) written once per worker."""
+    path = tmp_path_factory.mktemp("data") / "small.npz"
+    save_dataset(simulate(seed=3, n_positions=40, n=32), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def default_dataset_path(tmp_path_factory):
+    """The default simulated scan (N=32, 150 positions)."""
+    path = tmp_path_factory.mktemp("data") / "default.npz"
+    save_dataset(simulate(), path)
+    return path
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
