@@ -66,7 +66,8 @@ def write_bundle(path, *, backend: str, framework_versions: dict, config: PinnCo
     """Write atomically: the zip is built in a temp file and renamed into place."""
     check_canonical(weights, config.n_channels, config.n_filters_scale, source=f"bundle {path}")
     path = Path(path)
-    weights_bytes = st_save({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()})
+    # np.array, not ascontiguousarray: the latter turns the 0-d log_intensity_scale into shape (1,).
+    weights_bytes = st_save({k: np.array(v, dtype=np.float32, order="C") for k, v in weights.items()})
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(probe, dtype=np.complex64), allow_pickle=False)
     probe_bytes = buf.getvalue()

@@ -37,6 +37,11 @@ def write_json_atomic(path, data) -> Path:
     return path
 
 
+def _check_same_n(data, n: int, what: str) -> None:
+    if data.N != n:
+        raise DatasetError(data.source, "diffraction", f"pattern size N={data.N} differs from N={n} of {what}")
+
+
 def _fail(prog: str, exc: Exception) -> int:
     print(f"{prog}: error: {exc}", file=sys.stderr)
     return 2
@@ -57,6 +62,9 @@ def train_main(argv, *, prog: str, train: Callable, save_bundle: Callable) -> in
         train_data = load_dataset(args.train_data_file)
         test_data = load_dataset(args.test_data_file) if args.test_data_file else None
         cfg.check_against_data(train_data.n_positions, source=args.train_data_file)
+        if test_data is not None:
+            _check_same_n(test_data, train_data.N, f"the training data {args.train_data_file}")
+            cfg.check_against_data(test_data.n_positions, source=args.test_data_file)
     except (ConfigError, DatasetError) as exc:
         return _fail(prog, exc)
     out = Path(args.output_dir)
@@ -80,6 +88,8 @@ def infer_main(argv, *, prog: str, load_bundle: Callable, reconstruct: Callable)
     try:
         model = load_bundle(args.bundle)
         data = load_dataset(args.data_file)
+        _check_same_n(data, model.probe.shape[-1], f"the bundle {args.bundle}")
+        model.config.check_against_data(data.n_positions, source=args.data_file)
     except (BundleError, DatasetError, ConfigError) as exc:
         return _fail(prog, exc)
     obj, origin = reconstruct(model, data)

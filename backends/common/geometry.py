@@ -1,4 +1,4 @@
-"""Shape helpers both backends share: canvas geometry of stitching (docs/spec.md §11).
+"""Shape helpers both backends share: the Groups container and stitching geometry (§4, §11).
 
 Only sizes, origins and integer/fractional splits of coordinates live here;
 the translation and accumulation numerics are written once per backend.
@@ -9,6 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class Groups:
+    """Grouped scan positions (docs/spec.md §4), numpy, canonical layout."""
+
+    nn_indices: np.ndarray  # (B, C) int64 scan-position indices of each group's members
+    coords_px: np.ndarray  # (B, C, 2) float64 (x, y) of each member
+    center_px: np.ndarray  # (B, 2) float64 mean of the members' coordinates
+    offsets_px: np.ndarray  # (B, C, 2) float64 coords_px - center_px
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,114 @@
+"""The one interface the harness talks to: numpy in, numpy out, canonical layout.
+
+Canonical layout (docs/spec.md): images `(B, C, N, N)`, coordinates and
+offsets `(B, C, 2)` as (x, y) pixels, weights a flat name -> float32 mapping
+with kernels `(out, in, kh, kw)`. Every stage takes its inputs from outside, so
+the harness can feed both backends identical inputs and check one stage in
+isolation. A stage an adapter cannot do raises NotImplementedError; it never
+returns None.
+"""
+
+from __future__ import annotations
+
+from abc import ABC
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """Everything a prediction needs besides its batch, in canonical form."""
+
+    config: dict  # effective configuration (backends.common.config field names)
+    weights: dict  # canonical weights, log_intensity_scale included
+    probe: np.ndarray  # (N, N) complex64
+    input_scale: float  # r of docs/spec.md §5: the network sees r * X
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Groups of measured patterns with their offsets."""
+
+    diffraction: np.ndarray  # (B, C, N, N) float32 raw amplitudes
+    offsets_px: np.ndarray  # (B, C, 2) float32 (x, y) offsets from the group centre
+
+
+class Backend(ABC):
+    """A system under test. Subclasses implement the stages they support."""
+
+    name: str = "unnamed"
+
+    def versions(self) -> dict:
+        """Framework name -> version, for env.json and golden manifests."""
+        raise NotImplementedError(f"{self.name}: versions")
+
+    # config / data
+    def resolve_config(self, overrides: dict) -> dict:
+        """Effective configuration for `overrides`, every field, defaults filled in."""
+        raise NotImplementedError(f"{self.name}: stage config")
+
+    def load_dataset(self, path) -> dict:
+        """diffraction (M,N,N) float32, xcoords, ycoords (M,) float64, probe (N,N) complex64."""
+        raise NotImplementedError(f"{self.name}: stage data")
+
+    # grouping
+    def group(self, xcoords: np.ndarray, ycoords: np.ndarray, config: dict, inference: bool = False) -> dict:
+        """nn_indices (B,C) int64, coords_px (B,C,2), center_px (B,2), offsets_px (B,C,2)."""
+        raise NotImplementedError(f"{self.name}: stage grouping")
+
+    # shapes
+    def model_shapes(self, config: dict, n: int) -> dict:
+        """name -> [shape, dtype] of the model's inputs, outputs and canonical weights, batch dim B=1."""
+        raise NotImplementedError(f"{self.name}: stage shapes")
+
+    # physics
+    def translate(self, images: np.ndarray, shifts_px: np.ndarray) -> np.ndarray:
+        """T(images, shifts) of docs/spec.md §6; images (B,C,H,W) real or complex, shifts (B,C,2)."""
+        raise NotImplementedError(f"{self.name}: stage translation")
+
+    def forward(self, object_patches: np.ndarray, probe: np.ndarray, offsets_px: np.ndarray,
+                object_big: bool) -> dict:
+        """far_field (B,C,N,N) complex64 and amplitude (B,C,N,N) float32 of docs/spec.md §8."""
+        raise NotImplementedError(f"{self.name}: stage forward")
+
+    def loss(self, far_field: np.ndarray, observed_amplitude: np.ndarray, log_intensity_scale: float,
+             loss_name: str) -> float:
+        raise NotImplementedError(f"{self.name}: stage loss")
+
+    def scales(self, diffraction: np.ndarray, probe: np.ndarray, amp_activation: str) -> dict:
+        """input_scale and log_intensity_scale of docs/spec.md §5."""
+        raise NotImplementedError(f"{self.name}: stage scales")
+
+    # model
+    def initial_weights(self, config: dict, n: int, log_intensity_scale: float) -> dict:
+        """The backend's own freshly initialised model, as canonical weights."""
+        raise NotImplementedError(f"{self.name}: stage model")
+
+    def predict(self, state: ModelState, batch: Batch) -> dict:
+        """object_patches (B,C,N,N) complex64 and amplitude (B,C,N,N) float32 (g * |far field|)."""
+        raise NotImplementedError(f"{self.name}: stage model")
+
+    def gradients(self, state: ModelState, batch: Batch) -> dict:
+        """loss (float) and grads: canonical name -> float32 array of d loss / d weight."""
+        raise NotImplementedError(f"{self.name}: stage gradients")
+
+    # training and reconstruction
+    def train(self, config: dict, data_path, init_weights: dict, max_steps: int) -> dict:
+        """history (docs/spec.md §10) and weights (canonical) after `max_steps` steps."""
+        raise NotImplementedError(f"{self.name}: stage training")
+
+    def reconstruct(self, state: ModelState, data_path) -> dict:
+        """object (H,W) complex64 and origin_px (2,) stitched from every position of the file."""
+        raise NotImplementedError(f"{self.name}: stage reconstruction")
+
+    # bundle and cli
+    def save_bundle(self, state: ModelState, path) -> None:
+        raise NotImplementedError(f"{self.name}: stage bundle")
+
+    def load_bundle(self, path) -> ModelState:
+        raise NotImplementedError(f"{self.name}: stage bundle")
+
+    def run_train_cli(self, argv: list) -> dict:
+        """Run the backend's train command line with `argv`; return its effective_config.json."""
+        raise NotImplementedError(f"{self.name}: stage cli")

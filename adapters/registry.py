@@ -1,0 +1,57 @@
+"""Find adapters by name: the bundled ones, then entry points of other packages.
+
+A team adds its own backend without editing this project by declaring, in its
+own package metadata:
+
+    [project.entry-points."pinn_parity.backends"]
+    mybackend = "my_package.parity_adapter:MyBackend"
+
+where `MyBackend` is a subclass of `adapters.base.Backend` (or a callable
+returning an instance). See docs/adding_a_backend.md.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from importlib.metadata import entry_points
+
+from adapters.base import Backend
+
+ENTRY_POINT_GROUP = "pinn_parity.backends"
+
+# name -> "module:attribute"; explicit, so a typo is an error, not a silent miss.
+BUILTIN = {
+    "tf": "adapters.bundled:TensorFlowBackend",
+    "torch": "adapters.bundled:TorchBackend",
+}
+
+
+class AdapterError(LookupError):
+    """No adapter of that name, or it does not build a Backend."""
+
+
+def _load(spec: str):
+    module, _, attr = spec.partition(":")
+    return getattr(import_module(module), attr)
+
+
+def available() -> dict:
+    """name -> "module:attribute" of every adapter, bundled first."""
+    found = dict(BUILTIN)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep.value)
+    return found
+
+
+def get_backend(name: str) -> Backend:
+    """A fresh adapter instance for `name` (tf, torch, or an entry point's name)."""
+    table = available()
+    if name not in table:
+        raise AdapterError(f"no backend adapter named {name!r}; available: {', '.join(sorted(table))} "
+                           f"(others register under the entry point group '{ENTRY_POINT_GROUP}')")
+    factory = _load(table[name])
+    backend = factory()
+    if not isinstance(backend, Backend):
+        raise AdapterError(f"adapter {name!r} ({table[name]}) built a {type(backend).__name__}, "
+                           "not an adapters.base.Backend")
+    return backend

@@ -1,0 +1,12 @@
+"""`python -m backends.tf_pinn.infer --bundle B --data-file F --output-dir O` (docs/spec.md §13).
+
+Entry point only; the work is backends.tf_pinn.cli.infer_main. Counterpart of
+backends/torch_pinn/infer.py.
+"""
+
+if __name__ == "__main__":
+    import sys
+
+    from backends.tf_pinn.cli import infer_main
+
+    sys.exit(infer_main())

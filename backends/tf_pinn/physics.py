@@ -1,0 +1,119 @@
+"""Physics of the forward model (docs/spec.md §6-§8) in TensorFlow, channels-last.
+
+Counterpart of backends/torch_pinn/physics.py. Images are (B, H, W, C); shifts
+and offsets are (B, C, 2) as (x, y) in pixels, one per image.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+MERGE_EPSILON = 1e-3  # added to the summed masks when a group is merged (§8)
+
+
+def _translate_real(images, shifts_px):
+    """4-tap bilinear translation of real (B, H, W, C) images, zero outside."""
+    shape = tf.shape(images)
+    b, h, w, c = shape[0], shape[1], shape[2], shape[3]
+    flat = tf.reshape(tf.transpose(images, (0, 3, 1, 2)), (b * c, h, w))
+    shifts = tf.reshape(tf.cast(shifts_px, tf.float32), (b * c, 2))
+    dx, dy = shifts[:, 0], shifts[:, 1]
+    ix, iy = tf.math.floor(dx), tf.math.floor(dy)
+    fx, fy = dx - ix, dy - iy
+
+    def taps(size, whole, frac):
+        # out(x) = (1 - f) img(x - i) + f img(x - i - 1); a source outside [0, size) weighs 0.
+        grid = tf.range(size)[None, :]
+        src0 = grid - tf.cast(whole, tf.int32)[:, None]
+        src1 = src0 - 1
+
+        def inside(src):
+            return tf.cast(tf.logical_and(src >= 0, src < size), tf.float32)
+
+        w0 = (1.0 - frac)[:, None] * inside(src0)
+        w1 = frac[:, None] * inside(src1)
+        return tf.clip_by_value(src0, 0, size - 1), tf.clip_by_value(src1, 0, size - 1), w0, w1
+
+    r0, r1, wy0, wy1 = taps(h, iy, fy)
+    c0, c1, wx0, wx1 = taps(w, ix, fx)
+    rows0 = tf.gather(flat, r0, axis=1, batch_dims=1)
+    rows1 = tf.gather(flat, r1, axis=1, batch_dims=1)
+
+    def cols(img, idx):
+        return tf.gather(img, idx, axis=2, batch_dims=1)
+
+    wy0, wy1 = wy0[:, :, None], wy1[:, :, None]
+    wx0, wx1 = wx0[:, None, :], wx1[:, None, :]
+    out = ((wy0 * wx0) * cols(rows0, c0) + (wy0 * wx1) * cols(rows0, c1)
+           + (wy1 * wx0) * cols(rows1, c0) + (wy1 * wx1) * cols(rows1, c1))
+    return tf.transpose(tf.reshape(out, (b, c, h, w)), (0, 2, 3, 1))
+
+
+def translate(images, shifts_px):
+    """T(img, d)(y, x) = img(y - d_y, x - d_x) per (B, C) image; float32 or complex64 in and out."""
+    images = tf.convert_to_tensor(images)
+    shifts_px = tf.convert_to_tensor(shifts_px, dtype=tf.float32)
+    if images.dtype.is_complex:
+        parts = tf.concat([tf.math.real(images), tf.math.imag(images)], axis=-1)
+        moved = _translate_real(parts, tf.concat([shifts_px, shifts_px], axis=1))
+        re, im = tf.split(moved, 2, axis=-1)
+        return tf.complex(re, im)
+    if images.dtype != tf.float32:
+        raise TypeError(f"translate: images must be float32 or complex64, got {images.dtype.name}")
+    return _translate_real(images, shifts_px)
+
+
+def support_mask(n: int):
+    """(n, n) float32: 1 on the central n/2 x n/2 square S, 0 elsewhere."""
+    inside = tf.logical_and(tf.range(n) >= n // 4, tf.range(n) < n // 4 + n // 2)
+    line = tf.cast(inside, tf.float32)
+    return line[:, None] * line[None, :]
+
+
+def check_offsets(offsets_px, n: int) -> None:
+    """Refuse a group whose offset exceeds N/2 in x or y: its merged canvas would clip it (§8)."""
+    d = np.abs(np.asarray(offsets_px, dtype=np.float64))
+    if d.size and d.max() > n / 2:
+        group = int(np.unravel_index(np.argmax(d), d.shape)[0])
+        raise ValueError(f"group {group} has an offset of {d.max():.3f} px, more than N/2 = {n / 2:g}: "
+                         "object_big cannot merge it; use smaller neighbor_count or gridsize")
+
+
+def extend_objects(object_patches, offsets_px):
+    """object_big merge (§8): each O_c and S on a 3N/2 canvas, shifted by +d_c, averaged, shifted back."""
+    object_patches = tf.convert_to_tensor(object_patches, dtype=tf.complex64)
+    offsets_px = tf.convert_to_tensor(offsets_px, dtype=tf.float32)
+    n = int(object_patches.shape[1])
+    if tf.executing_eagerly():
+        check_offsets(offsets_px.numpy(), n)
+    pad = n // 4
+    paddings = [[0, 0], [pad, pad], [pad, pad], [0, 0]]
+    canvas = tf.pad(object_patches, paddings)
+    numerator = tf.reduce_sum(translate(canvas, offsets_px), axis=-1, keepdims=True)
+    masks = tf.pad(support_mask(n)[None, :, :, None], paddings)
+    masks = tf.broadcast_to(masks, tf.shape(canvas))
+    denominator = tf.reduce_sum(translate(masks, offsets_px), axis=-1, keepdims=True) + MERGE_EPSILON
+    merged = tf.complex(tf.math.real(numerator) / denominator, tf.math.imag(numerator) / denominator)
+    merged = tf.broadcast_to(merged, tf.shape(canvas))
+    back = translate(merged, -offsets_px)
+    return back[:, pad:pad + n, pad:pad + n, :]
+
+
+def far_field(object_ext, probe):
+    """Psi = fftshift(F_ortho(P * O_ext)), complex64 (B, N, N, C)."""
+    object_ext = tf.convert_to_tensor(object_ext, dtype=tf.complex64)
+    probe = tf.convert_to_tensor(probe, dtype=tf.complex64)
+    n = int(probe.shape[0])
+    exit_wave = tf.transpose(object_ext * probe[None, :, :, None], (0, 3, 1, 2))
+    spectrum = tf.signal.fft2d(exit_wave)
+    scale = tf.constant(1.0 / n, tf.float32)  # ortho: 1 / sqrt(N * N)
+    spectrum = tf.complex(tf.math.real(spectrum) * scale, tf.math.imag(spectrum) * scale)
+    spectrum = tf.signal.fftshift(spectrum, axes=(2, 3))
+    return tf.transpose(spectrum, (0, 2, 3, 1))
+
+
+def forward_model(object_patches, probe, offsets_px, object_big: bool):
+    """Far-field amplitude |Psi| (float32, native layout) of object patches O."""
+    object_ext = extend_objects(object_patches, offsets_px) if object_big else object_patches
+    return tf.abs(far_field(object_ext, probe))

@@ -1,0 +1,67 @@
+"""Grouping of scan positions (docs/spec.md §4), with torch ops for distances and sorting.
+
+The random draws use numpy's `default_rng`, as the contract requires, so both
+backends draw the same groups; the nearest-neighbour search is torch float64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from backends.common.config import PinnConfig
+
+from backends.common.geometry import Groups
+
+
+def _as_coordinates(xcoords, ycoords) -> tuple[torch.Tensor, torch.Tensor]:
+    x = np.asarray(xcoords, dtype=np.float64)
+    y = np.asarray(ycoords, dtype=np.float64)
+    if x.ndim != 1 or y.shape != x.shape:
+        raise ValueError(f"xcoords and ycoords must be 1-D of one length; got shapes {x.shape} and {y.shape}")
+    if x.size == 0:
+        raise ValueError("no scan positions to group (xcoords is empty)")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise ValueError("xcoords/ycoords hold non-finite values")
+    return torch.from_numpy(x.copy()), torch.from_numpy(y.copy())
+
+
+def nearest_neighbors(x: torch.Tensor, y: torch.Tensor, seeds: torch.Tensor, k: int) -> torch.Tensor:
+    """(S, k) int64: for each seed the k nearest other positions, by float64 dx*dx + dy*dy,
+    ties to the lower index (a stable sort of an index-ordered row), the seed excluded."""
+    dx = x[seeds][:, None] - x[None, :]
+    dy = y[seeds][:, None] - y[None, :]
+    d2 = dx * dx + dy * dy
+    order = torch.sort(d2, dim=1, stable=True).indices
+    # Drop the seed itself wherever it sorts (another position may share its coordinates).
+    keep = order != seeds[:, None]
+    others = order[keep].reshape(len(seeds), x.shape[0] - 1)
+    return others[:, :k]
+
+
+def group_positions(xcoords, ycoords, config: PinnConfig, inference: bool = False) -> Groups:
+    """Groups of C = gridsize**2 positions: training draws seeds, inference takes every position."""
+    x, y = _as_coordinates(xcoords, ycoords)
+    m = x.shape[0]
+    config.check_against_data(m, source="the grouped positions")
+    c = config.n_channels
+    if inference:
+        seeds = np.arange(m, dtype=np.int64)
+        rng = np.random.default_rng(config.seed) if c > 1 else None
+    else:
+        rng = np.random.default_rng(config.seed)
+        n_groups = m if config.n_groups is None else config.n_groups
+        seeds = rng.choice(m, n_groups, replace=False).astype(np.int64)
+    if c == 1:
+        nn_indices = seeds[:, None]
+    else:
+        k = config.neighbor_count
+        neighbors = nearest_neighbors(x, y, torch.from_numpy(seeds), k).numpy()
+        picks = np.stack([rng.choice(k, c, replace=False) for _ in range(len(seeds))])
+        nn_indices = np.take_along_axis(neighbors, picks, axis=1)
+    index = torch.from_numpy(np.ascontiguousarray(nn_indices, dtype=np.int64))
+    coords = torch.stack([x[index], y[index]], dim=-1)  # (B, C, 2) float64
+    center = coords.mean(dim=1)
+    offsets = coords - center[:, None, :]
+    return Groups(nn_indices=index.numpy(), coords_px=coords.numpy(), center_px=center.numpy(),
+                  offsets_px=offsets.numpy())

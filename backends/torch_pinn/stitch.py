@@ -1,0 +1,70 @@
+"""Prediction of every scan position and stitching onto one canvas (docs/spec.md §11)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from backends.common.dataset import Dataset, DatasetError
+from backends.common.geometry import canvas_geometry
+from backends.torch_pinn.grouping import group_positions
+from backends.torch_pinn.model import PinnModel
+from backends.torch_pinn.physics import support_mask, translate
+
+MASK_FLOOR = 1e-3  # canvas pixels whose mask sum is below this are set to 0
+PREDICT_CHUNK = 64  # groups per forward pass
+
+
+def stitch_patches(patches, xcoords, ycoords) -> tuple[np.ndarray, tuple]:
+    """Sum of S-masked patches placed at their positions over the sum of masks.
+
+    patches (P, N, N) complex tensor of O_ext; xcoords, ycoords (P,) float64.
+    Returns the complex64 object and its origin (x0, y0) in object pixels.
+    """
+    patches = patches if torch.is_tensor(patches) else torch.from_numpy(np.asarray(patches))
+    patches = patches.detach().to(torch.complex64)
+    x = np.asarray(xcoords, dtype=np.float64).ravel()
+    y = np.asarray(ycoords, dtype=np.float64).ravel()
+    if patches.ndim != 3 or patches.shape[1] != patches.shape[2] or not (len(x) == len(y) == patches.shape[0]):
+        raise ValueError(f"stitch_patches: patches must be (P, N, N) with P coordinates; got patches "
+                         f"{tuple(patches.shape)}, {len(x)} x and {len(y)} y coordinates")
+    p, n = patches.shape[0], patches.shape[-1]
+    geometry = canvas_geometry(x, y, n)
+    mask = support_mask(n)
+    tiles = torch.zeros((p, 2, n + 1, n + 1), dtype=torch.complex64)
+    tiles[:, 0, :n, :n] = patches * mask
+    tiles[:, 1, :n, :n] = mask.to(torch.complex64)
+    shifts = torch.from_numpy(geometry.fractions_px)[:, None, :].expand(p, 2, 2)
+    tiles = translate(tiles, shifts)
+    height, width = geometry.shape
+    total = torch.zeros((height, width), dtype=torch.complex128)
+    weight = torch.zeros((height, width), dtype=torch.float64)
+    for k, (col, row) in enumerate(geometry.tile_offsets.tolist()):
+        total[row:row + n + 1, col:col + n + 1] += tiles[k, 0].to(torch.complex128)
+        weight[row:row + n + 1, col:col + n + 1] += tiles[k, 1].real.to(torch.float64)
+    covered = weight >= MASK_FLOOR
+    obj = torch.where(covered, total / torch.where(covered, weight, torch.ones((), dtype=torch.float64)),
+                      torch.zeros((), dtype=torch.complex128))
+    return obj.to(torch.complex64).numpy(), geometry.origin_px
+
+
+def predict_patches(model: PinnModel, data: Dataset) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """O_ext of every member of every inference group: (P, N, N) complex64 with each member's x, y."""
+    if data.N != model.n:
+        raise DatasetError(data.source, "diffraction", f"pattern size N={data.N} does not match the model's "
+                           f"N={model.n}")
+    groups = group_positions(data.xcoords, data.ycoords, model.config, inference=True)
+    diffraction = torch.from_numpy(np.ascontiguousarray(data.diffraction[groups.nn_indices], dtype=np.float32))
+    offsets = torch.from_numpy(np.ascontiguousarray(groups.offsets_px, dtype=np.float32))
+    chunks = []
+    with torch.no_grad():
+        for start in range(0, diffraction.shape[0], PREDICT_CHUNK):
+            stop = start + PREDICT_CHUNK
+            chunks.append(model.object_ext(diffraction[start:stop], offsets[start:stop]))
+    patches = torch.cat(chunks).reshape(-1, model.n, model.n)
+    return patches, groups.coords_px[..., 0].reshape(-1), groups.coords_px[..., 1].reshape(-1)
+
+
+def reconstruct(model: PinnModel, data: Dataset) -> tuple[np.ndarray, tuple]:
+    """The stitched object of `data` and its origin (x0, y0)."""
+    return stitch_patches(*predict_patches(model, data))

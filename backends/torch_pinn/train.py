@@ -1,0 +1,236 @@
+"""Training (docs/spec.md §10): a LightningModule run by a CPU lightning.Trainer.
+
+    python -m backends.torch_pinn.train --train-data-file F --output-dir D [flags]
+
+Groups are drawn once; epoch e visits them in default_rng(seed + 1 + e) order
+through a batch sampler that Lightning tells the epoch. Adam is torch's own,
+with the contract's epsilon (torch's default 1e-8 differs).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import tempfile
+from dataclasses import dataclass
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from backends.common.config import PinnConfig
+from backends.common.dataset import Dataset as ScanData
+from backends.common.dataset import DatasetError
+from backends.common.weights import LOG_INTENSITY_SCALE
+from backends.torch_pinn.grouping import Groups, group_positions
+from backends.torch_pinn.loss import compute_loss
+from backends.torch_pinn.model import PinnModel, canonical_name, compute_scales, create_model, model_for_data
+from backends.torch_pinn.runtime import BACKEND_NAME, configure_determinism, quiet_lightning
+
+EVAL_CHUNK = 64  # groups per forward pass when the test loss is evaluated
+
+
+@dataclass
+class TrainResult:
+    """What `train` returns."""
+
+    model: PinnModel  # trained, in eval mode
+    history: dict  # docs/spec.md §10
+    groups: Groups  # the training groups, drawn once before training
+
+
+def batch_order(n_groups: int, batch_size: int, epoch: int, seed: int) -> list[np.ndarray]:
+    """Epoch `epoch`'s batches: default_rng(seed + 1 + epoch).permutation(n_groups) in
+    chunks of batch_size, the last partial chunk kept."""
+    order = np.random.default_rng(seed + 1 + epoch).permutation(n_groups)
+    return [order[start:start + batch_size] for start in range(0, n_groups, batch_size)]
+
+
+def grouped_inputs(data: ScanData, groups: Groups) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw amplitudes (B, C, N, N) float32 and offsets (B, C, 2) float32 of `groups`."""
+    diffraction = torch.from_numpy(np.ascontiguousarray(data.diffraction[groups.nn_indices], dtype=np.float32))
+    offsets = torch.from_numpy(np.ascontiguousarray(groups.offsets_px, dtype=np.float32))
+    return diffraction, offsets
+
+
+def loss_and_gradients(model: PinnModel, diffraction, offsets_px) -> tuple[float, dict]:
+    """Loss of model.config.loss on one batch and its gradient per canonical weight (float32 numpy)."""
+    x = diffraction if torch.is_tensor(diffraction) else torch.from_numpy(np.asarray(diffraction, np.float32))
+    d = offsets_px if torch.is_tensor(offsets_px) else torch.from_numpy(np.asarray(offsets_px, np.float32))
+    named = [(canonical_name(n), p) for n, p in model.network.named_parameters()]
+    named.append((LOG_INTENSITY_SCALE, model.log_intensity_scale))
+    with torch.enable_grad():
+        loss = _batch_loss(model, x, d)
+        grads = torch.autograd.grad(loss, [p for _, p in named])
+    return float(loss.detach()), {name: g.detach().numpy().astype(np.float32, copy=True)
+                                  for (name, _), g in zip(named, grads)}
+
+
+def _batch_loss(model: PinnModel, diffraction: torch.Tensor, offsets_px: torch.Tensor) -> torch.Tensor:
+    far = model.far_field(diffraction, offsets_px)
+    return compute_loss(far, diffraction, model.log_intensity_scale, model.config.loss)
+
+
+class _GroupData(Dataset):
+    """Group index, raw amplitudes (C, N, N) and offsets (C, 2) of each group."""
+
+    def __init__(self, diffraction: torch.Tensor, offsets: torch.Tensor):
+        self.diffraction, self.offsets = diffraction, offsets
+
+    def __len__(self):
+        return self.diffraction.shape[0]
+
+    def __getitems__(self, indices):
+        index = torch.as_tensor(np.asarray(indices, dtype=np.int64))
+        return index, self.diffraction[index], self.offsets[index]
+
+
+class _EpochOrder(Sampler):
+    """The epoch's permutation of group indices; Lightning calls set_epoch before each epoch."""
+
+    def __init__(self, n_groups: int, seed: int):
+        self.n_groups, self.seed, self.epoch = n_groups, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self):
+        return self.n_groups
+
+    def __iter__(self):
+        return iter(np.random.default_rng(self.seed + 1 + self.epoch).permutation(self.n_groups).tolist())
+
+
+class EpochBatchSampler(Sampler):
+    """Batches of `batch_order` for the current epoch (Lightning sets it through `.sampler`)."""
+
+    def __init__(self, n_groups: int, batch_size: int, seed: int):
+        self.sampler = _EpochOrder(n_groups, seed)
+        self.batch_size = batch_size
+
+    @property
+    def epoch(self) -> int:
+        return self.sampler.epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def __len__(self):
+        return math.ceil(self.sampler.n_groups / self.batch_size)
+
+    def __iter__(self):
+        for batch in batch_order(self.sampler.n_groups, self.batch_size, self.epoch, self.sampler.seed):
+            yield batch.tolist()
+
+
+class PinnTask(pl.LightningModule):
+    """Lightning wrapper: one Adam step per batch, every step's loss recorded."""
+
+    def __init__(self, model: PinnModel, batch_sampler: EpochBatchSampler):
+        super().__init__()
+        self.model = model
+        self.batch_sampler = batch_sampler
+        self.records: list[tuple[int, float, int]] = []  # (epoch, loss, batch size) per step
+        self.visited: list[list[int]] = []  # group indices of each step, in order
+
+    def training_step(self, batch, batch_idx):
+        index, diffraction, offsets = batch
+        if self.batch_sampler.epoch != self.current_epoch:
+            raise RuntimeError(f"batch sampler is at epoch {self.batch_sampler.epoch} while Lightning runs "
+                               f"epoch {self.current_epoch}: set_epoch was not called")
+        loss = _batch_loss(self.model, diffraction, offsets)
+        self.records.append((self.current_epoch, float(loss.detach()), int(diffraction.shape[0])))
+        self.visited.append(index.tolist())
+        return loss
+
+    def configure_optimizers(self):
+        cfg = self.model.config
+        return torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate, betas=(0.9, 0.999),
+                                eps=cfg.adam_epsilon)
+
+
+def _run_trainer(task: PinnTask, loader: DataLoader, epochs: int, max_steps: int | None) -> None:
+    with quiet_lightning(), tempfile.TemporaryDirectory(prefix="torch_pinn_") as scratch:
+        trainer = pl.Trainer(
+            accelerator="cpu", devices=1, max_epochs=epochs, max_steps=-1 if max_steps is None else max_steps,
+            deterministic=True, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+            enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=1,
+            use_distributed_sampler=False, default_root_dir=scratch, limit_val_batches=0,
+        )
+        trainer.fit(task, train_dataloaders=loader)
+
+
+def evaluate_loss(model: PinnModel, data: ScanData) -> float:
+    """Mean loss over every position of `data` as inference groups."""
+    groups = group_positions(data.xcoords, data.ycoords, model.config, inference=True)
+    diffraction, offsets = grouped_inputs(data, groups)
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, diffraction.shape[0], EVAL_CHUNK):
+            x, d = diffraction[start:start + EVAL_CHUNK], offsets[start:start + EVAL_CHUNK]
+            total += float(_batch_loss(model, x, d)) * x.shape[0]
+            count += x.shape[0]
+    return total / count
+
+
+def _epoch_losses(records: list) -> list[float]:
+    sums: dict[int, list[float]] = {}
+    for epoch, loss, size in records:
+        acc = sums.setdefault(epoch, [0.0, 0])
+        acc[0] += loss * size
+        acc[1] += size
+    return [sums[e][0] / sums[e][1] for e in sorted(sums)]
+
+
+def train(config: PinnConfig, train_data: ScanData, test_data: ScanData | None = None, *,
+          init_weights: dict | None = None, max_steps: int | None = None) -> TrainResult:
+    """Train on `train_data`; groups, batch order and initial weights all derive from config.seed."""
+    if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 0):
+        raise ValueError(f"max_steps={max_steps!r}: must be a non-negative integer or None")
+    configure_determinism(config.seed)
+    config.check_against_data(train_data.n_positions, source=train_data.source)
+    if test_data is not None:
+        config.check_against_data(test_data.n_positions, source=test_data.source)
+        if test_data.N != train_data.N:
+            raise DatasetError(test_data.source, "diffraction",
+                               f"pattern size N={test_data.N} differs from the training data's N={train_data.N}")
+    groups = group_positions(train_data.xcoords, train_data.ycoords, config)
+    if init_weights is None:
+        model = model_for_data(config, train_data)
+    else:
+        model = _model_from_weights(config, train_data, init_weights)
+    diffraction, offsets = grouped_inputs(train_data, groups)
+    n_groups = diffraction.shape[0]
+    sampler = EpochBatchSampler(n_groups, config.batch_size, config.seed)
+    loader = DataLoader(_GroupData(diffraction, offsets), batch_sampler=sampler, collate_fn=_identity,
+                        num_workers=0)
+    task = PinnTask(model, sampler)
+    if config.epochs > 0 and max_steps != 0:
+        _run_trainer(task, loader, config.epochs, max_steps)
+    model.eval()
+    history = {
+        "step_loss": [loss for _, loss, _ in task.records],
+        "epoch_loss": _epoch_losses(task.records),
+        "steps_per_epoch": len(sampler),
+        "n_groups": n_groups,
+        "test_loss": None if test_data is None else evaluate_loss(model, test_data),
+        "backend": BACKEND_NAME,
+    }
+    return TrainResult(model=model, history=history, groups=groups)
+
+
+def _identity(batch):
+    return batch
+
+
+def _model_from_weights(config: PinnConfig, data: ScanData, init_weights: dict) -> PinnModel:
+    """Scales from `data`; a log_intensity_scale inside `init_weights` wins (create_model)."""
+    input_scale, log_scale = compute_scales(data.diffraction, data.probe, config.amp_activation)
+    return create_model(config, data.probe, input_scale, log_scale, init_weights)
+
+
+if __name__ == "__main__":
+    from backends.torch_pinn import cli
+
+    sys.exit(cli.train_main())

@@ -1,0 +1,149 @@
+"""`python -m parity VERB ...`: run the suite, regenerate goldens, render and diff hubs.
+
+Verbs live in one explicit table (VERBS); adding one (the planned `audit` and
+`tolerances`) is one function and one row. Bad input (a missing hub, a
+results.json of another schema) is one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from parity.diff import diff_hubs, render_diff_text
+from parity.envinfo import REPO_ROOT
+from parity.golden import GoldenError
+from parity.hub import HubError, render, resolve_hub
+from parity.tolerances import LedgerError
+
+EXIT_BAD_INPUT = 2
+
+
+def pytest_command(extra: Sequence[str], *, regen: bool = False) -> list[str]:
+    """The suite's command line: `pytest parity/ -n auto`, extra arguments last (so they win)."""
+    command = [sys.executable, "-m", "pytest", "parity/", "-n", "auto"]
+    if regen:
+        command.append("--force-regen")  # pytest-regressions' option; the suite's conftest reads it
+    return command + list(extra)
+
+
+def _run_suite(argv: Sequence[str], *, regen: bool) -> int:
+    return subprocess.run(pytest_command(argv, regen=regen), cwd=REPO_ROOT, check=False).returncode
+
+
+def verb_run(argv: Sequence[str]) -> int:
+    """Run the parity suite; every argument goes to pytest."""
+    return _run_suite(argv, regen=False)
+
+
+def verb_regen(argv: Sequence[str]) -> int:
+    """Run the suite with --force-regen; pass --parity-config ID to limit it to configs."""
+    return _run_suite(argv, regen=True)
+
+
+def verb_report(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m parity report",
+                                     description="Re-render summary.md, index.html and plots of a hub.")
+    parser.add_argument("hub", nargs="?", default=str(REPO_ROOT / "reports" / "latest"),
+                        help="hub folder (default: reports/latest)")
+    args = parser.parse_args(argv)
+    hub = resolve_hub(args.hub)
+    render(hub)
+    print(f"report: {hub / 'index.html'}")
+    return 0
+
+
+def verb_diff(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m parity diff",
+                                     description="What changed from hub A to hub B; exit 1 on new failures.")
+    parser.add_argument("hub_a")
+    parser.add_argument("hub_b")
+    args = parser.parse_args(argv)
+    report = diff_hubs(args.hub_a, args.hub_b)
+    sys.stdout.write(render_diff_text(report))
+    return 1 if report.has_new_failures else 0
+
+
+def verb_tolerances(argv: Sequence[str]) -> int:
+    """Measure errors over seeds beside the ledger; exit 1 where one exceeds its tolerance."""
+    parser = argparse.ArgumentParser(prog="python -m parity tolerances",
+                                     description="Show the ledger, or measure errors over seeds beside it.")
+    parser.add_argument("--measure", action="store_true", help="rerun every stage check over --seeds seeds")
+    parser.add_argument("--seeds", type=int, default=3, help="number of data seeds (default 3)")
+    parser.add_argument("--write", action="store_true",
+                        help="set measured entries to worst x headroom, with provenance")
+    parser.add_argument("--parity-config", default=None, help="comma-separated config ids (default: all)")
+    parser.add_argument("--parity-backends", default="tf,torch")
+    args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error(f"--seeds={args.seeds}: need at least one seed")
+    from parity import measure as measuring
+    from parity.matrix import select
+    from parity.tolerances import load_ledger
+
+    ledger = load_ledger()
+    if not args.measure:
+        for key, entry in sorted(ledger.entries.items()):
+            print(f"{key:34s} {entry.value:11.3g}  {entry.summary()}")
+        return 0
+    try:
+        cases = select(args.parity_config)
+    except ValueError as exc:
+        raise LedgerError(str(exc)) from exc
+    found = measuring.measure(range(args.seeds), args.parity_backends.split(","), cases)
+    lines, ok = measuring.report(found, ledger)
+    print("\n".join(lines))
+    if args.write:
+        measuring.write_ledger(found)
+        print(f"wrote {ledger.path}")
+        return 0
+    return 0 if ok else 1
+
+
+@dataclass(frozen=True)
+class Verb:
+    summary: str
+    handler: Callable[[Sequence[str]], int]
+
+
+VERBS: dict[str, Verb] = {
+    "run": Verb("run the parity suite (pytest parity/ -n auto [ARGS])", verb_run),
+    "regen": Verb("regenerate goldens: the suite with --force-regen [--parity-config ID]", verb_regen),
+    "report": Verb("re-render a hub's summary.md, index.html and plots: report [HUB]", verb_report),
+    "diff": Verb("compare two hubs, exit 1 on new failures: diff HUB_A HUB_B", verb_diff),
+    "tolerances": Verb("ledger, or --measure --seeds N [--write]: errors over seeds beside it",
+                       verb_tolerances),
+    # Planned (later issue): the "audit" row goes here.
+}
+
+
+def usage() -> str:
+    width = max(len(name) for name in VERBS)
+    rows = "\n".join(f"  {name.ljust(width)}  {verb.summary}" for name, verb in VERBS.items())
+    return f"usage: python -m parity VERB [ARGS]\n\nverbs:\n{rows}\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        sys.stderr.write(usage())
+        return EXIT_BAD_INPUT
+    if args[0] in ("-h", "--help"):
+        sys.stdout.write(usage())
+        return 0
+    verb = VERBS.get(args[0])
+    if verb is None:
+        sys.stderr.write(f"parity: error: unknown verb {args[0]!r}; one of {', '.join(VERBS)}\n")
+        return EXIT_BAD_INPUT
+    try:
+        return verb.handler(args[1:])
+    except (HubError, GoldenError, LedgerError, FileNotFoundError) as error:
+        sys.stderr.write(f"parity: error: {error}\n")
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

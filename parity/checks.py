@@ -1,0 +1,419 @@
+"""One check function per pipeline stage: backend outputs in, Comparisons out.
+
+Each function gets a CaseContext (one case, one BackendRun per backend, the
+first backend the reference) and returns a StageResult: the cross-backend
+comparisons, the reference's data to compare with (or bless as) the golden,
+and artifacts for the hub's plots. A backend that raises yields a failed
+comparison for that stage, never a crashed session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from adapters.base import ModelState
+from backends.common.config import make_config
+from parity.compare import (check_invariants, compare_allclose, compare_band, compare_exact,
+                            compare_reconstruction, compare_update, error_comparison)
+from parity.comparison import Comparison
+from parity.hub import Artifact
+from parity.runner import BackendRun, CaseInputs
+from parity.tolerances import tolerance
+
+
+class UpstreamFailed(RuntimeError):
+    """A stage needs an output of the reference backend that could not be produced."""
+
+
+@dataclass
+class StageResult:
+    comparisons: list = field(default_factory=list)
+    golden: dict | None = None  # the reference backend's data for this stage's golden
+    golden_by_backend: dict = field(default_factory=dict)  # backend -> its own data, checked against the golden
+    golden_metric: str = "max_abs"
+    artifacts: list = field(default_factory=list)
+
+
+@dataclass
+class CaseContext:
+    inputs: CaseInputs
+    runs: dict  # backend name -> BackendRun, reference first
+
+    @property
+    def case_id(self) -> str:
+        return self.inputs.case.id
+
+    @property
+    def reference(self) -> str:
+        return next(iter(self.runs))
+
+    @property
+    def ref_run(self) -> BackendRun:
+        return self.runs[self.reference]
+
+    def others(self):
+        return [(name, run) for name, run in self.runs.items() if name != self.reference]
+
+    def upstream(self, label: str, fn):
+        """The reference's output needed downstream, or UpstreamFailed naming it."""
+        try:
+            return fn(self.ref_run)
+        except Exception as exc:
+            raise UpstreamFailed(f"reference backend {self.reference!r} could not produce {label}: "
+                                 f"{type(exc).__name__}: {exc}") from exc
+
+    @cached_property
+    def ref_groups(self) -> dict:
+        return self.upstream("grouping", lambda run: run.groups)
+
+    @cached_property
+    def batch(self):
+        return self.inputs.batch(self.ref_groups)
+
+    @cached_property
+    def ref_scales(self) -> dict:
+        return self.upstream("scales", lambda run: run.scales)
+
+    @cached_property
+    def initial_state(self) -> ModelState:
+        return self.inputs.initial_state(self.ref_scales)
+
+    @cached_property
+    def ref_training(self) -> dict:
+        return self.upstream("training", lambda run: run.train(self.initial_state.weights))
+
+    @cached_property
+    def trained_state(self) -> ModelState:
+        return ModelState(config=self.initial_state.config, weights=self.ref_training["weights"],
+                          probe=self.initial_state.probe, input_scale=self.initial_state.input_scale)
+
+
+def _outputs(ctx: CaseContext, stage: str, fn, result: StageResult) -> dict:
+    """fn(run) for every backend; a backend that raises gets a failed comparison instead."""
+    outputs = {}
+    for name, run in ctx.runs.items():
+        try:
+            outputs[name] = fn(run)
+        except UpstreamFailed as exc:
+            result.comparisons.append(error_comparison(config_id=ctx.case_id, stage=stage, check=name,
+                                                       metric="upstream", error=exc))
+        except Exception as exc:
+            result.comparisons.append(error_comparison(config_id=ctx.case_id, stage=stage, check=name,
+                                                       metric="call", error=exc))
+    return outputs
+
+
+def _pairs(ctx: CaseContext, outputs: dict):
+    """(check label "<other>~<reference>", reference output, other output) per other backend.
+
+    Comparators are called as (other, reference): the label's left name is the first
+    argument and the reference is the one relative tolerances scale with."""
+    if ctx.reference not in outputs:
+        return []
+    ref = outputs[ctx.reference]
+    return [(f"{name}~{ctx.reference}", ref, outputs[name]) for name, _ in ctx.others() if name in outputs]
+
+
+def _first_group(arrays: dict) -> dict:
+    """Goldens keep one group of image stages: enough to pin the numbers, small on disk."""
+    return {key: np.asarray(value)[:1] for key, value in arrays.items()}
+
+
+def _layer_peaks(grads: dict) -> dict:
+    """Peak |gradient| of each layer (kernel and bias together), per tensor name.
+
+    A bias gradient sums a whole feature map; where its terms cancel it is small and
+    its float32 rounding relatively large, so it is judged on its layer's scale."""
+    layer = {}
+    for key, value in grads.items():
+        stem = key.rsplit(".", 1)[0]
+        layer[stem] = max(layer.get(stem, 0.0), float(np.max(np.abs(value))))
+    return {key: layer[key.rsplit(".", 1)[0]] for key in grads}
+
+
+def _peak_normalised(grads: dict, peaks: dict) -> dict:
+    """Divide each tensor by its layer's reference peak, so one tolerance fits every layer."""
+    return {k: np.asarray(v, np.float64) / max(peaks[k], 1e-30) for k, v in grads.items()}
+
+
+def _norms(weights: dict) -> np.ndarray:
+    return np.array([np.linalg.norm(np.asarray(weights[k], np.float64)) for k in sorted(weights)], np.float64)
+
+
+# --- stages ----------------------------------------------------------------
+
+def check_config(ctx: CaseContext) -> StageResult:
+    result = StageResult()
+    outputs = _outputs(ctx, "config", lambda run: run.config, result)
+    expected = make_config(dict(ctx.inputs.case.overrides)).to_dict()
+    for label, ref, other in _pairs(ctx, outputs):
+        result.comparisons.append(compare_exact(other, ref, config_id=ctx.case_id, stage="config", check=label,
+                                                metric="fields"))
+    for name, cfg in outputs.items():
+        result.comparisons.append(compare_exact(cfg, expected, config_id=ctx.case_id, stage="config",
+                                                check=f"{name}~spec", metric="fields"))
+    result.golden = outputs.get(ctx.reference)
+    result.golden_by_backend = outputs
+    return result
+
+
+def check_data(ctx: CaseContext) -> StageResult:
+    result = StageResult()
+    outputs = _outputs(ctx, "data", lambda run: run.data, result)
+    for label, ref, other in _pairs(ctx, outputs):
+        result.comparisons.append(compare_exact(other, ref, config_id=ctx.case_id, stage="data", check=label,
+                                                metric="arrays"))
+
+    def digest(arrays):
+        return {k: {"shape": list(v.shape), "dtype": str(v.dtype),
+                    "sha256": hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest()}
+                for k, v in sorted(arrays.items())}
+
+    result.golden_by_backend = {name: digest(arrays) for name, arrays in outputs.items()}
+    result.golden = result.golden_by_backend.get(ctx.reference)
+    return result
+
+
+def _grouping_invariants(ctx: CaseContext, name: str, groups: dict, inference: bool) -> Comparison:
+    """Properties docs/spec.md §4 requires, whatever the random stream."""
+    ds, cfg = ctx.inputs.dataset, ctx.inputs.case.config
+    x, y = ds.xcoords, ds.ycoords
+    idx, coords, offsets = groups["nn_indices"], groups["coords_px"], groups["offsets_px"]
+    m, c = len(x), cfg.n_channels
+    b_expected = m if inference else (cfg.n_groups or m)
+    items = [("shape", idx.shape == (b_expected, c), f"nn_indices {idx.shape}, expected {(b_expected, c)}"),
+             ("dtype", idx.dtype == np.int64, f"nn_indices dtype {idx.dtype}, expected int64"),
+             ("range", bool(np.all((idx >= 0) & (idx < m))), "indices outside 0..M-1")]
+    if idx.shape == (b_expected, c) and items[2][1]:
+        xy = np.stack([x, y], -1)
+        items.append(("coords", bool(np.array_equal(coords, xy[idx])), "coords_px != positions[nn_indices]"))
+        items.append(("offsets", bool(np.allclose(offsets, coords - coords.mean(1, keepdims=True), atol=1e-9)),
+                      "offsets_px != coords - mean(coords)"))
+        items.append(("distinct", all(len(set(row)) == c for row in idx.tolist()), "a group repeats a member"))
+        if c > 1:
+            # Members must lie among the K nearest of some seed: check the K+1 nearest of each member's group.
+            d2 = (x[:, None] - x[None]) ** 2 + (y[:, None] - y[None]) ** 2
+            order = np.lexsort((np.broadcast_to(np.arange(m), d2.shape), d2), axis=1)
+            near = [set(row) for row in order[:, 1: cfg.neighbor_count + 1]]  # column 0 is the position itself
+            stray = [g for g, row in enumerate(idx.tolist()) if not any(set(row) <= ns for ns in near)]
+            items.append(("members among the K nearest of a seed", not stray,
+                          f"{len(stray)} group(s), first {stray[:1]}, not within any seed's "
+                          f"{cfg.neighbor_count} nearest others"))
+        elif not inference:
+            items.append(("seeds distinct", len(set(idx[:, 0].tolist())) == b_expected, "a seed repeats"))
+    check = f"{name}~spec" + ("[inference]" if inference else "")
+    return check_invariants(items, config_id=ctx.case_id, stage="grouping", check=check)
+
+
+def check_grouping(ctx: CaseContext) -> StageResult:
+    result = StageResult()
+    for inference in (False, True):
+        suffix = "[inference]" if inference else ""
+        outputs = _outputs(ctx, "grouping", lambda run: run.inference_groups if inference else run.groups, result)
+        for label, ref, other in _pairs(ctx, outputs):
+            result.comparisons.append(compare_exact(other["nn_indices"], ref["nn_indices"], config_id=ctx.case_id,
+                                                    stage="grouping", check=label + suffix, metric="nn_indices"))
+            result.comparisons.append(compare_allclose(
+                other["offsets_px"], ref["offsets_px"], tolerance("grouping", "max_abs", "float64"),
+                config_id=ctx.case_id, stage="grouping", check=label + suffix, metric="offsets_px"))
+        for name, groups in outputs.items():
+            result.comparisons.append(_grouping_invariants(ctx, name, groups, inference))
+        if not inference:
+            keep = ("nn_indices", "offsets_px")
+            result.golden_by_backend = {n: {k: g[k] for k in keep} for n, g in outputs.items()}
+            result.golden = result.golden_by_backend.get(ctx.reference)
+    return result
+
+
+def check_shapes(ctx: CaseContext) -> StageResult:
+    result = StageResult()
+    outputs = _outputs(ctx, "shapes", lambda run: run.shapes, result)
+    for label, ref, other in _pairs(ctx, outputs):
+        result.comparisons.append(compare_exact(other, ref, config_id=ctx.case_id, stage="shapes", check=label,
+                                                metric="fields"))
+    result.golden_by_backend = outputs
+    result.golden = outputs.get(ctx.reference)
+    return result
+
+
+def _allclose_stage(ctx, stage, metric, fn, result: StageResult, golden_keys=None) -> StageResult:
+    """Shared path of the array stages: every other backend allclose to the reference."""
+    outputs = _outputs(ctx, stage, fn, result)
+    for label, ref, other in _pairs(ctx, outputs):
+        for key in ref:
+            dtype = "float64" if np.asarray(ref[key]).dtype == np.float64 else "float32"
+            result.comparisons.append(compare_allclose(other[key], ref[key], tolerance(stage, metric, dtype),
+                                                       config_id=ctx.case_id, stage=stage, check=label, metric=key))
+    pick = (lambda out: _first_group(out)) if golden_keys is None else golden_keys
+    result.golden_by_backend = {name: pick(out) for name, out in outputs.items()}
+    result.golden = result.golden_by_backend.get(ctx.reference)
+    result.golden_metric = metric
+    return result
+
+
+def check_translation(ctx: CaseContext) -> StageResult:
+    return _allclose_stage(ctx, "translation", "max_abs", lambda run: {"translated": run.translation}, StageResult())
+
+
+def check_forward(ctx: CaseContext) -> StageResult:
+    result = StageResult()
+    return _allclose_stage(ctx, "forward", "max_abs", lambda run: run.forward(ctx.ref_groups["offsets_px"][
+        : ctx.inputs.case.stage_groups]), result)
+
+
+def check_loss(ctx: CaseContext) -> StageResult:
+    result = StageResult()
+    return _allclose_stage(ctx, "loss", "max_abs", lambda run: {
+        "loss": np.float32(run.loss(ctx.inputs.loss_inputs(ctx.batch)))}, result, golden_keys=lambda out: out)
+
+
+def check_model(ctx: CaseContext) -> StageResult:
+    result = StageResult()
+    # The backend's own initial weights must be the shared initializer's, bit for bit.
+    init = _outputs(ctx, "model", lambda run: run.own_initial_weights, result)
+    for name, weights in init.items():
+        expected = ctx.inputs.initial_state(ctx.ref_scales).weights if name == ctx.reference else \
+            ctx.inputs.initial_state(ctx.runs[name].scales).weights
+        result.comparisons.append(compare_exact(weights, expected, config_id=ctx.case_id, stage="model",
+                                                check=f"{name}~spec", metric="initial_weights"))
+
+    def predict(run):
+        out = dict(run.predict(ctx.initial_state, ctx.batch))
+        scales = run.scales
+        out["input_scale"] = np.float64(scales["input_scale"])
+        out["log_intensity_scale"] = np.float64(scales["log_intensity_scale"])
+        return out
+
+    return _allclose_stage(ctx, "model", "predict", predict, result, golden_keys=lambda out: {
+        k: (v[:1] if np.ndim(v) else v) for k, v in out.items()})
+
+
+def check_gradients(ctx: CaseContext) -> StageResult:
+    result = StageResult()
+    outputs = _outputs(ctx, "gradients", lambda run: run.gradients(ctx.initial_state, ctx.batch), result)
+    tol = tolerance("gradients", "max_abs", "float32")
+    for label, ref, other in _pairs(ctx, outputs):
+        result.comparisons.append(compare_allclose(np.float64(other["loss"]), np.float64(ref["loss"]), tol,
+                                                   config_id=ctx.case_id, stage="gradients", check=label,
+                                                   metric="loss"))
+        peaks = _layer_peaks(ref["grads"])
+        result.comparisons.append(compare_allclose(
+            _peak_normalised(other["grads"], peaks), _peak_normalised(ref["grads"], peaks), tol,
+            config_id=ctx.case_id, stage="gradients", check=label, metric="grads/peak"))
+    result.golden_by_backend = {name: {"loss": np.float32(out["loss"]), "grad_norms": _norms(out["grads"]).astype(
+        np.float32)} for name, out in outputs.items()}
+    result.golden = result.golden_by_backend.get(ctx.reference)
+    return result
+
+
+def check_training(ctx: CaseContext) -> StageResult:
+    result = StageResult()
+    init = ctx.initial_state.weights
+    # The reference trains once per case: its result also feeds reconstruction and bundle.
+    outputs = _outputs(ctx, "training", lambda run: ctx.ref_training if run is ctx.ref_run else run.train(init),
+                       result)
+    band, final = tolerance("training", "loss_band", "float32"), tolerance("training", "update_rel_l2", "float32")
+    for label, ref, other in _pairs(ctx, outputs):
+        result.comparisons.append(compare_band(other["history"]["step_loss"], ref["history"]["step_loss"], band,
+                                               config_id=ctx.case_id, stage="training", check=label,
+                                               metric="step_loss"))
+        result.comparisons.append(compare_update(init, other["weights"], ref["weights"], final,
+                                                 config_id=ctx.case_id, check=label, metric="weight_update"))
+        layout = ("steps_per_epoch", "n_groups")
+        result.comparisons.append(compare_exact(
+            {k: other["history"].get(k) for k in layout} | {"steps": len(other["history"]["step_loss"])},
+            {k: ref["history"].get(k) for k in layout} | {"steps": len(ref["history"]["step_loss"])},
+            config_id=ctx.case_id, stage="training", check=label, metric="schedule"))
+    result.golden_by_backend = {name: {"step_loss": np.asarray(out["history"]["step_loss"], np.float32),
+                                       "final_weight_norms": _norms(out["weights"]).astype(np.float32)}
+                                for name, out in outputs.items()}
+    result.golden = result.golden_by_backend.get(ctx.reference)
+    result.golden_metric = "loss_band"
+    return result
+
+
+def check_reconstruction(ctx: CaseContext) -> StageResult:
+    result = StageResult()
+    outputs = _outputs(ctx, "reconstruction", lambda run: run.reconstruct(ctx.trained_state), result)
+    tols = {m: tolerance("reconstruction", m, "float32") for m in ("rel_error", "ssim", "frc")}
+    for label, ref, other in _pairs(ctx, outputs):
+        result.comparisons.append(compare_exact(other["origin_px"], ref["origin_px"], config_id=ctx.case_id,
+                                                stage="reconstruction", check=label, metric="origin_px"))
+        result.comparisons.extend(compare_reconstruction(other["object"], ref["object"], tols,
+                                                         config_id=ctx.case_id, check=label))
+    if outputs:
+        result.artifacts.append(Artifact(ctx.case_id, "reconstruction",
+                                         {name: out["object"] for name, out in outputs.items()}))
+    result.golden_by_backend = outputs
+    result.golden = outputs.get(ctx.reference)
+    return result
+
+
+def check_bundle(ctx: CaseContext) -> StageResult:
+    result = StageResult()
+    state, batch = ctx.trained_state, ctx.batch
+    paths = {name: ctx.inputs.workdir / f"bundle-{ctx.case_id}-{name}.zip" for name in ctx.runs}
+    written = _outputs(ctx, "bundle", lambda run: run.bundle_roundtrip(state, paths[run.backend.name]) or True,
+                       result)
+    in_memory = _outputs(ctx, "bundle", lambda run: run.predict(state, batch), result)
+    tol = tolerance("bundle", "cross_load", "float32")
+    for reader, run in ctx.runs.items():
+        for writer in written:
+            # left: the reader's prediction from the writer's bundle; right: the writer's in memory
+            check = f"{reader}({writer} bundle)~{writer}"
+            try:
+                loaded = run.load_bundle(paths[writer])
+                prediction = run.predict(loaded, batch)
+            except Exception as exc:
+                result.comparisons.append(error_comparison(config_id=ctx.case_id, stage="bundle", check=check,
+                                                           metric="load", error=exc))
+                continue
+            result.comparisons.append(compare_exact(
+                {"config": loaded.config, "input_scale": loaded.input_scale, "probe": loaded.probe},
+                {"config": state.config, "input_scale": state.input_scale, "probe": state.probe},
+                config_id=ctx.case_id, stage="bundle", check=check, metric="contents"))
+            if reader not in in_memory:
+                continue
+            if writer == reader:  # a backend's own bundle must reproduce its in-memory prediction exactly
+                result.comparisons.append(compare_exact(prediction, in_memory[reader], config_id=ctx.case_id,
+                                                        stage="bundle", check=check, metric="predict"))
+            else:
+                result.comparisons.append(compare_allclose(prediction, in_memory[writer], tol, config_id=ctx.case_id,
+                                                           stage="bundle", check=check, metric="predict"))
+    return result
+
+
+def check_cli(ctx: CaseContext) -> StageResult:
+    result = StageResult()
+    outputs = _outputs(ctx, "cli", lambda run: run.cli_config, result)
+    expected = make_config(dict(ctx.inputs.case.overrides)).to_dict()
+    for label, ref, other in _pairs(ctx, outputs):
+        result.comparisons.append(compare_exact(other, ref, config_id=ctx.case_id, stage="cli", check=label,
+                                                metric="effective_config"))
+    for name, cfg in outputs.items():
+        result.comparisons.append(compare_exact(cfg, expected, config_id=ctx.case_id, stage="cli",
+                                                check=f"{name}~spec", metric="effective_config"))
+    result.golden_by_backend = outputs
+    result.golden = outputs.get(ctx.reference)
+    return result
+
+
+STAGE_CHECKS = {
+    "config": check_config, "data": check_data, "grouping": check_grouping, "shapes": check_shapes,
+    "translation": check_translation, "forward": check_forward, "loss": check_loss, "model": check_model,
+    "gradients": check_gradients, "training": check_training, "reconstruction": check_reconstruction,
+    "bundle": check_bundle, "cli": check_cli,
+}
+
+
+def run_stage(ctx: CaseContext, stage: str) -> StageResult:
+    """The stage's check; an upstream failure of the reference fails this stage clearly."""
+    try:
+        return STAGE_CHECKS[stage](ctx)
+    except UpstreamFailed as exc:
+        return StageResult(comparisons=[error_comparison(config_id=ctx.case_id, stage=stage, check=ctx.reference,
+                                                         metric="upstream", error=exc)])

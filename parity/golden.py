@@ -1,0 +1,330 @@
+"""Blessed reference outputs, one folder per matrix config: golden/<config_id>/.
+
+Each stage is one small file: `<stage>.npz` for arrays (read with
+allow_pickle=False) or `<stage>.json` for plain data such as a config, plus
+`manifest.json` (config, framework versions, platform, commit, times and the
+sha256 of every stage file).
+
+Rules (docs/tolerances.md, STYLE.md 7): a missing golden fails and says how
+to create it; regeneration is explicit (`--force-regen`, the option
+pytest-regressions already registers, or `python -m parity regen`); `bless`
+refuses to write when the backends disagree with each other; every write is
+atomic (temp file + os.replace), and nothing of another config or stage is
+ever deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from parity.compare import compare_allclose, compare_exact
+from parity.comparison import Comparison, closing_line, headline
+from parity.envinfo import check_name, collect_environment, utc_now
+from parity.stages import stage_index
+from parity.tolerances import Tolerance
+
+GOLDEN_FORMAT = "pinn-parity-golden"
+GOLDEN_FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+MAX_FILE_BYTES = 2 * 1024 * 1024  # one stage file; the whole tree must stay a few MB
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed member times: equal arrays give byte-identical files
+
+ToleranceLookup = Callable[[str, str, object], Tolerance]
+
+
+class GoldenError(ValueError):
+    """A golden file or manifest is unusable, or a write was refused for its content."""
+
+
+class GoldenRefused(GoldenError):
+    """bless() was asked to store outputs the backends do not agree on."""
+
+
+def regen_hint(config_id: str) -> str:
+    return (f"pytest parity/ --force-regen --parity-config {config_id}  or  "
+            f"python -m parity regen --parity-config {config_id}")
+
+
+def _normalized(data):
+    """What `data` reads back as from JSON (tuples become lists, numpy scalars numbers)."""
+    return json.loads(json.dumps(data, default=_json_default))
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} cannot be stored in a JSON golden: {value!r}")
+
+
+def _is_array_data(data: Mapping) -> bool:
+    return any(isinstance(value, np.ndarray) for value in data.values())
+
+
+def _golden_array(name, value) -> np.ndarray:
+    array = np.asarray(value)
+    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+        raise GoldenError(f"golden array name {name!r} must be a plain non-empty string")
+    if array.dtype.kind not in "biufcU":
+        raise GoldenError(f"golden array {name!r} has dtype {array.dtype}, which cannot be "
+                          "stored without pickle")
+    return array
+
+
+def _write_npz(handle, data: Mapping) -> None:
+    # Arrays are converted one by one while the archive is written: a value that fails to
+    # convert aborts the write half way, which the atomic write must then survive.
+    with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(data):
+            array = _golden_array(name, data[name])
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with archive.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, array, allow_pickle=False)
+
+
+def _write_json(handle, data) -> None:
+    text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False, default=_json_default)
+    handle.write((text + "\n").encode("utf-8"))
+
+
+def _atomic_write(target: Path, writer: Callable, payload) -> str:
+    """Write via a temp file in the same folder and os.replace; return the sha256.
+
+    On any error the temp file is removed and `target` is left as it was.
+    """
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            writer(handle, payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        size = os.path.getsize(tmp)
+        if size > MAX_FILE_BYTES:
+            raise GoldenError(f"{target}: {size} bytes exceeds the {MAX_FILE_BYTES}-byte limit of "
+                              "one golden file; store fewer or smaller (float32/complex64) arrays")
+        digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
+        os.replace(tmp, target)
+        return digest
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class GoldenStore:
+    """The golden/ tree: check outputs against it, write and bless new references."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def folder(self, config_id: str) -> Path:
+        return self.root / check_name("config id", config_id)
+
+    def manifest_path(self, config_id: str) -> Path:
+        return self.folder(config_id) / MANIFEST_NAME
+
+    def stage_file(self, config_id: str, stage: str) -> Path | None:
+        """The existing golden file of a stage, or None."""
+        stage_index(stage)
+        found = [path for path in (self.folder(config_id) / f"{stage}.npz",
+                                   self.folder(config_id) / f"{stage}.json") if path.exists()]
+        if len(found) > 1:
+            raise GoldenError(f"both {found[0]} and {found[1]} exist; remove the stale one")
+        return found[0] if found else None
+
+    def read_manifest(self, config_id: str) -> dict | None:
+        """The validated manifest, None when there is none; GoldenError names a bad one."""
+        path = self.manifest_path(config_id)
+        if not path.exists():
+            return None
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise GoldenError(f"{path}: corrupt manifest, not valid JSON ({error})") from None
+        if not isinstance(manifest, dict) or (manifest.get("format"), manifest.get(
+                "format_version")) != (GOLDEN_FORMAT, GOLDEN_FORMAT_VERSION):
+            raise GoldenError(f"{path}: not a {GOLDEN_FORMAT} manifest of version "
+                              f"{GOLDEN_FORMAT_VERSION}")
+        if manifest.get("config_id") != config_id:
+            raise GoldenError(f"{path}: manifest is for config {manifest.get('config_id')!r} but "
+                              f"lives in the folder of {config_id!r}")
+        config = manifest.get("config")
+        if not isinstance(config, dict):
+            raise GoldenError(f"{path}: manifest has no config object")
+        named = config.get("config_id", config.get("id"))
+        if named is not None and named != config_id:
+            raise GoldenError(f"{path}: manifest config names {named!r}, not the folder's "
+                              f"{config_id!r}")
+        if not isinstance(manifest.get("stages"), dict):
+            raise GoldenError(f"{path}: manifest has no stages object")
+        return manifest
+
+    def load(self, config_id: str, stage: str) -> dict:
+        """The stored golden of a stage; GoldenError naming the file when missing or corrupt."""
+        path = self.stage_file(config_id, stage)
+        if path is None:
+            raise GoldenError(f"no golden for {config_id}/{stage} under {self.root}; create it "
+                              f"with {regen_hint(config_id)}")
+        if path.suffix == ".npz" and not zipfile.is_zipfile(path):
+            # np.load would try the bytes as a pickle and complain about allow_pickle instead.
+            raise GoldenError(f"{path}: corrupt golden file (not an npz archive)")
+        try:
+            if path.suffix == ".json":
+                return json.loads(path.read_text(encoding="utf-8"))
+            with np.load(path, allow_pickle=False) as archive:
+                return {name: archive[name] for name in archive.files}
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error,
+                UnicodeDecodeError) as error:
+            raise GoldenError(f"{path}: corrupt golden file ({type(error).__name__}: "
+                              f"{error})") from None
+
+    # ---- checking ---------------------------------------------------------------------------
+
+    def _failure(self, config_id, stage, check, metric, text, details=()) -> Comparison:
+        lines = [headline(config_id, stage, check, metric, text), *details,
+                 closing_line(config_id, check, None)]
+        return Comparison(config_id=config_id, stage=stage, check=check, metric=metric,
+                          passed=False, kind="exact", measured={}, tolerance=None, worst=None,
+                          message="\n".join(lines))
+
+    def check(self, config_id: str, stage: str, data, tol_lookup: ToleranceLookup | None,
+              *, label: str = "run", metric: str = "max_abs",
+              config: Mapping | None = None) -> list[Comparison]:
+        """Compare `data` with the stored golden of (config, stage); one Comparison per key.
+
+        `data` is a mapping of arrays (golden .npz) or a JSON-able mapping (golden .json).
+        Float and complex arrays use allclose with tol_lookup(stage, metric, dtype) (pass
+        parity.tolerances.tolerance); integer, bool and string arrays, JSON data, and every
+        array when tol_lookup is None, must match exactly. When `config` is given, a golden
+        made from another config fails as stale. A missing golden never passes.
+        """
+        check = f"{label}~golden"
+        manifest = self.read_manifest(config_id)
+        path = self.stage_file(config_id, stage)
+        if path is None:
+            return [self._failure(config_id, stage, check, "golden",
+                                  f"no golden file {self.folder(config_id) / stage}.npz|.json",
+                                  [f"  create it with: {regen_hint(config_id)}"])]
+        entry = (manifest or {}).get("stages", {}).get(stage)
+        if entry is None:
+            return [self._failure(config_id, stage, check, "golden",
+                                  f"{path} has no entry in {self.manifest_path(config_id)}",
+                                  ["  a golden is written only with its manifest entry"])]
+        if config is not None and _normalized(config) != manifest["config"]:
+            return [self._failure(config_id, stage, check, "golden",
+                                  f"{path} was made from another config (stale golden)",
+                                  [f"  manifest: {manifest['config']}",
+                                   f"  this run: {_normalized(config)}"])]
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest != entry.get("sha256"):
+            return [self._failure(config_id, stage, check, "golden",
+                                  f"{path} does not match the sha256 in its manifest "
+                                  "(edited by hand or corrupt)")]
+        try:
+            stored = self.load(config_id, stage)
+        except GoldenError as error:
+            return [self._failure(config_id, stage, check, "golden", str(error))]
+        if path.suffix == ".json":
+            if not isinstance(data, Mapping) or _is_array_data(data):
+                return [self._failure(config_id, stage, check, "golden",
+                                      f"{path} holds JSON data but arrays were given")]
+            return [compare_exact(_normalized(data), stored, config_id=config_id, stage=stage,
+                                  check=check, metric="fields")]
+        if not isinstance(data, Mapping):
+            return [self._failure(config_id, stage, check, "golden",
+                                  f"{path} holds named arrays; pass a mapping of arrays")]
+        return self._check_arrays(config_id, stage, check, metric, data, stored, tol_lookup)
+
+    def _check_arrays(self, config_id, stage, check, metric, data, stored, tol_lookup):
+        results = []
+        only_run = sorted(set(data) - set(stored))
+        only_golden = sorted(set(stored) - set(data))
+        if only_run or only_golden:
+            results.append(self._failure(config_id, stage, check, "keys", "keys differ",
+                                         [f"  only in this run: {only_run}",
+                                          f"  only in the golden: {only_golden}"]))
+        for name in sorted(set(data) & set(stored)):
+            candidate, golden = np.asarray(data[name]), stored[name]
+            if tol_lookup is not None and golden.dtype.kind in "fc":
+                results.append(compare_allclose(
+                    candidate, golden, tol_lookup(stage, metric, golden.dtype),
+                    config_id=config_id, stage=stage, check=check, metric=f"{metric}[{name}]"))
+            else:
+                results.append(compare_exact(candidate, golden, config_id=config_id,
+                                             stage=stage, check=check, metric=f"exact[{name}]"))
+        return results
+
+    # ---- writing ----------------------------------------------------------------------------
+
+    def write(self, config_id: str, stage: str, data: Mapping, manifest_info: Mapping) -> Path:
+        """Store `data` as the golden of (config, stage) and update the manifest, atomically.
+
+        manifest_info: "config" (the effective config, required), "framework_versions"
+        (required), optional "platform" and "commit" (collected here when absent).
+        Refuses (GoldenError) when the folder's manifest holds another config.
+        """
+        stage_index(stage)
+        if not isinstance(data, Mapping) or not data:
+            raise GoldenError(f"golden data for {config_id}/{stage} must be a non-empty mapping")
+        for field_name in ("config", "framework_versions"):
+            if not isinstance(manifest_info.get(field_name), Mapping):
+                raise GoldenError(f"manifest_info needs a {field_name!r} mapping")
+        folder = self.folder(config_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        manifest = self.read_manifest(config_id)
+        config = _normalized(dict(manifest_info["config"]))
+        if manifest is not None and manifest["config"] != config:
+            raise GoldenError(f"{self.manifest_path(config_id)} holds another config for "
+                              f"{config_id!r}; a config id must not change meaning. Give the "
+                              "new config a new id, or delete this folder and regenerate it")
+        named = config.get("config_id", config.get("id"))
+        if named is not None and named != config_id:
+            raise GoldenError(f"config names {named!r} but is written under {config_id!r}")
+        fmt, writer = ("npz", _write_npz) if _is_array_data(data) else ("json", _write_json)
+        target = folder / f"{stage}.{fmt}"
+        digest = _atomic_write(target, writer, data)
+        # The same stage in the other format is replaced, not kept beside (it would be stale).
+        (folder / f"{stage}.{'json' if fmt == 'npz' else 'npz'}").unlink(missing_ok=True)
+        now = utc_now()
+        env = None if {"platform", "commit"} <= set(manifest_info) else collect_environment()
+        updated = dict(manifest or {"created": now, "stages": {}})
+        updated.update({
+            "format": GOLDEN_FORMAT, "format_version": GOLDEN_FORMAT_VERSION,
+            "config_id": config_id, "config": config,
+            "framework_versions": _normalized(dict(manifest_info["framework_versions"])),
+            "platform": manifest_info.get("platform") or env["platform"],
+            "commit": manifest_info.get("commit") or env["commit"],
+            "updated": now,
+        })
+        updated["stages"] = dict(updated["stages"], **{stage: {
+            "file": target.name, "sha256": digest, "written": now, "keys": sorted(data)}})
+        _atomic_write(self.manifest_path(config_id), _write_json, updated)
+        return target
+
+    def bless(self, config_id: str, stage: str, data: Mapping,
+              cross_backend_comparisons: Iterable[Comparison], manifest_info: Mapping) -> Path:
+        """write() only if the backends agree: every given cross-backend comparison of this
+        config passed. GoldenRefused lists the failing ones otherwise."""
+        comparisons = list(cross_backend_comparisons)
+        if not comparisons:
+            raise GoldenRefused(f"refusing to bless {config_id}/{stage}: no cross-backend "
+                                "comparison was given, so agreement is unknown")
+        foreign = [c for c in comparisons if c.config_id != config_id or "golden" in c.check]
+        if foreign:
+            raise GoldenRefused(f"refusing to bless {config_id}/{stage}: comparisons of another "
+                                "config or against a golden are not cross-backend evidence:\n"
+                                + "\n".join(f"  {c.headline}" for c in foreign))
+        failed = [c for c in comparisons if not c.passed]
+        if failed:
+            raise GoldenRefused(f"refusing to bless {config_id}/{stage}: {len(failed)} of "
+                                f"{len(comparisons)} cross-backend comparisons failed:\n"
+                                + "\n".join(f"  {c.headline}" for c in failed))
+        return self.write(config_id, stage, data, manifest_info)

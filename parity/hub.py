@@ -1,0 +1,258 @@
+"""Report hubs: reports/<UTC timestamp>/ with every result of one run.
+
+Life of a hub (schema: docs/results_schema.md; contents: reports/README.md):
+
+1. The controller calls `new_hub()` once: the folder exists from the start
+   with an INCOMPLETE marker, so a run killed at any point leaves a hub that
+   says so.
+2. Every worker (xdist or not) calls `write_part(hub, worker_id, records)`,
+   appending JSON lines to parts/<worker_id>.jsonl. One file per worker means
+   no locking and nothing lost when another worker dies.
+3. The controller calls `finalize(...)` at session end: parts are merged
+   into results.json, summary.md / index.html / plots are rendered, the
+   INCOMPLETE marker is removed only for a complete run, and reports/latest
+   is pointed at the hub.
+
+`render(hub)` redoes step 3's rendering from results.json alone (plus saved
+artifacts), so a report can be regenerated after the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from parity.comparison import Comparison, to_jsonable
+from parity.envinfo import check_name, utc_now
+from parity.stages import STAGES, first_divergence, stage_index
+
+RESULTS_SCHEMA = "pinn-parity-results"
+RESULTS_SCHEMA_VERSION = 1
+INCOMPLETE_MARKER = "INCOMPLETE"
+PARTS_DIR = "parts"
+LATEST_NAME = "latest"
+LOG_NAME = "run.log"
+WORKERINPUT_KEY = "parity_hub"
+"""Suggested key under which the controller passes the hub path to xdist workers."""
+
+
+class HubError(ValueError):
+    """A hub is missing or unusable."""
+
+
+class ResultsSchemaError(HubError):
+    """results.json is of another schema or version than this harness reads."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """Arrays kept beside the results for plots (not judged)."""
+
+    config_id: str
+    kind: str
+    """"reconstruction": arrays maps each backend label to its complex object (plotted
+    as amplitude, phase and difference); any other kind is stored but not plotted."""
+    arrays: Mapping[str, np.ndarray]
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data) -> None:
+    _write_text_atomic(path, json.dumps(to_jsonable(data), indent=2, allow_nan=False) + "\n")
+
+
+def new_hub(root: str | os.PathLike = "reports", *, now: datetime | None = None) -> Path:
+    """Create reports/<2026-11-29T124501Z>[-N]/ with an INCOMPLETE marker and parts/."""
+    base = Path(root)
+    base.mkdir(parents=True, exist_ok=True)
+    stamp = (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H%M%SZ")
+    for attempt in range(1, 1000):
+        hub = base / (stamp if attempt == 1 else f"{stamp}-{attempt}")
+        try:
+            hub.mkdir()  # exist_ok=False: two runs started in one second get distinct hubs
+        except FileExistsError:
+            continue
+        (hub / PARTS_DIR).mkdir()
+        (hub / INCOMPLETE_MARKER).write_text(
+            f"run started {utc_now()}; finalize() removes this file when the run completes.\n",
+            encoding="utf-8")
+        return hub
+    raise HubError(f"could not create a new hub under {base} for {stamp}")
+
+
+def write_part(hub: str | os.PathLike, worker_id: str, records: Iterable,
+               artifacts: Iterable[Artifact] = ()) -> None:
+    """Append comparisons (Comparison or its to_dict()) and artifacts of one worker."""
+    hub = Path(hub)
+    check_name("worker id", worker_id)
+    if not (hub / PARTS_DIR).is_dir():
+        raise HubError(f"{hub} is not a hub (no {PARTS_DIR}/ folder); create it with new_hub()")
+    lines = []
+    for record in records:
+        comparison = record if isinstance(record, Comparison) else Comparison.from_dict(record)
+        lines.append(json.dumps({"record": "comparison", **comparison.to_dict()}, allow_nan=False))
+    for artifact in artifacts:
+        check_name("config id", artifact.config_id)
+        check_name("artifact kind", artifact.kind)
+        folder = hub / PARTS_DIR / worker_id
+        folder.mkdir(exist_ok=True)
+        target = folder / f"{artifact.config_id}.{artifact.kind}.npz"
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez_compressed(handle, **{k: np.asarray(v) for k, v in artifact.arrays.items()})
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        lines.append(json.dumps({"record": "artifact", "config_id": artifact.config_id,
+                                 "kind": artifact.kind, "labels": list(artifact.arrays),
+                                 "file": target.relative_to(hub).as_posix()}))
+    if lines:
+        # One write of whole lines: a worker killed mid-run leaves at most one torn last line.
+        with open(hub / PARTS_DIR / f"{worker_id}.jsonl", "a", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
+
+
+def read_parts(hub: Path) -> tuple[list[dict], list[dict], list[str]]:
+    """(comparisons, artifacts, warnings) from every parts/*.jsonl; bad lines become warnings."""
+    comparisons, artifacts, warnings = [], [], []
+    for part in sorted((hub / PARTS_DIR).glob("*.jsonl")):
+        for number, line in enumerate(part.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if record.get("record") == "artifact":
+                    artifacts.append({k: record[k] for k in ("config_id", "kind", "labels", "file")})
+                else:
+                    record.pop("record", None)
+                    comparisons.append(Comparison.from_dict(record).to_dict())
+            except (ValueError, KeyError, TypeError, AttributeError) as error:
+                warnings.append(f"{part.relative_to(hub)}:{number}: unreadable record skipped "
+                                f"({type(error).__name__}: {error})")
+    return comparisons, artifacts, warnings
+
+
+def summarize_configs(comparisons: list[dict]) -> dict:
+    """{config_id: {"first_divergence": stage | None, "stages": {stage: "pass" | "fail"}}}."""
+    status: dict[str, dict[str, str]] = {}
+    for item in comparisons:
+        stages = status.setdefault(item["config_id"], {})
+        if not item["passed"]:
+            stages[item["stage"]] = "fail"
+        else:
+            stages.setdefault(item["stage"], "pass")
+    return {config_id: {"first_divergence": first_divergence(
+                            [s for s, v in stages.items() if v == "fail"]),
+                        "stages": {s: stages[s] for s in STAGES if s in stages}}
+            for config_id, stages in sorted(status.items())}
+
+
+def build_results(hub: Path, env: Mapping, complete: bool) -> dict:
+    comparisons, artifacts, warnings = read_parts(hub)
+    comparisons.sort(key=lambda c: (c["config_id"], stage_index(c["stage"]), c["check"],
+                                    c["metric"]))
+    return {
+        "schema": RESULTS_SCHEMA, "schema_version": RESULTS_SCHEMA_VERSION,
+        "created": utc_now(), "hub": hub.name, "env": dict(env), "complete": bool(complete),
+        "totals": {"comparisons": len(comparisons),
+                   "failed": sum(1 for c in comparisons if not c["passed"])},
+        "configs": summarize_configs(comparisons),
+        "comparisons": comparisons, "artifacts": artifacts, "warnings": warnings,
+    }
+
+
+def finalize(hub: str | os.PathLike, env: Mapping, log_text: str, complete: bool) -> dict:
+    """Merge the parts, write results.json, env.json, the log and the rendered report;
+    drop INCOMPLETE only when `complete`; point reports/latest here. Returns the results."""
+    hub = Path(hub)
+    if not (hub / PARTS_DIR).is_dir():
+        raise HubError(f"{hub} is not a hub (no {PARTS_DIR}/ folder)")
+    results = build_results(hub, env, complete)
+    write_json(hub / "results.json", results)
+    write_json(hub / "env.json", env)
+    _write_text_atomic(hub / LOG_NAME, log_text)
+    render(hub)
+    if complete:
+        (hub / INCOMPLETE_MARKER).unlink(missing_ok=True)
+    update_latest(hub)
+    return results
+
+
+def load_results(hub: str | os.PathLike) -> dict:
+    """results.json of a hub, after checking it is a schema this harness reads."""
+    path = resolve_hub(hub) / "results.json"
+    if not path.is_file():
+        raise HubError(f"{path} does not exist (an interrupted run that never finalized?)")
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise HubError(f"{path} is not valid JSON ({error})") from None
+    found = (results.get("schema"), results.get("schema_version")) if isinstance(
+        results, dict) else (None, None)
+    if found != (RESULTS_SCHEMA, RESULTS_SCHEMA_VERSION):
+        raise ResultsSchemaError(f"{path} has schema {found[0]!r} version {found[1]!r}; this "
+                                 f"harness reads {RESULTS_SCHEMA!r} version "
+                                 f"{RESULTS_SCHEMA_VERSION} (docs/results_schema.md)")
+    return results
+
+
+def render(hub: str | os.PathLike) -> None:
+    """(Re)write summary.md, index.html and plots/*.png from results.json and artifacts."""
+    from parity import plots, report_html, report_summary  # matplotlib only when rendering
+
+    hub = resolve_hub(hub)
+    results = load_results(hub)
+    _write_text_atomic(hub / "summary.md", report_summary.render_summary(results))
+    figures = plots.make_plots(hub, results)
+    _write_text_atomic(hub / "index.html", report_html.render_index(results, figures))
+
+
+def update_latest(hub: Path) -> Path:
+    """Point <root>/latest at `hub`: a relative symlink, or a text file with its name
+    where the file system refuses symlinks."""
+    link = hub.parent / LATEST_NAME
+    tmp = hub.parent / f".{LATEST_NAME}.{os.getpid()}.tmp"
+    tmp.unlink(missing_ok=True)
+    try:
+        os.symlink(hub.name, tmp, target_is_directory=True)
+        os.replace(tmp, link)
+    except (OSError, NotImplementedError):
+        tmp.unlink(missing_ok=True)
+        _write_text_atomic(link, hub.name + "\n")
+    return link
+
+
+def resolve_hub(path: str | os.PathLike) -> Path:
+    """A hub folder from its path, from a `latest` symlink, or from a `latest` text file."""
+    path = Path(path)
+    if path.is_file() and path.name == LATEST_NAME:
+        path = path.parent / path.read_text(encoding="utf-8").strip()
+    if not path.is_dir():
+        raise HubError(f"no hub at {path}")
+    return path.resolve()
+
+
+def latest_hub(root: str | os.PathLike = "reports") -> Path | None:
+    """The hub reports/latest points at, or None."""
+    link = Path(root) / LATEST_NAME
+    if not link.exists():
+        return None
+    return resolve_hub(link)

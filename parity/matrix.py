@@ -1,0 +1,80 @@
+"""The config matrix: identical configurations every backend runs, as data.
+
+Each case names a simulated dataset and the configuration overrides; its id
+is derived from its content and checked, so an id never lies about what it
+runs. Sizes are chosen so the whole matrix fits CI: small scans, few steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from backends.common.config import make_config
+
+
+@dataclass(frozen=True)
+class SimulatedData:
+    """Arguments of backends.common.simulate.simulate for one case."""
+
+    seed: int = 7
+    n_positions: int = 48
+    n: int = 32
+    nphotons: float = 1e5
+
+
+@dataclass(frozen=True)
+class ParityCase:
+    """One configuration of the matrix."""
+
+    id: str  # gs{gridsize}-k{neighbor_count}-{loss}-n{N}[-suffix]; checked against the content
+    data: SimulatedData
+    overrides: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # config fields set
+    train_steps: int = 6  # optimiser steps of the training stage
+    stage_groups: int = 2  # groups fed to the isolated translation/forward/model/gradient stages
+
+    def __post_init__(self):
+        object.__setattr__(self, "overrides", MappingProxyType(dict(self.overrides)))
+        cfg = self.config
+        stem = f"gs{cfg.gridsize}-k{cfg.neighbor_count}-{cfg.loss}-n{self.data.n}"
+        if self.id != stem and not self.id.startswith(stem + "-"):
+            raise ValueError(f"parity case id {self.id!r} does not describe its content: expected {stem!r}[-suffix]")
+        cfg.check_against_data(self.data.n_positions, source=f"parity case {self.id}")
+
+    @property
+    def config(self):
+        return make_config(dict(self.overrides))
+
+
+MATRIX = (
+    ParityCase("gs1-k4-poisson-n32", SimulatedData(seed=7)),
+    ParityCase("gs2-k4-poisson-n32", SimulatedData(seed=8), {"gridsize": 2}),
+    ParityCase("gs2-k7-mae-n32", SimulatedData(seed=9), {"gridsize": 2, "neighbor_count": 7, "loss": "mae"}),
+    ParityCase("gs1-k4-mae-n64", SimulatedData(seed=10, n_positions=24, n=64),
+               {"loss": "mae", "n_filters_scale": 1}),
+    ParityCase("gs2-k6-poisson-n64", SimulatedData(seed=11, n_positions=24, n=64),
+               {"gridsize": 2, "neighbor_count": 6, "n_filters_scale": 1}),
+)
+
+
+def _check_unique(cases) -> None:
+    seen = set()
+    for case in cases:
+        if case.id in seen:
+            raise ValueError(f"parity case id {case.id!r} appears twice in the matrix")
+        seen.add(case.id)
+
+
+_check_unique(MATRIX)
+
+
+def select(ids: str | None, cases=MATRIX) -> tuple:
+    """Cases named in a comma-separated `ids` (all when empty); unknown ids are an error."""
+    if not ids:
+        return tuple(cases)
+    wanted = [s.strip() for s in ids.split(",") if s.strip()]
+    known = {c.id: c for c in cases}
+    unknown = [w for w in wanted if w not in known]
+    if unknown:
+        raise ValueError(f"--parity-config: unknown config id(s) {unknown}; known: {', '.join(known)}")
+    return tuple(known[w] for w in wanted)

@@ -1,0 +1,135 @@
+"""Measure the errors behind the tolerance ledger over several seeds.
+
+    python -m parity tolerances --measure --seeds N [--write] [--parity-config IDS]
+
+Runs every stage check of the matrix (cross-backend only, no goldens) with the
+data seed of each case shifted N times, keeps the worst value measured for each
+ledger key and prints it beside the ledger. It fails when a measured error
+exceeds its tolerance, and flags entries with headroom over 100x (candidates to
+tighten). `--write` sets each measured entry to worst x headroom, with its
+provenance (seeds, environment, date); it never loosens an entry without
+saying so on the terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from adapters.registry import get_backend
+from parity.checks import STAGE_CHECKS, CaseContext
+from parity.envinfo import collect_environment, utc_now
+from parity.matrix import MATRIX
+from parity.runner import BackendRun, CaseInputs
+from parity.tolerances import DEFAULT_LEDGER_PATH, load_ledger, save_ledger_document
+
+HEADROOM = 10.0
+SEED_STRIDE = 1000  # measurement seed s uses data seed case.seed + s * SEED_STRIDE
+F32_FLOOR = 8 * float(np.finfo(np.float32).eps)  # where two backends agree bit for bit
+
+
+def shifted_cases(seeds, cases=MATRIX):
+    for seed in seeds:
+        for case in cases:
+            yield seed, replace(case, data=replace(case.data, seed=case.data.seed + seed * SEED_STRIDE))
+
+
+def _observed(comparison) -> tuple[str, float, float] | None:
+    """(ledger key, value measured, reference magnitude) of a comparison that used the ledger."""
+    tol = comparison.tolerance or {}
+    key, measure = tol.get("key"), tol.get("measure")
+    if not key or measure not in comparison.measured:
+        return None
+    return key, float(comparison.measured[measure]), float(comparison.measured.get("max_ref", 1.0))
+
+
+def measure(seeds, backends=("tf", "torch"), cases=MATRIX, log=print) -> dict:
+    """ledger key -> {"worst": value, "max_ref": magnitude, "seeds": [...], "n": count}."""
+    adapters = {name: get_backend(name) for name in backends}
+    workdir = Path(tempfile.mkdtemp(prefix="parity-measure-"))
+    ledger = load_ledger()
+    found = {}
+    for seed, case in shifted_cases(seeds, cases):
+        inputs = CaseInputs(case=case, workdir=workdir)
+        ctx = CaseContext(inputs=inputs, runs={n: BackendRun(a, inputs) for n, a in adapters.items()})
+        for stage, check in STAGE_CHECKS.items():
+            for comparison in check(ctx).comparisons:
+                if comparison.kind == "error":
+                    log(f"  seed {seed} {case.id} {stage}: {comparison.headline}")
+                got = _observed(comparison)
+                if got is None:
+                    continue
+                key, value, ref = got
+                lower = ledger.entries[key].bound == "lower" if key in ledger.entries else False
+                slot = found.setdefault(key, {"worst": value, "max_ref": ref, "seeds": [], "n": 0})
+                worse = value < slot["worst"] if lower else value > slot["worst"]
+                slot["worst"] = value if worse else slot["worst"]
+                slot["max_ref"] = max(slot["max_ref"], ref)
+                slot["n"] += 1
+                if seed not in slot["seeds"]:
+                    slot["seeds"].append(seed)
+        log(f"seed {seed} {case.id}: done")
+    return found
+
+
+def proposed_value(entry_bound: str, worst: float, max_ref: float, headroom: float) -> float:
+    """worst x headroom; for lower bounds (SSIM, FRC) the deficit from 1 gets the headroom.
+    Where the backends agreed exactly, a floor of a few float32 ulps of the magnitude."""
+    if entry_bound == "lower":
+        return max(0.0, 1.0 - headroom * max(1.0 - worst, F32_FLOOR))
+    return headroom * max(worst, F32_FLOOR * max(max_ref, 1.0))
+
+
+def report(found: dict, ledger) -> tuple[list[str], bool]:
+    """Table lines, and whether every measurement is within its current tolerance."""
+    lines = [f"{'ledger key':34s} {'measured':>11s} {'tolerance':>11s} {'headroom':>9s}  verdict"]
+    ok = True
+    for key in sorted(set(found) | set(ledger.entries)):
+        entry, got = ledger.entries.get(key), found.get(key)
+        if got is None:
+            lines.append(f"{key:34s} {'-':>11s} {entry.value:11.3g} {'':>9s}  not exercised")
+            continue
+        if entry is None:
+            ok = False
+            lines.append(f"{key:34s} {got['worst']:11.3g} {'-':>11s} {'':>9s}  NO LEDGER ENTRY")
+            continue
+        if entry.bound == "lower":
+            fails = got["worst"] < entry.value
+            room = (1 - entry.value) / max(1 - got["worst"], 1e-300)
+        else:
+            fails = got["worst"] > entry.value
+            room = entry.value / max(got["worst"], 1e-300)
+        verdict = "EXCEEDS TOLERANCE" if fails else ("headroom > 100x: tighten?" if room > 100 else "ok")
+        ok &= not fails
+        lines.append(f"{key:34s} {got['worst']:11.3g} {entry.value:11.3g} {room:9.3g}  {verdict}")
+    return lines, ok
+
+
+def write_ledger(found: dict, path=DEFAULT_LEDGER_PATH, headroom: float = HEADROOM, log=print) -> None:
+    """Replace measured entries' values and provenance; other entries stay as they are."""
+    document = json.loads(Path(path).read_text())
+    from parity.session import installed_versions
+
+    env = collect_environment()
+    threads = ", ".join(f"{k}={v}" for k, v in sorted(env.get("threads", {}).items()))
+    environment = {"versions": installed_versions(), "platform": env.get("platform", "?"), "threads": threads}
+    for key, got in sorted(found.items()):
+        entry = document["entries"].get(key)
+        if entry is None:
+            log(f"  {key}: measured {got['worst']:.3g} but the ledger has no entry; add one by hand first")
+            continue
+        value = proposed_value(entry.get("bound", "upper"), got["worst"], got["max_ref"], headroom)
+        if value > entry["value"] and not entry.get("provisional"):
+            log(f"  {key}: LOOSENED {entry['value']:.3g} -> {value:.3g} (measured {got['worst']:.3g})")
+        entry.update(value=float(f"{value:.3g}"), rtol=0.0, measured_max=got["worst"], seeds=got["seeds"],
+                     headroom=headroom, environment=environment, date=utc_now()[:10], provisional=False,
+                     note=f"{got['n']} comparisons; value = {'1 - ' if entry.get('bound') == 'lower' else ''}"
+                          f"worst{' deficit' if entry.get('bound') == 'lower' else ''} x headroom")
+        if not math.isfinite(entry["value"]):
+            raise ValueError(f"{key}: non-finite proposed tolerance")
+    save_ledger_document(document, path)

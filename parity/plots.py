@@ -1,0 +1,155 @@
+"""PNG plots of a hub: reconstructions, loss curves, FRC curves (matplotlib Agg).
+
+Figures are built with matplotlib's object API (Figure + FigureCanvasAgg), not
+pyplot: no global state, no display backend, safe in any process. A plot that
+cannot be made is reported in the page instead of failing the whole report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from parity.comparison import from_jsonable
+from parity.imagemetrics import HALF_NYQUIST, align_global_phase_scale
+
+DPI = 72  # small files: the hub should stay light enough to attach to a CI run
+
+
+@dataclass(frozen=True)
+class PlotRef:
+    """One plot of a config for index.html: its file, or why it is missing."""
+
+    title: str
+    path: str | None
+    error: str | None = None
+
+
+def _save(fig: Figure, path: Path) -> None:
+    FigureCanvasAgg(fig)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+
+
+def plot_reconstruction(path: Path, objects: Mapping[str, np.ndarray], title: str) -> None:
+    """Amplitude and phase of each backend's object; with two, also their difference
+    after fitting the second onto the first (global phase and scale removed)."""
+    labels = list(objects)
+    first = np.asarray(objects[labels[0]], dtype=np.complex128)
+    shown = {labels[0]: first}
+    if len(labels) > 1:
+        aligned, _ = align_global_phase_scale(first, objects[labels[1]])
+        shown[f"{labels[1]} (aligned)"] = aligned
+    columns = len(shown) + (1 if len(shown) > 1 else 0)
+    fig = Figure(figsize=(3.2 * columns, 6))
+    axes = fig.subplots(2, columns, squeeze=False)
+    for col, (label, obj) in enumerate(shown.items()):
+        for row, (name, image, cmap) in enumerate((("amplitude", np.abs(obj), "gray"),
+                                                   ("phase", np.angle(obj), "twilight"))):
+            mappable = axes[row][col].imshow(image, cmap=cmap)
+            axes[row][col].set_title(f"{label} {name}", fontsize=9)
+            fig.colorbar(mappable, ax=axes[row][col], shrink=0.8)
+    if len(shown) > 1:
+        other = list(shown.values())[1]
+        differences = (("|amp| difference", np.abs(first) - np.abs(other)),
+                       ("phase difference", np.angle(first * np.conj(other))))
+        for row, (name, image) in enumerate(differences):
+            limit = float(np.max(np.abs(image))) or 1.0
+            mappable = axes[row][-1].imshow(image, cmap="RdBu_r", vmin=-limit, vmax=limit)
+            axes[row][-1].set_title(name, fontsize=9)
+            fig.colorbar(mappable, ax=axes[row][-1], shrink=0.8)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title, fontsize=10)
+    _save(fig, path)
+
+
+def plot_loss_curves(path: Path, bands: list[Mapping], title: str) -> None:
+    """Loss trajectories of both backends (top) and their relative gap per step (bottom)."""
+    fig = Figure(figsize=(7, 5.5))
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    for band in bands:
+        extra = from_jsonable(band["extra"])
+        la, lb = extra.get("labels", ["a", "b"])
+        a = np.asarray(extra["trajectory_a"], dtype=np.float64)
+        b = np.asarray(extra["trajectory_b"], dtype=np.float64)
+        suffix = f" ({band['metric']})" if len(bands) > 1 else ""
+        top.plot(a, label=f"{la}{suffix}")
+        top.plot(b, "--", label=f"{lb}{suffix}")
+        if a.shape == b.shape:
+            gap = np.abs(a - b) / np.maximum(np.maximum(np.abs(a), np.abs(b)), 1e-300)
+            bottom.semilogy(np.maximum(gap, 1e-16), label=f"{band['metric']}")
+        limit = (band.get("tolerance") or {}).get("limit")
+        if isinstance(limit, (int, float)):
+            bottom.axhline(limit, color="red", linewidth=0.8, linestyle=":")
+    values = np.concatenate([np.asarray(from_jsonable(b["extra"])[k], dtype=np.float64)
+                             for b in bands for k in ("trajectory_a", "trajectory_b")])
+    if values.size and np.all(values[np.isfinite(values)] > 0):
+        top.set_yscale("log")
+    top.set_ylabel("loss per step")
+    top.legend(fontsize=8)
+    bottom.set_ylabel("relative gap")
+    bottom.set_xlabel("step")
+    fig.suptitle(title, fontsize=10)
+    _save(fig, path)
+
+
+def plot_frc(path: Path, comparison: Mapping, title: str) -> None:
+    extra = from_jsonable(comparison["extra"])
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    ax.plot(extra["frc_frequency"], extra["frc"], marker=".")
+    ax.axvline(HALF_NYQUIST, color="gray", linestyle=":", label="half Nyquist")
+    limit = (comparison.get("tolerance") or {}).get("limit")
+    if isinstance(limit, (int, float)):
+        ax.axhline(limit, color="red", linestyle=":", label="tolerance on the mean")
+    ax.set_xlabel("spatial frequency (cycles / pixel)")
+    ax.set_ylabel("FRC")
+    ax.set_ylim(min(0.0, float(np.nanmin(extra["frc"]))), 1.05)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    _save(fig, path)
+
+
+def make_plots(hub: Path, results: Mapping) -> dict[str, list[PlotRef]]:
+    """Every plot the results allow, written to hub/plots/; {config_id: [PlotRef]}."""
+    out = hub / "plots"
+    out.mkdir(exist_ok=True)
+    jobs: dict[str, list] = {config_id: [] for config_id in results["configs"]}
+    for artifact in results.get("artifacts", []):
+        if artifact["kind"] == "reconstruction" and artifact["config_id"] in jobs:
+            jobs[artifact["config_id"]].append(("reconstruction", _reconstruction_job(hub, artifact)))
+    for config_id in jobs:
+        mine = [c for c in results["comparisons"] if c["config_id"] == config_id]
+        bands = [c for c in mine if c["kind"] == "band" and "trajectory_a" in c.get("extra", {})]
+        if bands:
+            jobs[config_id].append(("loss", lambda p, t, bands=bands: plot_loss_curves(p, bands, t)))
+        for frc in (c for c in mine if "frc" in c.get("extra", {})):
+            jobs[config_id].append((f"frc-{frc['check'].replace('~', '-')}",
+                                    lambda p, t, frc=frc: plot_frc(p, frc, t)))
+    figures: dict[str, list[PlotRef]] = {}
+    for config_id, entries in jobs.items():
+        figures[config_id] = []
+        for name, job in entries:
+            path = out / f"{config_id}-{name}.png"
+            title = f"{config_id}: {name}"
+            try:
+                job(path, title)
+                figures[config_id].append(PlotRef(title, f"plots/{path.name}"))
+            except Exception as error:  # a broken artifact must not cost the rest of the report
+                figures[config_id].append(PlotRef(title, None, f"{type(error).__name__}: {error}"))
+    return figures
+
+
+def _reconstruction_job(hub: Path, artifact: Mapping):
+    def job(path: Path, title: str) -> None:
+        with np.load(hub / artifact["file"], allow_pickle=False) as archive:
+            objects = {label: archive[label] for label in artifact["labels"]}
+        plot_reconstruction(path, objects, title)
+    return job

@@ -1,0 +1,202 @@
+"""Stage outputs of each backend on one case, computed once and cached.
+
+The harness feeds every backend identical canonical inputs, made here with
+numpy from the case's seed (never by one backend's physics), so that each
+stage is checked in isolation: an error in grouping does not hide in the
+forward model. Where a stage needs upstream results (group offsets, trained
+weights) it takes the reference backend's, the same for every backend.
+Training and reconstruction are also run chained, each backend from its own
+outputs, for the end-to-end view.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from adapters.base import Backend, Batch, ModelState
+from backends.common.dataset import load_dataset, save_dataset
+from backends.common.simulate import simulate
+from backends.common.weights import initial_weights
+from parity.matrix import ParityCase
+
+# The CLI stage trains with flags left out (50 epochs): a scan this small keeps it to one step an epoch.
+CLI_DATA = dict(seed=5, n_positions=16, n=16, nphotons=1e4, step=2.0)
+
+
+@dataclass
+class CaseInputs:
+    """Canonical inputs of one case, shared by every backend."""
+
+    case: ParityCase
+    workdir: Path
+
+    @cached_property
+    def data_path(self) -> Path:
+        path = self.workdir / f"{self.case.id}.npz"
+        if not path.exists():
+            d = self.case.data
+            save_dataset(simulate(d.seed, d.n_positions, d.n, d.nphotons), path)
+        return path
+
+    @cached_property
+    def cli_data_path(self) -> Path:
+        path = self.workdir / "cli-tiny.npz"
+        if not path.exists():
+            save_dataset(simulate(**CLI_DATA), path)
+        return path
+
+    @cached_property
+    def dataset(self):
+        return load_dataset(self.data_path)
+
+    @property
+    def config(self) -> dict:
+        return self.case.config.to_dict()
+
+    @property
+    def n(self) -> int:
+        return self.case.data.n
+
+    @property
+    def c(self) -> int:
+        return self.case.config.n_channels
+
+    def rng(self, purpose: str) -> np.random.Generator:
+        """A numpy stream per purpose, so adding one input never shifts another."""
+        return np.random.default_rng([self.case.data.seed, zlib.crc32(purpose.encode())])
+
+    @cached_property
+    def translation_inputs(self) -> dict:
+        rng, b = self.rng("translation"), self.case.stage_groups
+        shape = (b, self.c, self.n, self.n)
+        images = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
+        shifts = rng.uniform(-self.n / 4, self.n / 4, (b, self.c, 2)).astype(np.float32)
+        shifts[0, 0] = np.round(shifts[0, 0])  # one integer shift, where the result must be exact
+        return {"images": images, "shifts_px": shifts}
+
+    def object_patches(self, purpose: str) -> np.ndarray:
+        """Smooth random complex patches inside the support S, like a network's output."""
+        rng, b, n = self.rng(purpose), self.case.stage_groups, self.n
+        amp = rng.uniform(0.5, 1.0, (b, self.c, n // 2, n // 2))
+        phase = rng.uniform(-1.0, 1.0, (b, self.c, n // 2, n // 2))
+        patches = np.zeros((b, self.c, n, n), np.complex64)
+        patches[..., n // 4: n // 4 + n // 2, n // 4: n // 4 + n // 2] = amp * np.exp(1j * phase)
+        return patches
+
+    def batch(self, groups: dict) -> Batch:
+        """The first `stage_groups` groups of the reference grouping, as a batch."""
+        idx = groups["nn_indices"][: self.case.stage_groups]
+        return Batch(diffraction=self.dataset.diffraction[idx].astype(np.float32),
+                     offsets_px=groups["offsets_px"][: self.case.stage_groups].astype(np.float32))
+
+    def loss_inputs(self, batch: Batch) -> dict:
+        """A far field whose predicted amplitude is near the observed one, with noise."""
+        rng = self.rng("loss")
+        observed = batch.diffraction
+        log_g = 0.7
+        noise = 1.0 + 0.1 * rng.standard_normal(observed.shape)
+        phase = np.exp(1j * rng.uniform(-np.pi, np.pi, observed.shape))
+        far = (np.maximum(observed, 0.05) * noise * phase / np.exp(log_g)).astype(np.complex64)
+        return {"far_field": far, "observed_amplitude": observed, "log_intensity_scale": log_g}
+
+    def initial_state(self, scales: dict) -> ModelState:
+        cfg = self.case.config
+        weights = initial_weights(cfg.seed, cfg.n_channels, cfg.n_filters_scale, scales["log_intensity_scale"])
+        return ModelState(config=self.config, weights=weights, probe=self.dataset.probe,
+                          input_scale=scales["input_scale"])
+
+
+@dataclass
+class BackendRun:
+    """One backend's outputs for one case; each stage runs at most once."""
+
+    backend: Backend
+    inputs: CaseInputs
+    timings: dict = field(default_factory=dict)  # stage -> seconds of backend compute
+
+    def _timed(self, stage: str, fn, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
+
+    @cached_property
+    def config(self) -> dict:
+        return self._timed("config", self.backend.resolve_config, dict(self.inputs.case.overrides))
+
+    @cached_property
+    def data(self) -> dict:
+        return self._timed("data", self.backend.load_dataset, self.inputs.data_path)
+
+    @cached_property
+    def groups(self) -> dict:
+        ds = self.inputs.dataset
+        return self._timed("grouping", self.backend.group, ds.xcoords, ds.ycoords, self.inputs.config)
+
+    @cached_property
+    def inference_groups(self) -> dict:
+        ds = self.inputs.dataset
+        return self._timed("grouping", self.backend.group, ds.xcoords, ds.ycoords, self.inputs.config, True)
+
+    @cached_property
+    def shapes(self) -> dict:
+        return self._timed("shapes", self.backend.model_shapes, self.inputs.config, self.inputs.n)
+
+    @cached_property
+    def translation(self) -> np.ndarray:
+        t = self.inputs.translation_inputs
+        return self._timed("translation", self.backend.translate, t["images"], t["shifts_px"])
+
+    def forward(self, offsets_px) -> dict:
+        return self._timed("forward", self.backend.forward, self.inputs.object_patches("forward"),
+                           self.inputs.dataset.probe, offsets_px, self.inputs.case.config.object_big)
+
+    def loss(self, loss_inputs: dict) -> float:
+        return self._timed("loss", self.backend.loss, loss_inputs["far_field"], loss_inputs["observed_amplitude"],
+                           loss_inputs["log_intensity_scale"], self.inputs.case.config.loss)
+
+    @cached_property
+    def scales(self) -> dict:
+        ds = self.inputs.dataset
+        return self._timed("model", self.backend.scales, ds.diffraction, ds.probe, self.inputs.case.config.amp_activation)
+
+    @cached_property
+    def own_initial_weights(self) -> dict:
+        return self._timed("model", self.backend.initial_weights, self.inputs.config, self.inputs.n,
+                           self.scales["log_intensity_scale"])
+
+    def predict(self, state: ModelState, batch: Batch) -> dict:
+        return self._timed("model", self.backend.predict, state, batch)
+
+    def gradients(self, state: ModelState, batch: Batch) -> dict:
+        return self._timed("gradients", self.backend.gradients, state, batch)
+
+    def train(self, init_weights: dict) -> dict:
+        return self._timed("training", self.backend.train, self.inputs.config, self.inputs.data_path,
+                           init_weights, self.inputs.case.train_steps)
+
+    def reconstruct(self, state: ModelState) -> dict:
+        return self._timed("reconstruction", self.backend.reconstruct, state, self.inputs.data_path)
+
+    def bundle_roundtrip(self, state: ModelState, path: Path) -> None:
+        self._timed("bundle", self.backend.save_bundle, state, path)
+
+    def load_bundle(self, path: Path) -> ModelState:
+        return self._timed("bundle", self.backend.load_bundle, path)
+
+    @cached_property
+    def cli_config(self) -> dict:
+        out = self.inputs.workdir / f"cli-{self.backend.name}-{self.inputs.case.id}"
+        argv = ["--train-data-file", str(self.inputs.cli_data_path), "--output-dir", str(out)]
+        # Only the case's own overrides become flags: everything else must come out as the default.
+        for key, value in sorted(self.inputs.case.overrides.items()):
+            argv += ["--" + key.replace("_", "-"), json.dumps(value) if isinstance(value, bool) else str(value)]
+        return self._timed("cli", self.backend.run_train_cli, argv)

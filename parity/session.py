@@ -1,0 +1,97 @@
+"""Per-worker state of a parity run: adapters, case contexts, goldens, hub parts.
+
+Framework-free: adapters import their frameworks lazily, on the first stage
+that needs one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from adapters.registry import get_backend
+from parity import hub as hubs
+from parity.checks import CaseContext, StageResult, run_stage
+from parity.compare import error_comparison
+from parity.comparison import Comparison
+from parity.golden import GoldenError, GoldenRefused, GoldenStore
+from parity.matrix import ParityCase
+from parity.runner import BackendRun, CaseInputs
+from parity.tolerances import tolerance
+
+FRAMEWORK_DISTRIBUTIONS = ("tensorflow-cpu", "keras", "torch", "lightning", "numpy")
+
+
+def installed_versions() -> dict:
+    """Versions from package metadata: no framework import on the controller."""
+    found = {}
+    for dist in FRAMEWORK_DISTRIBUTIONS:
+        try:
+            found[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+@dataclass
+class ParitySession:
+    backends: list
+    workdir: Path
+    golden_root: Path
+    regen: bool
+    hub: Path
+    worker: str
+    contexts: dict = field(default_factory=dict)
+    adapters: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.store = GoldenStore(self.golden_root)
+        for name in self.backends:
+            self.adapters[name] = get_backend(name)
+
+    def context(self, case: ParityCase) -> CaseContext:
+        if case.id not in self.contexts:
+            inputs = CaseInputs(case=case, workdir=self.workdir)
+            runs = {name: BackendRun(backend=adapter, inputs=inputs) for name, adapter in self.adapters.items()}
+            self.contexts[case.id] = CaseContext(inputs=inputs, runs=runs)
+        return self.contexts[case.id]
+
+    def run(self, case: ParityCase, stage: str) -> list[Comparison]:
+        """Cross-backend checks, then goldens (blessed first under --force-regen); parts written at once."""
+        ctx = self.context(case)
+        result = run_stage(ctx, stage)
+        comparisons = list(result.comparisons) + self._golden(ctx, stage, result)
+        hubs.write_part(self.hub, self.worker, comparisons, result.artifacts)
+        return comparisons
+
+    def _golden(self, ctx: CaseContext, stage: str, result: StageResult) -> list[Comparison]:
+        if result.golden is None:
+            return []
+        reference = ctx.reference
+        config = ctx.inputs.config
+        out = []
+        if self.regen:
+            cross = [c for c in result.comparisons if "~golden" not in c.check]
+            info = {"config": config, "framework_versions": installed_versions(),
+                    "reference_backend": reference}
+            try:
+                path = self.store.bless(ctx.case_id, stage, result.golden, cross, info)
+            except (GoldenRefused, GoldenError) as exc:
+                return [error_comparison(config_id=ctx.case_id, stage=stage, check=f"{reference}~golden",
+                                         metric="regen", error=exc)]
+            out.append(Comparison(config_id=ctx.case_id, stage=stage, check=f"{reference}~golden",
+                                  metric="regenerated", passed=True, kind="exact", measured={}, tolerance=None,
+                                  worst=None, message=f"[{ctx.case_id}] stage {stage}: golden written to {path}"))
+        for name, data in result.golden_by_backend.items():
+            out += self.store.check(ctx.case_id, stage, data, tolerance, label=name, metric=result.golden_metric,
+                                    config=config)
+        return out
+
+    def write_timings(self) -> None:
+        """Backend compute seconds per (case, backend, stage), for `make bench`'s overhead split."""
+        timings = {cid: {name: run.timings for name, run in ctx.runs.items()} for cid, ctx in self.contexts.items()}
+        folder = self.hub / "timings"
+        folder.mkdir(exist_ok=True)
+        (folder / f"{self.worker}.json").write_text(json.dumps(timings, indent=1, sort_keys=True))

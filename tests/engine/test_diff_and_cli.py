@@ -1,0 +1,116 @@
+"""Hub diffs on hand-made hubs, and the `python -m parity` verbs."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from parity.__main__ import VERBS, main, pytest_command
+from parity.diff import diff_hubs, render_diff_text
+
+from .factories import make_comparison
+
+REPO = Path(__file__).resolve().parents[2]
+FORWARD_TOL = {"key": "forward.max_abs.float32", "measure": "max_abs", "limit": 1e-5}
+
+
+def hand_made_hub(root: Path, name: str, comparisons, *, complete=True) -> Path:
+    hub = root / name
+    hub.mkdir(parents=True)
+    items = [c.to_dict() for c in comparisons]
+    configs = {}
+    for item in items:
+        stages = configs.setdefault(item["config_id"], {"first_divergence": None, "stages": {}})
+        stages["stages"][item["stage"]] = "pass" if item["passed"] else "fail"
+    (hub / "results.json").write_text(json.dumps({
+        "schema": "pinn-parity-results", "schema_version": 1, "created": "2026-11-29T12:00:00Z",
+        "hub": name, "env": {}, "complete": complete, "configs": configs,
+        "comparisons": items, "artifacts": [], "warnings": []}))
+    return hub
+
+
+@pytest.fixture
+def two_hubs(tmp_path):
+    before = hand_made_hub(tmp_path, "A", [
+        make_comparison("gs1", "forward", True, measured={"max_abs": 1e-7}, tolerance=FORWARD_TOL),
+        make_comparison("gs1", "training", False, metric="loss_band"),
+        make_comparison("gs1", "cli", True, kind="exact"),
+        make_comparison("gs2", "loss", False),
+    ])
+    after = hand_made_hub(tmp_path, "B", [
+        make_comparison("gs1", "forward", True, measured={"max_abs": 5e-5}, tolerance=FORWARD_TOL),
+        make_comparison("gs1", "training", True, metric="loss_band"),
+        make_comparison("gs2", "loss", False),
+        make_comparison("gs2", "model", False, metric="predict"),
+        make_comparison("gs3", "config", False, kind="exact", metric="fields"),
+    ], complete=False)
+    return before, after
+
+
+def test_diff_sorts_changes_into_their_kinds(two_hubs):
+    report = diff_hubs(*two_hubs)
+    assert [e.identity for e in report.new_failures] == [
+        ("gs2", "model", "tf~torch", "predict"), ("gs3", "config", "tf~torch", "fields")]
+    assert [e.identity for e in report.fixed] == [("gs1", "training", "tf~torch", "loss_band")]
+    assert [e.identity for e in report.still_failing] == [("gs2", "loss", "tf~torch", "max_abs")]
+    [move] = report.moved
+    assert move.identity[:2] == ("gs1", "forward") and move.measure == "max_abs"
+    assert (move.value_a, move.value_b, move.limit) == (1e-7, 5e-5, 1e-5)
+    assert report.only_in_a == (("gs1", "cli"),)
+    assert report.only_in_b == (("gs2", "model"), ("gs3", "config"))
+    assert report.has_new_failures and not report.complete_b
+    text = render_diff_text(report)
+    assert "new failures (2):\n  [gs2] stage model tf~torch predict: exceeds\n" in text
+    assert "gs1 forward tf~torch max_abs: max_abs 1.000e-07 -> 5.000e-05 (limit 1.000e-05)" in text
+    assert text.splitlines()[1].endswith("/B (INCOMPLETE)")
+
+
+def test_diff_of_a_hub_with_itself_is_empty(two_hubs):
+    report = diff_hubs(two_hubs[0], two_hubs[0])
+    assert not report.has_new_failures and not report.fixed and not report.moved
+    assert len(report.still_failing) == 2
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "parity", *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_diff_exit_status_and_bad_input(two_hubs, tmp_path):
+    before, after = two_hubs
+    done = run_cli("diff", before, after)
+    assert done.returncode == 1 and "new failures (2):" in done.stdout
+    assert run_cli("diff", after, after).returncode == 0
+    results = json.loads((after / "results.json").read_text())
+    (after / "results.json").write_text(json.dumps(dict(results, schema_version=9)))
+    done = run_cli("diff", before, after)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("parity: error: ")
+    assert "version 9; this harness reads 'pinn-parity-results' version 1" in done.stderr
+
+
+def test_cli_report_renders_and_rejects_a_missing_hub(two_hubs, tmp_path):
+    done = run_cli("report", two_hubs[0])
+    assert done.returncode == 0, done.stderr
+    assert (two_hubs[0] / "summary.md").exists() and (two_hubs[0] / "index.html").exists()
+    done = run_cli("report", tmp_path / "missing")
+    assert done.returncode == 2
+    assert done.stderr == f"parity: error: no hub at {tmp_path / 'missing'}\n"
+
+
+def test_unknown_verb_and_usage(capsys):
+    assert main(["frobnicate"]) == 2
+    assert "unknown verb 'frobnicate'" in capsys.readouterr().err
+    assert main(["--help"]) == 0
+    usage = capsys.readouterr().out
+    assert all(f"\n  {verb} " in usage for verb in ("run", "regen", "report", "diff"))
+
+
+def test_run_and_regen_build_the_pytest_command():
+    assert list(VERBS) == ["run", "regen", "report", "diff", "tolerances"]
+    assert pytest_command(["-k", "forward"]) == [sys.executable, "-m", "pytest", "parity/",
+                                                 "-n", "auto", "-k", "forward"]
+    assert pytest_command(["--parity-config", "gs1"], regen=True)[-3:] == [
+        "--force-regen", "--parity-config", "gs1"]

@@ -1,0 +1,146 @@
+"""Report hubs: parts from workers merged, interrupted runs, schema checks, latest."""
+
+import json
+import os
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+
+from parity import hub as hubs
+from parity.compare import RECONSTRUCTION_METRICS, compare_band, compare_reconstruction
+
+from .factories import make_comparison
+
+ENV = {"frameworks": {"tensorflow": "2.21.0", "torch": "2.13.0"}, "commit": "0123abc",
+       "platform": "test", "threads": {"OMP_NUM_THREADS": "1"}}
+WHEN = datetime(2026, 11, 29, 12, 45, 1, tzinfo=timezone.utc)
+
+
+def test_new_hub_is_timestamped_marked_incomplete_and_never_reused(tmp_path):
+    first = hubs.new_hub(tmp_path / "reports", now=WHEN)
+    second = hubs.new_hub(tmp_path / "reports", now=WHEN)
+    assert first.name == "2026-11-29T124501Z" and second.name == "2026-11-29T124501Z-2"
+    assert (first / "INCOMPLETE").is_file() and (first / "parts").is_dir()
+
+
+def test_parts_of_two_workers_are_merged(tmp_path):
+    hub = hubs.new_hub(tmp_path / "reports", now=WHEN)
+    hubs.write_part(hub, "gw0", [make_comparison("gs1", "forward", True),
+                                 make_comparison("gs1", "training", False, metric="loss_band")])
+    hubs.write_part(hub, "gw1", [make_comparison("gs2", "config", True, kind="exact").to_dict()])
+    hubs.write_part(hub, "gw0", [make_comparison("gs1", "translation", False)])
+    results = hubs.finalize(hub, ENV, "the log\n", complete=True)
+
+    assert results["schema"] == "pinn-parity-results" and results["schema_version"] == 1
+    assert results["complete"] is True and not (hub / "INCOMPLETE").exists()
+    assert results["configs"] == {
+        "gs1": {"first_divergence": "translation",
+                "stages": {"translation": "fail", "forward": "pass", "training": "fail"}},
+        "gs2": {"first_divergence": None, "stages": {"config": "pass"}},
+    }
+    assert [c["stage"] for c in results["comparisons"]] == ["translation", "forward", "training",
+                                                           "config"]
+    assert json.loads((hub / "results.json").read_text()) == results
+    assert json.loads((hub / "env.json").read_text()) == ENV
+    assert (hub / "run.log").read_text() == "the log\n"
+    summary = (hub / "summary.md").read_text()
+    assert "| gs1 | - | - | - | - | **FAIL** | pass | - | - | - | **FAIL** | - | - | - |" in summary
+    assert "- gs1: **translation** (sub-pixel bilinear translation" in summary
+    assert "- gs2: none" in summary
+    assert "[gs1] stage training tf~torch loss_band: exceeds" in summary
+    assert "INCOMPLETE" not in summary
+    html = (hub / "index.html").read_text()
+    assert '<td class="fail">FAIL</td>' in html and 'id="gs2"' in html
+
+
+def test_an_interrupted_run_keeps_its_marker_and_says_so(tmp_path):
+    hub = hubs.new_hub(tmp_path / "reports", now=WHEN)
+    hubs.write_part(hub, "gw0", [make_comparison("gs1", "forward", True)])
+    # A worker killed mid-write leaves a torn last line: it becomes a warning, not a crash.
+    with open(hub / "parts" / "gw1.jsonl", "a") as handle:
+        handle.write('{"record": "comparison", "config_id": "gs')
+    results = hubs.finalize(hub, ENV, "", complete=False)
+    assert results["complete"] is False and (hub / "INCOMPLETE").exists()
+    assert results["warnings"][0].startswith("parts/gw1.jsonl:1: unreadable record skipped")
+    summary = (hub / "summary.md").read_text().splitlines()
+    assert summary[2].startswith("**INCOMPLETE RUN**")
+    assert "INCOMPLETE RUN" in (hub / "index.html").read_text()
+
+
+def test_render_refuses_another_schema_or_version(tmp_path):
+    hub = hubs.new_hub(tmp_path / "reports", now=WHEN)
+    hubs.finalize(hub, ENV, "", complete=True)
+    results = json.loads((hub / "results.json").read_text())
+    (hub / "results.json").write_text(json.dumps(dict(results, schema_version=2)))
+    with pytest.raises(hubs.ResultsSchemaError,
+                       match="has schema 'pinn-parity-results' version 2; this harness reads "
+                             "'pinn-parity-results' version 1"):
+        hubs.render(hub)
+    (hub / "results.json").write_text(json.dumps(dict(results, schema="something-else")))
+    with pytest.raises(hubs.ResultsSchemaError, match="'something-else'"):
+        hubs.render(hub)
+    with pytest.raises(hubs.HubError, match="no hub at"):
+        hubs.render(tmp_path / "nowhere")
+
+
+def test_latest_points_at_the_newest_hub_with_a_text_fallback(tmp_path, monkeypatch):
+    root = tmp_path / "reports"
+    old = hubs.new_hub(root, now=WHEN)
+    hubs.finalize(old, ENV, "", complete=True)
+    assert os.readlink(root / "latest") == old.name
+    new = hubs.new_hub(root)
+    hubs.finalize(new, ENV, "", complete=True)
+    assert hubs.latest_hub(root) == new.resolve()
+
+    def no_symlinks(*args, **kwargs):
+        raise OSError("symlinks not supported here")
+
+    monkeypatch.setattr(os, "symlink", no_symlinks)
+    hubs.update_latest(old)
+    assert (root / "latest").read_text().strip() == old.name
+    assert hubs.latest_hub(root) == old.resolve()
+
+
+def test_artifacts_and_series_become_plots(tmp_path, tol, rng):
+    hub = hubs.new_hub(tmp_path / "reports", now=WHEN)
+    obj = (0.5 + rng.random((24, 28))) * np.exp(1j * rng.random((24, 28)))
+    tols = {m: tol("reconstruction", m) for m in RECONSTRUCTION_METRICS}
+    records = [*compare_reconstruction(obj, obj * 1.1, tols, config_id="gs1"),
+               compare_band([1.0, 0.5, 0.4], [1.0, 0.51, 0.4], tol("training", "loss_band"),
+                            config_id="gs1")]
+    artifact = hubs.Artifact("gs1", "reconstruction", {"tf": obj.astype(np.complex64),
+                                                        "torch": obj.astype(np.complex64)})
+    hubs.write_part(hub, "gw0", records, [artifact])
+    results = hubs.finalize(hub, ENV, "", complete=True)
+    assert results["artifacts"] == [{"config_id": "gs1", "kind": "reconstruction",
+                                     "labels": ["tf", "torch"],
+                                     "file": "parts/gw0/gs1.reconstruction.npz"}]
+    plots = sorted(p.name for p in (hub / "plots").iterdir())
+    assert plots == ["gs1-frc-tf-torch.png", "gs1-loss.png", "gs1-reconstruction.png"]
+    assert all((hub / "plots" / name).read_bytes()[:4] == b"\x89PNG" for name in plots)
+    html = (hub / "index.html").read_text()
+    assert all(f'src="plots/{name}"' in html for name in plots)
+    # Re-rendering from results.json alone gives the same page.
+    hubs.render(hub)
+    assert (hub / "index.html").read_text() == html
+
+
+def test_a_broken_artifact_costs_only_its_plot(tmp_path):
+    hub = hubs.new_hub(tmp_path / "reports", now=WHEN)
+    artifact = hubs.Artifact("gs1", "reconstruction", {"tf": np.ones((8, 8), np.complex64)})
+    hubs.write_part(hub, "gw0", [make_comparison("gs1", "forward", True)], [artifact])
+    (hub / "parts" / "gw0" / "gs1.reconstruction.npz").write_bytes(b"garbage")
+    hubs.finalize(hub, ENV, "", complete=True)
+    assert "plot gs1: reconstruction could not be made" in (hub / "index.html").read_text()
+
+
+def test_write_part_validates_its_input(tmp_path):
+    hub = hubs.new_hub(tmp_path / "reports", now=WHEN)
+    with pytest.raises(ValueError, match="worker id '../gw0' is not a safe file name"):
+        hubs.write_part(hub, "../gw0", [])
+    with pytest.raises(ValueError, match="stage 'nope' is not one of"):
+        hubs.write_part(hub, "gw0", [dict(make_comparison("gs1", "forward", True).to_dict(),
+                                          stage="nope")])
+    with pytest.raises(hubs.HubError, match="is not a hub"):
+        hubs.write_part(tmp_path, "gw0", [])
