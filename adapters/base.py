@@ -98,6 +98,11 @@ class Backend(ABC):
         """history (docs/spec.md §10) and weights (canonical) after `max_steps` steps."""
         raise NotImplementedError(f"{self.name}: stage training")
 
+    def stitch(self, patches: np.ndarray, xcoords: np.ndarray, ycoords: np.ndarray) -> dict:
+        """docs/spec.md §11 on given patches: (P,N,N) complex O_ext, (P,) coordinates ->
+        object (H,W) complex64 and origin_px (2,)."""
+        raise NotImplementedError(f"{self.name}: stage reconstruction (stitch)")
+
     def reconstruct(self, state: ModelState, data_path) -> dict:
         """object (H,W) complex64 and origin_px (2,) stitched from every position of the file."""
         raise NotImplementedError(f"{self.name}: stage reconstruction")

@@ -133,6 +133,11 @@ class BundledBackend(Backend):
                                           init_weights=init_weights, max_steps=max_steps)
         return {"history": result.history, "weights": result.model.get_canonical_weights()}
 
+    def stitch(self, patches, xcoords, ycoords) -> dict:
+        obj, origin = self._mod("stitch").stitch_patches(self.tensor(patches.astype(np.complex64)),
+                                                         np.asarray(xcoords, np.float64), np.asarray(ycoords, np.float64))
+        return {"object": np.asarray(obj, np.complex64), "origin_px": np.asarray(origin, np.float64)}
+
     def reconstruct(self, state, data_path) -> dict:
         obj, origin = self._mod("stitch").reconstruct(self._model(state), load_dataset(data_path))
         return {"object": np.asarray(obj, np.complex64), "origin_px": np.asarray(origin, np.float64)}

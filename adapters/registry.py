@@ -23,6 +23,7 @@ ENTRY_POINT_GROUP = "pinn_parity.backends"
 BUILTIN = {
     "tf": "adapters.bundled:TensorFlowBackend",
     "torch": "adapters.bundled:TorchBackend",
+    "referee": "adapters.referee:Float64Referee",  # float64 numpy, deterministic stages only
 }
 
 

@@ -1,8 +1,8 @@
 """`python -m parity VERB ...`: run the suite, regenerate goldens, render and diff hubs.
 
-Verbs live in one explicit table (VERBS); adding one (the planned `audit` and
-`tolerances`) is one function and one row. Bad input (a missing hub, a
-results.json of another schema) is one line on stderr and exit status 2.
+Verbs live in one explicit table (VERBS); adding one is one function and one
+row. Bad input (a missing hub, a results.json of another schema, an unknown
+mutant) is one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -103,6 +103,55 @@ def verb_tolerances(argv: Sequence[str]) -> int:
     return 0 if ok else 1
 
 
+def verb_audit(argv: Sequence[str]) -> int:
+    """Mutant adapters against the clean other backend; exit 1 when one is not caught where declared."""
+    import os
+
+    # Before any adapter imports a framework: the same thread settings as the suite.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        os.environ.setdefault(var, "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    parser = argparse.ArgumentParser(
+        prog="python -m parity audit",
+        description="Prove the harness can fail: run mutant adapters (one known bug each) against the clean "
+                    "other backend and report the first stage that fails for each.")
+    parser.add_argument("--mutants", default=None, help="comma-separated mutant names (default: all)")
+    parser.add_argument("--base", default="torch", choices=("torch", "tf"),
+                        help="backend the mutants wrap; the other is the clean reference (default: torch)")
+    parser.add_argument("--cases", default=None, help="comma-separated ids of parity.matrix.AUDIT (default: all)")
+    parser.add_argument("--json", default=None, metavar="FILE", help="also write the table as JSON")
+    parser.add_argument("--sensitivity", action="store_true",
+                        help="then bisect the smallest perturbation of translation, forward and loss detected")
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    args = parser.parse_args(argv)
+    from adapters.mutants import MutantError, available, get_mutant
+    from parity import audit
+    from parity.matrix import AUDIT, select
+
+    try:
+        if args.list:
+            for name in available():
+                cls = get_mutant(name)
+                print(f"{name:26s} {cls.expected_stage:15s} {cls.description}")
+            return 0
+        names = None if not args.mutants else [n.strip() for n in args.mutants.split(",") if n.strip()]
+        if names is not None:
+            for name in names:
+                get_mutant(name)
+        cases = select(args.cases, AUDIT)
+    except (MutantError, ValueError) as exc:
+        sys.stderr.write(f"parity: error: {exc}\n")
+        return EXIT_BAD_INPUT
+    result = audit.run_audit(names, base=args.base, cases=cases, sensitivity=args.sensitivity,
+                             log=lambda line: print(line, file=sys.stderr, flush=True))
+    sys.stdout.write(audit.render_table(result))
+    sys.stdout.write(audit.render_sensitivity(result))
+    if args.json:
+        print(f"wrote {audit.write_json(result, args.json)}")
+    return audit.exit_status(result)
+
+
 @dataclass(frozen=True)
 class Verb:
     summary: str
@@ -116,7 +165,8 @@ VERBS: dict[str, Verb] = {
     "diff": Verb("compare two hubs, exit 1 on new failures: diff HUB_A HUB_B", verb_diff),
     "tolerances": Verb("ledger, or --measure --seeds N [--write]: errors over seeds beside it",
                        verb_tolerances),
-    # Planned (later issue): the "audit" row goes here.
+    "audit": Verb("mutants with one known bug each must fail at their stage: audit [--mutants a,b] "
+                  "[--base torch|tf] [--json FILE] [--sensitivity]", verb_audit),
 }
 
 

@@ -5,12 +5,19 @@ first backend the reference) and returns a StageResult: the cross-backend
 comparisons, the reference's data to compare with (or bless as) the golden,
 and artifacts for the hub's plots. A backend that raises yields a failed
 comparison for that stage, never a crashed session.
+
+The float64 referee (adapters/referee.py), when the context has one, is the
+arbiter of the deterministic stages (REFEREE_STAGES): every backend is also
+compared with it ("<backend>~referee", referee on the right), and a failing
+"<other>~<reference>" comparison of those stages says which of the two is
+farther from the float64 truth, so a split points at the backend to fix.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -22,7 +29,10 @@ from parity.compare import (check_invariants, compare_allclose, compare_band, co
 from parity.comparison import Comparison
 from parity.hub import Artifact
 from parity.runner import BackendRun, CaseInputs
-from parity.tolerances import tolerance
+from parity.tolerances import precision_name, tolerance
+
+REFEREE = "referee"  # adapters.registry name of the float64 arbiter
+REFEREE_STAGES = ("grouping", "translation", "forward", "loss", "reconstruction")  # reconstruction: stitch only
 
 
 class UpstreamFailed(RuntimeError):
@@ -42,6 +52,7 @@ class StageResult:
 class CaseContext:
     inputs: CaseInputs
     runs: dict  # backend name -> BackendRun, reference first
+    referee: BackendRun | None = None  # the float64 arbiter of REFEREE_STAGES; None: no referee checks
 
     @property
     def case_id(self) -> str:
@@ -116,6 +127,92 @@ def _pairs(ctx: CaseContext, outputs: dict):
         return []
     ref = outputs[ctx.reference]
     return [(f"{name}~{ctx.reference}", ref, outputs[name]) for name, _ in ctx.others() if name in outputs]
+
+
+def _referee_output(ctx: CaseContext, stage: str, fn, result: StageResult):
+    """fn(referee run), or None: no referee, or it raised (then a failed comparison says so,
+    since a referee that cannot do a stage the contract defines is a bug of the harness)."""
+    if ctx.referee is None:
+        return None
+    try:
+        return fn(ctx.referee)
+    except UpstreamFailed as exc:
+        result.comparisons.append(error_comparison(config_id=ctx.case_id, stage=stage, check=REFEREE,
+                                                   metric="upstream", error=exc))
+    except Exception as exc:
+        result.comparisons.append(error_comparison(config_id=ctx.case_id, stage=stage, check=REFEREE,
+                                                   metric="call", error=exc))
+    return None
+
+
+def _referee_checks(ctx: CaseContext, stage: str, outputs: dict, referee_output, *, ledger_metric="max_abs",
+                    keys=None, exact=(), prefix="", suffix="") -> list[Comparison]:
+    """"<backend>~referee<suffix>" for every backend in `outputs`: the backend on the left, the
+    float64 referee on the right (side b, the one relative tolerances scale with).
+
+    Metric names are the cross-backend check's own ("prefix + key"), so a failed
+    "<other>~<reference>" comparison finds its two referee counterparts. The ledger entry
+    is the one of the backend's precision: the referee is the truth a float32 backend is
+    held to, with the same tolerance as the backends are held to each other. Keys in
+    `exact` (indices, origins) must match exactly; the others are allclose, the backend's
+    output widened to the referee's float64/complex128 first (widening loses nothing).
+    """
+    if referee_output is None:
+        return []
+    found = []
+    for name, out in outputs.items():
+        if name == REFEREE:
+            continue
+        check = f"{name}~{REFEREE}{suffix}"
+        for key in (referee_output if keys is None else keys):
+            common = dict(config_id=ctx.case_id, stage=stage, check=check, metric=prefix + key)
+            try:
+                mine, truth = np.asarray(out[key]), np.asarray(referee_output[key])
+                if key in exact:
+                    found.append(compare_exact(mine, truth, **common))
+                    continue
+                wide = np.result_type(mine, truth)
+                tol = tolerance(stage, ledger_metric, precision_name(mine.dtype))
+                found.append(compare_allclose(mine.astype(wide), truth.astype(wide), tol, **common))
+            except Exception as exc:  # a missing key or a dtype with no ledger entry: a failure, not a crash
+                found.append(error_comparison(error=exc, **common))
+    return found
+
+
+_PAIR = re.compile(r"^(?P<left>[^~\[]+)~(?P<right>[^~\[]+)(?P<suffix>\[.*\])?$")
+
+
+def _distance(comparison: Comparison) -> tuple[float, str]:
+    """How far a "<backend>~referee" comparison found the backend: max |error| of an allclose,
+    differing elements of an exact check; infinite when it could not compare at all."""
+    measured = comparison.measured
+    if comparison.kind == "allclose" and "max_abs" in measured:
+        return float(measured["max_abs"]), f"{measured['max_abs']:.3e}"
+    if comparison.kind == "exact" and "n_total" in measured:
+        return float(measured["n_bad"]), f"{measured['n_bad']:g} of {measured['n_total']:g} elements"
+    reason = comparison.headline.partition(f"{comparison.metric}: ")[2] or "not comparable"
+    return float("inf"), f"not comparable ({reason})"
+
+
+def _with_referee_note(ctx: CaseContext, comparisons: list) -> list:
+    """Each failed "<other>~<reference>" comparison gets one more line naming the backend
+    farther from the referee: two float32 backends that part do not say which one is wrong.
+    Built with dataclasses.replace (Comparison is frozen); the rest is unchanged."""
+    by_identity = {(c.check, c.metric): c for c in comparisons}
+    annotated = []
+    for c in comparisons:
+        pair = _PAIR.match(c.check)
+        if not c.passed and pair and pair["right"] == ctx.reference and REFEREE not in (pair["left"], pair["right"]):
+            suffix = pair["suffix"] or ""
+            sides = [(name, by_identity.get((f"{name}~{REFEREE}{suffix}", c.metric)))
+                     for name in (pair["left"], pair["right"])]
+            if all(found is not None for _, found in sides):
+                (b1, (d1, e1)), (b2, (d2, e2)) = [(name, _distance(found)) for name, found in sides]
+                verdict = f"fix {b1 if d1 > d2 else b2} first" if d1 != d2 else "equally far: check both"
+                c = replace(c, message=f"{c.message}\n  referee (float64): {b1} is {e1} from it, {b2} is {e2}: "
+                                       f"{verdict}")
+        annotated.append(c)
+    return annotated
 
 
 def _first_group(arrays: dict) -> dict:
@@ -222,6 +319,10 @@ def check_grouping(ctx: CaseContext) -> StageResult:
                 config_id=ctx.case_id, stage="grouping", check=label + suffix, metric="offsets_px"))
         for name, groups in outputs.items():
             result.comparisons.append(_grouping_invariants(ctx, name, groups, inference))
+        truth = _referee_output(ctx, "grouping", lambda run: run.inference_groups if inference else run.groups,
+                                result)
+        result.comparisons.extend(_referee_checks(ctx, "grouping", outputs, truth, keys=("nn_indices", "offsets_px"),
+                                                  exact=("nn_indices",), suffix=suffix))
         if not inference:
             keep = ("nn_indices", "offsets_px")
             result.golden_by_backend = {n: {k: g[k] for k in keep} for n, g in outputs.items()}
@@ -240,14 +341,18 @@ def check_shapes(ctx: CaseContext) -> StageResult:
     return result
 
 
-def _allclose_stage(ctx, stage, metric, fn, result: StageResult, golden_keys=None) -> StageResult:
-    """Shared path of the array stages: every other backend allclose to the reference."""
+def _allclose_stage(ctx, stage, metric, fn, result: StageResult, golden_keys=None, referee_fn=None) -> StageResult:
+    """Shared path of the array stages: every other backend allclose to the reference,
+    and, given `referee_fn` (its output on the same inputs), every backend to the referee."""
     outputs = _outputs(ctx, stage, fn, result)
     for label, ref, other in _pairs(ctx, outputs):
         for key in ref:
             dtype = "float64" if np.asarray(ref[key]).dtype == np.float64 else "float32"
             result.comparisons.append(compare_allclose(other[key], ref[key], tolerance(stage, metric, dtype),
                                                        config_id=ctx.case_id, stage=stage, check=label, metric=key))
+    if referee_fn is not None:
+        result.comparisons.extend(_referee_checks(ctx, stage, outputs, _referee_output(ctx, stage, referee_fn, result),
+                                                  ledger_metric=metric))
     pick = (lambda out: _first_group(out)) if golden_keys is None else golden_keys
     result.golden_by_backend = {name: pick(out) for name, out in outputs.items()}
     result.golden = result.golden_by_backend.get(ctx.reference)
@@ -256,19 +361,25 @@ def _allclose_stage(ctx, stage, metric, fn, result: StageResult, golden_keys=Non
 
 
 def check_translation(ctx: CaseContext) -> StageResult:
-    return _allclose_stage(ctx, "translation", "max_abs", lambda run: {"translated": run.translation}, StageResult())
+    def translated(run):
+        return {"translated": run.translation}
+
+    return _allclose_stage(ctx, "translation", "max_abs", translated, StageResult(), referee_fn=translated)
 
 
 def check_forward(ctx: CaseContext) -> StageResult:
-    result = StageResult()
-    return _allclose_stage(ctx, "forward", "max_abs", lambda run: run.forward(ctx.ref_groups["offsets_px"][
-        : ctx.inputs.case.stage_groups]), result)
+    def forward(run):
+        return run.forward(ctx.ref_groups["offsets_px"][: ctx.inputs.case.stage_groups])
+
+    return _allclose_stage(ctx, "forward", "max_abs", forward, StageResult(), referee_fn=forward)
 
 
 def check_loss(ctx: CaseContext) -> StageResult:
     result = StageResult()
+    # The backends' loss is a float32 number; the referee's stays float64 (not rounded to float32).
     return _allclose_stage(ctx, "loss", "max_abs", lambda run: {
-        "loss": np.float32(run.loss(ctx.inputs.loss_inputs(ctx.batch)))}, result, golden_keys=lambda out: out)
+        "loss": np.float32(run.loss(ctx.inputs.loss_inputs(ctx.batch)))}, result, golden_keys=lambda out: out,
+        referee_fn=lambda run: {"loss": np.float64(run.loss(ctx.inputs.loss_inputs(ctx.batch)))})
 
 
 def check_model(ctx: CaseContext) -> StageResult:
@@ -338,6 +449,18 @@ def check_training(ctx: CaseContext) -> StageResult:
 
 def check_reconstruction(ctx: CaseContext) -> StageResult:
     result = StageResult()
+    # Stitching alone, on identical random patches: isolates §11 from the network.
+    stitched = _outputs(ctx, "reconstruction", lambda run: run.stitched, result)
+    for label, ref, other in _pairs(ctx, stitched):
+        result.comparisons.append(compare_exact(other["origin_px"], ref["origin_px"], config_id=ctx.case_id,
+                                                stage="reconstruction", check=label, metric="stitch.origin_px"))
+        result.comparisons.append(compare_allclose(other["object"], ref["object"],
+                                                   tolerance("reconstruction", "stitch", "float32"),
+                                                   config_id=ctx.case_id, stage="reconstruction", check=label,
+                                                   metric="stitch.object"))
+    result.comparisons.extend(_referee_checks(
+        ctx, "reconstruction", stitched, _referee_output(ctx, "reconstruction", lambda run: run.stitched, result),
+        ledger_metric="stitch", keys=("origin_px", "object"), exact=("origin_px",), prefix="stitch."))
     outputs = _outputs(ctx, "reconstruction", lambda run: run.reconstruct(ctx.trained_state), result)
     tols = {m: tolerance("reconstruction", m, "float32") for m in ("rel_error", "ssim", "frc")}
     for label, ref, other in _pairs(ctx, outputs):
@@ -413,7 +536,10 @@ STAGE_CHECKS = {
 def run_stage(ctx: CaseContext, stage: str) -> StageResult:
     """The stage's check; an upstream failure of the reference fails this stage clearly."""
     try:
-        return STAGE_CHECKS[stage](ctx)
+        result = STAGE_CHECKS[stage](ctx)
+        if stage in REFEREE_STAGES and ctx.referee is not None:
+            result.comparisons = _with_referee_note(ctx, result.comparisons)
+        return result
     except UpstreamFailed as exc:
         return StageResult(comparisons=[error_comparison(config_id=ctx.case_id, stage=stage, check=ctx.reference,
                                                          metric="upstream", error=exc)])

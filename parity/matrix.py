@@ -21,6 +21,7 @@ class SimulatedData:
     n_positions: int = 48
     n: int = 32
     nphotons: float = 1e5
+    jitter: float | None = None  # max raster jitter in px; None = the simulator's default (step / 4), 0 = exact raster
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,25 @@ def _check_unique(cases) -> None:
         seen.add(case.id)
 
 
+# The audit's cases (`python -m parity audit`, parity/audit.py): not part of the suite. Chosen so that
+# every bug class of adapters/mutants.py is observable, and small enough that the whole audit runs in
+# about two minutes on two cores:
+# - gridsize 2 (C = 4): channel order and group offsets matter;
+# - jitter 0: an exact raster, so distances tie (ties broken by index, spec §4);
+# - 20 groups in batches of 8 (8, 8, 4) and 4 training steps: a full epoch and its partial batch,
+#   then the next epoch's first batch;
+# - adam_epsilon 1e-2: far from the 1e-8 of a framework default, so using it changes the update;
+# - neighbor_count (and, in the second case, gridsize) left unset: a wrong default shows;
+# - epochs 2: the CLI stage trains a few steps, not 50 epochs.
+AUDIT = (
+    ParityCase("gs2-k4-poisson-n32-audit", SimulatedData(seed=21, n_positions=20, jitter=0.0),
+               {"gridsize": 2, "batch_size": 8, "epochs": 2, "adam_epsilon": 1e-2}, train_steps=4),
+    ParityCase("gs1-k4-poisson-n16-audit", SimulatedData(seed=22, n_positions=12, n=16, jitter=0.0),
+               {"batch_size": 8, "epochs": 2, "adam_epsilon": 1e-2}, train_steps=2, stage_groups=1),
+)
+
 _check_unique(MATRIX)
+_check_unique(AUDIT)
 
 
 def select(ids: str | None, cases=MATRIX) -> tuple:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from adapters.registry import get_backend
-from parity.checks import STAGE_CHECKS, CaseContext
+from parity.checks import REFEREE, STAGE_CHECKS, CaseContext
 from parity.envinfo import collect_environment, utc_now
 from parity.matrix import MATRIX
 from parity.runner import BackendRun, CaseInputs
@@ -30,7 +30,7 @@ from parity.tolerances import DEFAULT_LEDGER_PATH, load_ledger, save_ledger_docu
 
 HEADROOM = 10.0
 SEED_STRIDE = 1000  # measurement seed s uses data seed case.seed + s * SEED_STRIDE
-F32_FLOOR = 8 * float(np.finfo(np.float32).eps)  # where two backends agree bit for bit
+ULPS_FLOOR = 8  # below 8 ulps of the largest magnitude, a difference is rounding, whatever was measured
 
 
 def shifted_cases(seeds, cases=MATRIX):
@@ -51,12 +51,14 @@ def _observed(comparison) -> tuple[str, float, float] | None:
 def measure(seeds, backends=("tf", "torch"), cases=MATRIX, log=print) -> dict:
     """ledger key -> {"worst": value, "max_ref": magnitude, "seeds": [...], "n": count}."""
     adapters = {name: get_backend(name) for name in backends}
+    referee = get_backend(REFEREE)  # "<backend>~referee" comparisons use the same ledger entries: measured too
     workdir = Path(tempfile.mkdtemp(prefix="parity-measure-"))
     ledger = load_ledger()
     found = {}
     for seed, case in shifted_cases(seeds, cases):
         inputs = CaseInputs(case=case, workdir=workdir)
-        ctx = CaseContext(inputs=inputs, runs={n: BackendRun(a, inputs) for n, a in adapters.items()})
+        ctx = CaseContext(inputs=inputs, runs={n: BackendRun(a, inputs) for n, a in adapters.items()},
+                          referee=BackendRun(referee, inputs))
         for stage, check in STAGE_CHECKS.items():
             for comparison in check(ctx).comparisons:
                 if comparison.kind == "error":
@@ -77,12 +79,17 @@ def measure(seeds, backends=("tf", "torch"), cases=MATRIX, log=print) -> dict:
     return found
 
 
-def proposed_value(entry_bound: str, worst: float, max_ref: float, headroom: float) -> float:
+def proposed_value(entry_bound: str, worst: float, max_ref: float, headroom: float, dtype: str) -> float:
     """worst x headroom; for lower bounds (SSIM, FRC) the deficit from 1 gets the headroom.
-    Where the backends agreed exactly, a floor of a few float32 ulps of the magnitude."""
+
+    The worst is first raised to a floor of a few ulps (of the entry's dtype) of the
+    largest magnitude compared: where two backends happened to agree bit for bit on
+    these seeds, a bound of zero would fail on the next machine's rounding."""
+    floor = ULPS_FLOOR * float(np.finfo(np.dtype(dtype)).eps)
     if entry_bound == "lower":
-        return max(0.0, 1.0 - headroom * max(1.0 - worst, F32_FLOOR))
-    return headroom * max(worst, F32_FLOOR * max(max_ref, 1.0))
+        deficit = headroom * max(1.0 - worst, floor)
+        return 1.0 - float(f"{deficit:.3g}")
+    return float(f"{headroom * max(worst, floor * max(max_ref, 1.0)):.3g}")
 
 
 def report(found: dict, ledger) -> tuple[list[str], bool]:
@@ -110,8 +117,11 @@ def report(found: dict, ledger) -> tuple[list[str], bool]:
     return lines, ok
 
 
-def write_ledger(found: dict, path=DEFAULT_LEDGER_PATH, headroom: float = HEADROOM, log=print) -> None:
-    """Replace measured entries' values and provenance; other entries stay as they are."""
+def write_ledger(found: dict, path=DEFAULT_LEDGER_PATH, log=print) -> None:
+    """Replace measured entries' values and provenance; other entries stay as they are.
+
+    Each entry keeps its own headroom factor: 10 for deterministic stages, less where
+    the metric is chaotic by nature (training), so that the band still means something."""
     document = json.loads(Path(path).read_text())
     from parity.session import installed_versions
 
@@ -123,10 +133,12 @@ def write_ledger(found: dict, path=DEFAULT_LEDGER_PATH, headroom: float = HEADRO
         if entry is None:
             log(f"  {key}: measured {got['worst']:.3g} but the ledger has no entry; add one by hand first")
             continue
-        value = proposed_value(entry.get("bound", "upper"), got["worst"], got["max_ref"], headroom)
+        headroom = float(entry.get("headroom", HEADROOM))
+        value = proposed_value(entry.get("bound", "upper"), got["worst"], got["max_ref"], headroom,
+                               entry["dtype"])
         if value > entry["value"] and not entry.get("provisional"):
             log(f"  {key}: LOOSENED {entry['value']:.3g} -> {value:.3g} (measured {got['worst']:.3g})")
-        entry.update(value=float(f"{value:.3g}"), rtol=0.0, measured_max=got["worst"], seeds=got["seeds"],
+        entry.update(value=value, rtol=0.0, measured_max=got["worst"], seeds=got["seeds"],
                      headroom=headroom, environment=environment, date=utc_now()[:10], provisional=False,
                      note=f"{got['n']} comparisons; value = {'1 - ' if entry.get('bound') == 'lower' else ''}"
                           f"worst{' deficit' if entry.get('bound') == 'lower' else ''} x headroom")

@@ -42,7 +42,7 @@ class CaseInputs:
         path = self.workdir / f"{self.case.id}.npz"
         if not path.exists():
             d = self.case.data
-            save_dataset(simulate(d.seed, d.n_positions, d.n, d.nphotons), path)
+            save_dataset(simulate(d.seed, d.n_positions, d.n, d.nphotons, jitter=d.jitter), path)
         return path
 
     @cached_property
@@ -89,6 +89,14 @@ class CaseInputs:
         patches = np.zeros((b, self.c, n, n), np.complex64)
         patches[..., n // 4: n // 4 + n // 2, n // 4: n // 4 + n // 2] = amp * np.exp(1j * phase)
         return patches
+
+    @cached_property
+    def stitch_inputs(self) -> dict:
+        """One random complex patch per scan position, at the scan's own coordinates."""
+        rng, m, n = self.rng("stitch"), self.dataset.n_positions, self.n
+        shape = (m, n, n)
+        patches = (rng.uniform(0.5, 1.0, shape) * np.exp(1j * rng.uniform(-1, 1, shape))).astype(np.complex64)
+        return {"patches": patches, "xcoords": self.dataset.xcoords, "ycoords": self.dataset.ycoords}
 
     def batch(self, groups: dict) -> Batch:
         """The first `stage_groups` groups of the reference grouping, as a batch."""
@@ -182,6 +190,11 @@ class BackendRun:
     def train(self, init_weights: dict) -> dict:
         return self._timed("training", self.backend.train, self.inputs.config, self.inputs.data_path,
                            init_weights, self.inputs.case.train_steps)
+
+    @cached_property
+    def stitched(self) -> dict:
+        t = self.inputs.stitch_inputs
+        return self._timed("reconstruction", self.backend.stitch, t["patches"], t["xcoords"], t["ycoords"])
 
     def reconstruct(self, state: ModelState) -> dict:
         return self._timed("reconstruction", self.backend.reconstruct, state, self.inputs.data_path)

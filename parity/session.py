@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from adapters.base import Backend
 from adapters.registry import get_backend
 from parity import hub as hubs
-from parity.checks import CaseContext, StageResult, run_stage
+from parity.checks import REFEREE, CaseContext, StageResult, run_stage
 from parity.compare import error_comparison
 from parity.comparison import Comparison
 from parity.golden import GoldenError, GoldenRefused, GoldenStore
@@ -45,17 +46,20 @@ class ParitySession:
     worker: str
     contexts: dict = field(default_factory=dict)
     adapters: dict = field(default_factory=dict)
+    referee: Backend | None = None  # the float64 arbiter (adapters/referee.py): always on, numpy only, cheap
 
     def __post_init__(self):
         self.store = GoldenStore(self.golden_root)
         for name in self.backends:
             self.adapters[name] = get_backend(name)
+        self.referee = get_backend(REFEREE)
 
     def context(self, case: ParityCase) -> CaseContext:
         if case.id not in self.contexts:
             inputs = CaseInputs(case=case, workdir=self.workdir)
             runs = {name: BackendRun(backend=adapter, inputs=inputs) for name, adapter in self.adapters.items()}
-            self.contexts[case.id] = CaseContext(inputs=inputs, runs=runs)
+            self.contexts[case.id] = CaseContext(inputs=inputs, runs=runs,
+                                                 referee=BackendRun(backend=self.referee, inputs=inputs))
         return self.contexts[case.id]
 
     def run(self, case: ParityCase, stage: str) -> list[Comparison]:

@@ -1,0 +1,249 @@
+"""A third implementation of the deterministic stages, plain numpy in float64.
+
+The two bundled backends are float32 and each can only be judged against the
+other: when they part, the pair alone does not say which one left the
+contract. This referee is written from docs/spec.md alone (grouping §4,
+scales §5, translation §6, forward model §8 with the object_big merge, loss
+§9, stitching §11), in float64/complex128, with no framework and nothing
+imported from backends.tf_pinn or backends.torch_pinn. It returns float64 and
+complex128 (not the canonical float32 dtypes) so that a float32 backend can be
+measured against a truth whose own rounding is 2**-29 times smaller.
+
+It shares with the backends only what docs/spec.md calls shared: the
+configuration (backends.common.config), the dataset reader and the canvas
+geometry helper (sizes and origins, no numerics). Stages it does not do (the
+network, training, bundles, CLI) raise NotImplementedError from adapters.base.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from adapters.base import Backend
+from backends.common.config import make_config
+from backends.common.dataset import load_dataset
+from backends.common.geometry import canvas_geometry
+
+MERGE_EPSILON = 1e-3  # §8: added to the summed support masks of a merged group
+LOSS_EPSILON = 1e-6  # §9: keeps the deviance's log finite where I or X^2 is 0
+MASK_FLOOR = 1e-3  # §11: canvas pixels whose mask sum is below this are 0
+A0 = {"sigmoid": 0.5, "softplus": math.log(2.0)}  # §5: amp_activation(0)
+
+
+# --- §6 translation -----------------------------------------------------------------------
+
+def shift_matrix(shift: np.ndarray, size: int) -> np.ndarray:
+    """(..., size, size) float64 matrix A with (A @ v)(x) = (1 - f) v(x - i) + f v(x - i - 1).
+
+    One matrix per image and axis, i = floor(d), f = d - i; a source index outside
+    [0, size) simply has no column, which is the zero fill. Writing the shift as a
+    matrix makes two contract properties visible: an integer shift is a permutation
+    with ones (exact), and the matrix of -d is the transpose of the matrix of +d
+    (the adjoint), since both are the same infinite band restricted to one square.
+    """
+    d = np.asarray(shift, np.float64)[..., None, None]
+    whole = np.floor(d)
+    frac = d - whole
+    dest = np.arange(size, dtype=np.float64)[:, None]  # output index x (rows)
+    src = np.arange(size, dtype=np.float64)[None, :]  # input index s (columns)
+    return (1.0 - frac) * (src == dest - whole) + frac * (src == dest - whole - 1.0)
+
+
+def translate(images: np.ndarray, shifts_px: np.ndarray) -> np.ndarray:
+    """T(img, d)(y, x) = img(y - d_y, x - d_x) for (..., H, W) images, shifts (..., 2) as (x, y).
+
+    The bilinear 4-tap kernel of §6 is separable, so it is A_y @ img @ A_x^T.
+    A real matrix applied to a complex image shifts real and imaginary parts alike.
+    """
+    images = np.asarray(images)
+    shifts = np.asarray(shifts_px, np.float64)
+    if images.ndim < 2 or shifts.shape != (*images.shape[:-2], 2):
+        raise ValueError(f"translate: shifts must be {(*images.shape[:-2], 2)} for images {images.shape}, "
+                         f"got {shifts.shape}")
+    h, w = images.shape[-2:]
+    wide = np.complex128 if np.iscomplexobj(images) else np.float64
+    rows = shift_matrix(shifts[..., 1], h)
+    cols = shift_matrix(shifts[..., 0], w)
+    return rows @ images.astype(wide) @ np.swapaxes(cols, -1, -2)
+
+
+# --- §7, §8 support, merge and far field ------------------------------------------------------
+
+def support_mask(n: int) -> np.ndarray:
+    """(n, n) float64: 1 on the central n/2 x n/2 square S."""
+    mask = np.zeros((n, n), np.float64)
+    mask[n // 4: n // 4 + n // 2, n // 4: n // 4 + n // 2] = 1.0
+    return mask
+
+
+def extend_objects(object_patches: np.ndarray, offsets_px: np.ndarray) -> np.ndarray:
+    """object_big (§8): O_ext_c = centre N x N of T(M, -d_c), M = Σ T(O_c, d_c) / (Σ T(S, d_c) + 1e-3).
+
+    Patches and S are zero-padded by N/4 to 3N/2 first; a group with max |d| > N/2
+    would leave that canvas and is refused, as the contract says.
+    """
+    obj = np.asarray(object_patches, np.complex128)
+    d = np.asarray(offsets_px, np.float64)
+    b, c, n, _ = obj.shape
+    if d.size and np.abs(d).max() > n / 2:
+        raise ValueError(f"extend_objects: a group offset of {np.abs(d).max():.3f} px exceeds N/2 = {n / 2:g}")
+    pad = n // 4
+    widen = ((0, 0), (0, 0), (pad, pad), (pad, pad))
+    canvas = np.pad(obj, widen)
+    masks = np.pad(np.broadcast_to(support_mask(n), obj.shape), widen)
+    merged = translate(canvas, d).sum(axis=1, keepdims=True) / (translate(masks, d).sum(axis=1, keepdims=True)
+                                                                 + MERGE_EPSILON)
+    views = translate(np.broadcast_to(merged, canvas.shape), -d)
+    return views[..., pad: pad + n, pad: pad + n]
+
+
+def far_field(object_ext: np.ndarray, probe: np.ndarray) -> np.ndarray:
+    """Ψ = fftshift(F_ortho(P · O_ext)) over the last two axes: zero frequency at (N/2, N/2)."""
+    exit_wave = np.asarray(probe, np.complex128) * np.asarray(object_ext, np.complex128)
+    return np.fft.fftshift(np.fft.fft2(exit_wave, norm="ortho"), axes=(-2, -1))
+
+
+# --- §9 loss ----------------------------------------------------------------------------------
+
+def compute_loss(far: np.ndarray, observed_amplitude: np.ndarray, log_intensity_scale: float,
+                 loss_name: str) -> float:
+    """Mean over every element; X the raw measured amplitude, I = g^2 |Ψ|^2."""
+    psi = np.asarray(far, np.complex128)
+    x = np.asarray(observed_amplitude, np.float64)
+    g = math.exp(float(log_intensity_scale))
+    if loss_name == "poisson":
+        counts = g * g * (psi.real ** 2 + psi.imag ** 2)
+        x2 = x * x
+        return float(np.mean((counts - x2) - x2 * np.log((counts + LOSS_EPSILON) / (x2 + LOSS_EPSILON))))
+    if loss_name == "mae":
+        return float(np.mean(np.abs(g * np.abs(psi) - x)))
+    raise ValueError(f"unknown loss {loss_name!r}; choose poisson or mae")
+
+
+# --- §4 grouping ------------------------------------------------------------------------------
+
+def nearest_others(x: np.ndarray, y: np.ndarray, seeds: np.ndarray, k: int) -> np.ndarray:
+    """(S, k): the k nearest positions of each seed by dx*dx + dy*dy, ties to the lower index.
+
+    d2 is formed exactly as the contract writes it (not hypot), so equal distances are
+    bitwise equal and the tie rule decides. The seed is dropped by index, not by
+    distance: another position at the seed's own coordinates stays a neighbour.
+    """
+    m = x.size
+    dx = x[seeds][:, None] - x[None, :]
+    dy = y[seeds][:, None] - y[None, :]
+    d2 = dx * dx + dy * dy
+    index = np.broadcast_to(np.arange(m), d2.shape)
+    order = np.lexsort((index, d2), axis=1)  # primary key d2, then index
+    others = order[order != seeds[:, None]].reshape(len(seeds), m - 1)
+    return others[:, :k]
+
+
+def group_positions(xcoords, ycoords, config: dict, inference: bool = False) -> dict:
+    cfg = make_config(config)
+    x = np.asarray(xcoords, np.float64).ravel()
+    y = np.asarray(ycoords, np.float64).ravel()
+    if x.shape != y.shape or x.size == 0 or not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError(f"grouping needs finite xcoords and ycoords of one non-zero length; got {x.shape}, {y.shape}")
+    m, c = x.size, cfg.n_channels
+    cfg.check_against_data(m, source="the grouped positions")  # n_groups > M, K >= M
+    # One stream: training draws the seeds, then every group's members, in seed order.
+    # Inference takes every position in order and draws members from a fresh stream.
+    rng = np.random.default_rng(cfg.seed)
+    if inference:
+        seeds = np.arange(m, dtype=np.int64)
+    else:
+        seeds = rng.choice(m, m if cfg.n_groups is None else cfg.n_groups, replace=False).astype(np.int64)
+    if c == 1:
+        nn_indices = seeds[:, None]
+    else:
+        k = cfg.neighbor_count
+        near = nearest_others(x, y, seeds, k)
+        picks = np.stack([rng.choice(k, c, replace=False) for _ in seeds])
+        nn_indices = np.take_along_axis(near, picks, axis=1)
+    nn_indices = np.ascontiguousarray(nn_indices, np.int64)
+    coords = np.stack([x[nn_indices], y[nn_indices]], axis=-1)
+    center = coords.mean(axis=1)
+    return {"nn_indices": nn_indices, "coords_px": coords, "center_px": center,
+            "offsets_px": coords - center[:, None, :]}
+
+
+# --- §11 stitching ----------------------------------------------------------------------------
+
+def stitch_patches(patches, xcoords, ycoords) -> tuple[np.ndarray, np.ndarray]:
+    """Σ T(pad(S·O_p), frac p) / Σ T(pad(S), frac p) on the canvas of canvas_geometry; 0 where uncovered."""
+    patches = np.asarray(patches, np.complex128)
+    x = np.asarray(xcoords, np.float64).ravel()
+    y = np.asarray(ycoords, np.float64).ravel()
+    if patches.ndim != 3 or patches.shape[1] != patches.shape[2] or not len(x) == len(y) == len(patches):
+        raise ValueError(f"stitch: patches must be (P, N, N) with P coordinates; got {patches.shape}, "
+                         f"{len(x)} x, {len(y)} y")
+    n = patches.shape[-1]
+    geometry = canvas_geometry(x, y, n)
+    mask = support_mask(n)
+    # Pad to (N+1)x(N+1) at the bottom right: a shift by frac(p) in [0, 1) then never clips.
+    grow = ((0, 0), (0, 1), (0, 1))
+    tiles = translate(np.pad(patches * mask, grow), geometry.fractions_px)
+    weights = translate(np.pad(np.broadcast_to(mask, patches.shape), grow), geometry.fractions_px)
+    total = np.zeros(geometry.shape, np.complex128)
+    weight = np.zeros(geometry.shape, np.float64)
+    for (col, row), tile, tile_weight in zip(geometry.tile_offsets.tolist(), tiles, weights):
+        total[row: row + n + 1, col: col + n + 1] += tile
+        weight[row: row + n + 1, col: col + n + 1] += tile_weight
+    covered = weight >= MASK_FLOOR
+    obj = np.where(covered, total / np.where(covered, weight, 1.0), 0.0)
+    return obj, np.asarray(geometry.origin_px, np.float64)
+
+
+# --- the adapter ------------------------------------------------------------------------------
+
+class Float64Referee(Backend):
+    """docs/spec.md's deterministic stages in float64 numpy: the harness's arbiter."""
+
+    name = "referee"
+
+    def versions(self) -> dict:
+        return {"numpy": np.__version__}
+
+    def resolve_config(self, overrides: dict) -> dict:
+        return make_config(overrides).to_dict()
+
+    def load_dataset(self, path) -> dict:
+        ds = load_dataset(path)
+        return {"diffraction": ds.diffraction, "xcoords": ds.xcoords, "ycoords": ds.ycoords, "probe": ds.probe}
+
+    def group(self, xcoords, ycoords, config, inference=False) -> dict:
+        return group_positions(xcoords, ycoords, config, inference)
+
+    def translate(self, images, shifts_px):
+        images = np.asarray(images)
+        if images.ndim != 4:
+            raise ValueError(f"translate: images must be (B, C, H, W), got {images.shape}")
+        return translate(images, shifts_px)
+
+    def forward(self, object_patches, probe, offsets_px, object_big) -> dict:
+        obj = np.asarray(object_patches, np.complex128)
+        ext = extend_objects(obj, offsets_px) if object_big else obj
+        psi = far_field(ext, probe)
+        return {"far_field": psi, "amplitude": np.abs(psi)}
+
+    def loss(self, far_field, observed_amplitude, log_intensity_scale, loss_name) -> float:
+        return compute_loss(far_field, observed_amplitude, log_intensity_scale, loss_name)
+
+    def scales(self, diffraction, probe, amp_activation) -> dict:
+        """r = (N/2) / sqrt(mean_m Σ X²); log g0 = ½ log(mean_m Σ X² / (a0² Σ_S |P|²))."""
+        x = np.asarray(diffraction, np.float64)
+        p = np.asarray(probe, np.complex128)
+        n = x.shape[-1]
+        mean_power = float(np.mean(np.sum(x * x, axis=(-2, -1))))
+        s = slice(n // 4, n // 4 + n // 2)
+        probe_power = float(np.sum(p.real[s, s] ** 2 + p.imag[s, s] ** 2))
+        a0 = A0[amp_activation]
+        return {"input_scale": (n / 2) / math.sqrt(mean_power),
+                "log_intensity_scale": 0.5 * math.log(mean_power / (a0 * a0 * probe_power))}
+
+    def stitch(self, patches, xcoords, ycoords) -> dict:
+        obj, origin = stitch_patches(patches, xcoords, ycoords)
+        return {"object": obj, "origin_px": origin}

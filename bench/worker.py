@@ -1,0 +1,204 @@
+"""Measured child processes of bench.run: `python -m bench.worker TASK ARGS_JSON OUT_JSON`.
+
+Run only in the benchmark environment (bench.proc.measured_env); the thread
+settings are repeated here before any framework import for a standalone run.
+Tasks:
+  steps      same initial weights, same number of steps through both adapters; final losses
+  calibrate  seconds per training epoch of one backend (from a 1- and a 3-epoch run)
+  quality    train one backend via its Python API, reconstruct, score against the ground truth
+  reference  noise floor (loss at the true object) and ceiling (stitched true patches) of the metrics
+"""
+
+from __future__ import annotations
+
+import os
+
+from bench.proc import THREAD_ENV
+
+for _key, _value in THREAD_ENV.items():
+    os.environ.setdefault(_key, _value)
+
+import importlib  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from backends.common.config import make_config  # noqa: E402
+from backends.common.simulate import simulate  # noqa: E402
+
+PACKAGES = {"tf": "tf_pinn", "torch": "torch_pinn"}
+
+
+def _module(backend: str, name: str):
+    return importlib.import_module(f"backends.{PACKAGES[backend]}.{name}")
+
+
+def _dataset(spec: dict):
+    return simulate(**spec)
+
+
+def task_steps(args: dict) -> dict:
+    """Both adapters, one initial state (weights from backends.common.weights, log g from the tf adapter)."""
+    from adapters.registry import get_backend
+    from backends.common.dataset import load_dataset
+    from backends.common.weights import initial_weights
+
+    cfg = make_config(args.get("config", {}))
+    data = load_dataset(args["data"])
+    scales = get_backend("tf").scales(data.diffraction, data.probe, cfg.amp_activation)
+    init = initial_weights(cfg.seed, cfg.n_channels, cfg.n_filters_scale, scales["log_intensity_scale"])
+    out = {"config": cfg.to_dict(), "max_steps": args["max_steps"], "scales": scales, "backends": {}}
+    weights = {}
+    for name in ("tf", "torch"):
+        adapter = get_backend(name)
+        start = time.perf_counter()
+        result = adapter.train(cfg.to_dict(), args["data"], {k: v.copy() for k, v in init.items()}, args["max_steps"])
+        losses = result["history"]["step_loss"]
+        weights[name] = result["weights"]
+        out["backends"][name] = {"steps": len(losses), "first_loss": losses[0] if losses else None,
+                                 "final_loss": losses[-1] if losses else None, "step_loss": losses,
+                                 "seconds": time.perf_counter() - start}
+    # Control: the tf backend against itself with every kernel 1 ulp up. If this gap grows like the
+    # tf/torch one, the split is float32 rounding amplified by training, not a backend difference.
+    nudged = {k: (np.nextafter(v, np.float32(np.inf)) if k.endswith(".kernel") else v.copy()) for k, v in init.items()}
+    control = get_backend("tf").train(cfg.to_dict(), args["data"], nudged, args["max_steps"])["history"]["step_loss"]
+
+    def gaps(x, y):
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        k = min(len(x), len(y))
+        return np.abs(y[:k] - x[:k]) / np.maximum(np.abs(x[:k]), 1e-30)
+
+    a = out["backends"]["tf"]["step_loss"]
+    cross, ctrl = gaps(a, out["backends"]["torch"]["step_loss"]), gaps(a, control)
+    out["final_rel_gap"] = float(cross[-1]) if cross.size else None
+    out["max_step_rel_gap"] = float(cross.max()) if cross.size else None
+    out["rel_gap_by_step"] = [float(g) for g in cross]
+    out["control_tf_1ulp"] = {"final_loss": control[-1] if control else None,
+                              "final_rel_gap": float(ctrl[-1]) if ctrl.size else None,
+                              "rel_gap_by_step": [float(g) for g in ctrl]}
+    # First step whose relative gap exceeds 1e-3 (None: never).
+    first = lambda g: next((i for i, v in enumerate(g) if v > 1e-3), None)  # noqa: E731
+    out["first_step_gap_over_1e-3"] = {"tf_vs_torch": first(cross), "tf_vs_tf_1ulp": first(ctrl)}
+    out["weights_max_abs_diff"] = max(float(np.max(np.abs(np.asarray(weights["tf"][n], np.float64)
+                                                          - np.asarray(weights["torch"][n], np.float64))))
+                                      for n in weights["tf"])
+    return out
+
+
+def _train(backend: str, config: dict, data):
+    train = _module(backend, "train").train
+    start = time.perf_counter()
+    result = train(make_config(config), data)
+    return result, time.perf_counter() - start
+
+
+def task_calibrate(args: dict) -> dict:
+    """Seconds per epoch = (t(3 epochs) - t(1 epoch)) / 2: tracing and set-up cancel out."""
+    data = _dataset(args["data"])
+    times = {}
+    for epochs in (1, 3):
+        _, times[epochs] = _train(args["backend"], {**args["config"], "epochs": epochs}, data)
+    return {"seconds_1_epoch": times[1], "seconds_3_epochs": times[3],
+            "seconds_per_epoch": max((times[3] - times[1]) / 2, 1e-3), "setup_s": max(2 * times[1] - times[3], 0.0)}
+
+
+def probe_weighted_stitch(stitch, patches, x, y, probe) -> np.ndarray:
+    """Diagnostic (not the contract's §11): patches averaged with weight |P|^2 instead of the square S.
+
+    Uses the backend's own stitch_patches twice, for sum(w * patch) and sum(w); both are divided by
+    the same S-mask sum, which cancels in the ratio. |P|^2 is zero outside S for the simulator's probe.
+    """
+    arr = np.asarray(patches.numpy() if hasattr(patches, "numpy") else patches)
+    weight = (np.abs(np.asarray(probe)) ** 2).astype(np.float32)
+    num, _ = stitch.stitch_patches((arr * weight[None]).astype(np.complex64), x, y)
+    den, _ = stitch.stitch_patches(np.broadcast_to(weight, arr.shape).astype(np.complex64), x, y)
+    covered = np.abs(den) > 1e-3 * weight.max()
+    return np.where(covered, num / np.where(covered, den, 1), 0).astype(np.complex64)
+
+
+def _levelled(epoch_loss: list) -> dict:
+    """How much the epoch loss still moved over the last fifth of training."""
+    n = len(epoch_loss)
+    if n < 10:
+        return {"last_fifth_rel_drop": None}
+    w = max(n // 10, 1)
+    late = float(np.mean(epoch_loss[-w:]))
+    earlier = float(np.mean(epoch_loss[n - n // 5 - w:n - n // 5]))
+    return {"last_fifth_rel_drop": (earlier - late) / earlier}
+
+
+def task_quality(args: dict) -> dict:
+    from bench.metrics import quality
+
+    backend = args["backend"]
+    data = _dataset(args["data"])
+    result, train_s = _train(backend, args["config"], data)
+    stitch = _module(backend, "stitch")
+    start = time.perf_counter()
+    patches, x, y = stitch.predict_patches(result.model, data)
+    obj, origin = stitch.stitch_patches(patches, x, y)
+    recon_s = time.perf_counter() - start
+    weighted = probe_weighted_stitch(stitch, patches, x, y, data.probe)
+    inset = args.get("inset_px", 0.0)
+    score, _ = quality(obj, origin, data.object, data.xcoords, data.ycoords, inset)
+    score_w, _ = quality(weighted, origin, data.object, data.xcoords, data.ycoords, inset)
+    hist = result.history
+    np.savez_compressed(args["npz"], object=np.asarray(obj), weighted=weighted, origin_px=np.asarray(origin),
+                        epoch_loss=np.asarray(hist["epoch_loss"]))
+    return {"backend": backend, "config": result.model.config.to_dict(), "train_s": train_s,
+            "reconstruct_s": recon_s, "epochs": len(hist["epoch_loss"]), "steps": len(hist["step_loss"]),
+            "final_epoch_loss": hist["epoch_loss"][-1] if hist["epoch_loss"] else None,
+            "epoch_loss": hist["epoch_loss"], **_levelled(hist["epoch_loss"]),
+            "metrics": score, "metrics_probe_weighted_stitch": score_w, "npz": args["npz"]}
+
+
+def task_reference(args: dict) -> dict:
+    """Backend-independent yardsticks, computed with the torch backend's physics and stitching."""
+    import torch
+
+    from backends.common.simulate import extract_patches
+    from backends.torch_pinn import grouping, loss, physics, stitch
+    from bench.metrics import quality
+
+    data = _dataset(args["data"])
+    n = data.N
+    truth = extract_patches(data.object.astype(np.complex128), data.xcoords, data.ycoords, n)
+    support = np.zeros((n, n))
+    support[n // 4:n // 4 + n // 2, n // 4:n // 4 + n // 2] = 1.0
+    obj, origin = stitch.stitch_patches(torch.from_numpy(truth.astype(np.complex64)), data.xcoords, data.ycoords)
+    ceiling, _ = quality(obj, origin, data.object, data.xcoords, data.ycoords, args.get("inset_px", 0.0))
+    floors = {}
+    for name, overrides in args["configs"].items():
+        cfg = make_config(overrides)
+        groups = grouping.group_positions(data.xcoords, data.ycoords, cfg)
+        patches = torch.from_numpy((truth * support).astype(np.complex64))[torch.from_numpy(groups.nn_indices)]
+        offsets = torch.from_numpy(groups.offsets_px.astype(np.float32))
+        ext = physics.extend_objects(patches, offsets) if cfg.object_big else patches
+        far = physics.far_field(ext, torch.from_numpy(data.probe))
+        observed = torch.from_numpy(data.diffraction)[torch.from_numpy(groups.nn_indices)]
+        # The best g for the true object: matches total counts.
+        log_g = 0.5 * np.log(float((observed ** 2).sum()) / float((far.abs() ** 2).sum()))
+        floors[name] = float(loss.compute_loss(far, observed, torch.tensor(np.float32(log_g)), cfg.loss))
+    radius = n / 4 - 2.5
+    return {"stitched_true_patches": ceiling, "loss_at_true_object": floors,
+            "probe_radius_px": radius, "support_half_width_px": n / 4,
+            "probe_area_fraction_of_support": float(np.pi * radius ** 2 / (n / 2) ** 2),
+            "metadata": data.metadata}
+
+
+TASKS = {"steps": task_steps, "calibrate": task_calibrate, "quality": task_quality, "reference": task_reference}
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    task, args, out = argv[0], json.loads(Path(argv[1]).read_text()), Path(argv[2])
+    result = TASKS[task](args)
+    out.write_text(json.dumps(result, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

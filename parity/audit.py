@@ -1,0 +1,375 @@
+"""Prove the harness can fail: run mutant adapters through every stage check.
+
+    python -m parity audit [--mutants a,b] [--base torch|tf] [--json FILE] [--sensitivity]
+
+Each mutant (adapters/mutants.py) wraps a clean bundled adapter (`--base`,
+default torch) and injects one known bug; it is compared with the clean other
+backend (the reference) on the small cases of parity.matrix.AUDIT, stage by
+stage, exactly as the suite compares two backends. A mutant is *caught* when
+the first stage that fails is the one it declares; one that passes every
+check, or fails first elsewhere, fails the audit (exit status 1).
+
+The reference's stage outputs are computed once per case (`CachedRun`) and
+shared by every mutant's CaseContext, so each mutant costs only its own side.
+A control (the base wrapped with no bug, `Harmless`) runs first: a check that
+fails on the clean base is a false alarm of the harness; it is reported, fails
+the audit, and is left out of every mutant's verdict (a mutant must be caught
+by a check that tells it from clean code).
+
+`--sensitivity` then bisects, for translation, forward and loss, the smallest
+perturbation the current tolerances detect (adapters.mutants.PERTURBATIONS).
+
+Framework-free, like the rest of parity/: the adapters import frameworks.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+
+import numpy as np
+
+from adapters.mutants import PERTURBATIONS, Harmless, Mutant, get_mutant
+from adapters.registry import get_backend
+from parity.checks import CaseContext, run_stage
+from parity.matrix import AUDIT
+from parity.runner import BackendRun, CaseInputs
+from parity.stages import STAGES, first_divergence
+from parity.tolerances import tolerance
+
+SCHEMA = "pinn-parity-audit"
+SCHEMA_VERSION = 1
+BASES = ("tf", "torch")
+SUT = "<sut>"  # the system under test's name inside a normalised check label
+MAX_FAILURES_KEPT = 5  # failing comparisons kept per stage and row in the JSON
+
+
+# --- the reference, computed once --------------------------------------------
+
+def fingerprint(obj) -> str:
+    """sha256 of a structure of arrays, mappings, sequences, dataclasses and scalars."""
+    digest = hashlib.sha256()
+    _feed(digest, obj)
+    return digest.hexdigest()
+
+
+def _feed(digest, obj) -> None:
+    if isinstance(obj, (np.ndarray, np.generic)):
+        arr = np.ascontiguousarray(obj)
+        digest.update(f"a{arr.dtype.str}{arr.shape}".encode())
+        digest.update(arr.tobytes())
+    elif isinstance(obj, dict):
+        digest.update(f"d{len(obj)}".encode())
+        for key in sorted(obj, key=str):
+            _feed(digest, str(key))
+            _feed(digest, obj[key])
+    elif isinstance(obj, (list, tuple)):
+        digest.update(f"l{len(obj)}".encode())
+        for item in obj:
+            _feed(digest, item)
+    elif is_dataclass(obj) and not isinstance(obj, type):
+        _feed(digest, [type(obj).__name__] + [getattr(obj, f.name) for f in fields(obj)])
+    else:
+        digest.update(f"{type(obj).__name__}:{obj!r};".encode())
+
+
+@dataclass
+class CachedRun(BackendRun):
+    """A BackendRun whose every stage call is computed once per distinct input.
+
+    The clean reference gets one per case, shared by the CaseContext of every
+    mutant: BackendRun already caches its input-free stages; this also caches the
+    stages that take an argument (forward, loss, predict, gradients, train,
+    reconstruct, bundle), keyed by a fingerprint of the argument."""
+
+    memo: dict = field(default_factory=dict)
+
+    def _once(self, stage: str, key, compute):
+        slot = (stage, fingerprint(key))
+        if slot not in self.memo:
+            self.memo[slot] = compute()
+        return copy.deepcopy(self.memo[slot])
+
+    def forward(self, offsets_px) -> dict:
+        return self._once("forward", offsets_px, lambda: BackendRun.forward(self, offsets_px))
+
+    def loss(self, loss_inputs: dict) -> float:
+        return self._once("loss", loss_inputs, lambda: BackendRun.loss(self, loss_inputs))
+
+    def predict(self, state, batch) -> dict:
+        return self._once("predict", (state, batch), lambda: BackendRun.predict(self, state, batch))
+
+    def gradients(self, state, batch) -> dict:
+        return self._once("gradients", (state, batch), lambda: BackendRun.gradients(self, state, batch))
+
+    def train(self, init_weights: dict) -> dict:
+        return self._once("train", init_weights, lambda: BackendRun.train(self, init_weights))
+
+    def reconstruct(self, state) -> dict:
+        return self._once("reconstruct", state, lambda: BackendRun.reconstruct(self, state))
+
+    def bundle_roundtrip(self, state, path: Path) -> None:
+        # The file stays where it was written: a second call with the same state and path has nothing to do.
+        return self._once("save_bundle", (state, str(path)), lambda: BackendRun.bundle_roundtrip(self, state, path))
+
+    def load_bundle(self, path: Path):
+        content = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return self._once("load_bundle", (str(path), content), lambda: BackendRun.load_bundle(self, path))
+
+
+# --- one row per mutant ----------------------------------------------------
+
+@dataclass
+class AuditRow:
+    mutant: str
+    description: str
+    expected_stage: str | None  # None for the control
+    failed_stages: list = field(default_factory=list)  # pipeline order
+    failures: dict = field(default_factory=dict)  # stage -> [{"case", "check", "metric", "headline"}]
+    seconds: float = 0.0
+
+    @property
+    def first_failed(self) -> str | None:
+        return first_divergence(self.failed_stages)
+
+    @property
+    def is_control(self) -> bool:
+        return self.expected_stage is None
+
+    @property
+    def verdict(self) -> str:
+        if self.is_control:
+            return "clean" if not self.failed_stages else "FALSE ALARM"
+        if not self.failed_stages:
+            return "UNCAUGHT"
+        return "caught" if self.first_failed == self.expected_stage else "WRONG STAGE"
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict in ("clean", "caught")
+
+    def to_dict(self) -> dict:
+        return {"mutant": self.mutant, "description": self.description, "expected_stage": self.expected_stage,
+                "first_failed": self.first_failed, "failed_stages": list(self.failed_stages),
+                "verdict": self.verdict, "seconds": round(self.seconds, 3), "failures": self.failures}
+
+
+@dataclass
+class AuditResult:
+    base: str
+    reference: str
+    cases: list  # case ids
+    control: AuditRow
+    rows: list  # AuditRow per mutant
+    noise: list = field(default_factory=list)  # check keys that fail on the clean base, left out of verdicts
+    sensitivity: list = field(default_factory=list)
+    wall_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.control.ok and all(row.ok for row in self.rows)
+
+    def to_dict(self) -> dict:
+        return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "base": self.base,
+                "reference": self.reference, "cases": self.cases, "ok": self.ok, "wall_s": round(self.wall_s, 2),
+                "control": self.control.to_dict(), "rows": [row.to_dict() for row in self.rows],
+                "false_alarms": self.noise, "sensitivity": self.sensitivity}
+
+
+def other_backend(base: str) -> str:
+    if base not in BASES:
+        raise ValueError(f"--base={base!r}: the audit wraps a bundled backend, one of {', '.join(BASES)}")
+    return BASES[1 - BASES.index(base)]
+
+
+def _check_key(case_id: str, comparison, sut: str) -> str:
+    """A failing check, the system under test's name replaced, so a mutant's and the control's match."""
+    return f"{case_id}|{comparison.stage}|{comparison.check.replace(sut, SUT)}|{comparison.metric}"
+
+
+def _failing(ctx: CaseContext, stage: str, sut: str):
+    """(key, comparison) of every failed comparison of `stage` on this case."""
+    result = run_stage(ctx, stage)
+    return [(_check_key(ctx.case_id, c, sut), c) for c in result.comparisons if not c.passed]
+
+
+@dataclass
+class _Case:
+    inputs: CaseInputs
+    reference: CachedRun
+
+
+def _failures(mutant: Mutant, cases: list, reference: str) -> list:
+    """(key, stage, case id, comparison) of every failed check of every stage of every case."""
+    found = []
+    for case in cases:
+        run = BackendRun(backend=mutant, inputs=case.inputs)
+        ctx = CaseContext(inputs=case.inputs, runs={reference: case.reference, mutant.name: run})
+        for stage in STAGES:
+            found += [(key, stage, ctx.case_id, c) for key, c in _failing(ctx, stage, mutant.name)]
+    return found
+
+
+def _row(mutant: Mutant, cases: list, reference: str, noise: set,
+         label: str | None = None) -> tuple[AuditRow, set]:
+    """One mutant through every stage, and the keys of every check it failed. Failures of
+    checks in `noise` (those the control failed) are left out of the row."""
+    start = time.perf_counter()
+    row = AuditRow(mutant=label or mutant.name, description=mutant.description,
+                   expected_stage=mutant.expected_stage)
+    failures = _failures(mutant, cases, reference)
+    for key, stage, case_id, comparison in failures:
+        if key in noise:
+            continue
+        kept = row.failures.setdefault(stage, [])
+        if len(kept) < MAX_FAILURES_KEPT:
+            kept.append({"case": case_id, "check": comparison.check, "metric": comparison.metric,
+                         "headline": comparison.message.splitlines()[0]})
+    row.failed_stages = [s for s in STAGES if s in row.failures]
+    row.seconds = time.perf_counter() - start
+    return row, {key for key, *_ in failures}
+
+
+def run_audit(mutant_names=None, base: str = "torch", cases=AUDIT, *, sensitivity: bool = False,
+              log=print) -> AuditResult:
+    """The control, then each named mutant (every one of adapters.mutants.available() when None)."""
+    from adapters.mutants import available
+
+    reference = other_backend(base)
+    names = list(available()) if mutant_names is None else list(mutant_names)
+    classes = [get_mutant(name) for name in names]  # unknown names fail before any work
+    begin = time.perf_counter()
+    workdir = Path(tempfile.mkdtemp(prefix="parity-audit-"))
+    try:
+        ref_adapter = get_backend(reference)
+        shared = []
+        for case in cases:
+            inputs = CaseInputs(case=case, workdir=workdir)
+            shared.append(_Case(inputs=inputs, reference=CachedRun(backend=ref_adapter, inputs=inputs)))
+        # The control: the base with no bug. A check failing here is the harness's false alarm, not a catch.
+        harmless = Harmless(get_backend(base))
+        control, noise = _row(harmless, shared, reference, set(), label=f"{harmless.name} (control)")
+        log(f"audit: control {base} vs {reference}: {control.verdict} ({control.seconds:.1f} s)")
+        rows = []
+        for i, cls in enumerate(classes, 1):
+            row, _ = _row(cls(get_backend(base)), shared, reference, noise)
+            rows.append(row)
+            log(f"audit: [{i}/{len(classes)}] {row.mutant}: {row.verdict} ({row.seconds:.1f} s)")
+        result = AuditResult(base=base, reference=reference, cases=[c.id for c in cases], control=control,
+                             rows=rows, noise=sorted(noise))
+        if sensitivity:
+            result.sensitivity = measure_sensitivity(shared, base, reference, noise, log=log)
+        result.wall_s = time.perf_counter() - begin
+        return result
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+# --- sensitivity ------------------------------------------------------------
+
+def smallest_detected(detects, lo: float = 1e-12, hi: float = 1.0, rel_precision: float = 0.02,
+                      max_probes: int = 60) -> float | None:
+    """The smallest delta in [lo, hi] with detects(delta), by geometric bisection
+    (assumes detection is monotone in delta). None when hi is not detected; lo when lo already is."""
+    if not detects(hi):
+        return None
+    if detects(lo):
+        return lo
+    for _ in range(max_probes):
+        if hi / lo <= 1.0 + rel_precision:
+            break
+        mid = math.sqrt(lo * hi)
+        if detects(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def measure_sensitivity(cases: list, base: str, reference: str, noise: set, log=print) -> list:
+    """For each stage of adapters.mutants.PERTURBATIONS and case: the smallest delta caught."""
+    inner = get_backend(base)
+    found = []
+    for stage, cls in PERTURBATIONS.items():
+        tol = tolerance(stage, "max_abs", "float32")
+        for case in cases:
+            def detects(delta, case=case, stage=stage, cls=cls):
+                probe = cls(inner, delta)
+                ctx = CaseContext(inputs=case.inputs, runs={reference: case.reference,
+                                                            probe.name: BackendRun(backend=probe, inputs=case.inputs)})
+                return any(key not in noise for key, _ in _failing(ctx, stage, probe.name))
+
+            delta = smallest_detected(detects)
+            found.append({"stage": stage, "case": case.inputs.case.id, "perturbation": cls.description,
+                          "unit": cls.unit, "smallest_detected": delta, "tolerance_key": tol.key,
+                          "tolerance": tol.value})
+            log(f"audit: sensitivity {stage} {case.inputs.case.id}: {delta}")
+    return found
+
+
+# --- rendering and exit status -------------------------------------------------
+
+def render_table(result: AuditResult) -> str:
+    head = ("mutant", "expected", "first failed", "failed stages", "verdict")
+    body = [(row.mutant, row.expected_stage or "-", row.first_failed or "-",
+             ", ".join(row.failed_stages) or "-", row.verdict) for row in [result.control, *result.rows]]
+    widths = [max(len(str(r[i])) for r in [head, *body]) for i in range(len(head))]
+    line = "  ".join("{:%d}" % w for w in widths)
+    out = [f"audit: mutants of {result.base} against the clean {result.reference} (reference), "
+           f"cases {', '.join(result.cases)}", "", line.format(*head), line.format(*("-" * w for w in widths))]
+    out += [line.format(*r).rstrip() for r in body]
+    caught = sum(row.verdict == "caught" for row in result.rows)
+    out += ["", f"{caught} / {len(result.rows)} mutants caught at their declared stage; "
+                f"wall time {result.wall_s:.1f} s"]
+    if result.noise:
+        out += ["", f"FALSE ALARMS: {len(result.noise)} check(s) fail on the clean {result.base} too; they are left "
+                    "out of every mutant's verdict (case | stage | check | metric):"]
+        out += [f"  {key}" for key in result.noise]
+    for row in result.rows:
+        if row.verdict == "WRONG STAGE":
+            first = row.failures[row.first_failed][0]
+            out.append(f"{row.mutant}: expected {row.expected_stage}, first failed {row.first_failed}: "
+                       f"{first['headline']}")
+        elif row.verdict == "UNCAUGHT":
+            out.append(f"{row.mutant}: no check failed ({row.description})")
+    return "\n".join(out) + "\n"
+
+
+def render_sensitivity(result: AuditResult) -> str:
+    if not result.sensitivity:
+        return ""
+    out = ["", "sensitivity: the smallest perturbation the current tolerances detect"]
+    for item in result.sensitivity:
+        delta = item["smallest_detected"]
+        text = "not detected up to 1" if delta is None else f"{delta:.3g}" + (
+            f" {item['unit']}" if item["unit"] == "px" else " (relative)")
+        out.append(f"  {item['stage']:12s} {item['case']:28s} {text:24s} {item['perturbation']}; "
+                   f"{item['tolerance_key']} = {item['tolerance']:g}")
+    return "\n".join(out) + "\n"
+
+
+def write_json(result: AuditResult, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(result.to_dict(), indent=1, default=_json_default) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def exit_status(result: AuditResult) -> int:
+    """0 when the control is clean and every mutant is caught at its declared stage, else 1."""
+    return 0 if result.ok else 1
