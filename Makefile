@@ -26,3 +26,17 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# The whole suite ten times, worker counts and hash seeds varied: the goal is zero failures.
+flake: setup
+	@mkdir -p .bench; fails=0; \
+	for i in 1 2 3 4 5 6 7 8 9 10; do \
+	  n=$$(echo "0 1 2 auto" | cut -d' ' -f$$(( i % 4 + 1 ))); \
+	  PYTHONHASHSEED=$$i $(PY) -m pytest parity/ -n $$n -q -p no:cacheprovider > .bench/flake-$$i.log 2>&1; rc=$$?; \
+	  [ $$rc -eq 0 ] || fails=$$((fails + 1)); \
+	  echo "run $$i: -n $$n PYTHONHASHSEED=$$i exit $$rc: $$(grep -E '[0-9]+ (passed|failed)' .bench/flake-$$i.log | tail -1)"; \
+	done; echo "flake: $$fails of 10 runs failed"; [ $$fails -eq 0 ]
+
+# Injected bugs must each be caught at their declared stage (docs/design.md).
+audit: setup
+	$(PY) -m parity audit --sensitivity --json reports/audit.json

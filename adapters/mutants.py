@@ -34,6 +34,7 @@ from importlib.metadata import entry_points
 import numpy as np
 
 from adapters.base import Backend, Batch, ModelState
+from adapters.registry import get_backend
 from backends.common.config import add_config_arguments, make_config
 from backends.common.weights import LOG_INTENSITY_SCALE
 
@@ -57,15 +58,11 @@ class Mutant(Backend):
     description = ""
 
     def __init__(self, inner: Backend | str = "torch"):
-        if isinstance(inner, str):
-            from adapters.registry import get_backend
-
-            inner = get_backend(inner)
-        self.inner = inner
+        self.inner = get_backend(inner) if isinstance(inner, str) else inner
 
     @property
     def label(self) -> str:
-        """`<wrapped adapter>+<mutant>`, e.g. torch+fft_backward."""
+        """`<wrapped adapter>+<mutant>`, e.g. torch+fft_norm_backward."""
         return f"{self.inner.name}+{self.name}"
 
     def inner_module(self, name: str):

@@ -8,6 +8,7 @@ mutant) is one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -17,6 +18,7 @@ from parity.diff import diff_hubs, render_diff_text
 from parity.envinfo import REPO_ROOT
 from parity.golden import GoldenError
 from parity.hub import HubError, render, resolve_hub
+from parity.threads import pin_threads
 from parity.tolerances import LedgerError
 
 EXIT_BAD_INPUT = 2
@@ -105,13 +107,7 @@ def verb_tolerances(argv: Sequence[str]) -> int:
 
 def verb_audit(argv: Sequence[str]) -> int:
     """Mutant adapters against the clean other backend; exit 1 when one is not caught where declared."""
-    import os
-
-    # Before any adapter imports a framework: the same thread settings as the suite.
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
-        os.environ.setdefault(var, "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    pin_threads()  # the suite's thread settings, before an adapter loads a framework (main does it too)
     parser = argparse.ArgumentParser(
         prog="python -m parity audit",
         description="Prove the harness can fail: run mutant adapters (one known bug each) against the clean "
@@ -133,18 +129,18 @@ def verb_audit(argv: Sequence[str]) -> int:
         if args.list:
             for name in available():
                 cls = get_mutant(name)
-                print(f"{name:26s} {cls.expected_stage:15s} {cls.description}")
+                print(f"{name:26s} {cls.expected_stage or '-':15s} {cls.description}")
             return 0
         names = None if not args.mutants else [n.strip() for n in args.mutants.split(",") if n.strip()]
-        if names is not None:
-            for name in names:
-                get_mutant(name)
+        audit.resolve_mutants(names, args.base)
         cases = select(args.cases, AUDIT)
     except (MutantError, ValueError) as exc:
         sys.stderr.write(f"parity: error: {exc}\n")
         return EXIT_BAD_INPUT
-    result = audit.run_audit(names, base=args.base, cases=cases, sensitivity=args.sensitivity,
-                             log=lambda line: print(line, file=sys.stderr, flush=True))
+    # The backends' CLIs print what they wrote: to stderr with the progress, so stdout is the table alone.
+    with contextlib.redirect_stdout(sys.stderr):
+        result = audit.run_audit(names, base=args.base, cases=cases, sensitivity=args.sensitivity,
+                                 log=lambda line: print(line, file=sys.stderr, flush=True))
     sys.stdout.write(audit.render_table(result))
     sys.stdout.write(audit.render_sensitivity(result))
     if args.json:
@@ -177,6 +173,7 @@ def usage() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    pin_threads()  # before any verb lets an adapter load a framework
     args = list(sys.argv[1:] if argv is None else argv)
     if not args:
         sys.stderr.write(usage())

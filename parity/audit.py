@@ -9,8 +9,10 @@ stage, exactly as the suite compares two backends. A mutant is *caught* when
 the first stage that fails is the one it declares; one that passes every
 check, or fails first elsewhere, fails the audit (exit status 1).
 
-The reference's stage outputs are computed once per case (`CachedRun`) and
-shared by every mutant's CaseContext, so each mutant costs only its own side.
+As in the suite, the float64 referee (adapters/referee.py) also judges the
+deterministic stages. The reference's and the referee's stage outputs are
+computed once per case (`CachedRun`) and shared by every mutant's
+CaseContext, so each mutant costs only its own side.
 A control (the base wrapped with no bug, `Harmless`) runs first: a check that
 fails on the clean base is a false alarm of the harness; it is reported, fails
 the audit, and is left out of every mutant's verdict (a mutant must be caught
@@ -36,12 +38,13 @@ from pathlib import Path
 
 import numpy as np
 
-from adapters.mutants import PERTURBATIONS, Harmless, Mutant, get_mutant
+from adapters.mutants import PERTURBATIONS, Harmless, Mutant, available, get_mutant
 from adapters.registry import get_backend
-from parity.checks import CaseContext, run_stage
+from parity.checks import REFEREE, CaseContext, run_stage
+from parity.compare import error_comparison
 from parity.matrix import AUDIT
 from parity.runner import BackendRun, CaseInputs
-from parity.stages import STAGES, first_divergence
+from parity.stages import STAGES, first_divergence, stage_index
 from parity.tolerances import tolerance
 
 SCHEMA = "pinn-parity-audit"
@@ -166,6 +169,7 @@ class AuditResult:
     base: str
     reference: str
     cases: list  # case ids
+    stages: list  # the stages run, pipeline order
     control: AuditRow
     rows: list  # AuditRow per mutant
     noise: list = field(default_factory=list)  # check keys that fail on the clean base, left out of verdicts
@@ -178,8 +182,9 @@ class AuditResult:
 
     def to_dict(self) -> dict:
         return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "base": self.base,
-                "reference": self.reference, "cases": self.cases, "ok": self.ok, "wall_s": round(self.wall_s, 2),
-                "control": self.control.to_dict(), "rows": [row.to_dict() for row in self.rows],
+                "reference": self.reference, "cases": self.cases, "stages": self.stages, "ok": self.ok,
+                "wall_s": round(self.wall_s, 2), "control": self.control.to_dict(),
+                "rows": [row.to_dict() for row in self.rows],
                 "false_alarms": self.noise, "sensitivity": self.sensitivity}
 
 
@@ -196,35 +201,45 @@ def _check_key(case_id: str, comparison, sut: str) -> str:
 
 def _failing(ctx: CaseContext, stage: str, sut: str):
     """(key, comparison) of every failed comparison of `stage` on this case."""
-    result = run_stage(ctx, stage)
-    return [(_check_key(ctx.case_id, c, sut), c) for c in result.comparisons if not c.passed]
+    try:
+        comparisons = run_stage(ctx, stage).comparisons
+    except Exception as exc:  # a check that raises outside its guarded calls still fails its stage
+        comparisons = [error_comparison(config_id=ctx.case_id, stage=stage, check=f"{sut}~{ctx.reference}",
+                                        metric="check", error=exc)]
+    return [(_check_key(ctx.case_id, c, sut), c) for c in comparisons if not c.passed]
 
 
 @dataclass
 class _Case:
     inputs: CaseInputs
-    reference: CachedRun
+    reference: CachedRun  # the clean reference backend, shared by every mutant's context
+    referee: CachedRun  # the float64 referee (adapters/referee.py), shared likewise
+
+    def context(self, reference: str, mutant: Mutant) -> CaseContext:
+        """The suite's view of one case with `mutant` as the other backend."""
+        return CaseContext(inputs=self.inputs, runs={reference: self.reference,
+                                                     mutant.name: BackendRun(backend=mutant, inputs=self.inputs)},
+                           referee=self.referee)
 
 
-def _failures(mutant: Mutant, cases: list, reference: str) -> list:
-    """(key, stage, case id, comparison) of every failed check of every stage of every case."""
+def _failures(mutant: Mutant, cases: list, reference: str, stages) -> list:
+    """(key, stage, case id, comparison) of every failed check of `stages` on every case."""
     found = []
     for case in cases:
-        run = BackendRun(backend=mutant, inputs=case.inputs)
-        ctx = CaseContext(inputs=case.inputs, runs={reference: case.reference, mutant.name: run})
-        for stage in STAGES:
+        ctx = case.context(reference, mutant)
+        for stage in stages:
             found += [(key, stage, ctx.case_id, c) for key, c in _failing(ctx, stage, mutant.name)]
     return found
 
 
-def _row(mutant: Mutant, cases: list, reference: str, noise: set,
+def _row(mutant: Mutant, cases: list, reference: str, noise: set, stages,
          label: str | None = None) -> tuple[AuditRow, set]:
     """One mutant through every stage, and the keys of every check it failed. Failures of
     checks in `noise` (those the control failed) are left out of the row."""
     start = time.perf_counter()
     row = AuditRow(mutant=label or mutant.name, description=mutant.description,
                    expected_stage=mutant.expected_stage)
-    failures = _failures(mutant, cases, reference)
+    failures = _failures(mutant, cases, reference, stages)
     for key, stage, case_id, comparison in failures:
         if key in noise:
             continue
@@ -232,38 +247,54 @@ def _row(mutant: Mutant, cases: list, reference: str, noise: set,
         if len(kept) < MAX_FAILURES_KEPT:
             kept.append({"case": case_id, "check": comparison.check, "metric": comparison.metric,
                          "headline": comparison.message.splitlines()[0]})
-    row.failed_stages = [s for s in STAGES if s in row.failures]
+    row.failed_stages = [s for s in stages if s in row.failures]
     row.seconds = time.perf_counter() - start
     return row, {key for key, *_ in failures}
 
 
-def run_audit(mutant_names=None, base: str = "torch", cases=AUDIT, *, sensitivity: bool = False,
-              log=print) -> AuditResult:
-    """The control, then each named mutant (every one of adapters.mutants.available() when None)."""
-    from adapters.mutants import available
-
+def resolve_mutants(mutant_names=None, base: str = "torch", stages=STAGES) -> list:
+    """The Mutant classes named (all available when None); MutantError or ValueError on a bad one."""
     reference = other_backend(base)
     names = list(available()) if mutant_names is None else list(mutant_names)
-    classes = [get_mutant(name) for name in names]  # unknown names fail before any work
+    classes = [get_mutant(name) for name in names]
+    for cls in classes:
+        if cls.name in (base, reference, REFEREE, Harmless.name):
+            raise ValueError(f"mutant name {cls.name!r} is taken by a backend of the audit; rename the mutant")
+        if cls.expected_stage not in stages:
+            raise ValueError(f"mutant {cls.name!r} must be caught at stage {cls.expected_stage!r}, "
+                             f"which is not among the stages run ({', '.join(stages)})")
+    return classes
+
+
+def run_audit(mutant_names=None, base: str = "torch", cases=AUDIT, *, stages=STAGES,
+              sensitivity: bool = False, log=print) -> AuditResult:
+    """The control, then each named mutant (every one of adapters.mutants.available() when None).
+
+    `stages` (default: all, in pipeline order) limits the checks run, e.g. for a quick
+    test of mutants caught early; a mutant is then judged on those stages only."""
+    reference = other_backend(base)
+    stages = sorted(set(stages), key=stage_index)  # pipeline order; an unknown name is a ValueError
+    classes = resolve_mutants(mutant_names, base, stages)  # bad names fail before any work
     begin = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="parity-audit-"))
     try:
-        ref_adapter = get_backend(reference)
+        ref_adapter, referee = get_backend(reference), get_backend(REFEREE)
         shared = []
         for case in cases:
             inputs = CaseInputs(case=case, workdir=workdir)
-            shared.append(_Case(inputs=inputs, reference=CachedRun(backend=ref_adapter, inputs=inputs)))
+            shared.append(_Case(inputs=inputs, reference=CachedRun(backend=ref_adapter, inputs=inputs),
+                                referee=CachedRun(backend=referee, inputs=inputs)))
         # The control: the base with no bug. A check failing here is the harness's false alarm, not a catch.
         harmless = Harmless(get_backend(base))
-        control, noise = _row(harmless, shared, reference, set(), label=f"{harmless.name} (control)")
+        control, noise = _row(harmless, shared, reference, set(), stages, label=f"{harmless.name} (control)")
         log(f"audit: control {base} vs {reference}: {control.verdict} ({control.seconds:.1f} s)")
         rows = []
         for i, cls in enumerate(classes, 1):
-            row, _ = _row(cls(get_backend(base)), shared, reference, noise)
+            row, _ = _row(cls(get_backend(base)), shared, reference, noise, stages)
             rows.append(row)
             log(f"audit: [{i}/{len(classes)}] {row.mutant}: {row.verdict} ({row.seconds:.1f} s)")
-        result = AuditResult(base=base, reference=reference, cases=[c.id for c in cases], control=control,
-                             rows=rows, noise=sorted(noise))
+        result = AuditResult(base=base, reference=reference, cases=[c.id for c in cases], stages=stages,
+                             control=control, rows=rows, noise=sorted(noise))
         if sensitivity:
             result.sensitivity = measure_sensitivity(shared, base, reference, noise, log=log)
         result.wall_s = time.perf_counter() - begin
@@ -302,9 +333,7 @@ def measure_sensitivity(cases: list, base: str, reference: str, noise: set, log=
         for case in cases:
             def detects(delta, case=case, stage=stage, cls=cls):
                 probe = cls(inner, delta)
-                ctx = CaseContext(inputs=case.inputs, runs={reference: case.reference,
-                                                            probe.name: BackendRun(backend=probe, inputs=case.inputs)})
-                return any(key not in noise for key, _ in _failing(ctx, stage, probe.name))
+                return any(key not in noise for key, _ in _failing(case.context(reference, probe), stage, probe.name))
 
             delta = smallest_detected(detects)
             found.append({"stage": stage, "case": case.inputs.case.id, "perturbation": cls.description,
@@ -323,15 +352,18 @@ def render_table(result: AuditResult) -> str:
     widths = [max(len(str(r[i])) for r in [head, *body]) for i in range(len(head))]
     line = "  ".join("{:%d}" % w for w in widths)
     out = [f"audit: mutants of {result.base} against the clean {result.reference} (reference), "
-           f"cases {', '.join(result.cases)}", "", line.format(*head), line.format(*("-" * w for w in widths))]
+           f"cases {', '.join(result.cases)}", "", line.format(*head).rstrip(),
+           line.format(*("-" * w for w in widths))]
     out += [line.format(*r).rstrip() for r in body]
     caught = sum(row.verdict == "caught" for row in result.rows)
     out += ["", f"{caught} / {len(result.rows)} mutants caught at their declared stage; "
                 f"wall time {result.wall_s:.1f} s"]
     if result.noise:
-        out += ["", f"FALSE ALARMS: {len(result.noise)} check(s) fail on the clean {result.base} too; they are left "
-                    "out of every mutant's verdict (case | stage | check | metric):"]
+        out += ["", f"FALSE ALARMS: {len(result.noise)} check(s) fail on the clean {result.base} too; they are "
+                    "left out of every mutant's verdict, and fail the audit (case | stage | check | metric):"]
         out += [f"  {key}" for key in result.noise]
+    if any(row.verdict in ("WRONG STAGE", "UNCAUGHT") for row in result.rows):
+        out.append("")
     for row in result.rows:
         if row.verdict == "WRONG STAGE":
             first = row.failures[row.first_failed][0]
@@ -345,13 +377,15 @@ def render_table(result: AuditResult) -> str:
 def render_sensitivity(result: AuditResult) -> str:
     if not result.sensitivity:
         return ""
-    out = ["", "sensitivity: the smallest perturbation the current tolerances detect"]
+    out = ["", "sensitivity: the smallest perturbation the current tolerances detect (bisected to 2 %)"]
+    stage = None
     for item in result.sensitivity:
+        if item["stage"] != stage:
+            stage = item["stage"]
+            out.append(f"  {stage}: {item['perturbation']} ({item['tolerance_key']} = {item['tolerance']:g})")
         delta = item["smallest_detected"]
-        text = "not detected up to 1" if delta is None else f"{delta:.3g}" + (
-            f" {item['unit']}" if item["unit"] == "px" else " (relative)")
-        out.append(f"  {item['stage']:12s} {item['case']:28s} {text:24s} {item['perturbation']}; "
-                   f"{item['tolerance_key']} = {item['tolerance']:g}")
+        unit = "px" if item["unit"] == "px" else "relative"
+        out.append(f"    {item['case']:28s} " + ("not detected up to 1" if delta is None else f"{delta:.3g} {unit}"))
     return "\n".join(out) + "\n"
 
 

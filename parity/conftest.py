@@ -4,13 +4,11 @@ Thread settings come first, before anything can import a framework: results
 then do not depend on the machine, and xdist workers do not fight over cores.
 """
 
-import os
+from parity.threads import pin_threads
 
-for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
-    os.environ.setdefault(_var, "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+pin_threads()
 
+import os  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -71,6 +69,21 @@ def pytest_generate_tests(metafunc):
         params = [pytest.param(case, stage, id=f"{case.id}-{stage}",
                                marks=pytest.mark.xdist_group(case.id)) for case in cases for stage in STAGES]
         metafunc.parametrize(("parity_case", "stage"), params)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """On an xdist worker, refuse to run if the config groups were not applied.
+
+    Without them one config's backends would run in several workers, twice the work,
+    and their golden manifests could be written concurrently. pytest 9.2 with
+    pytest-xdist 3.8 drops the groups silently; this makes that loud."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    lost = [item.nodeid for item in items if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
+    if lost:
+        raise pytest.UsageError(f"pytest-xdist did not apply --dist loadgroup groups (e.g. to {lost[0]}); "
+                                "check the pytest / pytest-xdist versions pinned in pyproject.toml")
 
 
 @pytest.fixture(scope="session")

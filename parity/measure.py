@@ -80,16 +80,16 @@ def measure(seeds, backends=("tf", "torch"), cases=MATRIX, log=print) -> dict:
 
 
 def proposed_value(entry_bound: str, worst: float, max_ref: float, headroom: float, dtype: str) -> float:
-    """worst x headroom; for lower bounds (SSIM, FRC) the deficit from 1 gets the headroom.
+    """max(worst x headroom, floor); for lower bounds (SSIM, FRC) on the deficit from 1.
 
-    The worst is first raised to a floor of a few ulps (of the entry's dtype) of the
-    largest magnitude compared: where two backends happened to agree bit for bit on
-    these seeds, a bound of zero would fail on the next machine's rounding."""
+    The floor is a few ulps (of the entry's dtype) of the largest magnitude compared:
+    where two backends happened to agree bit for bit on these seeds, a bound of zero
+    would fail on the next machine's rounding. It is not multiplied by the headroom."""
     floor = ULPS_FLOOR * float(np.finfo(np.dtype(dtype)).eps)
     if entry_bound == "lower":
-        deficit = headroom * max(1.0 - worst, floor)
+        deficit = max(headroom * (1.0 - worst), floor)
         return 1.0 - float(f"{deficit:.3g}")
-    return float(f"{headroom * max(worst, floor * max(max_ref, 1.0)):.3g}")
+    return float(f"{max(headroom * worst, floor * max(max_ref, 1.0)):.3g}")
 
 
 def report(found: dict, ledger) -> tuple[list[str], bool]:

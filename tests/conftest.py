@@ -1,13 +1,9 @@
 """Test settings that must be in place before any framework is imported."""
 
-import os
+from parity.threads import pin_threads
 
-# One thread per op pool: results do not depend on the machine, and xdist
-# workers do not fight over the two cores.
-for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
-    os.environ.setdefault(_var, "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+# One thread per op pool, before any framework import: see parity/threads.py.
+pin_threads()
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

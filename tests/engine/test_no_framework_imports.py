@@ -8,7 +8,8 @@ from pathlib import Path
 PARITY = Path(__file__).resolve().parents[2] / "parity"
 FORBIDDEN = {"tensorflow", "torch", "keras", "lightning", "pytorch_lightning", "jax"}
 ENGINE_MODULES = ("stages", "comparison", "compare", "imagemetrics", "tolerances", "golden",
-                  "hub", "report_summary", "report_html", "plots", "diff", "envinfo", "__main__")
+                  "hub", "report_summary", "report_html", "plots", "diff", "envinfo", "__main__",
+                  "audit")
 
 
 def imported_roots(source: str) -> set[str]:

@@ -1,0 +1,120 @@
+"""The harness under bad adapters: one that raises, returns the wrong shape or
+dtype, or returns NaN. Each must give a clear failed comparison for its stage,
+never a crash and never a pass. The backends here are the numpy float64
+referee and variants of it: real adapters, no framework needed.
+"""
+
+import numpy as np
+import pytest
+
+from adapters.referee import Float64Referee
+from parity.checks import CaseContext, run_stage
+from parity.matrix import ParityCase, SimulatedData
+from parity.runner import BackendRun, CaseInputs
+
+CASE = ParityCase("gs2-k4-poisson-n32-bad", SimulatedData(seed=3, n_positions=20), {"gridsize": 2})
+
+
+class Float32Referee(Float64Referee):
+    """The referee rounded to float32, like a framework backend's outputs."""
+
+    name = "ref32"
+
+    def translate(self, images, shifts_px):
+        return super().translate(images, shifts_px).astype(np.complex64)
+
+    def forward(self, object_patches, probe, offsets_px, object_big):
+        out = super().forward(object_patches, probe, offsets_px, object_big)
+        return {"far_field": out["far_field"].astype(np.complex64), "amplitude": out["amplitude"].astype(np.float32)}
+
+
+class Raises(Float32Referee):
+    name = "raises"
+
+    def translate(self, images, shifts_px):
+        raise RuntimeError("backend exploded in translate")
+
+
+class WrongShape(Float32Referee):
+    name = "wrongshape"
+
+    def translate(self, images, shifts_px):
+        return super().translate(images, shifts_px)[:, :1]
+
+
+class WrongDtype(Float32Referee):
+    name = "wrongdtype"
+
+    def forward(self, object_patches, probe, offsets_px, object_big):
+        out = super().forward(object_patches, probe, offsets_px, object_big)
+        return {**out, "amplitude": out["amplitude"].astype(np.float16)}
+
+
+class ReturnsNaN(Float32Referee):
+    name = "nan"
+
+    def loss(self, far_field, observed_amplitude, log_intensity_scale, loss_name):
+        return float("nan")
+
+
+@pytest.fixture
+def context(tmp_path):
+    def make(bad_backend):
+        inputs = CaseInputs(case=CASE, workdir=tmp_path)
+        runs = {"ref32": BackendRun(Float32Referee(), inputs), bad_backend.name: BackendRun(bad_backend, inputs)}
+        return CaseContext(inputs=inputs, runs=runs)
+    return make
+
+
+def _failed(result):
+    return [c for c in result.comparisons if not c.passed]
+
+
+def test_an_adapter_that_raises_fails_its_stage_with_the_error(context):
+    failed = _failed(run_stage(context(Raises()), "translation"))
+    assert len(failed) == 1
+    assert failed[0].kind == "error" and failed[0].check == "raises"
+    assert "could not run: RuntimeError: backend exploded in translate" in failed[0].message
+
+
+def test_a_wrong_shape_is_named_before_values(context):
+    failed = _failed(run_stage(context(WrongShape()), "translation"))
+    assert [c.check for c in failed] == ["wrongshape~ref32"]
+    assert "shape" in failed[0].headline and "(2, 1, 32, 32)" in failed[0].message
+
+
+def test_a_wrong_dtype_fails(context):
+    failed = _failed(run_stage(context(WrongDtype()), "forward"))
+    assert any(c.metric == "amplitude" and "dtype" in c.headline for c in failed)
+
+
+def test_nan_never_passes(context):
+    failed = _failed(run_stage(context(ReturnsNaN()), "loss"))
+    assert failed and all(c.check == "nan~ref32" for c in failed)
+    assert any("nan" in c.message.lower() for c in failed)
+
+
+class Healthy(Float32Referee):
+    name = "healthy"
+
+
+def test_a_healthy_pair_passes(context):
+    result = run_stage(context(Healthy()), "translation")
+    assert [c.check for c in result.comparisons] == ["healthy~ref32"]
+    assert all(c.passed for c in result.comparisons)
+
+
+def test_a_missing_ledger_entry_fails_the_stage_clearly(context):
+    # Two float64 backends would need float64 tolerances, which the ledger does not have.
+    inputs = context(Healthy()).inputs
+    ctx = CaseContext(inputs=inputs, runs={"a": BackendRun(Float64Referee(), inputs),
+                                           "b": BackendRun(Float64Referee(), inputs)})
+    failed = _failed(run_stage(ctx, "translation"))
+    assert [c.check for c in failed] == ["ledger"]
+    assert "no tolerance 'translation.max_abs.float64'" in failed[0].message
+
+
+def test_a_stage_the_adapter_lacks_fails_as_unsupported_not_passed(context):
+    result = run_stage(context(Raises()), "training")
+    assert result.comparisons and not any(c.passed for c in result.comparisons)
+    assert any("NotImplementedError" in c.message for c in result.comparisons)
