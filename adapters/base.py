@@ -117,3 +117,21 @@ class Backend(ABC):
     def run_train_cli(self, argv: list) -> dict:
         """Run the backend's train command line with `argv`; return its effective_config.json."""
         raise NotImplementedError(f"{self.name}: stage cli")
+
+
+class CommonContract:
+    """Config and dataset stages for backends built on backends.common (mix in before Backend).
+
+    A team's own backend would resolve configs with its own factory instead: that
+    factory is exactly what the config stage exists to check."""
+
+    def resolve_config(self, overrides: dict) -> dict:
+        from backends.common.config import make_config
+
+        return make_config(overrides).to_dict()
+
+    def load_dataset(self, path) -> dict:
+        from backends.common.dataset import load_dataset
+
+        ds = load_dataset(path)
+        return {"diffraction": ds.diffraction, "xcoords": ds.xcoords, "ycoords": ds.ycoords, "probe": ds.probe}

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from adapters.base import Backend, Batch, ModelState
+from adapters.base import Backend, Batch, CommonContract, ModelState
 from backends.common.config import make_config
 from backends.common.dataset import load_dataset
 
 
-class BundledBackend(Backend):
+class BundledBackend(CommonContract, Backend):
     """Adapter over `backends.<package>`; subclasses give the layout conversion."""
 
     package = ""
@@ -61,13 +61,6 @@ class BundledBackend(Backend):
     # stages
     def versions(self) -> dict:
         return self._mod("runtime").framework_versions()
-
-    def resolve_config(self, overrides: dict) -> dict:
-        return make_config(overrides).to_dict()
-
-    def load_dataset(self, path) -> dict:
-        ds = load_dataset(path)
-        return {"diffraction": ds.diffraction, "xcoords": ds.xcoords, "ycoords": ds.ycoords, "probe": ds.probe}
 
     def group(self, xcoords, ycoords, config, inference=False) -> dict:
         groups = self._mod("grouping").group_positions(xcoords, ycoords, make_config(config), inference=inference)

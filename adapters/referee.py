@@ -21,9 +21,8 @@ import math
 
 import numpy as np
 
-from adapters.base import Backend
+from adapters.base import Backend, CommonContract
 from backends.common.config import make_config
-from backends.common.dataset import load_dataset
 from backends.common.geometry import canvas_geometry
 
 MERGE_EPSILON = 1e-3  # §8: added to the summed support masks of a merged group
@@ -199,20 +198,13 @@ def stitch_patches(patches, xcoords, ycoords) -> tuple[np.ndarray, np.ndarray]:
 
 # --- the adapter ------------------------------------------------------------------------------
 
-class Float64Referee(Backend):
+class Float64Referee(CommonContract, Backend):
     """docs/spec.md's deterministic stages in float64 numpy: the harness's arbiter."""
 
     name = "referee"
 
     def versions(self) -> dict:
         return {"numpy": np.__version__}
-
-    def resolve_config(self, overrides: dict) -> dict:
-        return make_config(overrides).to_dict()
-
-    def load_dataset(self, path) -> dict:
-        ds = load_dataset(path)
-        return {"diffraction": ds.diffraction, "xcoords": ds.xcoords, "ycoords": ds.ycoords, "probe": ds.probe}
 
     def group(self, xcoords, ycoords, config, inference=False) -> dict:
         return group_positions(xcoords, ycoords, config, inference)

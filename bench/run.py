@@ -65,14 +65,18 @@ def _meminfo_mib() -> float | None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("sections", nargs="*", default=["all"], choices=[*SECTIONS, "all"],
-                        help="sections to run (default: all)")
+    parser.add_argument("sections", nargs="*", metavar="section",
+                        help=f"any of {', '.join(SECTIONS)}, all (default: all)")
     parser.add_argument("--quick", action="store_true", help="short smoke version of every section")
     parser.add_argument("--quality-budget", type=float, default=None,
                         help="seconds of training per backend in the quality section (default 300, quick 20)")
     parser.add_argument("--keep-work", action="store_true", help="keep the work folder under .bench/")
     args = parser.parse_args(argv)
-    wanted = SECTIONS if "all" in args.sections else tuple(s for s in SECTIONS if s in args.sections)
+    unknown = sorted(set(args.sections) - {*SECTIONS, "all"})
+    if unknown:
+        parser.error(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}, all")
+    wanted = SECTIONS if not args.sections or "all" in args.sections else tuple(
+        s for s in SECTIONS if s in args.sections)
     budget = args.quality_budget if args.quality_budget is not None else (20.0 if args.quick else 300.0)
 
     from bench import sections as sec

@@ -243,19 +243,24 @@ def _norms(weights: dict) -> np.ndarray:
 
 # --- stages ----------------------------------------------------------------
 
-def check_config(ctx: CaseContext) -> StageResult:
+def _effective_config_stage(ctx: CaseContext, stage: str, fn, metric: str) -> StageResult:
+    """Config and cli: every backend's effective config equals the others' and the contract's."""
     result = StageResult()
-    outputs = _outputs(ctx, "config", lambda run: run.config, result)
+    outputs = _outputs(ctx, stage, fn, result)
     expected = make_config(dict(ctx.inputs.case.overrides)).to_dict()
     for label, ref, other in _pairs(ctx, outputs):
-        result.comparisons.append(compare_exact(other, ref, config_id=ctx.case_id, stage="config", check=label,
-                                                metric="fields"))
+        result.comparisons.append(compare_exact(other, ref, config_id=ctx.case_id, stage=stage, check=label,
+                                                metric=metric))
     for name, cfg in outputs.items():
-        result.comparisons.append(compare_exact(cfg, expected, config_id=ctx.case_id, stage="config",
-                                                check=f"{name}~spec", metric="fields"))
+        result.comparisons.append(compare_exact(cfg, expected, config_id=ctx.case_id, stage=stage,
+                                                check=f"{name}~spec", metric=metric))
     result.golden = outputs.get(ctx.reference)
     result.golden_by_backend = outputs
     return result
+
+
+def check_config(ctx: CaseContext) -> StageResult:
+    return _effective_config_stage(ctx, "config", lambda run: run.config, "fields")
 
 
 def check_data(ctx: CaseContext) -> StageResult:
@@ -517,18 +522,7 @@ def check_bundle(ctx: CaseContext) -> StageResult:
 
 
 def check_cli(ctx: CaseContext) -> StageResult:
-    result = StageResult()
-    outputs = _outputs(ctx, "cli", lambda run: run.cli_config, result)
-    expected = make_config(dict(ctx.inputs.case.overrides)).to_dict()
-    for label, ref, other in _pairs(ctx, outputs):
-        result.comparisons.append(compare_exact(other, ref, config_id=ctx.case_id, stage="cli", check=label,
-                                                metric="effective_config"))
-    for name, cfg in outputs.items():
-        result.comparisons.append(compare_exact(cfg, expected, config_id=ctx.case_id, stage="cli",
-                                                check=f"{name}~spec", metric="effective_config"))
-    result.golden_by_backend = outputs
-    result.golden = outputs.get(ctx.reference)
-    return result
+    return _effective_config_stage(ctx, "cli", lambda run: run.cli_config, "effective_config")
 
 
 STAGE_CHECKS = {
