@@ -103,18 +103,26 @@ class CaseContext:
                           probe=self.initial_state.probe, input_scale=self.initial_state.input_scale)
 
 
+def _attempt(ctx: CaseContext, stage: str, check: str, call, result: StageResult):
+    """(True, call()) or, when it raises, (False, None) with a failed comparison for `check`."""
+    try:
+        return True, call()
+    except UpstreamFailed as exc:
+        metric, error = "upstream", exc
+    except Exception as exc:
+        metric, error = "call", exc
+    result.comparisons.append(error_comparison(config_id=ctx.case_id, stage=stage, check=check, metric=metric,
+                                               error=error))
+    return False, None
+
+
 def _outputs(ctx: CaseContext, stage: str, fn, result: StageResult) -> dict:
     """fn(run) for every backend; a backend that raises gets a failed comparison instead."""
     outputs = {}
     for name, run in ctx.runs.items():
-        try:
-            outputs[name] = fn(run)
-        except UpstreamFailed as exc:
-            result.comparisons.append(error_comparison(config_id=ctx.case_id, stage=stage, check=name,
-                                                       metric="upstream", error=exc))
-        except Exception as exc:
-            result.comparisons.append(error_comparison(config_id=ctx.case_id, stage=stage, check=name,
-                                                       metric="call", error=exc))
+        ok, value = _attempt(ctx, stage, name, lambda run=run: fn(run), result)
+        if ok:
+            outputs[name] = value
     return outputs
 
 
@@ -134,15 +142,7 @@ def _referee_output(ctx: CaseContext, stage: str, fn, result: StageResult):
     since a referee that cannot do a stage the contract defines is a bug of the harness)."""
     if ctx.referee is None:
         return None
-    try:
-        return fn(ctx.referee)
-    except UpstreamFailed as exc:
-        result.comparisons.append(error_comparison(config_id=ctx.case_id, stage=stage, check=REFEREE,
-                                                   metric="upstream", error=exc))
-    except Exception as exc:
-        result.comparisons.append(error_comparison(config_id=ctx.case_id, stage=stage, check=REFEREE,
-                                                   metric="call", error=exc))
-    return None
+    return _attempt(ctx, stage, REFEREE, lambda: fn(ctx.referee), result)[1]
 
 
 def _referee_checks(ctx: CaseContext, stage: str, outputs: dict, referee_output, *, ledger_metric="max_abs",

@@ -10,12 +10,11 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from backends.common.dataset import Dataset, DatasetError
+from backends.common.dataset import Dataset
 from backends.common.geometry import canvas_geometry
-from backends.tf_pinn.grouping import group_positions
 from backends.tf_pinn.model import PinnModel
-from backends.tf_pinn.physics import check_offsets, support_mask, translate
-from backends.tf_pinn.train import grouped_inputs
+from backends.tf_pinn.physics import support_mask, translate
+from backends.tf_pinn.train import inference_inputs
 
 MASK_FLOOR = 1e-3  # canvas pixels whose summed mask is below this are 0
 _PREDICT_BATCH = 64  # groups per forward pass
@@ -64,12 +63,7 @@ def stitch_patches(patches, xcoords, ycoords) -> tuple[np.ndarray, tuple]:
 def predict_patches(model: PinnModel, data: Dataset) -> tuple:
     """O_ext of every member of every inference group: (P, N, N) complex64 and each member's x, y."""
     cfg = model.config
-    if data.N != model.N:
-        raise DatasetError(data.source, "diffraction", f"pattern size N={data.N} differs from the model's N={model.N}")
-    groups = group_positions(data.xcoords, data.ycoords, cfg, inference=True)
-    if cfg.object_big:
-        check_offsets(groups.offsets_px, data.N)
-    diffraction, offsets = grouped_inputs(data, groups)
+    groups, diffraction, offsets = inference_inputs(model, data)
     predict = tf.function(model.object_ext, input_signature=[
         tf.TensorSpec((None, data.N, data.N, cfg.n_channels), tf.float32),
         tf.TensorSpec((None, cfg.n_channels, 2), tf.float32)])

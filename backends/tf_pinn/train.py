@@ -49,6 +49,16 @@ def grouped_inputs(data: Dataset, groups: Groups):
     return tf.transpose(members, (0, 2, 3, 1)), tf.constant(groups.offsets_px, dtype=tf.float32)
 
 
+def inference_inputs(model: PinnModel, data: Dataset):
+    """Inference groups of `data` (every position a seed, §4) as native inputs for `model`."""
+    if data.N != model.N:
+        raise DatasetError(data.source, "diffraction", f"pattern size N={data.N} differs from the model's N={model.N}")
+    groups = group_positions(data.xcoords, data.ycoords, model.config, inference=True)
+    if model.config.object_big:
+        check_offsets(groups.offsets_px, data.N)
+    return (groups, *grouped_inputs(data, groups))
+
+
 def _batch_loss(model: PinnModel, diffraction, offsets_px):
     far = model.far_field(diffraction, offsets_px)
     return compute_loss(far, diffraction, model.log_intensity_scale, model.config.loss)
@@ -102,12 +112,7 @@ def _signature(n: int, c: int):
 def evaluate_loss(model: PinnModel, data: Dataset, batch_size: int | None = None) -> float:
     """Mean loss over every position of `data` taken as inference groups (§4)."""
     cfg = model.config
-    if data.N != model.N:
-        raise DatasetError(data.source, "diffraction", f"pattern size N={data.N} differs from the model's N={model.N}")
-    groups = group_positions(data.xcoords, data.ycoords, cfg, inference=True)
-    if cfg.object_big:
-        check_offsets(groups.offsets_px, data.N)
-    diffraction, offsets = grouped_inputs(data, groups)
+    _, diffraction, offsets = inference_inputs(model, data)
     loss_fn = tf.function(lambda x, d: _batch_loss(model, x, d), input_signature=_signature(data.N, cfg.n_channels))
     size = batch_size or cfg.batch_size
     total, count = 0.0, 0

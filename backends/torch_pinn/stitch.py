@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from backends.common.dataset import Dataset, DatasetError
+from backends.common.dataset import Dataset
 from backends.common.geometry import canvas_geometry
-from backends.torch_pinn.grouping import group_positions
 from backends.torch_pinn.model import PinnModel
 from backends.torch_pinn.physics import support_mask, translate
+from backends.torch_pinn.train import inference_inputs
 
 MASK_FLOOR = 1e-3  # canvas pixels whose mask sum is below this are set to 0
 PREDICT_CHUNK = 64  # groups per forward pass
@@ -50,12 +50,7 @@ def stitch_patches(patches, xcoords, ycoords) -> tuple[np.ndarray, tuple]:
 
 def predict_patches(model: PinnModel, data: Dataset) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
     """O_ext of every member of every inference group: (P, N, N) complex64 with each member's x, y."""
-    if data.N != model.n:
-        raise DatasetError(data.source, "diffraction", f"pattern size N={data.N} does not match the model's "
-                           f"N={model.n}")
-    groups = group_positions(data.xcoords, data.ycoords, model.config, inference=True)
-    diffraction = torch.from_numpy(np.ascontiguousarray(data.diffraction[groups.nn_indices], dtype=np.float32))
-    offsets = torch.from_numpy(np.ascontiguousarray(groups.offsets_px, dtype=np.float32))
+    groups, diffraction, offsets = inference_inputs(model, data)
     chunks = []
     with torch.no_grad():
         for start in range(0, diffraction.shape[0], PREDICT_CHUNK):

@@ -54,6 +54,15 @@ def grouped_inputs(data: ScanData, groups: Groups) -> tuple[torch.Tensor, torch.
     return diffraction, offsets
 
 
+def inference_inputs(model: PinnModel, data: ScanData) -> tuple[Groups, torch.Tensor, torch.Tensor]:
+    """Inference groups of `data` (every position a seed, §4) as native inputs for `model`."""
+    if data.N != model.n:
+        raise DatasetError(data.source, "diffraction", f"pattern size N={data.N} does not match the model's "
+                           f"N={model.n}")
+    groups = group_positions(data.xcoords, data.ycoords, model.config, inference=True)
+    return (groups, *grouped_inputs(data, groups))
+
+
 def loss_and_gradients(model: PinnModel, diffraction, offsets_px) -> tuple[float, dict]:
     """Loss of model.config.loss on one batch and its gradient per canonical weight (float32 numpy)."""
     x = diffraction if torch.is_tensor(diffraction) else torch.from_numpy(np.asarray(diffraction, np.float32))
@@ -163,8 +172,7 @@ def _run_trainer(task: PinnTask, loader: DataLoader, epochs: int, max_steps: int
 
 def evaluate_loss(model: PinnModel, data: ScanData) -> float:
     """Mean loss over every position of `data` as inference groups."""
-    groups = group_positions(data.xcoords, data.ycoords, model.config, inference=True)
-    diffraction, offsets = grouped_inputs(data, groups)
+    _, diffraction, offsets = inference_inputs(model, data)
     total, count = 0.0, 0
     with torch.no_grad():
         for start in range(0, diffraction.shape[0], EVAL_CHUNK):
