@@ -65,6 +65,13 @@ def table_quality(s: dict) -> list[str]:
     floors = ", ".join(f"{k} {v:.3f}" for k, v in ref["loss_at_true_object"].items())
     out.append(f"loss at the true object (noise floor): {floors}")
     out.append("* |P|^2 stitch: diagnostic, patches weighted by the probe intensity instead of the square S (not §11)")
+    patch_rows = [[label, _f(p.get("median_rel_error"), "{:.3f}"), _f(p.get("median_phase_rmse_rad"), "{:.3f}"),
+                   _f(p.get("phase_offset_std_rad"), "{:.3f}")]
+                  for label, run in s["runs"].items() if (p := run.get("per_patch_in_probe_disk"))]
+    if patch_rows:
+        out += [""] + _rows("per patch, inside the probe disk, after one complex fit per patch",
+                            ["run", "median rel err", "median phase RMSE rad", "std of fitted phase offsets rad"],
+                            patch_rows)
     if "png" in s:
         out.append(f"png: {s['png']}")
     return out + [""]
@@ -83,7 +90,7 @@ def table_parity(s: dict) -> list[str]:
                      _f(sp["backend_compute"], "{:.0f}"), _f(sp["harness_overhead"], "{:.0f}"),
                      f"{counts.get('passed', '-')}/{counts.get('failures', counts.get('failed', '-'))}/{counts.get('errors', '-')}",
                      " ".join(map(str, r["load_before"]))])
-    out = _rows("parity: pytest parity/ -p no:cacheprovider (process-seconds = wall x processes running cases)",
+    out = _rows("parity: pytest parity/ -p no:cacheprovider (proc-s = wall x case-running processes; import measured in-run)",
                 ["run", "rc", "wall s", "max RSS MiB", "procs", "proc-s", "import", "compute", "overhead",
                  "pass/fail/err", "load before"], rows)
     g = s["golden_du"]
@@ -104,3 +111,21 @@ def table(results: dict) -> str:
     for name, error in results["errors"].items():
         lines.append(f"{name}: FAILED: {error}")
     return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    """Print the table of a results JSON again: python -m bench.report .bench/results-<stamp>.json"""
+    import json
+    import sys
+    from pathlib import Path
+
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m bench.report .bench/results-<stamp>.json", file=sys.stderr)
+        return 2
+    print(table(json.loads(Path(argv[0]).read_text())))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

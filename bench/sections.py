@@ -212,7 +212,9 @@ def parity_run(work: Path, workers: str, per_process_import_s: float, quick: boo
                     compute += seconds
                     by_stage[stage] = by_stage.get(stage, 0.0) + seconds
                     by_backend[backend] = by_backend.get(backend, 0.0) + seconds
-    n_proc = max(busy_files, 1)  # processes that ran cases, each importing both frameworks
+    # Processes that can run cases: the xdist workers (or the single -n 0 process). Each imports
+    # both frameworks; an idle one still holds its share of the wall time.
+    n_proc = max(len(in_run), busy_files, 1)
     process_seconds = res.wall_s * n_proc
     # Import seconds as measured inside the run (bench.pytest_imports), else the standalone figure.
     imports = sum(v["total_s"] for v in in_run.values()) if in_run else per_process_import_s * n_proc
@@ -227,7 +229,7 @@ def parity_run(work: Path, workers: str, per_process_import_s: float, quick: boo
         "argv": res.argv[1:], "rc": res.rc, "wall_s": res.wall_s, "cpu_s": res.cpu_s,
         "maxrss_mib_any_process": res.maxrss_mib, "per_process_peak_mib": workers_peak[:8],
         "load_before": res.load_before, "load_after": res.load_after,
-        "case_processes": n_proc, "timing_files": [p.name for p in timing_files],
+        "case_processes": n_proc, "busy_processes": busy_files, "timing_files": [p.name for p in timing_files],
         "import_in_run_s": {k: v["total_s"] for k, v in in_run.items()},
         "import_source": "in-run (bench.pytest_imports)" if in_run else "standalone python -c",
         "split_process_seconds": {

@@ -94,8 +94,13 @@ class ParitySession:
         return out
 
     def write_timings(self) -> None:
-        """Backend compute seconds per (case, backend, stage), for `make bench`'s overhead split."""
-        timings = {cid: {name: run.timings for name, run in ctx.runs.items()} for cid, ctx in self.contexts.items()}
+        """Compute seconds per (case, backend, stage), the referee's included, for `make bench`'s split."""
+        timings = {}
+        for cid, ctx in self.contexts.items():
+            runs = dict(ctx.runs)
+            if ctx.referee is not None:
+                runs["referee"] = ctx.referee
+            timings[cid] = {name: run.timings for name, run in runs.items()}
         folder = self.hub / "timings"
         folder.mkdir(exist_ok=True)
         (folder / f"{self.worker}.json").write_text(json.dumps(timings, indent=1, sort_keys=True))

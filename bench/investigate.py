@@ -1,0 +1,92 @@
+"""Quality investigation: which scan, probe and configuration let the PINN reconstruct.
+
+    python -m bench.investigate [--backend torch] [--epochs 100] [--only NAME ...]
+
+Trains one backend (torch by default: the faster one; the backends agree to
+float32 rounding) through bench.worker's `quality` task on variants of the
+benchmark scan and prints, per variant, the final loss, the scores with the
+contract's square-S stitching and with |P|^2-weighted stitching, and the
+per-patch figures (how well single patches are solved inside the probe disk,
+and how much their global phases scatter). Figures go to
+.bench/investigate-<UTC>.json. About 3 minutes per variant on one idle core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench import proc
+from bench.sections import _worker, log
+
+# name -> (simulate arguments, config overrides). Default scan: 400 positions, step N/4 = 8 px,
+# probe disk radius N/4 - 2.5 = 5.5 px inside the 16 px support S.
+VARIANTS = {
+    "gs1": ({}, {}),
+    "gs2": ({}, {"gridsize": 2}),
+    "gs1-step4": ({"step": 4.0}, {}),
+    "gs2-step4": ({"step": 4.0}, {"gridsize": 2}),
+    "gs1-probe7": ({"probe_radius": 7.0}, {}),
+    "gs2-probe7": ({"probe_radius": 7.0}, {"gridsize": 2}),
+    "gs1-probe7-step4": ({"probe_radius": 7.0, "step": 4.0}, {}),
+    "gs2-probe7-step4": ({"probe_radius": 7.0, "step": 4.0}, {"gridsize": 2}),
+    "gs2-lr3e-4": ({}, {"gridsize": 2, "learning_rate": 3e-4}),
+    "gs2-lr3e-3": ({}, {"gridsize": 2, "learning_rate": 3e-3}),
+}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.investigate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", default="torch", choices=("tf", "torch"))
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--n-positions", type=int, default=400)
+    parser.add_argument("--only", nargs="*", choices=sorted(VARIANTS), help="variants to run (default: all)")
+    args = parser.parse_args(argv)
+    bench_dir = proc.REPO_ROOT / ".bench"
+    bench_dir.mkdir(exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
+    out_path = bench_dir / f"investigate-{stamp}.json"
+    results = {"created": stamp, "backend": args.backend, "epochs": args.epochs, "variants": {}}
+    with tempfile.TemporaryDirectory(prefix="investigate-", dir=bench_dir) as tmp:
+        work = Path(tmp)
+        for name in args.only or VARIANTS:
+            sim, overrides = VARIANTS[name]
+            data = {"n_positions": args.n_positions, "n": 32, "seed": 7, **sim}
+            log(f"investigate: {name} ({args.epochs} epochs, load {proc.load()})")
+            task = {"backend": args.backend, "data": data, "config": {**overrides, "epochs": args.epochs},
+                    "npz": str(work / f"{name}.npz")}
+            result, res = _worker("quality", task, work, name)
+            result.pop("npz", None)
+            result["epoch_loss_every_10"] = result.pop("epoch_loss")[::10]
+            result["data"] = data
+            result["process"] = {"wall_s": res.wall_s, "load_before": res.load_before}
+            results["variants"][name] = result
+            out_path.write_text(json.dumps(results, indent=1, default=float))
+    print(render(results))
+    print(f"\nfigures: {out_path.relative_to(proc.REPO_ROOT)}")
+    return 0
+
+
+def render(results: dict) -> str:
+    head = ["variant", "loss", "S: SSIM", "S: phase", "|P|2: SSIM", "|P|2: phase", "patch err", "patch phase",
+            "offset std"]
+    rows = []
+    for name, r in results["variants"].items():
+        m, w, p = r["metrics"], r["metrics_probe_weighted_stitch"], r.get("per_patch_in_probe_disk", {})
+        rows.append([name, f"{r['final_epoch_loss']:.3f}", f"{m['amp_ssim']:.3f}", f"{m['phase_rmse_rad']:.3f}",
+                     f"{w['amp_ssim']:.3f}", f"{w['phase_rmse_rad']:.3f}",
+                     f"{p.get('median_rel_error', float('nan')):.3f}", f"{p.get('median_phase_rmse_rad', float('nan')):.3f}",
+                     f"{p.get('phase_offset_std_rad', float('nan')):.3f}"])
+    widths = [max(len(str(c)) for c in col) for col in zip(head, *rows)]
+    fmt = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths))  # noqa: E731
+    return "\n".join([f"{results['backend']}, {results['epochs']} epochs; phase = RMSE rad; patch = per patch in the "
+                      "probe disk after a per-patch complex fit", fmt(head), fmt(["-" * w for w in widths]),
+                      *map(fmt, rows)])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
