@@ -42,8 +42,8 @@ class UpstreamFailed(RuntimeError):
 @dataclass
 class StageResult:
     comparisons: list = field(default_factory=list)
-    golden: dict | None = None  # the reference backend's data for this stage's golden
-    golden_by_backend: dict = field(default_factory=dict)  # backend -> its own data, checked against the golden
+    # backend -> its data for the golden check; the reference's entry is what --force-regen blesses
+    golden_by_backend: dict = field(default_factory=dict)
     golden_metric: str = "max_abs"
     artifacts: list = field(default_factory=list)
 
@@ -243,18 +243,22 @@ def _norms(weights: dict) -> np.ndarray:
 
 # --- stages ----------------------------------------------------------------
 
+def _exact_pairs(ctx: CaseContext, stage: str, outputs: dict, metric: str, result: StageResult) -> None:
+    """Every other backend's output equal to the reference's."""
+    for label, ref, other in _pairs(ctx, outputs):
+        result.comparisons.append(compare_exact(other, ref, config_id=ctx.case_id, stage=stage, check=label,
+                                                metric=metric))
+
+
 def _effective_config_stage(ctx: CaseContext, stage: str, fn, metric: str) -> StageResult:
     """Config and cli: every backend's effective config equals the others' and the contract's."""
     result = StageResult()
     outputs = _outputs(ctx, stage, fn, result)
     expected = make_config(dict(ctx.inputs.case.overrides)).to_dict()
-    for label, ref, other in _pairs(ctx, outputs):
-        result.comparisons.append(compare_exact(other, ref, config_id=ctx.case_id, stage=stage, check=label,
-                                                metric=metric))
+    _exact_pairs(ctx, stage, outputs, metric, result)
     for name, cfg in outputs.items():
         result.comparisons.append(compare_exact(cfg, expected, config_id=ctx.case_id, stage=stage,
                                                 check=f"{name}~spec", metric=metric))
-    result.golden = outputs.get(ctx.reference)
     result.golden_by_backend = outputs
     return result
 
@@ -266,9 +270,7 @@ def check_config(ctx: CaseContext) -> StageResult:
 def check_data(ctx: CaseContext) -> StageResult:
     result = StageResult()
     outputs = _outputs(ctx, "data", lambda run: run.data, result)
-    for label, ref, other in _pairs(ctx, outputs):
-        result.comparisons.append(compare_exact(other, ref, config_id=ctx.case_id, stage="data", check=label,
-                                                metric="arrays"))
+    _exact_pairs(ctx, "data", outputs, "arrays", result)
 
     def digest(arrays):
         return {k: {"shape": list(v.shape), "dtype": str(v.dtype),
@@ -276,7 +278,6 @@ def check_data(ctx: CaseContext) -> StageResult:
                 for k, v in sorted(arrays.items())}
 
     result.golden_by_backend = {name: digest(arrays) for name, arrays in outputs.items()}
-    result.golden = result.golden_by_backend.get(ctx.reference)
     return result
 
 
@@ -331,18 +332,14 @@ def check_grouping(ctx: CaseContext) -> StageResult:
         if not inference:
             keep = ("nn_indices", "offsets_px")
             result.golden_by_backend = {n: {k: g[k] for k in keep} for n, g in outputs.items()}
-            result.golden = result.golden_by_backend.get(ctx.reference)
     return result
 
 
 def check_shapes(ctx: CaseContext) -> StageResult:
     result = StageResult()
     outputs = _outputs(ctx, "shapes", lambda run: run.shapes, result)
-    for label, ref, other in _pairs(ctx, outputs):
-        result.comparisons.append(compare_exact(other, ref, config_id=ctx.case_id, stage="shapes", check=label,
-                                                metric="fields"))
+    _exact_pairs(ctx, "shapes", outputs, "fields", result)
     result.golden_by_backend = outputs
-    result.golden = outputs.get(ctx.reference)
     return result
 
 
@@ -362,7 +359,6 @@ def _allclose_stage(ctx, stage, metric, fn, result: StageResult, golden_keys=Non
                                                   ledger_metric=metric))
     pick = (lambda out: _first_group(out)) if golden_keys is None else golden_keys
     result.golden_by_backend = {name: pick(out) for name, out in outputs.items()}
-    result.golden = result.golden_by_backend.get(ctx.reference)
     result.golden_metric = metric
     return result
 
@@ -426,7 +422,6 @@ def check_gradients(ctx: CaseContext) -> StageResult:
             config_id=ctx.case_id, stage="gradients", check=label, metric="grads/peak"))
     result.golden_by_backend = {name: {"loss": np.float32(out["loss"]), "grad_norms": _norms(out["grads"]).astype(
         np.float32)} for name, out in outputs.items()}
-    result.golden = result.golden_by_backend.get(ctx.reference)
     return result
 
 
@@ -453,7 +448,6 @@ def check_training(ctx: CaseContext) -> StageResult:
     result.golden_by_backend = {name: {"log_step_loss": np.log(np.asarray(out["history"]["step_loss"],
                                                                           np.float64)).astype(np.float32)}
                                 for name, out in outputs.items()}
-    result.golden = result.golden_by_backend.get(ctx.reference)
     result.golden_metric = "loss_band"
     return result
 
@@ -483,7 +477,6 @@ def check_reconstruction(ctx: CaseContext) -> StageResult:
         result.artifacts.append(Artifact(ctx.case_id, "reconstruction",
                                          {name: out["object"] for name, out in outputs.items()}))
     result.golden_by_backend = outputs
-    result.golden = outputs.get(ctx.reference)
     return result
 
 

@@ -71,9 +71,10 @@ class ParitySession:
         return comparisons
 
     def _golden(self, ctx: CaseContext, stage: str, result: StageResult) -> list[Comparison]:
-        if result.golden is None:
-            return []
         reference = ctx.reference
+        golden = result.golden_by_backend.get(reference)  # the reference's data is what a golden holds
+        if golden is None:
+            return []
         config = ctx.inputs.config
         out = []
         if self.regen:
@@ -81,7 +82,7 @@ class ParitySession:
             info = {"config": config, "framework_versions": installed_versions(),
                     "reference_backend": reference}
             try:
-                path = self.store.bless(ctx.case_id, stage, result.golden, cross, info)
+                path = self.store.bless(ctx.case_id, stage, golden, cross, info)
             except (GoldenRefused, GoldenError) as exc:
                 return [error_comparison(config_id=ctx.case_id, stage=stage, check=f"{reference}~golden",
                                          metric="regen", error=exc)]
