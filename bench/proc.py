@@ -10,20 +10,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from backends.common.threads import FRAMEWORK_ENV
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
-# Every measured process runs single-threaded with quiet, oneDNN-free TensorFlow.
-THREAD_ENV = {
-    "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-    "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
-    "TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0",
-}
-
-
 def measured_env(extra: dict | None = None) -> dict:
     env = dict(os.environ)
-    env.update(THREAD_ENV)
+    env.update(FRAMEWORK_ENV)  # every measured process: one thread, quiet, oneDNN-free TensorFlow
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     env.pop("PYTEST_XDIST_AUTO_NUM_WORKERS", None)
     env.update(extra or {})

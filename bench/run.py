@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from backends.common.threads import FRAMEWORK_ENV
 from bench import proc
 from bench.report import table
 
@@ -89,7 +90,7 @@ def main(argv=None) -> int:
         "sections_run": list(wanted),
         "machine": {"host": platform.node(), "cpu_count": os.cpu_count(), "mem_total_mib": _meminfo_mib(),
                     "python": sys.version.split()[0], "platform": platform.platform()},
-        "env": proc.THREAD_ENV, "versions": _versions(), "git": _git(), "load_at_start": proc.load(),
+        "env": FRAMEWORK_ENV, "versions": _versions(), "git": _git(), "load_at_start": proc.load(),
         "sections": {}, "errors": {},
     }
     out_path = BENCH_DIR / f"results-{stamp}.json"

@@ -11,12 +11,9 @@ Tasks:
 
 from __future__ import annotations
 
-import os
+from backends.common.threads import pin_threads
 
-from bench.proc import THREAD_ENV
-
-for _key, _value in THREAD_ENV.items():
-    os.environ.setdefault(_key, _value)
+pin_threads()
 
 import importlib  # noqa: E402
 import json  # noqa: E402

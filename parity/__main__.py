@@ -18,7 +18,7 @@ from parity.diff import diff_hubs, render_diff_text
 from parity.envinfo import REPO_ROOT
 from parity.golden import GoldenError
 from parity.hub import HubError, render, resolve_hub
-from parity.threads import pin_threads
+from backends.common.threads import pin_threads
 from parity.tolerances import LedgerError
 
 EXIT_BAD_INPUT = 2

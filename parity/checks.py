@@ -476,7 +476,13 @@ def check_reconstruction(ctx: CaseContext) -> StageResult:
     if outputs:
         result.artifacts.append(Artifact(ctx.case_id, "reconstruction",
                                          {name: out["object"] for name, out in outputs.items()}))
-    result.golden_by_backend = outputs
+    # The golden pins the stitch of fixed patches, not the trained object: that one follows six Adam
+    # steps, whose float32 rounding differs between CPUs (AVX2 vs AVX-512 kernels) and grows chaotically
+    # (docs/design.md), so no golden tolerance could hold it on another machine.
+    result.golden_by_backend = {name: {"stitch.object": out["object"],
+                                       "stitch.origin_px": np.asarray(out["origin_px"]).astype(np.int64)}
+                                for name, out in stitched.items()}
+    result.golden_metric = "stitch"
     return result
 
 

@@ -4,7 +4,7 @@ Thread settings come first, before anything can import a framework: results
 then do not depend on the machine, and xdist workers do not fight over cores.
 """
 
-from parity.threads import pin_threads
+from backends.common.threads import pin_threads
 
 pin_threads()
 

@@ -1,8 +1,8 @@
 """Test settings that must be in place before any framework is imported."""
 
-from parity.threads import pin_threads
+from backends.common.threads import pin_threads
 
-# One thread per op pool, before any framework import: see parity/threads.py.
+# One thread per op pool, before any framework import: see backends/common/threads.py.
 pin_threads()
 
 import numpy as np  # noqa: E402
