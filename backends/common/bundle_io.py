@@ -11,9 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import platform
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,6 +22,7 @@ from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
 from backends.common.config import ConfigError, PinnConfig, make_config
+from backends.common.fileio import atomic_write
 from backends.common.weights import LOG_INTENSITY_SCALE, check_canonical
 
 FORMAT_NAME = "pinn-parity-bundle"
@@ -81,17 +80,14 @@ def write_bundle(path, *, backend: str, framework_versions: dict, config: PinnCo
         "sha256": {WEIGHTS: _sha256(weights_bytes), PROBE: _sha256(probe_bytes)},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
+
+    def write(handle):
+        with zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as zf:
             zf.writestr(MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
             zf.writestr(WEIGHTS, weights_bytes)
             zf.writestr(PROBE, probe_bytes)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write)
     return path
 
 

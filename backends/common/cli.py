@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -20,21 +18,7 @@ from backends.common.bundle_io import BundleError
 from backends.common.config import (ConfigError, add_config_arguments, add_path_argument,
                                     config_from_args)
 from backends.common.dataset import DatasetError, load_dataset
-
-
-def write_json_atomic(path, data) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+from backends.common.fileio import atomic_write_json, save_npz
 
 
 def _check_same_n(data, n: int, what: str) -> None:
@@ -69,9 +53,9 @@ def train_main(argv, *, prog: str, train: Callable, save_bundle: Callable) -> in
         return _fail(prog, exc)
     out = Path(args.output_dir)
     # Written first, so a run that fails later still says what it was asked to do.
-    write_json_atomic(out / "effective_config.json", cfg.to_dict())
+    atomic_write_json(out / "effective_config.json", cfg.to_dict())
     result = train(cfg, train_data, test_data)
-    write_json_atomic(out / "history.json", result.history)
+    atomic_write_json(out / "history.json", result.history)
     save_bundle(result.model, out / "bundle.zip")
     print(f"wrote {out / 'effective_config.json'}, {out / 'history.json'}, {out / 'bundle.zip'}")
     return 0
@@ -95,10 +79,8 @@ def infer_main(argv, *, prog: str, load_bundle: Callable, reconstruct: Callable)
     obj, origin = reconstruct(model, data)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=".reconstruction.", suffix=".npz.tmp")
-    with os.fdopen(fd, "wb") as fh:
-        np.savez(fh, object=np.asarray(obj, dtype=np.complex64), origin_px=np.asarray(origin, dtype=np.float64))
-    os.replace(tmp, out / "reconstruction.npz")
+    save_npz(out / "reconstruction.npz",
+             {"object": np.asarray(obj, dtype=np.complex64), "origin_px": np.asarray(origin, dtype=np.float64)})
     save_reconstruction_png(obj, out / "reconstruction.png", title=f"{prog} {Path(args.bundle).name}")
     print(f"wrote {out / 'reconstruction.npz'}, {out / 'reconstruction.png'}")
     return 0

@@ -7,13 +7,13 @@ raises DatasetError naming the file, the key and what is wrong.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+
+from backends.common.fileio import save_npz
 
 PER_POSITION_KEYS = ("xcoords", "ycoords", "xcoords_start", "ycoords_start")
 
@@ -169,8 +169,6 @@ def load_dataset(path) -> Dataset:
 def save_dataset(ds: Dataset, path) -> Path:
     """Validate, then write atomically (a temp file renamed into place)."""
     validate(ds)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {
         "diffraction": ds.diffraction.astype(np.float32),
         "xcoords": ds.xcoords.astype(np.float64),
@@ -183,21 +181,4 @@ def save_dataset(ds: Dataset, path) -> Path:
     for key in ("xcoords_start", "ycoords_start"):
         if getattr(ds, key) is not None:
             arrays[key] = getattr(ds, key).astype(np.float64)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            _write_npz(fh, arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _write_npz(fh, arrays: dict) -> None:
-    """np.savez, but with fixed member timestamps so equal arrays give equal bytes."""
-    with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
-        for key in sorted(arrays):
-            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            with zf.open(info, "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asanyarray(arrays[key]), allow_pickle=False)
+    return save_npz(path, arrays)
