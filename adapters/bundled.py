@@ -8,6 +8,7 @@ from the backend. Frameworks are imported on first use, never at import.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 from pathlib import Path
@@ -27,6 +28,7 @@ class BundledBackend(CommonContract, Backend):
 
     def __init__(self):
         self._modules = {}
+        self._models = {}  # (config JSON, probe sha256, input_scale) -> model; see _model
 
     def _mod(self, name: str):
         if name not in self._modules:
@@ -50,10 +52,21 @@ class BundledBackend(CommonContract, Backend):
         return np.ascontiguousarray(np.transpose(arr, (0, 3, 1, 2)) if self.channels_last else arr)
 
     def _model(self, state: ModelState):
-        model_mod = self._mod("model")
+        """The backend's model holding `state`. Built once per (config, probe, input scale) and then
+        only given new weights: building a Keras model costs more than most stages it serves."""
         self._mod("runtime").configure_determinism(int(state.config["seed"]))
-        return model_mod.create_model(make_config(state.config), self.tensor(state.probe), float(state.input_scale),
-                                      float(state.weights["log_intensity_scale"]), weights=state.weights)
+        probe = np.ascontiguousarray(state.probe, np.complex64)
+        key = (json.dumps(state.config, sort_keys=True), hashlib.sha256(probe.tobytes()).hexdigest(),
+               float(state.input_scale))
+        model = self._models.get(key)
+        if model is None:
+            model = self._mod("model").create_model(make_config(state.config), self.tensor(probe),
+                                                    float(state.input_scale),
+                                                    float(state.weights["log_intensity_scale"]), weights=state.weights)
+            self._models[key] = model
+        else:
+            model.set_canonical_weights(state.weights)
+        return model
 
     def _batch(self, batch: Batch):
         return self.to_native(batch.diffraction.astype(np.float32)), self.tensor(batch.offsets_px.astype(np.float32))
