@@ -41,9 +41,9 @@ import numpy as np
 from adapters.mutants import PERTURBATIONS, Harmless, Mutant, available, get_mutant
 from adapters.registry import get_backend
 from parity.checks import REFEREE, CaseContext, run_stage
-from parity.compare import error_comparison
+from parity.comparators import error_comparison
 from parity.matrix import AUDIT
-from parity.runner import BackendRun, CaseInputs
+from parity.stage_outputs import BackendRun, CaseInputs
 from parity.stages import STAGES, first_divergence, stage_index
 from parity.tolerances import tolerance
 

@@ -24,11 +24,11 @@ import numpy as np
 
 from adapters.base import ModelState
 from backends.common.config import make_config
-from parity.compare import (check_invariants, compare_allclose, compare_band, compare_exact,
+from parity.comparators import (check_invariants, compare_allclose, compare_band, compare_exact,
                             compare_reconstruction, compare_update, error_comparison)
 from parity.comparison import Comparison
-from parity.hub import Artifact
-from parity.runner import BackendRun, CaseInputs
+from parity.report.hub import Artifact
+from parity.stage_outputs import BackendRun, CaseInputs
 from parity.tolerances import LedgerError, precision_name, tolerance
 
 REFEREE = "referee"  # adapters.registry name of the float64 arbiter

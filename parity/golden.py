@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from parity.compare import compare_allclose, compare_exact
+from parity.comparators import compare_allclose, compare_exact
 from parity.comparison import Comparison, closing_line, headline
 from parity.envinfo import check_name, collect_environment, utc_now
 from parity.stages import stage_index

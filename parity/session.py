@@ -13,13 +13,13 @@ from pathlib import Path
 
 from adapters.base import Backend
 from adapters.registry import get_backend
-from parity import hub as hubs
+from parity.report import hub as hubs
 from parity.checks import REFEREE, CaseContext, StageResult, run_stage
-from parity.compare import error_comparison
+from parity.comparators import error_comparison
 from parity.comparison import Comparison
 from parity.golden import GoldenError, GoldenRefused, GoldenStore
 from parity.matrix import ParityCase
-from parity.runner import BackendRun, CaseInputs
+from parity.stage_outputs import BackendRun, CaseInputs
 from parity.tolerances import tolerance
 
 FRAMEWORK_DISTRIBUTIONS = ("tensorflow-cpu", "keras", "torch", "lightning", "numpy")

@@ -10,7 +10,7 @@ import pytest
 from adapters.referee import Float64Referee
 from parity.checks import CaseContext, run_stage
 from parity.matrix import ParityCase, SimulatedData
-from parity.runner import BackendRun, CaseInputs
+from parity.stage_outputs import BackendRun, CaseInputs
 
 CASE = ParityCase("gs2-k4-poisson-n32-bad", SimulatedData(seed=3, n_positions=20), {"gridsize": 2})
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from parity.compare import (RECONSTRUCTION_METRICS, check_invariants, compare_allclose,
+from parity.comparators import (RECONSTRUCTION_METRICS, check_invariants, compare_allclose,
                             compare_band, compare_exact, compare_reconstruction, error_comparison)
 from parity.comparison import Comparison, assert_passed
 

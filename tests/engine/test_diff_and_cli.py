@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from parity.__main__ import VERBS, main, pytest_command
-from parity.diff import diff_hubs, render_diff_text
+from parity.report.diff import diff_hubs, render_diff_text
 
 from .factories import make_comparison
 

@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from parity import hub as hubs
-from parity.compare import RECONSTRUCTION_METRICS, compare_band, compare_reconstruction
+from parity.report import hub as hubs
+from parity.comparators import RECONSTRUCTION_METRICS, compare_band, compare_reconstruction
 
 from .factories import make_comparison
 

@@ -374,7 +374,7 @@ class _Float32Copy(Float64Referee):
 def test_a_split_names_the_backend_farther_from_the_referee(tmp_path):
     from parity.checks import CaseContext, run_stage
     from parity.matrix import MATRIX
-    from parity.runner import BackendRun, CaseInputs
+    from parity.stage_outputs import BackendRun, CaseInputs
 
     inputs = CaseInputs(case=MATRIX[1], workdir=tmp_path)
     runs = {name: BackendRun(_Float32Copy(name, nudge), inputs) for name, nudge in (("good", 0.0), ("bad", 1e-3))}

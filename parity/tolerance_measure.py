@@ -25,7 +25,7 @@ from adapters.registry import get_backend
 from parity.checks import REFEREE, STAGE_CHECKS, CaseContext
 from parity.envinfo import collect_environment, utc_now
 from parity.matrix import MATRIX
-from parity.runner import BackendRun, CaseInputs
+from parity.stage_outputs import BackendRun, CaseInputs
 from parity.tolerances import DEFAULT_LEDGER_PATH, load_ledger, save_ledger_document
 
 HEADROOM = 10.0

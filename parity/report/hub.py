@@ -216,13 +216,13 @@ def load_results(hub: str | os.PathLike) -> dict:
 
 def render(hub: str | os.PathLike) -> None:
     """(Re)write summary.md, index.html and plots/*.png from results.json and artifacts."""
-    from parity import plots, report_html, report_summary  # matplotlib only when rendering
+    from parity.report import html, plots, summary  # matplotlib only when rendering
 
     hub = resolve_hub(hub)
     results = load_results(hub)
-    _write_text_atomic(hub / "summary.md", report_summary.render_summary(results))
+    _write_text_atomic(hub / "summary.md", summary.render_summary(results))
     figures = plots.make_plots(hub, results)
-    _write_text_atomic(hub / "index.html", report_html.render_index(results, figures))
+    _write_text_atomic(hub / "index.html", html.render_index(results, figures))
 
 
 def update_latest(hub: Path) -> Path:
