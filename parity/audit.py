@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import math
 import shutil
 import tempfile
@@ -40,6 +39,7 @@ import numpy as np
 
 from adapters.mutants import PERTURBATIONS, Harmless, Mutant, available, get_mutant
 from adapters.registry import get_backend
+from backends.common.fileio import atomic_write_json
 from parity.checks import REFEREE, CaseContext, run_stage
 from parity.comparators import error_comparison
 from parity.matrix import AUDIT
@@ -390,12 +390,7 @@ def render_sensitivity(result: AuditResult) -> str:
 
 
 def write_json(result: AuditResult, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(result.to_dict(), indent=1, default=_json_default) + "\n")
-    tmp.replace(path)
-    return path
+    return atomic_write_json(path, result.to_dict(), indent=1, sort_keys=False, default=_json_default)
 
 
 def _json_default(obj):

@@ -6,13 +6,12 @@ that needs one.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from adapters.base import Backend
 from adapters.registry import get_backend
+from backends.common.fileio import atomic_write_json, installed_versions
 from parity.report import hub as hubs
 from parity.checks import REFEREE, CaseContext, StageResult, run_stage
 from parity.comparators import error_comparison
@@ -21,20 +20,6 @@ from parity.golden import GoldenError, GoldenRefused, GoldenStore
 from parity.matrix import ParityCase
 from parity.stage_outputs import BackendRun, CaseInputs
 from parity.tolerances import tolerance
-
-FRAMEWORK_DISTRIBUTIONS = ("tensorflow-cpu", "keras", "torch", "lightning", "numpy")
-
-
-def installed_versions() -> dict:
-    """Versions from package metadata: no framework import on the controller."""
-    found = {}
-    for dist in FRAMEWORK_DISTRIBUTIONS:
-        try:
-            found[dist] = version(dist)
-        except PackageNotFoundError:
-            pass
-    return found
-
 
 @dataclass
 class ParitySession:
@@ -102,6 +87,4 @@ class ParitySession:
             if ctx.referee is not None:
                 runs["referee"] = ctx.referee
             timings[cid] = {name: run.timings for name, run in runs.items()}
-        folder = self.hub / "timings"
-        folder.mkdir(exist_ok=True)
-        (folder / f"{self.worker}.json").write_text(json.dumps(timings, indent=1, sort_keys=True))
+        atomic_write_json(self.hub / "timings" / f"{self.worker}.json", timings, indent=1)

@@ -13,7 +13,6 @@ saying so on the terminal.
 
 from __future__ import annotations
 
-import json
 import math
 import tempfile
 from dataclasses import replace
@@ -22,11 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from adapters.registry import get_backend
+from backends.common.fileio import installed_versions
 from parity.checks import REFEREE, STAGE_CHECKS, CaseContext
 from parity.envinfo import collect_environment, utc_now
 from parity.matrix import MATRIX
 from parity.stage_outputs import BackendRun, CaseInputs
-from parity.tolerances import DEFAULT_LEDGER_PATH, load_ledger, save_ledger_document
+from parity.tolerances import DEFAULT_LEDGER_PATH, load_ledger, read_ledger_document, save_ledger_document
 
 HEADROOM = 10.0
 SEED_STRIDE = 1000  # measurement seed s uses data seed case.seed + s * SEED_STRIDE
@@ -122,9 +122,7 @@ def write_ledger(found: dict, path=DEFAULT_LEDGER_PATH, log=print) -> None:
 
     Each entry keeps its own headroom factor: 10 for deterministic stages, less where
     the metric is chaotic by nature (training), so that the band still means something."""
-    document = json.loads(Path(path).read_text())
-    from parity.session import installed_versions
-
+    document = read_ledger_document(path)
     env = collect_environment()
     threads = ", ".join(f"{k}={v}" for k, v in sorted(env.get("threads", {}).items()))
     environment = {"versions": installed_versions(), "platform": env.get("platform", "?"), "threads": threads}

@@ -88,7 +88,8 @@ def test_cli_diff_exit_status_and_bad_input(two_hubs, tmp_path):
     done = run_cli("diff", before, after)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("parity: error: ")
-    assert "version 9; this harness reads 'pinn-parity-results' version 1" in done.stderr
+    assert ("expected schema 'pinn-parity-results' schema_version 1, found 'pinn-parity-results' 9"
+            in done.stderr)
 
 
 def test_cli_report_renders_and_rejects_a_missing_hub(two_hubs, tmp_path):

@@ -101,7 +101,7 @@ def test_corrupt_or_foreign_manifest_is_an_error_naming_it(store, arrays, tol):
                                           r"'gs2-k4-poisson-n32' but lives in the folder of"):
         store.check(CID, "forward", arrays, lookup(tol))
     manifest_path.write_text("{ truncated")
-    with pytest.raises(GoldenError, match=rf"{manifest_path}: corrupt manifest"):
+    with pytest.raises(GoldenError, match=rf"{manifest_path}: unreadable golden manifest \(JSONDecodeError"):
         store.check(CID, "forward", arrays, lookup(tol))
 
 

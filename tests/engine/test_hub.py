@@ -74,8 +74,8 @@ def test_render_refuses_another_schema_or_version(tmp_path):
     results = json.loads((hub / "results.json").read_text())
     (hub / "results.json").write_text(json.dumps(dict(results, schema_version=2)))
     with pytest.raises(hubs.ResultsSchemaError,
-                       match="has schema 'pinn-parity-results' version 2; this harness reads "
-                             "'pinn-parity-results' version 1"):
+                       match="expected schema 'pinn-parity-results' schema_version 1, found "
+                             "'pinn-parity-results' 2"):
         hubs.render(hub)
     (hub / "results.json").write_text(json.dumps(dict(results, schema="something-else")))
     with pytest.raises(hubs.ResultsSchemaError, match="'something-else'"):
