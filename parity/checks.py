@@ -17,17 +17,20 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 
-from adapters.base import ModelState
+from adapters.base import Backend, ModelState
 from backends.common.config import make_config
 from parity.comparators import (check_invariants, compare_allclose, compare_band, compare_exact,
                             compare_reconstruction, compare_update, error_comparison)
 from parity.comparison import Comparison
 from parity.report.hub import Artifact
+from parity.matrix import ParityCase
 from parity.stage_outputs import BackendRun, CaseInputs
 from parity.tolerances import LedgerError, precision_name, tolerance
 
@@ -50,9 +53,18 @@ class StageResult:
 
 @dataclass
 class CaseContext:
+    """One case as every stage check sees it; made by make_context."""
+
     inputs: CaseInputs
     runs: dict  # backend name -> BackendRun, reference first
     referee: BackendRun | None = None  # the float64 arbiter of REFEREE_STAGES; None: no referee checks
+
+    def against(self, adapter: Backend) -> "CaseContext":
+        """This case with `adapter` as the only other backend: the same inputs, and the same
+        reference and referee runs (so what they computed is reused)."""
+        return CaseContext(inputs=self.inputs, runs={self.reference: self.ref_run,
+                                                     adapter.name: BackendRun(backend=adapter, inputs=self.inputs)},
+                           referee=self.referee)
 
     @property
     def case_id(self) -> str:
@@ -101,6 +113,18 @@ class CaseContext:
     def trained_state(self) -> ModelState:
         return ModelState(config=self.initial_state.config, weights=self.ref_training["weights"],
                           probe=self.initial_state.probe, input_scale=self.initial_state.input_scale)
+
+
+def make_context(case: ParityCase, adapters: Mapping[str, Backend], workdir: Path, *,
+                 referee: Backend | None = None, run=BackendRun) -> CaseContext:
+    """The context of one case: its canonical inputs (data written under `workdir`), one run per
+    adapter (the first is the reference), and the referee's run when one is given.
+
+    `run(backend=..., inputs=...)` makes each run: BackendRun, or a subclass that caches more
+    (audit.CachedRun)."""
+    inputs = CaseInputs(case=case, workdir=Path(workdir))
+    runs = {name: run(backend=adapter, inputs=inputs) for name, adapter in adapters.items()}
+    return CaseContext(inputs=inputs, runs=runs, referee=None if referee is None else run(backend=referee, inputs=inputs))
 
 
 def _attempt(ctx: CaseContext, stage: str, check: str, call, result: StageResult):

@@ -13,12 +13,11 @@ from adapters.base import Backend
 from adapters.registry import get_backend
 from backends.common.fileio import atomic_write_json, installed_versions
 from parity.report import hub as hubs
-from parity.checks import REFEREE, CaseContext, StageResult, run_stage
+from parity.checks import REFEREE, CaseContext, StageResult, make_context, run_stage
 from parity.comparators import error_comparison
 from parity.comparison import Comparison
 from parity.golden import GoldenError, GoldenRefused, GoldenStore
 from parity.matrix import ParityCase
-from parity.stage_outputs import BackendRun, CaseInputs
 from parity.tolerances import tolerance
 
 @dataclass
@@ -41,10 +40,7 @@ class ParitySession:
 
     def context(self, case: ParityCase) -> CaseContext:
         if case.id not in self.contexts:
-            inputs = CaseInputs(case=case, workdir=self.workdir)
-            runs = {name: BackendRun(backend=adapter, inputs=inputs) for name, adapter in self.adapters.items()}
-            self.contexts[case.id] = CaseContext(inputs=inputs, runs=runs,
-                                                 referee=BackendRun(backend=self.referee, inputs=inputs))
+            self.contexts[case.id] = make_context(case, self.adapters, self.workdir, referee=self.referee)
         return self.contexts[case.id]
 
     def run(self, case: ParityCase, stage: str) -> list[Comparison]:
