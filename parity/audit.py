@@ -42,6 +42,7 @@ from adapters.registry import get_backend
 from backends.common.fileio import atomic_write_json
 from parity.checks import REFEREE, CaseContext, make_context, run_stage
 from parity.comparators import error_comparison
+from parity.comparison import Check
 from parity.matrix import AUDIT
 from parity.stage_outputs import BackendRun
 from parity.stages import STAGES, first_divergence, stage_index
@@ -196,7 +197,7 @@ def other_backend(base: str) -> str:
 
 def _check_key(case_id: str, comparison, sut: str) -> str:
     """A failing check, the system under test's name replaced, so a mutant's and the control's match."""
-    return f"{case_id}|{comparison.stage}|{comparison.check.replace(sut, SUT)}|{comparison.metric}"
+    return f"{case_id}|{comparison.stage}|{comparison.check.renamed(sut, SUT)}|{comparison.metric}"
 
 
 def _failing(ctx: CaseContext, stage: str, sut: str):
@@ -204,7 +205,7 @@ def _failing(ctx: CaseContext, stage: str, sut: str):
     try:
         comparisons = run_stage(ctx, stage).comparisons
     except Exception as exc:  # a check that raises outside its guarded calls still fails its stage
-        comparisons = [error_comparison(config_id=ctx.case_id, stage=stage, check=f"{sut}~{ctx.reference}",
+        comparisons = [error_comparison(config_id=ctx.case_id, stage=stage, check=Check(sut, ctx.reference),
                                         metric="check", error=exc)]
     return [(_check_key(ctx.case_id, c, sut), c) for c in comparisons if not c.passed]
 
@@ -234,7 +235,7 @@ def _row(mutant: Mutant, cases: list, noise: set, stages,
             continue
         kept = row.failures.setdefault(stage, [])
         if len(kept) < MAX_FAILURES_KEPT:
-            kept.append({"case": case_id, "check": comparison.check, "metric": comparison.metric,
+            kept.append({"case": case_id, "check": str(comparison.check), "metric": comparison.metric,
                          "headline": comparison.message.splitlines()[0]})
     row.failed_stages = [s for s in stages if s in row.failures]
     row.seconds = time.perf_counter() - start

@@ -29,7 +29,7 @@ import numpy as np
 from backends.common.fileio import (VersionedJsonError, atomic_write_bytes, json_text, read_versioned_json,
                                     write_npz)
 from parity.comparators import compare_allclose, compare_exact
-from parity.comparison import Comparison, closing_line, headline
+from parity.comparison import GOLDEN, Check, Comparison, closing_line, headline
 from parity.envinfo import check_name, collect_environment, utc_now
 from parity.stages import stage_index
 from parity.tolerances import Tolerance
@@ -189,7 +189,7 @@ class GoldenStore:
         array when tol_lookup is None, must match exactly. When `config` is given, a golden
         made from another config fails as stale. A missing golden never passes.
         """
-        check = f"{label}~golden"
+        check = Check(label, GOLDEN)
         manifest = self.read_manifest(config_id)
         path = self.stage_file(config_id, stage)
         if path is None:
@@ -300,7 +300,7 @@ class GoldenStore:
         if not comparisons:
             raise GoldenRefused(f"refusing to bless {config_id}/{stage}: no cross-backend "
                                 "comparison was given, so agreement is unknown")
-        foreign = [c for c in comparisons if c.config_id != config_id or "golden" in c.check]
+        foreign = [c for c in comparisons if c.config_id != config_id or c.check.right == GOLDEN]
         if foreign:
             raise GoldenRefused(f"refusing to bless {config_id}/{stage}: comparisons of another "
                                 "config or against a golden are not cross-backend evidence:\n"

@@ -15,7 +15,7 @@ from backends.common.fileio import atomic_write_json, installed_versions
 from parity.report import hub as hubs
 from parity.checks import REFEREE, CaseContext, StageResult, make_context, run_stage
 from parity.comparators import error_comparison
-from parity.comparison import Comparison
+from parity.comparison import GOLDEN, Check, Comparison
 from parity.golden import GoldenError, GoldenRefused, GoldenStore
 from parity.matrix import ParityCase
 from parity.tolerances import tolerance
@@ -59,15 +59,15 @@ class ParitySession:
         config = ctx.inputs.config
         out = []
         if self.regen:
-            cross = [c for c in result.comparisons if "~golden" not in c.check]
+            cross = [c for c in result.comparisons if c.check.right != GOLDEN]
             info = {"config": config, "framework_versions": installed_versions(),
                     "reference_backend": reference}
             try:
                 path = self.store.bless(ctx.case_id, stage, golden, cross, info)
             except (GoldenRefused, GoldenError) as exc:
-                return [error_comparison(config_id=ctx.case_id, stage=stage, check=f"{reference}~golden",
+                return [error_comparison(config_id=ctx.case_id, stage=stage, check=Check(reference, GOLDEN),
                                          metric="regen", error=exc)]
-            out.append(Comparison(config_id=ctx.case_id, stage=stage, check=f"{reference}~golden",
+            out.append(Comparison(config_id=ctx.case_id, stage=stage, check=Check(reference, GOLDEN),
                                   metric="regenerated", passed=True, kind="exact", measured={}, tolerance=None,
                                   worst=None, message=f"[{ctx.case_id}] stage {stage}: golden written to {path}"))
         for name, data in result.golden_by_backend.items():

@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from parity.comparison import from_jsonable
+from parity.comparison import check_of, from_jsonable
 from parity.imagemetrics import HALF_NYQUIST, align_global_phase_scale
 
 DPI = 72  # small files: the hub should stay light enough to attach to a CI run
@@ -131,7 +131,7 @@ def make_plots(hub: Path, results: Mapping) -> dict[str, list[PlotRef]]:
         if bands:
             jobs[config_id].append(("loss", lambda p, t, bands=bands: plot_loss_curves(p, bands, t)))
         for frc in (c for c in mine if "frc" in c.get("extra", {})):
-            jobs[config_id].append((f"frc-{frc['check'].replace('~', '-')}",
+            jobs[config_id].append((f"frc-{check_of(frc).slug}",
                                     lambda p, t, frc=frc: plot_frc(p, frc, t)))
     figures: dict[str, list[PlotRef]] = {}
     for config_id, entries in jobs.items():

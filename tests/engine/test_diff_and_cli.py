@@ -67,6 +67,17 @@ def test_diff_sorts_changes_into_their_kinds(two_hubs):
     assert text.splitlines()[1].endswith("/B (INCOMPLETE)")
 
 
+def test_hubs_written_before_check_parts_still_diff_and_render(two_hubs):
+    before, after = two_hubs
+    for hub in (before, after):
+        results = json.loads((hub / "results.json").read_text())
+        for item in results["comparisons"]:
+            del item["check_parts"]
+        (hub / "results.json").write_text(json.dumps(results))
+    assert len(diff_hubs(before, after).new_failures) == 2
+    assert main(["report", str(after)]) == 0
+
+
 def test_diff_of_a_hub_with_itself_is_empty(two_hubs):
     report = diff_hubs(two_hubs[0], two_hubs[0])
     assert not report.has_new_failures and not report.fixed and not report.moved

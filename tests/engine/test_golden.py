@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from parity.comparison import Check
 from parity.golden import GoldenError, GoldenRefused, GoldenStore
 
 from .factories import make_comparison
@@ -125,7 +126,7 @@ def test_bless_refuses_when_the_backends_disagree(store, arrays):
         store.bless(CID, "forward", arrays, [], INFO)
     with pytest.raises(GoldenRefused, match="not cross-backend evidence"):
         store.bless(CID, "forward", arrays, [make_comparison(CID, "forward", True,
-                                                             check="tf~golden")], INFO)
+                                                             check=Check("tf", "golden"))], INFO)
     store.bless(CID, "forward", arrays, [make_comparison(CID, "forward", True)], INFO)
     assert (store.folder(CID) / "forward.npz").exists()
 
