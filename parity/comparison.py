@@ -149,11 +149,6 @@ class Comparison:
         object.__setattr__(self, "passed", bool(self.passed))
 
     @property
-    def identity(self) -> tuple[str, str, str, str]:
-        """(config_id, stage, check as printed, metric): how reports and diffs match comparisons."""
-        return (self.config_id, self.stage, str(self.check), self.metric)
-
-    @property
     def headline(self) -> str:
         return self.message.splitlines()[0] if self.message else ""
 

@@ -225,11 +225,3 @@ def resolve_hub(path: str | os.PathLike) -> Path:
     if not path.is_dir():
         raise HubError(f"no hub at {path}")
     return path.resolve()
-
-
-def latest_hub(root: str | os.PathLike = "reports") -> Path | None:
-    """The hub reports/latest points at, or None."""
-    link = Path(root) / LATEST_NAME
-    if not link.exists():
-        return None
-    return resolve_hub(link)

@@ -91,7 +91,7 @@ def test_latest_points_at_the_newest_hub_with_a_text_fallback(tmp_path, monkeypa
     assert os.readlink(root / "latest") == old.name
     new = hubs.new_hub(root)
     hubs.finalize(new, ENV, "", complete=True)
-    assert hubs.latest_hub(root) == new.resolve()
+    assert hubs.resolve_hub(root / "latest") == new.resolve()
 
     def no_symlinks(*args, **kwargs):
         raise OSError("symlinks not supported here")
@@ -99,7 +99,7 @@ def test_latest_points_at_the_newest_hub_with_a_text_fallback(tmp_path, monkeypa
     monkeypatch.setattr(os, "symlink", no_symlinks)
     hubs.update_latest(old)
     assert (root / "latest").read_text().strip() == old.name
-    assert hubs.latest_hub(root) == old.resolve()
+    assert hubs.resolve_hub(root / "latest") == old.resolve()
 
 
 def test_artifacts_and_series_become_plots(tmp_path, tol, rng):
