@@ -13,6 +13,7 @@ from adapters.base import Backend
 from adapters.registry import get_backend
 from backends.common.fileio import atomic_write_json, installed_versions
 from parity.report import hub as hubs
+from parity.report import plots
 from parity.checks import REFEREE, CaseContext, StageResult, make_context, run_stage
 from parity.comparators import error_comparison
 from parity.comparison import GOLDEN, Check, Comparison
@@ -48,7 +49,9 @@ class ParitySession:
         ctx = self.context(case)
         result = run_stage(ctx, stage)
         comparisons = list(result.comparisons) + self._golden(ctx, stage, result)
-        hubs.write_part(self.hub, self.worker, comparisons, result.artifacts)
+        artifacts = hubs.write_part(self.hub, self.worker, comparisons, result.artifacts)
+        # This config's plots, drawn here while other workers run, not serially by the controller at the end.
+        plots.draw_missing(self.hub, [c.to_dict() for c in comparisons], artifacts)
         return comparisons
 
     def _golden(self, ctx: CaseContext, stage: str, result: StageResult) -> list[Comparison]:

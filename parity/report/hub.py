@@ -8,13 +8,16 @@ Life of a hub (schema: docs/results_schema.md; contents: reports/README.md):
 2. Every worker (xdist or not) calls `write_part(hub, worker_id, records)`,
    appending JSON lines to parts/<worker_id>.jsonl. One file per worker means
    no locking and nothing lost when another worker dies.
+   The worker then draws the plots those records allow into plots/
+   (parity.report.plots.draw_missing), while the other workers still run.
 3. The controller calls `finalize(...)` at session end: parts are merged
-   into results.json, summary.md / index.html / plots are rendered, the
-   INCOMPLETE marker is removed only for a complete run, and reports/latest
-   is pointed at the hub.
+   into results.json, summary.md / index.html are rendered, the workers'
+   plots linked (any missing one drawn), the INCOMPLETE marker is removed
+   only for a complete run, and reports/latest is pointed at the hub.
 
 `render(hub)` redoes step 3's rendering from results.json alone (plus saved
-artifacts), so a report can be regenerated after the run.
+artifacts, from which it draws any plot that is missing), so a report can be
+regenerated after the run.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from backends.common.fileio import (VersionedJsonError, atomic_write_json, atomi
                                     save_npz)
 from parity.comparison import Comparison, to_jsonable
 from parity.envinfo import check_name, utc_now
+from parity.report import html, plots, summary
 from parity.stages import STAGES, first_divergence, stage_index
 
 RESULTS_SCHEMA = "pinn-parity-results"
@@ -87,13 +91,14 @@ def new_hub(root: str | os.PathLike = "reports", *, now: datetime | None = None)
 
 
 def write_part(hub: str | os.PathLike, worker_id: str, records: Iterable,
-               artifacts: Iterable[Artifact] = ()) -> None:
-    """Append comparisons (Comparison or its to_dict()) and artifacts of one worker."""
+               artifacts: Iterable[Artifact] = ()) -> list[dict]:
+    """Append comparisons (Comparison or its to_dict()) and artifacts of one worker;
+    returns the artifacts' records (config_id, kind, labels, file), as results.json lists them."""
     hub = Path(hub)
     check_name("worker id", worker_id)
     if not (hub / PARTS_DIR).is_dir():
         raise HubError(f"{hub} is not a hub (no {PARTS_DIR}/ folder); create it with new_hub()")
-    lines = []
+    lines, written = [], []
     for record in records:
         comparison = record if isinstance(record, Comparison) else Comparison.from_dict(record)
         lines.append(json.dumps({"record": "comparison", **comparison.to_dict()}, allow_nan=False))
@@ -104,13 +109,14 @@ def write_part(hub: str | os.PathLike, worker_id: str, records: Iterable,
         folder.mkdir(exist_ok=True)
         target = folder / f"{artifact.config_id}.{artifact.kind}.npz"
         save_npz(target, {k: np.asarray(v) for k, v in artifact.arrays.items()}, compress=True)
-        lines.append(json.dumps({"record": "artifact", "config_id": artifact.config_id,
-                                 "kind": artifact.kind, "labels": list(artifact.arrays),
-                                 "file": target.relative_to(hub).as_posix()}))
+        written.append({"config_id": artifact.config_id, "kind": artifact.kind, "labels": list(artifact.arrays),
+                        "file": target.relative_to(hub).as_posix()})
+        lines.append(json.dumps({"record": "artifact", **written[-1]}))
     if lines:
         # One write of whole lines: a worker killed mid-run leaves at most one torn last line.
         with open(hub / PARTS_DIR / f"{worker_id}.jsonl", "a", encoding="utf-8") as handle:
             handle.write("\n".join(lines) + "\n")
+    return written
 
 
 def read_parts(hub: Path) -> tuple[list[dict], list[dict], list[str]]:
@@ -192,8 +198,7 @@ def load_results(hub: str | os.PathLike) -> dict:
 
 
 def render(hub: str | os.PathLike) -> None:
-    """(Re)write summary.md, index.html and plots/*.png from results.json and artifacts."""
-    from parity.report import html, plots, summary  # matplotlib only when rendering
+    """(Re)write summary.md and index.html from results.json; draw the plots/*.png missing."""
 
     hub = resolve_hub(hub)
     results = load_results(hub)
