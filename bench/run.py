@@ -81,7 +81,8 @@ def main(argv=None) -> int:
         "sections_run": list(wanted),
         "machine": {"host": platform.node(), "cpu_count": os.cpu_count(), "mem_total_mib": _meminfo_mib(),
                     "python": sys.version.split()[0], "platform": platform.platform()},
-        "env": FRAMEWORK_ENV, "versions": installed_versions(BENCH_DISTRIBUTIONS), "git": _git(), "load_at_start": proc.load(),
+        "env": FRAMEWORK_ENV, "versions": installed_versions(BENCH_DISTRIBUTIONS), "git": _git(),
+        "load_at_start": proc.load(),
         "sections": {}, "errors": {},
     }
     out_path = BENCH_DIR / f"results-{stamp}.json"

@@ -122,7 +122,8 @@ def make_context(case: ParityCase, adapters: Mapping[str, Backend], workdir: Pat
     (audit.CachedRun)."""
     inputs = CaseInputs(case=case, workdir=Path(workdir))
     runs = {name: run(backend=adapter, inputs=inputs) for name, adapter in adapters.items()}
-    return CaseContext(inputs=inputs, runs=runs, referee=None if referee is None else run(backend=referee, inputs=inputs))
+    referee_run = None if referee is None else run(backend=referee, inputs=inputs)
+    return CaseContext(inputs=inputs, runs=runs, referee=referee_run)
 
 
 def _attempt(ctx: CaseContext, stage: str, check: Check, call, result: StageResult):

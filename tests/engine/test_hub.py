@@ -133,7 +133,8 @@ def test_plots_a_worker_drew_are_linked_not_redrawn_and_missing_ones_are_drawn(t
     obj = ((0.5 + rng.random((24, 28))) * np.exp(1j * rng.random((24, 28)))).astype(np.complex64)
     records = compare_reconstruction(obj, obj * 1.1, {m: tol("reconstruction", m) for m in RECONSTRUCTION_METRICS},
                                      config_id="gs1")
-    artifacts = hubs.write_part(hub, "gw0", records, [hubs.Artifact("gs1", "reconstruction", {"tf": obj, "torch": obj})])
+    artifact = hubs.Artifact("gs1", "reconstruction", {"tf": obj, "torch": obj})
+    artifacts = hubs.write_part(hub, "gw0", records, [artifact])
     # What a worker does after the stage: its plots are in place before the session ends.
     drawn = plots.draw_missing(hub, [c.to_dict() for c in records], artifacts)
     assert sorted(p.name for p in drawn) == ["gs1-frc-tf-torch.png", "gs1-reconstruction.png"]
