@@ -233,31 +233,32 @@ def numpy_group(xcoords, ycoords, config: dict, inference: bool = False, *, seed
 
 
 class _FlawedGrouping(Mutant):
-    flaw: dict = {}
+    flaw: str = ""
+    """The numpy_group flag this mutant turns on (a string: nothing shared and mutable between classes)."""
 
     def group(self, xcoords, ycoords, config, inference=False) -> dict:
-        return numpy_group(xcoords, ycoords, config, inference, **self.flaw)
+        return numpy_group(xcoords, ycoords, config, inference, **({self.flaw: True} if self.flaw else {}))
 
 
 class SeedInOwnNeighbors(_FlawedGrouping):
     name = "grouping_seed_included"
     expected_stage = "grouping"
     description = "grouping counts the seed among its own K nearest neighbours"
-    flaw = {"seed_in_neighbors": True}
+    flaw = "seed_in_neighbors"
 
 
 class TiesToHigherIndex(_FlawedGrouping):
     name = "grouping_ties_high"
     expected_stage = "grouping"
     description = "grouping breaks equal distances towards the higher index"
-    flaw = {"ties_to_higher_index": True}
+    flaw = "ties_to_higher_index"
 
 
 class UnseededGrouping(_FlawedGrouping):
     name = "grouping_unseeded"
     expected_stage = "grouping"
     description = "grouping draws seeds and members from a fresh unseeded random stream"
-    flaw = {"unseeded": True}
+    flaw = "unseeded"
 
 
 class OffsetSignFlipped(Mutant):

@@ -19,6 +19,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+from backends.common.fileio import atomic_write_text
 from bench import proc
 from bench.sections import _worker, log
 
@@ -65,7 +66,7 @@ def main(argv=None) -> int:
             result["data"] = data
             result["process"] = {"wall_s": res.wall_s, "load_before": res.load_before}
             results["variants"][name] = result
-            out_path.write_text(json.dumps(results, indent=1, default=float))
+            atomic_write_text(out_path, json.dumps(results, indent=1, default=float))
     print(render(results))
     print(f"\nfigures: {out_path.relative_to(proc.REPO_ROOT)}")
     return 0

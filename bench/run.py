@@ -22,15 +22,16 @@ import sys
 import tempfile
 import time
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from backends.common.fileio import FRAMEWORK_DISTRIBUTIONS, atomic_write_text, installed_versions
 from backends.common.threads import FRAMEWORK_ENV
 from bench import proc
 from bench.report import table
 
 SECTIONS = ("backends", "quality", "parity")
 BENCH_DIR = proc.REPO_ROOT / ".bench"
+BENCH_DISTRIBUTIONS = (*FRAMEWORK_DISTRIBUTIONS, "pytest", "pytest-xdist")
 
 
 def _git() -> dict:
@@ -41,16 +42,6 @@ def _git() -> dict:
         except (OSError, subprocess.SubprocessError):
             return None
     return {"commit": git("rev-parse", "HEAD"), "dirty_files": len((git("status", "--porcelain") or "").splitlines())}
-
-
-def _versions() -> dict:
-    found = {}
-    for dist in ("tensorflow-cpu", "keras", "torch", "lightning", "numpy", "pytest", "pytest-xdist"):
-        try:
-            found[dist] = version(dist)
-        except PackageNotFoundError:
-            pass
-    return found
 
 
 def _meminfo_mib() -> float | None:
@@ -90,7 +81,8 @@ def main(argv=None) -> int:
         "sections_run": list(wanted),
         "machine": {"host": platform.node(), "cpu_count": os.cpu_count(), "mem_total_mib": _meminfo_mib(),
                     "python": sys.version.split()[0], "platform": platform.platform()},
-        "env": FRAMEWORK_ENV, "versions": _versions(), "git": _git(), "load_at_start": proc.load(),
+        "env": FRAMEWORK_ENV, "versions": installed_versions(BENCH_DISTRIBUTIONS), "git": _git(),
+        "load_at_start": proc.load(),
         "sections": {}, "errors": {},
     }
     out_path = BENCH_DIR / f"results-{stamp}.json"
@@ -111,11 +103,11 @@ def main(argv=None) -> int:
         except Exception as exc:  # report what ran; one broken section does not lose the others
             results["errors"][name] = f"{type(exc).__name__}: {exc}"
             sec.log(f"section {name} FAILED: {results['errors'][name]}")
-        out_path.write_text(json.dumps(results, indent=1, default=float))  # after every section
+        atomic_write_text(out_path, json.dumps(results, indent=1, default=float))  # after every section
     results["load_at_end"] = proc.load()
     if args.keep_work:
         results["work"] = str(work)
-    out_path.write_text(json.dumps(results, indent=1, default=float))
+    atomic_write_text(out_path, json.dumps(results, indent=1, default=float))
     if not args.keep_work:
         shutil.rmtree(work, ignore_errors=True)
     print()

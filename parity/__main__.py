@@ -14,10 +14,10 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from parity.diff import diff_hubs, render_diff_text
+from parity.report.diff import diff_hubs, render_diff_text
 from parity.envinfo import REPO_ROOT
 from parity.golden import GoldenError
-from parity.hub import HubError, render, resolve_hub
+from parity.report.hub import HubError, render, resolve_hub
 from backends.common.threads import pin_threads
 from parity.tolerances import LedgerError
 
@@ -82,7 +82,7 @@ def verb_tolerances(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error(f"--seeds={args.seeds}: need at least one seed")
-    from parity import measure as measuring
+    from parity import tolerance_measure as measuring
     from parity.matrix import select
     from parity.tolerances import load_ledger
 

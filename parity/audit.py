@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import math
 import shutil
 import tempfile
@@ -40,10 +39,12 @@ import numpy as np
 
 from adapters.mutants import PERTURBATIONS, Harmless, Mutant, available, get_mutant
 from adapters.registry import get_backend
-from parity.checks import REFEREE, CaseContext, run_stage
-from parity.compare import error_comparison
+from backends.common.fileio import atomic_write_json
+from parity.checks import REFEREE, CaseContext, make_context, run_stage
+from parity.comparators import error_comparison
+from parity.comparison import Check
 from parity.matrix import AUDIT
-from parity.runner import BackendRun, CaseInputs
+from parity.stage_outputs import BackendRun
 from parity.stages import STAGES, first_divergence, stage_index
 from parity.tolerances import tolerance
 
@@ -196,7 +197,7 @@ def other_backend(base: str) -> str:
 
 def _check_key(case_id: str, comparison, sut: str) -> str:
     """A failing check, the system under test's name replaced, so a mutant's and the control's match."""
-    return f"{case_id}|{comparison.stage}|{comparison.check.replace(sut, SUT)}|{comparison.metric}"
+    return f"{case_id}|{comparison.stage}|{comparison.check.renamed(sut, SUT)}|{comparison.metric}"
 
 
 def _failing(ctx: CaseContext, stage: str, sut: str):
@@ -204,48 +205,37 @@ def _failing(ctx: CaseContext, stage: str, sut: str):
     try:
         comparisons = run_stage(ctx, stage).comparisons
     except Exception as exc:  # a check that raises outside its guarded calls still fails its stage
-        comparisons = [error_comparison(config_id=ctx.case_id, stage=stage, check=f"{sut}~{ctx.reference}",
+        comparisons = [error_comparison(config_id=ctx.case_id, stage=stage, check=Check(sut, ctx.reference),
                                         metric="check", error=exc)]
     return [(_check_key(ctx.case_id, c, sut), c) for c in comparisons if not c.passed]
 
 
-@dataclass
-class _Case:
-    inputs: CaseInputs
-    reference: CachedRun  # the clean reference backend, shared by every mutant's context
-    referee: CachedRun  # the float64 referee (adapters/referee.py), shared likewise
+def _failures(mutant: Mutant, cases: list, stages) -> list:
+    """(key, stage, case id, comparison) of every failed check of `stages` on every case.
 
-    def context(self, reference: str, mutant: Mutant) -> CaseContext:
-        """The suite's view of one case with `mutant` as the other backend."""
-        return CaseContext(inputs=self.inputs, runs={reference: self.reference,
-                                                     mutant.name: BackendRun(backend=mutant, inputs=self.inputs)},
-                           referee=self.referee)
-
-
-def _failures(mutant: Mutant, cases: list, reference: str, stages) -> list:
-    """(key, stage, case id, comparison) of every failed check of `stages` on every case."""
+    `cases` are the clean reference's contexts; each gets `mutant` as its other backend."""
     found = []
     for case in cases:
-        ctx = case.context(reference, mutant)
+        ctx = case.against(mutant)
         for stage in stages:
             found += [(key, stage, ctx.case_id, c) for key, c in _failing(ctx, stage, mutant.name)]
     return found
 
 
-def _row(mutant: Mutant, cases: list, reference: str, noise: set, stages,
+def _row(mutant: Mutant, cases: list, noise: set, stages,
          label: str | None = None) -> tuple[AuditRow, set]:
     """One mutant through every stage, and the keys of every check it failed. Failures of
     checks in `noise` (those the control failed) are left out of the row."""
     start = time.perf_counter()
     row = AuditRow(mutant=label or mutant.name, description=mutant.description,
                    expected_stage=mutant.expected_stage)
-    failures = _failures(mutant, cases, reference, stages)
+    failures = _failures(mutant, cases, stages)
     for key, stage, case_id, comparison in failures:
         if key in noise:
             continue
         kept = row.failures.setdefault(stage, [])
         if len(kept) < MAX_FAILURES_KEPT:
-            kept.append({"case": case_id, "check": comparison.check, "metric": comparison.metric,
+            kept.append({"case": case_id, "check": str(comparison.check), "metric": comparison.metric,
                          "headline": comparison.message.splitlines()[0]})
     row.failed_stages = [s for s in stages if s in row.failures]
     row.seconds = time.perf_counter() - start
@@ -278,25 +268,22 @@ def run_audit(mutant_names=None, base: str = "torch", cases=AUDIT, *, stages=STA
     begin = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="parity-audit-"))
     try:
-        ref_adapter, referee = get_backend(reference), get_backend(REFEREE)
-        shared = []
-        for case in cases:
-            inputs = CaseInputs(case=case, workdir=workdir)
-            shared.append(_Case(inputs=inputs, reference=CachedRun(backend=ref_adapter, inputs=inputs),
-                                referee=CachedRun(backend=referee, inputs=inputs)))
+        # The clean reference and the referee, computed once per case and shared by every mutant's context.
+        clean = {reference: get_backend(reference)}
+        shared = [make_context(case, clean, workdir, referee=get_backend(REFEREE), run=CachedRun) for case in cases]
         # The control: the base with no bug. A check failing here is the harness's false alarm, not a catch.
         harmless = Harmless(get_backend(base))
-        control, noise = _row(harmless, shared, reference, set(), stages, label=f"{harmless.name} (control)")
+        control, noise = _row(harmless, shared, set(), stages, label=f"{harmless.name} (control)")
         log(f"audit: control {base} vs {reference}: {control.verdict} ({control.seconds:.1f} s)")
         rows = []
         for i, cls in enumerate(classes, 1):
-            row, _ = _row(cls(get_backend(base)), shared, reference, noise, stages)
+            row, _ = _row(cls(get_backend(base)), shared, noise, stages)
             rows.append(row)
             log(f"audit: [{i}/{len(classes)}] {row.mutant}: {row.verdict} ({row.seconds:.1f} s)")
         result = AuditResult(base=base, reference=reference, cases=[c.id for c in cases], stages=stages,
                              control=control, rows=rows, noise=sorted(noise))
         if sensitivity:
-            result.sensitivity = measure_sensitivity(shared, base, reference, noise, log=log)
+            result.sensitivity = measure_sensitivity(shared, base, noise, log=log)
         result.wall_s = time.perf_counter() - begin
         return result
     finally:
@@ -324,7 +311,7 @@ def smallest_detected(detects, lo: float = 1e-12, hi: float = 1.0, rel_precision
     return hi
 
 
-def measure_sensitivity(cases: list, base: str, reference: str, noise: set, log=print) -> list:
+def measure_sensitivity(cases: list, base: str, noise: set, log=print) -> list:
     """For each stage of adapters.mutants.PERTURBATIONS and case: the smallest delta caught."""
     inner = get_backend(base)
     found = []
@@ -333,13 +320,13 @@ def measure_sensitivity(cases: list, base: str, reference: str, noise: set, log=
         for case in cases:
             def detects(delta, case=case, stage=stage, cls=cls):
                 probe = cls(inner, delta)
-                return any(key not in noise for key, _ in _failing(case.context(reference, probe), stage, probe.name))
+                return any(key not in noise for key, _ in _failing(case.against(probe), stage, probe.name))
 
             delta = smallest_detected(detects)
-            found.append({"stage": stage, "case": case.inputs.case.id, "perturbation": cls.description,
+            found.append({"stage": stage, "case": case.case_id, "perturbation": cls.description,
                           "unit": cls.unit, "smallest_detected": delta, "tolerance_key": tol.key,
                           "tolerance": tol.value})
-            log(f"audit: sensitivity {stage} {case.inputs.case.id}: {delta}")
+            log(f"audit: sensitivity {stage} {case.case_id}: {delta}")
     return found
 
 
@@ -390,12 +377,7 @@ def render_sensitivity(result: AuditResult) -> str:
 
 
 def write_json(result: AuditResult, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(result.to_dict(), indent=1, default=_json_default) + "\n")
-    tmp.replace(path)
-    return path
+    return atomic_write_json(path, result.to_dict(), indent=1, sort_keys=False, default=_json_default)
 
 
 def _json_default(obj):

@@ -8,7 +8,7 @@ comparison for that stage, never a crashed session.
 
 The float64 referee (adapters/referee.py), when the context has one, is the
 arbiter of the deterministic stages (REFEREE_STAGES): every backend is also
-compared with it ("<backend>~referee", referee on the right), and a failing
+compared with it (printed "<backend>~referee", referee on the right), and a failing
 "<other>~<reference>" comparison of those stages says which of the two is
 farther from the float64 truth, so a split points at the backend to fix.
 """
@@ -16,22 +16,23 @@ farther from the float64 truth, so a split points at the backend to fix.
 from __future__ import annotations
 
 import hashlib
-import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 
-from adapters.base import ModelState
+from adapters.base import Backend, ModelState
 from backends.common.config import make_config
-from parity.compare import (check_invariants, compare_allclose, compare_band, compare_exact,
+from parity.comparators import (check_invariants, compare_allclose, compare_band, compare_exact,
                             compare_reconstruction, compare_update, error_comparison)
-from parity.comparison import Comparison
-from parity.hub import Artifact
-from parity.runner import BackendRun, CaseInputs
+from parity.comparison import REFEREE, SPEC, Check, Comparison
+from parity.report.hub import Artifact
+from parity.matrix import ParityCase
+from parity.stage_outputs import BackendRun, CaseInputs
 from parity.tolerances import LedgerError, precision_name, tolerance
 
-REFEREE = "referee"  # adapters.registry name of the float64 arbiter
 REFEREE_STAGES = ("grouping", "translation", "forward", "loss", "reconstruction")  # reconstruction: stitch only
 
 
@@ -50,9 +51,18 @@ class StageResult:
 
 @dataclass
 class CaseContext:
+    """One case as every stage check sees it; made by make_context."""
+
     inputs: CaseInputs
     runs: dict  # backend name -> BackendRun, reference first
     referee: BackendRun | None = None  # the float64 arbiter of REFEREE_STAGES; None: no referee checks
+
+    def against(self, adapter: Backend) -> "CaseContext":
+        """This case with `adapter` as the only other backend: the same inputs, and the same
+        reference and referee runs (so what they computed is reused)."""
+        return CaseContext(inputs=self.inputs, runs={self.reference: self.ref_run,
+                                                     adapter.name: BackendRun(backend=adapter, inputs=self.inputs)},
+                           referee=self.referee)
 
     @property
     def case_id(self) -> str:
@@ -103,7 +113,20 @@ class CaseContext:
                           probe=self.initial_state.probe, input_scale=self.initial_state.input_scale)
 
 
-def _attempt(ctx: CaseContext, stage: str, check: str, call, result: StageResult):
+def make_context(case: ParityCase, adapters: Mapping[str, Backend], workdir: Path, *,
+                 referee: Backend | None = None, run=BackendRun) -> CaseContext:
+    """The context of one case: its canonical inputs (data written under `workdir`), one run per
+    adapter (the first is the reference), and the referee's run when one is given.
+
+    `run(backend=..., inputs=...)` makes each run: BackendRun, or a subclass that caches more
+    (audit.CachedRun)."""
+    inputs = CaseInputs(case=case, workdir=Path(workdir))
+    runs = {name: run(backend=adapter, inputs=inputs) for name, adapter in adapters.items()}
+    referee_run = None if referee is None else run(backend=referee, inputs=inputs)
+    return CaseContext(inputs=inputs, runs=runs, referee=referee_run)
+
+
+def _attempt(ctx: CaseContext, stage: str, check: Check, call, result: StageResult):
     """(True, call()) or, when it raises, (False, None) with a failed comparison for `check`."""
     try:
         return True, call()
@@ -120,21 +143,21 @@ def _outputs(ctx: CaseContext, stage: str, fn, result: StageResult) -> dict:
     """fn(run) for every backend; a backend that raises gets a failed comparison instead."""
     outputs = {}
     for name, run in ctx.runs.items():
-        ok, value = _attempt(ctx, stage, name, lambda run=run: fn(run), result)
+        ok, value = _attempt(ctx, stage, Check(name), lambda run=run: fn(run), result)
         if ok:
             outputs[name] = value
     return outputs
 
 
-def _pairs(ctx: CaseContext, outputs: dict):
-    """(check label "<other>~<reference>", reference output, other output) per other backend.
+def _pairs(ctx: CaseContext, outputs: dict, variant: str = ""):
+    """(Check(other, reference), reference output, other output) per other backend.
 
-    Comparators are called as (other, reference): the label's left name is the first
+    Comparators are called as (other, reference): the check's left side is the first
     argument and the reference is the one relative tolerances scale with."""
     if ctx.reference not in outputs:
         return []
     ref = outputs[ctx.reference]
-    return [(f"{name}~{ctx.reference}", ref, outputs[name]) for name, _ in ctx.others() if name in outputs]
+    return [(Check(name, ctx.reference, variant), ref, outputs[name]) for name, _ in ctx.others() if name in outputs]
 
 
 def _referee_output(ctx: CaseContext, stage: str, fn, result: StageResult):
@@ -142,16 +165,16 @@ def _referee_output(ctx: CaseContext, stage: str, fn, result: StageResult):
     since a referee that cannot do a stage the contract defines is a bug of the harness)."""
     if ctx.referee is None:
         return None
-    return _attempt(ctx, stage, REFEREE, lambda: fn(ctx.referee), result)[1]
+    return _attempt(ctx, stage, Check(REFEREE), lambda: fn(ctx.referee), result)[1]
 
 
 def _referee_checks(ctx: CaseContext, stage: str, outputs: dict, referee_output, *, ledger_metric="max_abs",
-                    keys=None, exact=(), prefix="", suffix="") -> list[Comparison]:
-    """"<backend>~referee<suffix>" for every backend in `outputs`: the backend on the left, the
+                    keys=None, exact=(), prefix="", variant="") -> list[Comparison]:
+    """Check(backend, REFEREE, variant) for every backend in `outputs`: the backend on the left, the
     float64 referee on the right (side b, the one relative tolerances scale with).
 
     Metric names are the cross-backend check's own ("prefix + key"), so a failed
-    "<other>~<reference>" comparison finds its two referee counterparts. The ledger entry
+    Check(other, reference) comparison finds its two referee counterparts. The ledger entry
     is the one of the backend's precision: the referee is the truth a float32 backend is
     held to, with the same tolerance as the backends are held to each other. Keys in
     `exact` (indices, origins) must match exactly; the others are allclose, the backend's
@@ -163,7 +186,7 @@ def _referee_checks(ctx: CaseContext, stage: str, outputs: dict, referee_output,
     for name, out in outputs.items():
         if name == REFEREE:
             continue
-        check = f"{name}~{REFEREE}{suffix}"
+        check = Check(name, REFEREE, variant)
         for key in (referee_output if keys is None else keys):
             common = dict(config_id=ctx.case_id, stage=stage, check=check, metric=prefix + key)
             try:
@@ -179,11 +202,8 @@ def _referee_checks(ctx: CaseContext, stage: str, outputs: dict, referee_output,
     return found
 
 
-_PAIR = re.compile(r"^(?P<left>[^~\[]+)~(?P<right>[^~\[]+)(?P<suffix>\[.*\])?$")
-
-
 def _distance(comparison: Comparison) -> tuple[float, str]:
-    """How far a "<backend>~referee" comparison found the backend: max |error| of an allclose,
+    """How far a Check(backend, REFEREE) comparison found the backend: max |error| of an allclose,
     differing elements of an exact check; infinite when it could not compare at all."""
     measured = comparison.measured
     if comparison.kind == "allclose" and "max_abs" in measured:
@@ -195,17 +215,16 @@ def _distance(comparison: Comparison) -> tuple[float, str]:
 
 
 def _with_referee_note(ctx: CaseContext, comparisons: list) -> list:
-    """Each failed "<other>~<reference>" comparison gets one more line naming the backend
+    """Each failed Check(other, reference) comparison gets one more line naming the backend
     farther from the referee: two float32 backends that part do not say which one is wrong.
     Built with dataclasses.replace (Comparison is frozen); the rest is unchanged."""
     by_identity = {(c.check, c.metric): c for c in comparisons}
     annotated = []
     for c in comparisons:
-        pair = _PAIR.match(c.check)
-        if not c.passed and pair and pair["right"] == ctx.reference and REFEREE not in (pair["left"], pair["right"]):
-            suffix = pair["suffix"] or ""
-            sides = [(name, by_identity.get((f"{name}~{REFEREE}{suffix}", c.metric)))
-                     for name in (pair["left"], pair["right"])]
+        check = c.check
+        if not c.passed and check.right == ctx.reference and not check.via and check.left != REFEREE:
+            sides = [(name, by_identity.get((Check(name, REFEREE, check.variant), c.metric)))
+                     for name in (check.left, check.right)]
             if all(found is not None for _, found in sides):
                 (b1, (d1, e1)), (b2, (d2, e2)) = [(name, _distance(found)) for name, found in sides]
                 verdict = f"fix {b1 if d1 > d2 else b2} first" if d1 != d2 else "equally far: check both"
@@ -258,7 +277,7 @@ def _effective_config_stage(ctx: CaseContext, stage: str, fn, metric: str) -> St
     _exact_pairs(ctx, stage, outputs, metric, result)
     for name, cfg in outputs.items():
         result.comparisons.append(compare_exact(cfg, expected, config_id=ctx.case_id, stage=stage,
-                                                check=f"{name}~spec", metric=metric))
+                                                check=Check(name, SPEC), metric=metric))
     result.golden_by_backend = outputs
     return result
 
@@ -308,27 +327,27 @@ def _grouping_invariants(ctx: CaseContext, name: str, groups: dict, inference: b
                           f"{cfg.neighbor_count} nearest others"))
         elif not inference:
             items.append(("seeds distinct", len(set(idx[:, 0].tolist())) == b_expected, "a seed repeats"))
-    check = f"{name}~spec" + ("[inference]" if inference else "")
+    check = Check(name, SPEC, "inference" if inference else "")
     return check_invariants(items, config_id=ctx.case_id, stage="grouping", check=check)
 
 
 def check_grouping(ctx: CaseContext) -> StageResult:
     result = StageResult()
     for inference in (False, True):
-        suffix = "[inference]" if inference else ""
+        variant = "inference" if inference else ""
         outputs = _outputs(ctx, "grouping", lambda run: run.inference_groups if inference else run.groups, result)
-        for label, ref, other in _pairs(ctx, outputs):
+        for label, ref, other in _pairs(ctx, outputs, variant):
             result.comparisons.append(compare_exact(other["nn_indices"], ref["nn_indices"], config_id=ctx.case_id,
-                                                    stage="grouping", check=label + suffix, metric="nn_indices"))
+                                                    stage="grouping", check=label, metric="nn_indices"))
             result.comparisons.append(compare_allclose(
                 other["offsets_px"], ref["offsets_px"], tolerance("grouping", "max_abs", "float64"),
-                config_id=ctx.case_id, stage="grouping", check=label + suffix, metric="offsets_px"))
+                config_id=ctx.case_id, stage="grouping", check=label, metric="offsets_px"))
         for name, groups in outputs.items():
             result.comparisons.append(_grouping_invariants(ctx, name, groups, inference))
         truth = _referee_output(ctx, "grouping", lambda run: run.inference_groups if inference else run.groups,
                                 result)
         result.comparisons.extend(_referee_checks(ctx, "grouping", outputs, truth, keys=("nn_indices", "offsets_px"),
-                                                  exact=("nn_indices",), suffix=suffix))
+                                                  exact=("nn_indices",), variant=variant))
         if not inference:
             keep = ("nn_indices", "offsets_px")
             result.golden_by_backend = {n: {k: g[k] for k in keep} for n, g in outputs.items()}
@@ -395,7 +414,7 @@ def check_model(ctx: CaseContext) -> StageResult:
         expected = ctx.inputs.initial_state(ctx.ref_scales).weights if name == ctx.reference else \
             ctx.inputs.initial_state(ctx.runs[name].scales).weights
         result.comparisons.append(compare_exact(weights, expected, config_id=ctx.case_id, stage="model",
-                                                check=f"{name}~spec", metric="initial_weights"))
+                                                check=Check(name, SPEC), metric="initial_weights"))
 
     def predict(run):
         out = dict(run.predict(ctx.initial_state, ctx.batch))
@@ -497,7 +516,7 @@ def check_bundle(ctx: CaseContext) -> StageResult:
     for reader, run in ctx.runs.items():
         for writer in written:
             # left: the reader's prediction from the writer's bundle; right: the writer's in memory
-            check = f"{reader}({writer} bundle)~{writer}"
+            check = Check(reader, writer, via=writer)
             try:
                 loaded = run.load_bundle(paths[writer])
                 prediction = run.predict(loaded, batch)
@@ -540,8 +559,8 @@ def run_stage(ctx: CaseContext, stage: str) -> StageResult:
             result.comparisons = _with_referee_note(ctx, result.comparisons)
         return result
     except UpstreamFailed as exc:
-        return StageResult(comparisons=[error_comparison(config_id=ctx.case_id, stage=stage, check=ctx.reference,
-                                                         metric="upstream", error=exc)])
+        return StageResult(comparisons=[error_comparison(config_id=ctx.case_id, stage=stage,
+                                                         check=Check(ctx.reference), metric="upstream", error=exc)])
     except LedgerError as exc:  # a check the ledger has no tolerance for fails the stage; it does not crash the run
-        return StageResult(comparisons=[error_comparison(config_id=ctx.case_id, stage=stage, check="ledger",
-                                                         metric="tolerance", error=exc)])
+        return StageResult(comparisons=[error_comparison(config_id=ctx.case_id, stage=stage,
+                                                         check=Check("ledger"), metric="tolerance", error=exc)])

@@ -1,4 +1,4 @@
-"""The structured result every comparator returns, and its message helpers.
+"""The structured result every comparator returns, its check label, and message helpers.
 
 A Comparison is data first (so the report hub and `python -m parity diff` can
 read every number) and a readable failure second: `message` is built as lines
@@ -7,11 +7,16 @@ and its first line always reads
     [<config_id>] stage <stage> <check> <metric>: <what was found>
 
 so a failing pytest line, summary.md and the hub all name the same thing.
+
+What was compared with what is a `Check` (left, right, variant, via): code reads
+its fields; it becomes the familiar "torch~tf", "tf~spec[inference]",
+"torch(tf bundle)~tf" only in messages and reports (`str(check)`).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -24,6 +29,85 @@ KINDS = ("exact", "allclose", "invariant", "reconstruction", "band", "error")
 
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
+SPEC = "spec"
+"""Check.right of a comparison with what the contract says (docs/spec.md)."""
+REFEREE = "referee"
+"""Check.right of a comparison with the float64 referee (adapters/referee.py; also its registry name)."""
+GOLDEN = "golden"
+"""Check.right of a comparison with the stored golden."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """What a comparison compares with what. Formatted "left~right" only for people."""
+
+    left: str
+    """The side judged (value_a): a backend name; alone (right empty) when nothing could be
+    compared: the backend that raised, the reference that could not feed a stage, "ledger"."""
+    right: str = ""
+    """What it is judged against (value_b, the side relative tolerances scale with): the
+    reference backend, SPEC, REFEREE or GOLDEN; empty when nothing was compared."""
+    variant: str = ""
+    """A second form of the same check, e.g. "inference" grouping; printed as "[inference]"."""
+    via: str = ""
+    """Bundle stage: the backend whose bundle `left` loaded ("torch(tf bundle)~tf")."""
+
+    def __post_init__(self) -> None:
+        for name in ("left", "right", "variant", "via"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"Check.{name} must be a string, got {getattr(self, name)!r}")
+        if not self.left:
+            raise ValueError("Check.left must name what was checked")
+
+    def __str__(self) -> str:
+        text = self.side_a + (f"~{self.right}" if self.right else "")
+        return text + (f"[{self.variant}]" if self.variant else "")
+
+    @property
+    def side_a(self) -> str:
+        """The name printed beside value_a."""
+        return f"{self.left}({self.via} bundle)" if self.via else self.left
+
+    @property
+    def side_b(self) -> str:
+        """The name printed beside value_b."""
+        return self.right or "reference"
+
+    @property
+    def slug(self) -> str:
+        """For file names: the parts joined by "-" ("tf-torch")."""
+        return "-".join(part for part in (self.left, self.via, self.right, self.variant) if part)
+
+    def renamed(self, old: str, new: str) -> "Check":
+        """Every side named `old` renamed `new` (the audit matches a mutant's checks with the control's)."""
+        return Check(*(new if part == old else part for part in (self.left, self.right)),
+                     variant=self.variant, via=new if self.via == old else self.via)
+
+    def to_dict(self) -> dict:
+        return {"left": self.left, "right": self.right, "variant": self.variant, "via": self.via}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "Check":
+        return cls(**{key: data.get(key, "") for key in ("left", "right", "variant", "via")})
+
+    @classmethod
+    def from_text(cls, text: str) -> "Check":
+        """The inverse of str(): only for records written before "check_parts" existed."""
+        match = _LEGACY_CHECK.match(text)
+        if match is None:
+            raise ValueError(f"not a check label: {text!r}")
+        return cls(match["left"], match["right"] or "", variant=match["variant"] or "", via=match["via"] or "")
+
+
+_LEGACY_CHECK = re.compile(r"^(?P<left>[^~\[(]+)(?:\((?P<via>[^ )]+) bundle\))?(?:~(?P<right>[^~\[]+))?"
+                           r"(?:\[(?P<variant>[^\]]*)\])?$")
+
+
+def check_of(record: Mapping) -> Check:
+    """The Check of a comparison record (Comparison.to_dict(), a results.json entry)."""
+    parts = record.get("check_parts")
+    return Check.from_dict(parts) if isinstance(parts, Mapping) else Check.from_text(record["check"])
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -32,8 +116,8 @@ class Comparison:
     config_id: str
     stage: str
     """One of parity.stages.STAGES."""
-    check: str
-    """What was compared with what: "tf~torch", "tf~golden", "torch~spec", ..."""
+    check: Check
+    """What was compared with what; printed "torch~tf", "tf~golden", "torch~spec", ..."""
     metric: str
     """Name of the quantity checked, unique within (config, stage, check)."""
     passed: bool
@@ -52,6 +136,8 @@ class Comparison:
     """Series for plots (FRC curve, loss trajectories); never needed to judge pass/fail."""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.check, Check):
+            raise ValueError(f"Comparison.check must be a Check, got {self.check!r}")
         if not isinstance(self.config_id, str) or not self.config_id:
             raise ValueError(f"Comparison.config_id must be a non-empty string, got {self.config_id!r}")
         if self.stage not in STAGES:
@@ -63,19 +149,14 @@ class Comparison:
         object.__setattr__(self, "passed", bool(self.passed))
 
     @property
-    def identity(self) -> tuple[str, str, str, str]:
-        """(config_id, stage, check, metric): how reports and diffs match comparisons."""
-        return (self.config_id, self.stage, self.check, self.metric)
-
-    @property
     def headline(self) -> str:
         return self.message.splitlines()[0] if self.message else ""
 
     def to_dict(self) -> dict:
         """JSON-ready: numpy scalars become numbers, complex [re, im], NaN/inf strings."""
         return {
-            "config_id": self.config_id, "stage": self.stage, "check": self.check,
-            "metric": self.metric, "passed": self.passed, "kind": self.kind,
+            "config_id": self.config_id, "stage": self.stage, "check": str(self.check),
+            "check_parts": self.check.to_dict(), "metric": self.metric, "passed": self.passed, "kind": self.kind,
             "measured": to_jsonable(self.measured),
             "tolerance": to_jsonable(self.tolerance),
             "worst": to_jsonable(self.worst),
@@ -86,7 +167,7 @@ class Comparison:
     @classmethod
     def from_dict(cls, data: Mapping) -> "Comparison":
         """Inverse of to_dict (complex values stay [re, im] lists)."""
-        return cls(config_id=data["config_id"], stage=data["stage"], check=data["check"],
+        return cls(config_id=data["config_id"], stage=data["stage"], check=check_of(data),
                    metric=data["metric"], passed=data["passed"], kind=data["kind"],
                    measured=from_jsonable(data.get("measured") or {}),
                    tolerance=from_jsonable(data.get("tolerance")),
@@ -143,19 +224,13 @@ def assert_passed(comparisons: Iterable[Comparison]) -> None:
 
 # ---- message helpers shared by the comparators -------------------------------------------
 
-def labels_of(check: str) -> tuple[str, str]:
-    """"tf~torch" -> ("tf", "torch"): the names printed beside value_a and value_b."""
-    left, sep, right = check.partition("~")
-    return (left or "a", right or "b") if sep else (check or "a", "reference")
-
-
-def headline(config_id: str, stage: str, check: str, metric: str, text: str) -> str:
+def headline(config_id: str, stage: str, check: Check, metric: str, text: str) -> str:
     return f"[{config_id}] stage {stage} {check} {metric}: {text}"
 
 
-def closing_line(config_id: str, check: str, key: str | None) -> str:
+def closing_line(config_id: str, check: Check, key: str | None) -> str:
     """The last line of a failure: the command that regenerates, or where the bound is explained."""
-    if "golden" in check:
+    if check.right == GOLDEN:
         return (f"  regenerate: python -m parity regen --parity-config {config_id}"
                 "  (only once the backends agree; see docs/tolerances.md)")
     if key:

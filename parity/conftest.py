@@ -13,10 +13,11 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from parity import hub as hubs  # noqa: E402
+from parity.report import hub as hubs  # noqa: E402
 from parity.envinfo import REPO_ROOT, collect_environment  # noqa: E402
 from parity.matrix import select  # noqa: E402
-from parity.session import ParitySession, installed_versions  # noqa: E402
+from backends.common.fileio import installed_versions  # noqa: E402
+from parity.session import ParitySession  # noqa: E402
 from parity.stages import STAGES  # noqa: E402
 
 

@@ -13,8 +13,9 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
+
+from backends.common.fileio import installed_versions
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
@@ -51,23 +52,15 @@ def git_commit() -> dict:
     return {"commit": sha or "unknown", "dirty": None if status is None else bool(status)}
 
 
-def _version(distribution: str) -> str | None:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def collect_environment(framework_versions: Mapping[str, str] | None = None) -> dict:
     """Versions, platform, thread settings and commit: the header of a run."""
-    packages = {name: _version(name) for name in ("numpy", "scipy", "matplotlib", "pytest",
-                                                   "pytest-xdist", "pytest-regressions")}
+    packages = installed_versions(("numpy", "scipy", "matplotlib", "pytest", "pytest-xdist", "pytest-regressions"))
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
-        "packages": {name: version for name, version in packages.items() if version},
+        "packages": packages,
         "frameworks": dict(framework_versions or {}),
         "threads": {name: os.environ.get(name) for name in THREAD_VARIABLES},
         **git_commit(),

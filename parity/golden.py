@@ -9,16 +9,16 @@ Rules (docs/tolerances.md, STYLE.md 7): a missing golden fails and says how
 to create it; regeneration is explicit (`--force-regen`, the option
 pytest-regressions already registers, or `python -m parity regen`); `bless`
 refuses to write when the backends disagree with each other; every write is
-atomic (temp file + os.replace), and nothing of another config or stage is
-ever deleted.
+atomic (backends.common.fileio: temp file + os.replace), npz files are
+byte-reproducible, and nothing of another config or stage is ever deleted.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Mapping
@@ -26,8 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from parity.compare import compare_allclose, compare_exact
-from parity.comparison import Comparison, closing_line, headline
+from backends.common.fileio import (VersionedJsonError, atomic_write_bytes, json_text, read_versioned_json,
+                                    write_npz)
+from parity.comparators import compare_allclose, compare_exact
+from parity.comparison import GOLDEN, Check, Comparison, closing_line, headline
 from parity.envinfo import check_name, collect_environment, utc_now
 from parity.stages import stage_index
 from parity.tolerances import Tolerance
@@ -36,7 +38,6 @@ GOLDEN_FORMAT = "pinn-parity-golden"
 GOLDEN_FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 MAX_FILE_BYTES = 2 * 1024 * 1024  # one stage file; the whole tree must stay a few MB
-_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed member times: equal arrays give byte-identical files
 
 ToleranceLookup = Callable[[str, str, object], Tolerance]
 
@@ -79,44 +80,28 @@ def _golden_array(name, value) -> np.ndarray:
     return array
 
 
-def _write_npz(handle, data: Mapping) -> None:
-    # Arrays are converted one by one while the archive is written: a value that fails to
-    # convert aborts the write half way, which the atomic write must then survive.
-    with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name in sorted(data):
-            array = _golden_array(name, data[name])
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            with archive.open(info, "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, array, allow_pickle=False)
+def _npz_bytes(data: Mapping) -> bytes:
+    """The deterministic npz of `data` (fileio.write_npz, deflated); every array checked first."""
+    arrays = {name: _golden_array(name, value) for name, value in data.items()}
+    buffer = io.BytesIO()
+    write_npz(buffer, arrays, compress=True)
+    return buffer.getvalue()
 
 
-def _write_json(handle, data) -> None:
-    text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False, default=_json_default)
-    handle.write((text + "\n").encode("utf-8"))
+def _json_bytes(data) -> bytes:
+    return json_text(data, default=_json_default).encode("utf-8")
 
 
-def _atomic_write(target: Path, writer: Callable, payload) -> str:
-    """Write via a temp file in the same folder and os.replace; return the sha256.
+def _store(target: Path, content: bytes) -> str:
+    """Write `content` to `target` atomically, after the size check; return its sha256.
 
-    On any error the temp file is removed and `target` is left as it was.
-    """
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            writer(handle, payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        size = os.path.getsize(tmp)
-        if size > MAX_FILE_BYTES:
-            raise GoldenError(f"{target}: {size} bytes exceeds the {MAX_FILE_BYTES}-byte limit of "
-                              "one golden file; store fewer or smaller (float32/complex64) arrays")
-        digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
-        os.replace(tmp, target)
-        return digest
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    The bytes are built in memory first, so a value that fails to serialise, or a file
+    over the limit, leaves `target` as it was and no temporary file behind."""
+    if len(content) > MAX_FILE_BYTES:
+        raise GoldenError(f"{target}: {len(content)} bytes exceeds the {MAX_FILE_BYTES}-byte limit of "
+                          "one golden file; store fewer or smaller (float32/complex64) arrays")
+    atomic_write_bytes(target, content)
+    return hashlib.sha256(content).hexdigest()
 
 
 class GoldenStore:
@@ -146,13 +131,11 @@ class GoldenStore:
         if not path.exists():
             return None
         try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise GoldenError(f"{path}: corrupt manifest, not valid JSON ({error})") from None
-        if not isinstance(manifest, dict) or (manifest.get("format"), manifest.get(
-                "format_version")) != (GOLDEN_FORMAT, GOLDEN_FORMAT_VERSION):
-            raise GoldenError(f"{path}: not a {GOLDEN_FORMAT} manifest of version "
-                              f"{GOLDEN_FORMAT_VERSION}")
+            manifest = read_versioned_json(path, kind=GOLDEN_FORMAT, version=GOLDEN_FORMAT_VERSION,
+                                           kind_key="format", version_key="format_version",
+                                           what="golden manifest")
+        except VersionedJsonError as error:
+            raise GoldenError(str(error)) from None
         if manifest.get("config_id") != config_id:
             raise GoldenError(f"{path}: manifest is for config {manifest.get('config_id')!r} but "
                               f"lives in the folder of {config_id!r}")
@@ -206,7 +189,7 @@ class GoldenStore:
         array when tol_lookup is None, must match exactly. When `config` is given, a golden
         made from another config fails as stale. A missing golden never passes.
         """
-        check = f"{label}~golden"
+        check = Check(label, GOLDEN)
         manifest = self.read_manifest(config_id)
         path = self.stage_file(config_id, stage)
         if path is None:
@@ -288,9 +271,9 @@ class GoldenStore:
         named = config.get("config_id", config.get("id"))
         if named is not None and named != config_id:
             raise GoldenError(f"config names {named!r} but is written under {config_id!r}")
-        fmt, writer = ("npz", _write_npz) if _is_array_data(data) else ("json", _write_json)
+        fmt, content = ("npz", _npz_bytes(data)) if _is_array_data(data) else ("json", _json_bytes(data))
         target = folder / f"{stage}.{fmt}"
-        digest = _atomic_write(target, writer, data)
+        digest = _store(target, content)
         # The same stage in the other format is replaced, not kept beside (it would be stale).
         (folder / f"{stage}.{'json' if fmt == 'npz' else 'npz'}").unlink(missing_ok=True)
         now = utc_now()
@@ -306,7 +289,7 @@ class GoldenStore:
         })
         updated["stages"] = dict(updated["stages"], **{stage: {
             "file": target.name, "sha256": digest, "written": now, "keys": sorted(data)}})
-        _atomic_write(self.manifest_path(config_id), _write_json, updated)
+        _store(self.manifest_path(config_id), _json_bytes(updated))
         return target
 
     def bless(self, config_id: str, stage: str, data: Mapping,
@@ -317,7 +300,7 @@ class GoldenStore:
         if not comparisons:
             raise GoldenRefused(f"refusing to bless {config_id}/{stage}: no cross-backend "
                                 "comparison was given, so agreement is unknown")
-        foreign = [c for c in comparisons if c.config_id != config_id or "golden" in c.check]
+        foreign = [c for c in comparisons if c.config_id != config_id or c.check.right == GOLDEN]
         if foreign:
             raise GoldenRefused(f"refusing to bless {config_id}/{stage}: comparisons of another "
                                 "config or against a golden are not cross-backend evidence:\n"

@@ -6,35 +6,20 @@ that needs one.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from adapters.base import Backend
 from adapters.registry import get_backend
-from parity import hub as hubs
-from parity.checks import REFEREE, CaseContext, StageResult, run_stage
-from parity.compare import error_comparison
-from parity.comparison import Comparison
+from backends.common.fileio import atomic_write_json, installed_versions
+from parity.report import hub as hubs
+from parity.report import plots
+from parity.checks import REFEREE, CaseContext, StageResult, make_context, run_stage
+from parity.comparators import error_comparison
+from parity.comparison import GOLDEN, Check, Comparison
 from parity.golden import GoldenError, GoldenRefused, GoldenStore
 from parity.matrix import ParityCase
-from parity.runner import BackendRun, CaseInputs
 from parity.tolerances import tolerance
-
-FRAMEWORK_DISTRIBUTIONS = ("tensorflow-cpu", "keras", "torch", "lightning", "numpy")
-
-
-def installed_versions() -> dict:
-    """Versions from package metadata: no framework import on the controller."""
-    found = {}
-    for dist in FRAMEWORK_DISTRIBUTIONS:
-        try:
-            found[dist] = version(dist)
-        except PackageNotFoundError:
-            pass
-    return found
-
 
 @dataclass
 class ParitySession:
@@ -56,10 +41,7 @@ class ParitySession:
 
     def context(self, case: ParityCase) -> CaseContext:
         if case.id not in self.contexts:
-            inputs = CaseInputs(case=case, workdir=self.workdir)
-            runs = {name: BackendRun(backend=adapter, inputs=inputs) for name, adapter in self.adapters.items()}
-            self.contexts[case.id] = CaseContext(inputs=inputs, runs=runs,
-                                                 referee=BackendRun(backend=self.referee, inputs=inputs))
+            self.contexts[case.id] = make_context(case, self.adapters, self.workdir, referee=self.referee)
         return self.contexts[case.id]
 
     def run(self, case: ParityCase, stage: str) -> list[Comparison]:
@@ -67,7 +49,9 @@ class ParitySession:
         ctx = self.context(case)
         result = run_stage(ctx, stage)
         comparisons = list(result.comparisons) + self._golden(ctx, stage, result)
-        hubs.write_part(self.hub, self.worker, comparisons, result.artifacts)
+        artifacts = hubs.write_part(self.hub, self.worker, comparisons, result.artifacts)
+        # This config's plots, drawn here while other workers run, not serially by the controller at the end.
+        plots.draw_missing(self.hub, [c.to_dict() for c in comparisons], artifacts)
         return comparisons
 
     def _golden(self, ctx: CaseContext, stage: str, result: StageResult) -> list[Comparison]:
@@ -78,15 +62,15 @@ class ParitySession:
         config = ctx.inputs.config
         out = []
         if self.regen:
-            cross = [c for c in result.comparisons if "~golden" not in c.check]
+            cross = [c for c in result.comparisons if c.check.right != GOLDEN]
             info = {"config": config, "framework_versions": installed_versions(),
                     "reference_backend": reference}
             try:
                 path = self.store.bless(ctx.case_id, stage, golden, cross, info)
             except (GoldenRefused, GoldenError) as exc:
-                return [error_comparison(config_id=ctx.case_id, stage=stage, check=f"{reference}~golden",
+                return [error_comparison(config_id=ctx.case_id, stage=stage, check=Check(reference, GOLDEN),
                                          metric="regen", error=exc)]
-            out.append(Comparison(config_id=ctx.case_id, stage=stage, check=f"{reference}~golden",
+            out.append(Comparison(config_id=ctx.case_id, stage=stage, check=Check(reference, GOLDEN),
                                   metric="regenerated", passed=True, kind="exact", measured={}, tolerance=None,
                                   worst=None, message=f"[{ctx.case_id}] stage {stage}: golden written to {path}"))
         for name, data in result.golden_by_backend.items():
@@ -102,6 +86,4 @@ class ParitySession:
             if ctx.referee is not None:
                 runs["referee"] = ctx.referee
             timings[cid] = {name: run.timings for name, run in runs.items()}
-        folder = self.hub / "timings"
-        folder.mkdir(exist_ok=True)
-        (folder / f"{self.worker}.json").write_text(json.dumps(timings, indent=1, sort_keys=True))
+        atomic_write_json(self.hub / "timings" / f"{self.worker}.json", timings, indent=1)

@@ -11,16 +11,15 @@ guess. Entries not measured yet carry `"provisional": true` and
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from backends.common.fileio import VersionedJsonError, atomic_write_json, read_versioned_json
 from parity.stages import STAGES
 
 LEDGER_SCHEMA = "pinn-parity-tolerances"
@@ -172,14 +171,19 @@ def parse_ledger(document, path: Path) -> Ledger:
     return Ledger(path=path, entries={key: _entry(key, raw) for key, raw in entries.items()})
 
 
+def read_ledger_document(path: str | os.PathLike = DEFAULT_LEDGER_PATH) -> dict:
+    """The ledger file as a JSON object, its schema and version checked; LedgerError otherwise."""
+    try:
+        return read_versioned_json(path, kind=LEDGER_SCHEMA, version=LEDGER_SCHEMA_VERSION,
+                                   what="tolerance ledger")
+    except VersionedJsonError as error:
+        raise LedgerError(str(error)) from None
+
+
 @functools.lru_cache(maxsize=8)
 def _load_cached(path: str, mtime_ns: int, size: int) -> Ledger:
     # Keyed on mtime and size so an edited ledger is re-read within one process.
-    try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise LedgerError(f"{path}: not valid JSON ({error})") from None
-    return parse_ledger(document, Path(path))
+    return parse_ledger(read_ledger_document(path), Path(path))
 
 
 def load_ledger(path: str | os.PathLike = DEFAULT_LEDGER_PATH) -> Ledger:
@@ -205,15 +209,7 @@ def tolerance(stage: str, metric: str, dtype, *, ledger: Ledger | None = None) -
 
 
 def save_ledger_document(document: Mapping, path: str | os.PathLike = DEFAULT_LEDGER_PATH) -> None:
-    """Validate, then write a ledger atomically (for the future `tolerances` verb)."""
+    """Validate, then write a ledger atomically (`python -m parity tolerances --measure --write`)."""
     target = Path(path)
     parse_ledger(document, target)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=2, sort_keys=False)
-            handle.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_json(target, document, sort_keys=False)

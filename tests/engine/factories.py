@@ -1,6 +1,6 @@
 """Builders shared by the engine tests: ledger documents and hand-made comparisons."""
 
-from parity.comparison import Comparison
+from parity.comparison import Check, Comparison
 
 ENV = {"versions": {"numpy": "2.4.6"}, "platform": "test", "threads": "1"}
 
@@ -16,7 +16,7 @@ def ledger_document(entries):
             "entries": {f"{e['stage']}.{e['metric']}.{e['dtype']}": e for e in entries}}
 
 
-def make_comparison(config_id, stage, passed, *, check="tf~torch", metric="max_abs",
+def make_comparison(config_id, stage, passed, *, check=Check("tf", "torch"), metric="max_abs",
                     measured=None, tolerance=None, kind="allclose"):
     """A hand-made Comparison for hub and diff tests."""
     verdict = "within" if passed else "exceeds"

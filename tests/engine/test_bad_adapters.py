@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 from adapters.referee import Float64Referee
-from parity.checks import CaseContext, run_stage
+from parity.checks import make_context, run_stage
 from parity.matrix import ParityCase, SimulatedData
-from parity.runner import BackendRun, CaseInputs
 
 CASE = ParityCase("gs2-k4-poisson-n32-bad", SimulatedData(seed=3, n_positions=20), {"gridsize": 2})
 
@@ -60,9 +59,7 @@ class ReturnsNaN(Float32Referee):
 @pytest.fixture
 def context(tmp_path):
     def make(bad_backend):
-        inputs = CaseInputs(case=CASE, workdir=tmp_path)
-        runs = {"ref32": BackendRun(Float32Referee(), inputs), bad_backend.name: BackendRun(bad_backend, inputs)}
-        return CaseContext(inputs=inputs, runs=runs)
+        return make_context(CASE, {"ref32": Float32Referee(), bad_backend.name: bad_backend}, tmp_path)
     return make
 
 
@@ -73,13 +70,13 @@ def _failed(result):
 def test_an_adapter_that_raises_fails_its_stage_with_the_error(context):
     failed = _failed(run_stage(context(Raises()), "translation"))
     assert len(failed) == 1
-    assert failed[0].kind == "error" and failed[0].check == "raises"
+    assert failed[0].kind == "error" and str(failed[0].check) == "raises"
     assert "could not run: RuntimeError: backend exploded in translate" in failed[0].message
 
 
 def test_a_wrong_shape_is_named_before_values(context):
     failed = _failed(run_stage(context(WrongShape()), "translation"))
-    assert [c.check for c in failed] == ["wrongshape~ref32"]
+    assert [str(c.check) for c in failed] == ["wrongshape~ref32"]
     assert "shape" in failed[0].headline and "(2, 1, 32, 32)" in failed[0].message
 
 
@@ -90,7 +87,7 @@ def test_a_wrong_dtype_fails(context):
 
 def test_nan_never_passes(context):
     failed = _failed(run_stage(context(ReturnsNaN()), "loss"))
-    assert failed and all(c.check == "nan~ref32" for c in failed)
+    assert failed and all(str(c.check) == "nan~ref32" for c in failed)
     assert any("nan" in c.message.lower() for c in failed)
 
 
@@ -100,17 +97,15 @@ class Healthy(Float32Referee):
 
 def test_a_healthy_pair_passes(context):
     result = run_stage(context(Healthy()), "translation")
-    assert [c.check for c in result.comparisons] == ["healthy~ref32"]
+    assert [str(c.check) for c in result.comparisons] == ["healthy~ref32"]
     assert all(c.passed for c in result.comparisons)
 
 
-def test_a_missing_ledger_entry_fails_the_stage_clearly(context):
+def test_a_missing_ledger_entry_fails_the_stage_clearly(tmp_path):
     # Two float64 backends would need float64 tolerances, which the ledger does not have.
-    inputs = context(Healthy()).inputs
-    ctx = CaseContext(inputs=inputs, runs={"a": BackendRun(Float64Referee(), inputs),
-                                           "b": BackendRun(Float64Referee(), inputs)})
+    ctx = make_context(CASE, {"a": Float64Referee(), "b": Float64Referee()}, tmp_path)
     failed = _failed(run_stage(ctx, "translation"))
-    assert [c.check for c in failed] == ["ledger"]
+    assert [str(c.check) for c in failed] == ["ledger"]
     assert "no tolerance 'translation.max_abs.float64'" in failed[0].message
 
 

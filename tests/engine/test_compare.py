@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from parity.compare import (RECONSTRUCTION_METRICS, check_invariants, compare_allclose,
+from parity.comparators import (RECONSTRUCTION_METRICS, check_invariants, compare_allclose,
                             compare_band, compare_exact, compare_reconstruction, error_comparison)
-from parity.comparison import Comparison, assert_passed
+from parity.comparison import Check, Comparison, assert_passed
 
 CID = "gs1-k4-poisson-n32"
 
@@ -46,7 +46,7 @@ def test_allclose_failure_message_is_pinned(pair, tol):
 
 def test_allclose_against_golden_ends_with_the_regen_command(pair, tol):
     result = compare_allclose(*pair, tol("translation", "max_abs"), config_id=CID,
-                              check="tf~golden")
+                              check=Check("tf", "golden"))
     assert "rtol*|golden|" in result.message
     assert result.message.splitlines()[-1] == (
         "  regenerate: python -m parity regen --parity-config gs1-k4-poisson-n32"
@@ -243,14 +243,14 @@ def test_reconstruction_shape_and_nan_fail_every_metric(tol, rng):
 
 def test_invariants_and_errors(tol):
     ok = check_invariants([("unique members", True, "")], config_id=CID, stage="grouping",
-                          check="torch~spec")
+                          check=Check("torch", "spec"))
     assert ok.passed and ok.kind == "invariant"
     bad = check_invariants([("unique members", True, ""), ("within K", False, "group 3: 9 > 4")],
-                           config_id=CID, stage="grouping", check="torch~spec")
+                           config_id=CID, stage="grouping", check=Check("torch", "spec"))
     assert bad.headline == f"[{CID}] stage grouping torch~spec invariants: 1 of 2 invariants violated"
     assert "  within K: group 3: 9 > 4" in bad.message
-    assert not check_invariants([], config_id=CID, stage="grouping", check="tf~spec").passed
-    crashed = error_comparison(config_id=CID, stage="forward", check="tf~torch", metric="max_abs",
+    assert not check_invariants([], config_id=CID, stage="grouping", check=Check("tf", "spec")).passed
+    crashed = error_comparison(config_id=CID, stage="forward", check=Check("tf", "torch"), metric="max_abs",
                                error=RuntimeError("shape mismatch"))
     assert not crashed.passed and crashed.kind == "error"
     assert crashed.headline.endswith("could not run: RuntimeError: shape mismatch")
@@ -260,7 +260,9 @@ def test_to_dict_round_trip_and_validation(pair, tol):
     result = compare_allclose(*pair, tol("translation", "max_abs"), config_id=CID)
     data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
     again = Comparison.from_dict(data)
-    assert again.identity == result.identity and again.message == result.message
+    assert (again.config_id, again.stage, again.check, again.metric) == (result.config_id, result.stage,
+                                                                         result.check, result.metric)
+    assert again.message == result.message
     assert again.measured == result.measured
     with pytest.raises(ValueError, match="stage 'forwrd' is not one of"):
         Comparison.from_dict(dict(data, stage="forwrd"))

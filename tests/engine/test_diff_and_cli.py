@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from parity.__main__ import VERBS, main, pytest_command
-from parity.diff import diff_hubs, render_diff_text
+from parity.report.diff import diff_hubs, render_diff_text
 
 from .factories import make_comparison
 
@@ -67,6 +67,17 @@ def test_diff_sorts_changes_into_their_kinds(two_hubs):
     assert text.splitlines()[1].endswith("/B (INCOMPLETE)")
 
 
+def test_hubs_written_before_check_parts_still_diff_and_render(two_hubs):
+    before, after = two_hubs
+    for hub in (before, after):
+        results = json.loads((hub / "results.json").read_text())
+        for item in results["comparisons"]:
+            del item["check_parts"]
+        (hub / "results.json").write_text(json.dumps(results))
+    assert len(diff_hubs(before, after).new_failures) == 2
+    assert main(["report", str(after)]) == 0
+
+
 def test_diff_of_a_hub_with_itself_is_empty(two_hubs):
     report = diff_hubs(two_hubs[0], two_hubs[0])
     assert not report.has_new_failures and not report.fixed and not report.moved
@@ -88,7 +99,8 @@ def test_cli_diff_exit_status_and_bad_input(two_hubs, tmp_path):
     done = run_cli("diff", before, after)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("parity: error: ")
-    assert "version 9; this harness reads 'pinn-parity-results' version 1" in done.stderr
+    assert ("expected schema 'pinn-parity-results' schema_version 1, found 'pinn-parity-results' 9"
+            in done.stderr)
 
 
 def test_cli_report_renders_and_rejects_a_missing_hub(two_hubs, tmp_path):

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from parity.comparison import Check
 from parity.golden import GoldenError, GoldenRefused, GoldenStore
 
 from .factories import make_comparison
@@ -101,7 +102,7 @@ def test_corrupt_or_foreign_manifest_is_an_error_naming_it(store, arrays, tol):
                                           r"'gs2-k4-poisson-n32' but lives in the folder of"):
         store.check(CID, "forward", arrays, lookup(tol))
     manifest_path.write_text("{ truncated")
-    with pytest.raises(GoldenError, match=rf"{manifest_path}: corrupt manifest"):
+    with pytest.raises(GoldenError, match=rf"{manifest_path}: unreadable golden manifest \(JSONDecodeError"):
         store.check(CID, "forward", arrays, lookup(tol))
 
 
@@ -125,7 +126,7 @@ def test_bless_refuses_when_the_backends_disagree(store, arrays):
         store.bless(CID, "forward", arrays, [], INFO)
     with pytest.raises(GoldenRefused, match="not cross-backend evidence"):
         store.bless(CID, "forward", arrays, [make_comparison(CID, "forward", True,
-                                                             check="tf~golden")], INFO)
+                                                             check=Check("tf", "golden"))], INFO)
     store.bless(CID, "forward", arrays, [make_comparison(CID, "forward", True)], INFO)
     assert (store.folder(CID) / "forward.npz").exists()
 

@@ -7,8 +7,9 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from parity import hub as hubs
-from parity.compare import RECONSTRUCTION_METRICS, compare_band, compare_reconstruction
+from parity.report import hub as hubs
+from parity.report import plots
+from parity.comparators import RECONSTRUCTION_METRICS, compare_band, compare_reconstruction
 
 from .factories import make_comparison
 
@@ -74,8 +75,8 @@ def test_render_refuses_another_schema_or_version(tmp_path):
     results = json.loads((hub / "results.json").read_text())
     (hub / "results.json").write_text(json.dumps(dict(results, schema_version=2)))
     with pytest.raises(hubs.ResultsSchemaError,
-                       match="has schema 'pinn-parity-results' version 2; this harness reads "
-                             "'pinn-parity-results' version 1"):
+                       match="expected schema 'pinn-parity-results' schema_version 1, found "
+                             "'pinn-parity-results' 2"):
         hubs.render(hub)
     (hub / "results.json").write_text(json.dumps(dict(results, schema="something-else")))
     with pytest.raises(hubs.ResultsSchemaError, match="'something-else'"):
@@ -91,7 +92,7 @@ def test_latest_points_at_the_newest_hub_with_a_text_fallback(tmp_path, monkeypa
     assert os.readlink(root / "latest") == old.name
     new = hubs.new_hub(root)
     hubs.finalize(new, ENV, "", complete=True)
-    assert hubs.latest_hub(root) == new.resolve()
+    assert hubs.resolve_hub(root / "latest") == new.resolve()
 
     def no_symlinks(*args, **kwargs):
         raise OSError("symlinks not supported here")
@@ -99,7 +100,7 @@ def test_latest_points_at_the_newest_hub_with_a_text_fallback(tmp_path, monkeypa
     monkeypatch.setattr(os, "symlink", no_symlinks)
     hubs.update_latest(old)
     assert (root / "latest").read_text().strip() == old.name
-    assert hubs.latest_hub(root) == old.resolve()
+    assert hubs.resolve_hub(root / "latest") == old.resolve()
 
 
 def test_artifacts_and_series_become_plots(tmp_path, tol, rng):
@@ -124,6 +125,34 @@ def test_artifacts_and_series_become_plots(tmp_path, tol, rng):
     # Re-rendering from results.json alone gives the same page.
     hubs.render(hub)
     assert (hub / "index.html").read_text() == html
+
+
+def test_plots_a_worker_drew_are_linked_not_redrawn_and_missing_ones_are_drawn(tmp_path, tol, rng,
+                                                                                monkeypatch):
+    hub = hubs.new_hub(tmp_path / "reports", now=WHEN)
+    obj = ((0.5 + rng.random((24, 28))) * np.exp(1j * rng.random((24, 28)))).astype(np.complex64)
+    records = compare_reconstruction(obj, obj * 1.1, {m: tol("reconstruction", m) for m in RECONSTRUCTION_METRICS},
+                                     config_id="gs1")
+    artifact = hubs.Artifact("gs1", "reconstruction", {"tf": obj, "torch": obj})
+    artifacts = hubs.write_part(hub, "gw0", records, [artifact])
+    # What a worker does after the stage: its plots are in place before the session ends.
+    drawn = plots.draw_missing(hub, [c.to_dict() for c in records], artifacts)
+    assert sorted(p.name for p in drawn) == ["gs1-frc-tf-torch.png", "gs1-reconstruction.png"]
+    stamps = {p.name: p.stat().st_mtime_ns for p in drawn}
+    assert plots.draw_missing(hub, [c.to_dict() for c in records], artifacts) == []
+
+    draws = []
+    for name in ("plot_reconstruction", "plot_frc", "plot_loss_curves"):
+        original = getattr(plots, name)
+        monkeypatch.setattr(plots, name, lambda *a, original=original, name=name: (draws.append(name), original(*a)))
+    hubs.finalize(hub, ENV, "", complete=True)
+    assert draws == [] and {p.name: p.stat().st_mtime_ns for p in drawn} == stamps
+    html = (hub / "index.html").read_text()
+    assert all(f'src="plots/{name}"' in html for name in stamps)
+    # `python -m parity report` draws what is missing, from the saved artifact.
+    (hub / "plots" / "gs1-reconstruction.png").unlink()
+    hubs.render(hub)
+    assert draws == ["plot_reconstruction"] and (hub / "plots" / "gs1-reconstruction.png").is_file()
 
 
 def test_a_broken_artifact_costs_only_its_plot(tmp_path):

@@ -75,7 +75,7 @@ def test_unknown_key_and_wrong_schema(tmp_path, test_ledger):
     with pytest.raises(LedgerError, match=r"no tolerance 'forward\.max_abs\.float64' .*"
                                           r"entries for stage 'forward': forward\.max_abs\.float32"):
         tolerance("forward", "max_abs", "float64", ledger=test_ledger)
-    with pytest.raises(LedgerError, match="expected schema 'pinn-parity-tolerances' version 1"):
+    with pytest.raises(LedgerError, match="expected schema 'pinn-parity-tolerances' schema_version 1, found 'other' None"):
         load_ledger(_write(tmp_path, {"schema": "other", "entries": {}}))
     with pytest.raises(LedgerError, match="no tolerance ledger at"):
         load_ledger(tmp_path / "absent.json")

@@ -372,23 +372,22 @@ class _Float32Copy(Float64Referee):
 
 
 def test_a_split_names_the_backend_farther_from_the_referee(tmp_path):
-    from parity.checks import CaseContext, run_stage
+    from parity.checks import CaseContext, make_context, run_stage
+    from parity.comparison import Check
     from parity.matrix import MATRIX
-    from parity.runner import BackendRun, CaseInputs
 
-    inputs = CaseInputs(case=MATRIX[1], workdir=tmp_path)
-    runs = {name: BackendRun(_Float32Copy(name, nudge), inputs) for name, nudge in (("good", 0.0), ("bad", 1e-3))}
-    ctx = CaseContext(inputs=inputs, runs=runs, referee=BackendRun(Float64Referee(), inputs))
-    result = {c.check: c for c in run_stage(ctx, "translation").comparisons}
+    adapters = {name: _Float32Copy(name, nudge) for name, nudge in (("good", 0.0), ("bad", 1e-3))}
+    ctx = make_context(MATRIX[1], adapters, tmp_path, referee=Float64Referee())
+    result = {str(c.check): c for c in run_stage(ctx, "translation").comparisons}
     assert set(result) == {"bad~good", "good~referee", "bad~referee"}
     assert result["good~referee"].passed and not result["bad~referee"].passed
     note = result["bad~good"].message.splitlines()[-1]
     assert note.startswith("  referee (float64): bad is 1.000e-03 from it, good is ")
     assert note.endswith(": fix bad first")
     grouping = run_stage(ctx, "grouping").comparisons
-    split = next(c for c in grouping if c.check == "bad~good" and c.metric == "nn_indices")
+    split = next(c for c in grouping if c.check == Check("bad", "good") and c.metric == "nn_indices")
     assert split.message.splitlines()[-1].endswith("good is 0 of 192 elements: fix bad first")
-    assert all(c.passed for c in grouping if c.check.startswith("good~"))
-    without = CaseContext(inputs=inputs, runs=runs)  # no referee: no referee checks, no note
+    assert all(c.passed for c in grouping if c.check.left == "good")
+    without = CaseContext(inputs=ctx.inputs, runs=ctx.runs)  # no referee: no referee checks, no note
     plain = run_stage(without, "translation").comparisons
-    assert [c.check for c in plain] == ["bad~good"] and "referee" not in plain[0].message
+    assert [c.check for c in plain] == [Check("bad", "good")] and "referee" not in plain[0].message

@@ -1,8 +1,16 @@
 """PNG plots of a hub: reconstructions, loss curves, FRC curves (matplotlib Agg).
 
+Each pytest worker draws its configs' plots into hub/plots/ right after the stage
+whose records allow them (`draw_missing`, called by parity.session); the controller
+only links them (`make_plots`), drawing just those still missing, which is also how
+`python -m parity report` rebuilds a hub's plots from results.json and the saved
+artifacts. Names are `<config_id>-<plot>.png`, so workers never write the same file.
+
 Figures are built with matplotlib's object API (Figure + FigureCanvasAgg), not
-pyplot: no global state, no display backend, safe in any process. A plot that
-cannot be made is reported in the page instead of failing the whole report.
+pyplot: no global state, no display backend, safe in any process. matplotlib is
+imported on the first drawing, so a process that draws nothing never loads it.
+A plot is written atomically (a file that exists is whole), and one that cannot
+be made is reported in the page instead of failing the whole report.
 """
 
 from __future__ import annotations
@@ -10,15 +18,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
-from parity.comparison import from_jsonable
+from backends.common.fileio import atomic_write
+from parity.comparison import check_of, from_jsonable
 from parity.imagemetrics import HALF_NYQUIST, align_global_phase_scale
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 DPI = 72  # small files: the hub should stay light enough to attach to a CI run
+PLOTS_DIR = "plots"
 
 
 @dataclass(frozen=True)
@@ -30,10 +42,18 @@ class PlotRef:
     error: str | None = None
 
 
+def _figure(**kwargs) -> Figure:
+    from matplotlib.figure import Figure  # here, not at import: only a process that draws pays for it
+
+    return Figure(**kwargs)
+
+
 def _save(fig: Figure, path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     FigureCanvasAgg(fig)
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    atomic_write(path, lambda handle: fig.savefig(handle, dpi=DPI, format="png"))
 
 
 def plot_reconstruction(path: Path, objects: Mapping[str, np.ndarray], title: str) -> None:
@@ -46,7 +66,7 @@ def plot_reconstruction(path: Path, objects: Mapping[str, np.ndarray], title: st
         aligned, _ = align_global_phase_scale(first, objects[labels[1]])
         shown[f"{labels[1]} (aligned)"] = aligned
     columns = len(shown) + (1 if len(shown) > 1 else 0)
-    fig = Figure(figsize=(3.2 * columns, 6))
+    fig = _figure(figsize=(3.2 * columns, 6))
     axes = fig.subplots(2, columns, squeeze=False)
     for col, (label, obj) in enumerate(shown.items()):
         for row, (name, image, cmap) in enumerate((("amplitude", np.abs(obj), "gray"),
@@ -72,7 +92,7 @@ def plot_reconstruction(path: Path, objects: Mapping[str, np.ndarray], title: st
 
 def plot_loss_curves(path: Path, bands: list[Mapping], title: str) -> None:
     """Loss trajectories of both backends (top) and their relative gap per step (bottom)."""
-    fig = Figure(figsize=(7, 5.5))
+    fig = _figure(figsize=(7, 5.5))
     top, bottom = fig.subplots(2, 1, sharex=True)
     for band in bands:
         extra = from_jsonable(band["extra"])
@@ -102,7 +122,7 @@ def plot_loss_curves(path: Path, bands: list[Mapping], title: str) -> None:
 
 def plot_frc(path: Path, comparison: Mapping, title: str) -> None:
     extra = from_jsonable(comparison["extra"])
-    fig = Figure(figsize=(6, 4))
+    fig = _figure(figsize=(6, 4))
     ax = fig.subplots()
     ax.plot(extra["frc_frequency"], extra["frc"], marker=".")
     ax.axvline(HALF_NYQUIST, color="gray", linestyle=":", label="half Nyquist")
@@ -117,31 +137,67 @@ def plot_frc(path: Path, comparison: Mapping, title: str) -> None:
     _save(fig, path)
 
 
-def make_plots(hub: Path, results: Mapping) -> dict[str, list[PlotRef]]:
-    """Every plot the results allow, written to hub/plots/; {config_id: [PlotRef]}."""
-    out = hub / "plots"
-    out.mkdir(exist_ok=True)
-    jobs: dict[str, list] = {config_id: [] for config_id in results["configs"]}
-    for artifact in results.get("artifacts", []):
-        if artifact["kind"] == "reconstruction" and artifact["config_id"] in jobs:
-            jobs[artifact["config_id"]].append(("reconstruction", _reconstruction_job(hub, artifact)))
-    for config_id in jobs:
-        mine = [c for c in results["comparisons"] if c["config_id"] == config_id]
+def plan(hub: Path, comparisons: list[Mapping], artifacts: list[Mapping]) -> dict[str, list[tuple[str, object]]]:
+    """{config_id: [(plot name, job(path, title))]}: every plot these records allow.
+
+    The records are results.json's (or Comparison.to_dict() and write_part's artifact
+    records, the same thing before the merge), so a worker and the controller plan the
+    same plots under the same names."""
+    jobs: dict[str, list] = {}
+    for artifact in artifacts:
+        if artifact["kind"] == "reconstruction":
+            jobs.setdefault(artifact["config_id"], []).append(("reconstruction", _reconstruction_job(hub, artifact)))
+    configs = dict.fromkeys(c["config_id"] for c in comparisons)
+    for config_id in configs:
+        mine = [c for c in comparisons if c["config_id"] == config_id]
         bands = [c for c in mine if c["kind"] == "band" and "trajectory_a" in c.get("extra", {})]
         if bands:
-            jobs[config_id].append(("loss", lambda p, t, bands=bands: plot_loss_curves(p, bands, t)))
+            jobs.setdefault(config_id, []).append(("loss", lambda p, t, bands=bands: plot_loss_curves(p, bands, t)))
         for frc in (c for c in mine if "frc" in c.get("extra", {})):
-            jobs[config_id].append((f"frc-{frc['check'].replace('~', '-')}",
-                                    lambda p, t, frc=frc: plot_frc(p, frc, t)))
-    figures: dict[str, list[PlotRef]] = {}
-    for config_id, entries in jobs.items():
-        figures[config_id] = []
+            jobs.setdefault(config_id, []).append((f"frc-{check_of(frc).slug}",
+                                                   lambda p, t, frc=frc: plot_frc(p, frc, t)))
+    return jobs
+
+
+def plot_path(hub: Path, config_id: str, name: str) -> Path:
+    return hub / PLOTS_DIR / f"{config_id}-{name}.png"
+
+
+def draw_missing(hub: Path, comparisons: list[Mapping], artifacts: list[Mapping]) -> list[Path]:
+    """Draw the plots these records allow that hub/plots/ does not hold yet: what a worker
+    calls after each stage. A plot that fails is left missing (make_plots tries again and
+    reports why); matplotlib is imported only when there is something to draw."""
+    drawn = []
+    for config_id, entries in plan(hub, comparisons, artifacts).items():
         for name, job in entries:
-            path = out / f"{config_id}-{name}.png"
+            path = plot_path(hub, config_id, name)
+            if path.exists():
+                continue
+            try:
+                job(path, f"{config_id}: {name}")
+                drawn.append(path)
+            except Exception:  # noqa: BLE001 - the controller redraws it and puts the error in the page
+                pass
+    return drawn
+
+
+def make_plots(hub: Path, results: Mapping) -> dict[str, list[PlotRef]]:
+    """Every plot the results allow, in hub/plots/; {config_id: [PlotRef]}.
+
+    Plots the workers drew are linked as they are; only missing ones are drawn here
+    (after an interrupted run, or for a hub re-rendered by `python -m parity report`)."""
+    (hub / PLOTS_DIR).mkdir(exist_ok=True)
+    jobs = plan(hub, results["comparisons"], results.get("artifacts", []))
+    figures: dict[str, list[PlotRef]] = {}
+    for config_id in results["configs"]:
+        figures[config_id] = []
+        for name, job in jobs.get(config_id, []):
+            path = plot_path(hub, config_id, name)
             title = f"{config_id}: {name}"
             try:
-                job(path, title)
-                figures[config_id].append(PlotRef(title, f"plots/{path.name}"))
+                if not path.exists():
+                    job(path, title)
+                figures[config_id].append(PlotRef(title, f"{PLOTS_DIR}/{path.name}"))
             except Exception as error:  # a broken artifact must not cost the rest of the report
                 figures[config_id].append(PlotRef(title, None, f"{type(error).__name__}: {error}"))
     return figures

@@ -8,20 +8,22 @@ Life of a hub (schema: docs/results_schema.md; contents: reports/README.md):
 2. Every worker (xdist or not) calls `write_part(hub, worker_id, records)`,
    appending JSON lines to parts/<worker_id>.jsonl. One file per worker means
    no locking and nothing lost when another worker dies.
+   The worker then draws the plots those records allow into plots/
+   (parity.report.plots.draw_missing), while the other workers still run.
 3. The controller calls `finalize(...)` at session end: parts are merged
-   into results.json, summary.md / index.html / plots are rendered, the
-   INCOMPLETE marker is removed only for a complete run, and reports/latest
-   is pointed at the hub.
+   into results.json, summary.md / index.html are rendered, the workers'
+   plots linked (any missing one drawn), the INCOMPLETE marker is removed
+   only for a complete run, and reports/latest is pointed at the hub.
 
 `render(hub)` redoes step 3's rendering from results.json alone (plus saved
-artifacts), so a report can be regenerated after the run.
+artifacts, from which it draws any plot that is missing), so a report can be
+regenerated after the run.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -29,8 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
+from backends.common.fileio import (VersionedJsonError, atomic_write_json, atomic_write_text, read_versioned_json,
+                                    save_npz)
 from parity.comparison import Comparison, to_jsonable
 from parity.envinfo import check_name, utc_now
+from parity.report import html, plots, summary
 from parity.stages import STAGES, first_divergence, stage_index
 
 RESULTS_SCHEMA = "pinn-parity-results"
@@ -62,19 +67,8 @@ class Artifact:
     arrays: Mapping[str, np.ndarray]
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, data) -> None:
-    _write_text_atomic(path, json.dumps(to_jsonable(data), indent=2, allow_nan=False) + "\n")
+def _write_json(path: Path, data) -> None:
+    atomic_write_json(path, to_jsonable(data), sort_keys=False)
 
 
 def new_hub(root: str | os.PathLike = "reports", *, now: datetime | None = None) -> Path:
@@ -97,13 +91,14 @@ def new_hub(root: str | os.PathLike = "reports", *, now: datetime | None = None)
 
 
 def write_part(hub: str | os.PathLike, worker_id: str, records: Iterable,
-               artifacts: Iterable[Artifact] = ()) -> None:
-    """Append comparisons (Comparison or its to_dict()) and artifacts of one worker."""
+               artifacts: Iterable[Artifact] = ()) -> list[dict]:
+    """Append comparisons (Comparison or its to_dict()) and artifacts of one worker;
+    returns the artifacts' records (config_id, kind, labels, file), as results.json lists them."""
     hub = Path(hub)
     check_name("worker id", worker_id)
     if not (hub / PARTS_DIR).is_dir():
         raise HubError(f"{hub} is not a hub (no {PARTS_DIR}/ folder); create it with new_hub()")
-    lines = []
+    lines, written = [], []
     for record in records:
         comparison = record if isinstance(record, Comparison) else Comparison.from_dict(record)
         lines.append(json.dumps({"record": "comparison", **comparison.to_dict()}, allow_nan=False))
@@ -113,21 +108,15 @@ def write_part(hub: str | os.PathLike, worker_id: str, records: Iterable,
         folder = hub / PARTS_DIR / worker_id
         folder.mkdir(exist_ok=True)
         target = folder / f"{artifact.config_id}.{artifact.kind}.npz"
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez_compressed(handle, **{k: np.asarray(v) for k, v in artifact.arrays.items()})
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        lines.append(json.dumps({"record": "artifact", "config_id": artifact.config_id,
-                                 "kind": artifact.kind, "labels": list(artifact.arrays),
-                                 "file": target.relative_to(hub).as_posix()}))
+        save_npz(target, {k: np.asarray(v) for k, v in artifact.arrays.items()}, compress=True)
+        written.append({"config_id": artifact.config_id, "kind": artifact.kind, "labels": list(artifact.arrays),
+                        "file": target.relative_to(hub).as_posix()})
+        lines.append(json.dumps({"record": "artifact", **written[-1]}))
     if lines:
         # One write of whole lines: a worker killed mid-run leaves at most one torn last line.
         with open(hub / PARTS_DIR / f"{worker_id}.jsonl", "a", encoding="utf-8") as handle:
             handle.write("\n".join(lines) + "\n")
+    return written
 
 
 def read_parts(hub: Path) -> tuple[list[dict], list[dict], list[str]]:
@@ -186,9 +175,9 @@ def finalize(hub: str | os.PathLike, env: Mapping, log_text: str, complete: bool
     if not (hub / PARTS_DIR).is_dir():
         raise HubError(f"{hub} is not a hub (no {PARTS_DIR}/ folder)")
     results = build_results(hub, env, complete)
-    write_json(hub / "results.json", results)
-    write_json(hub / "env.json", env)
-    _write_text_atomic(hub / LOG_NAME, log_text)
+    _write_json(hub / "results.json", results)
+    _write_json(hub / "env.json", env)
+    atomic_write_text(hub / LOG_NAME, log_text)
     render(hub)
     if complete:
         (hub / INCOMPLETE_MARKER).unlink(missing_ok=True)
@@ -202,27 +191,20 @@ def load_results(hub: str | os.PathLike) -> dict:
     if not path.is_file():
         raise HubError(f"{path} does not exist (an interrupted run that never finalized?)")
     try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise HubError(f"{path} is not valid JSON ({error})") from None
-    found = (results.get("schema"), results.get("schema_version")) if isinstance(
-        results, dict) else (None, None)
-    if found != (RESULTS_SCHEMA, RESULTS_SCHEMA_VERSION):
-        raise ResultsSchemaError(f"{path} has schema {found[0]!r} version {found[1]!r}; this "
-                                 f"harness reads {RESULTS_SCHEMA!r} version "
-                                 f"{RESULTS_SCHEMA_VERSION} (docs/results_schema.md)")
-    return results
+        return read_versioned_json(path, kind=RESULTS_SCHEMA, version=RESULTS_SCHEMA_VERSION,
+                                   what="results file")
+    except VersionedJsonError as error:
+        raise ResultsSchemaError(f"{error} (docs/results_schema.md)") from None
 
 
 def render(hub: str | os.PathLike) -> None:
-    """(Re)write summary.md, index.html and plots/*.png from results.json and artifacts."""
-    from parity import plots, report_html, report_summary  # matplotlib only when rendering
+    """(Re)write summary.md and index.html from results.json; draw the plots/*.png missing."""
 
     hub = resolve_hub(hub)
     results = load_results(hub)
-    _write_text_atomic(hub / "summary.md", report_summary.render_summary(results))
+    atomic_write_text(hub / "summary.md", summary.render_summary(results))
     figures = plots.make_plots(hub, results)
-    _write_text_atomic(hub / "index.html", report_html.render_index(results, figures))
+    atomic_write_text(hub / "index.html", html.render_index(results, figures))
 
 
 def update_latest(hub: Path) -> Path:
@@ -231,12 +213,12 @@ def update_latest(hub: Path) -> Path:
     link = hub.parent / LATEST_NAME
     tmp = hub.parent / f".{LATEST_NAME}.{os.getpid()}.tmp"
     tmp.unlink(missing_ok=True)
-    try:
+    try:  # a symlink cannot go through fileio.atomic_write: made beside, then swapped in
         os.symlink(hub.name, tmp, target_is_directory=True)
         os.replace(tmp, link)
     except (OSError, NotImplementedError):
         tmp.unlink(missing_ok=True)
-        _write_text_atomic(link, hub.name + "\n")
+        atomic_write_text(link, hub.name + "\n")
     return link
 
 
@@ -248,11 +230,3 @@ def resolve_hub(path: str | os.PathLike) -> Path:
     if not path.is_dir():
         raise HubError(f"no hub at {path}")
     return path.resolve()
-
-
-def latest_hub(root: str | os.PathLike = "reports") -> Path | None:
-    """The hub reports/latest points at, or None."""
-    link = Path(root) / LATEST_NAME
-    if not link.exists():
-        return None
-    return resolve_hub(link)

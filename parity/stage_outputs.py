@@ -1,4 +1,4 @@
-"""Stage outputs of each backend on one case, computed once and cached.
+"""Stage outputs of each backend on one case: the canonical inputs, and each backend's calls.
 
 The harness feeds every backend identical canonical inputs, made here with
 numpy from the case's seed (never by one backend's physics), so that each
@@ -123,7 +123,13 @@ class CaseInputs:
 
 @dataclass
 class BackendRun:
-    """One backend's outputs for one case; each stage runs at most once."""
+    """One backend's outputs for one case, with its compute time per stage.
+
+    Calls without an argument (config, data, grouping, shapes, translation, scales,
+    own initial weights, stitch, cli) are cached_property: computed at most once.
+    Calls that take an input (forward, loss, predict, gradients, train, reconstruct,
+    bundle) run on every call; CaseContext keeps what several stages share (the
+    reference's training), and audit.CachedRun memoises them per input."""
 
     backend: Backend
     inputs: CaseInputs

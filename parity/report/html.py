@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from html import escape
 
-from parity.report_summary import INCOMPLETE_NOTE, environment_line, status_cell
+from parity.report.summary import INCOMPLETE_NOTE, environment_line, status_cell
 from parity.stages import DESCRIPTIONS, STAGES
 
 STYLE = """

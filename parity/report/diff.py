@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from parity.comparison import from_jsonable
-from parity.hub import load_results, resolve_hub
+from parity.report.hub import load_results, resolve_hub
 
 Identity = tuple[str, str, str, str]
 

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from parity import imagemetrics
-from parity.comparison import (Comparison, closing_line, fmt_error, fmt_index, fmt_value,
-                               headline, labels_of, percent)
+from parity.comparison import (Check, Comparison, closing_line, fmt_error, fmt_index, fmt_value,
+                               headline, percent)
 from parity.tolerances import Tolerance
 
 WORST_ROWS = 5
 RECONSTRUCTION_METRICS = ("rel_error", "ssim", "frc")
 _TINY = np.finfo(np.float64).tiny
+TF_TORCH = Check("tf", "torch")  # the comparators' default label
 
 
 @dataclass(frozen=True)
@@ -30,12 +31,12 @@ class _Subject:
 
     config_id: str
     stage: str
-    check: str
+    check: Check
     metric: str
 
     @property
     def labels(self) -> tuple[str, str]:
-        return labels_of(self.check)
+        return self.check.side_a, self.check.side_b
 
     def result(self, *, passed, kind, text, details=(), measured=None, tol=None,
                tolerance=None, worst=None, extra=None, closing=None) -> Comparison:
@@ -133,7 +134,7 @@ def _worst_table(rows: list[tuple], labels) -> list[str]:
 # ---- allclose -------------------------------------------------------------------------------
 
 def compare_allclose(a, b, tol: Tolerance, *, config_id: str, stage: str | None = None,
-                     check: str = "tf~torch", metric: str | None = None) -> Comparison:
+                     check: Check = TF_TORCH, metric: str | None = None) -> Comparison:
     """|a - b| <= atol + rtol·|b| elementwise (b is the reference); arrays, scalars or
     mappings of arrays (one verdict over all keys, e.g. per-tensor gradients)."""
     subject = _Subject(config_id, stage or tol.stage, check, metric or tol.metric)
@@ -262,7 +263,7 @@ def _compare_fields(a: Mapping, b: Mapping, subject: _Subject) -> Comparison:
                           text=f"{len(details)} of {len(names)} fields differ")
 
 
-def compare_exact(a, b, *, config_id: str, stage: str, check: str = "tf~torch",
+def compare_exact(a, b, *, config_id: str, stage: str, check: Check = TF_TORCH,
                   metric: str = "exact") -> Comparison:
     """Exact equality. Mappings of non-arrays (configs) are compared field by field,
     reporting every differing key with both values; arrays (or mappings of arrays)
@@ -320,7 +321,7 @@ def compare_exact(a, b, *, config_id: str, stage: str, check: str = "tf~torch",
 # ---- band (loss trajectories) ---------------------------------------------------------------
 
 def compare_band(traj_a, traj_b, tol: Tolerance, *, config_id: str, stage: str | None = None,
-                 check: str = "tf~torch", metric: str | None = None) -> Comparison:
+                 check: Check = TF_TORCH, metric: str | None = None) -> Comparison:
     """Two trajectories stay within a band: per step |a - b| / max(|a|, |b|) <= tol.value."""
     subject = _Subject(config_id, stage or tol.stage, check, metric or tol.metric)
     la, lb = subject.labels
@@ -372,7 +373,7 @@ def compare_band(traj_a, traj_b, tol: Tolerance, *, config_id: str, stage: str |
 # ---- reconstruction -------------------------------------------------------------------------
 
 def compare_reconstruction(obj_a, obj_b, tols: Mapping[str, Tolerance], *, config_id: str,
-                           stage: str = "reconstruction", check: str = "tf~torch",
+                           stage: str = "reconstruction", check: Check = TF_TORCH,
                            mask=None) -> tuple[Comparison, Comparison, Comparison]:
     """Objects compared after fitting b onto a with one complex scalar (global phase and
     scale are not determined by ptychography). Returns one Comparison per metric in
@@ -382,7 +383,7 @@ def compare_reconstruction(obj_a, obj_b, tols: Mapping[str, Tolerance], *, confi
     if missing:
         raise ValueError(f"compare_reconstruction needs tolerances for {missing}")
     subjects = {name: _Subject(config_id, stage, check, name) for name in RECONSTRUCTION_METRICS}
-    la, lb = labels_of(check)
+    la, lb = check.side_a, check.side_b
     a, b = np.asarray(obj_a), np.asarray(obj_b)
     problem = None
     if a.ndim != 2 or a.shape != b.shape:
@@ -433,7 +434,7 @@ def compare_reconstruction(obj_a, obj_b, tols: Mapping[str, Tolerance], *, confi
 # ---- aggregate metrics ---------------------------------------------------------------------
 
 def compare_update(init, a, b, tol: Tolerance, *, config_id: str, stage: str = "training",
-                   check: str = "tf~torch", metric: str | None = None) -> Comparison:
+                   check: Check = TF_TORCH, metric: str | None = None) -> Comparison:
     """Weight updates from one start: ||(a - init) - (b - init)|| / ||b - init|| over every
     tensor at once. Adam's first steps move near-zero gradients by a whole learning rate
     in either direction, so single elements of two correct backends part; the whole
@@ -474,7 +475,7 @@ def compare_update(init, a, b, tol: Tolerance, *, config_id: str, stage: str = "
 # ---- invariants and errors ------------------------------------------------------------------
 
 def check_invariants(items: Iterable[tuple[str, bool, str]], *, config_id: str, stage: str,
-                     check: str, metric: str = "invariants") -> Comparison:
+                     check: Check, metric: str = "invariants") -> Comparison:
     """One verdict over named properties (name, ok, detail), e.g. grouping invariants when
     a backend's random stream differs. An empty list fails: nothing was checked."""
     subject = _Subject(config_id, stage, check, metric)
@@ -494,7 +495,7 @@ def check_invariants(items: Iterable[tuple[str, bool, str]], *, config_id: str, 
                           closing="  explain: each invariant is a property docs/spec.md requires")
 
 
-def error_comparison(*, config_id: str, stage: str, check: str, metric: str,
+def error_comparison(*, config_id: str, stage: str, check: Check, metric: str,
                      error: BaseException | str) -> Comparison:
     """A failed Comparison for a check that could not run (e.g. a backend raised), so the
     stage still shows as failed in the report instead of missing."""

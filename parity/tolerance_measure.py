@@ -13,7 +13,6 @@ saying so on the terminal.
 
 from __future__ import annotations
 
-import json
 import math
 import tempfile
 from dataclasses import replace
@@ -22,11 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from adapters.registry import get_backend
-from parity.checks import REFEREE, STAGE_CHECKS, CaseContext
+from backends.common.fileio import installed_versions
+from parity.checks import REFEREE, make_context, run_stage
 from parity.envinfo import collect_environment, utc_now
 from parity.matrix import MATRIX
-from parity.runner import BackendRun, CaseInputs
-from parity.tolerances import DEFAULT_LEDGER_PATH, load_ledger, save_ledger_document
+from parity.stages import STAGES
+from parity.tolerances import DEFAULT_LEDGER_PATH, load_ledger, read_ledger_document, save_ledger_document
 
 HEADROOM = 10.0
 SEED_STRIDE = 1000  # measurement seed s uses data seed case.seed + s * SEED_STRIDE
@@ -52,31 +52,33 @@ def measure(seeds, backends=("tf", "torch"), cases=MATRIX, log=print) -> dict:
     """ledger key -> {"worst": value, "max_ref": magnitude, "seeds": [...], "n": count}."""
     adapters = {name: get_backend(name) for name in backends}
     referee = get_backend(REFEREE)  # "<backend>~referee" comparisons use the same ledger entries: measured too
-    workdir = Path(tempfile.mkdtemp(prefix="parity-measure-"))
     ledger = load_ledger()
     found = {}
-    for seed, case in shifted_cases(seeds, cases):
-        inputs = CaseInputs(case=case, workdir=workdir)
-        ctx = CaseContext(inputs=inputs, runs={n: BackendRun(a, inputs) for n, a in adapters.items()},
-                          referee=BackendRun(referee, inputs))
-        for stage, check in STAGE_CHECKS.items():
-            for comparison in check(ctx).comparisons:
-                if comparison.kind == "error":
-                    log(f"  seed {seed} {case.id} {stage}: {comparison.headline}")
-                got = _observed(comparison)
-                if got is None:
-                    continue
-                key, value, ref = got
-                lower = ledger.entries[key].bound == "lower" if key in ledger.entries else False
-                slot = found.setdefault(key, {"worst": value, "max_ref": ref, "seeds": [], "n": 0})
-                worse = value < slot["worst"] if lower else value > slot["worst"]
-                slot["worst"] = value if worse else slot["worst"]
-                slot["max_ref"] = max(slot["max_ref"], ref)
-                slot["n"] += 1
-                if seed not in slot["seeds"]:
-                    slot["seeds"].append(seed)
-        log(f"seed {seed} {case.id}: done")
+    with tempfile.TemporaryDirectory(prefix="parity-measure-") as workdir:
+        for seed, case in shifted_cases(seeds, cases):
+            ctx = make_context(case, adapters, Path(workdir), referee=referee)
+            for stage in STAGES:
+                for comparison in run_stage(ctx, stage).comparisons:
+                    if comparison.kind == "error":
+                        log(f"  seed {seed} {case.id} {stage}: {comparison.headline}")
+                    got = _observed(comparison)
+                    if got is not None:
+                        _keep_worst(found, ledger, seed, *got)
+            log(f"seed {seed} {case.id}: done")
     return found
+
+
+def _keep_worst(found: dict, ledger, seed: int, key: str, value: float, ref: float) -> None:
+    """Fold one measurement into found[key]: the worst value (lowest for lower bounds), the
+    largest magnitude compared, the seeds seen and the count."""
+    lower = ledger.entries[key].bound == "lower" if key in ledger.entries else False
+    slot = found.setdefault(key, {"worst": value, "max_ref": ref, "seeds": [], "n": 0})
+    worse = value < slot["worst"] if lower else value > slot["worst"]
+    slot["worst"] = value if worse else slot["worst"]
+    slot["max_ref"] = max(slot["max_ref"], ref)
+    slot["n"] += 1
+    if seed not in slot["seeds"]:
+        slot["seeds"].append(seed)
 
 
 def proposed_value(entry_bound: str, worst: float, max_ref: float, headroom: float, dtype: str) -> float:
@@ -122,9 +124,7 @@ def write_ledger(found: dict, path=DEFAULT_LEDGER_PATH, log=print) -> None:
 
     Each entry keeps its own headroom factor: 10 for deterministic stages, less where
     the metric is chaotic by nature (training), so that the band still means something."""
-    document = json.loads(Path(path).read_text())
-    from parity.session import installed_versions
-
+    document = read_ledger_document(path)
     env = collect_environment()
     threads = ", ".join(f"{k}={v}" for k, v in sorted(env.get("threads", {}).items()))
     environment = {"versions": installed_versions(), "platform": env.get("platform", "?"), "threads": threads}
