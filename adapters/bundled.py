@@ -2,8 +2,11 @@
 
 Both backends expose the same mirrored API (docs/backend_api.md), so one
 adapter class serves both; what differs is only the layout and tensor
-conversion, given per backend below. No physics here: every number comes
-from the backend. Frameworks are imported on first use, never at import.
+conversion, given per backend below. Every number comes from the backend
+but one: `predict` reports the amplitude g·|far field| (g = exp(log
+intensity scale)), scaled here in numpy from the backend's own far field and
+scale, since the models return the far field only. Frameworks are imported
+on first use, never at import.
 """
 
 from __future__ import annotations
