@@ -4,6 +4,10 @@ Comparisons are matched by identity (config_id, stage, check, metric). A
 metric "moved" when its measured value changed by more than the limit of
 its tolerance, even if both runs pass: that is the early warning of a
 refactor drifting towards a split.
+
+Everything is listed in pipeline order (parity.stages), and each comparison at most once:
+a failure is a new failure, still failing, or fixed; "moved" holds only comparisons that
+pass in both runs. The text starts each config with its first divergence before -> after.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from parity.comparison import from_jsonable
-from parity.report.hub import load_results, resolve_hub
+from parity.comparison import check_of, from_jsonable
+from parity.report.hub import load_results, resolve_hub, summarize_configs
+from parity.report.numbers import CHECK_ORDER, check_category
+from parity.stages import stage_index
 
 Identity = tuple[str, str, str, str]
 
@@ -53,6 +59,12 @@ class DiffReport:
     only_in_a: tuple[tuple[str, str], ...]
     """(config_id, stage) pairs checked in A only."""
     only_in_b: tuple[tuple[str, str], ...]
+    divergence: tuple[tuple[str, str | None, str | None], ...] = ()
+    """(config_id, first divergence in A, in B), configs in name order; None: no failure,
+    or the config is absent from that run (see absent_a / absent_b)."""
+    absent_a: tuple[str, ...] = ()
+    """Configs with no comparison in A."""
+    absent_b: tuple[str, ...] = ()
 
     @property
     def has_new_failures(self) -> bool:
@@ -63,7 +75,7 @@ def _by_identity(results: Mapping) -> dict[Identity, dict]:
     """One entry per identity; duplicates merge to failed if any failed (the failing one kept)."""
     merged: dict[Identity, dict] = {}
     for item in results["comparisons"]:
-        key = (item["config_id"], item["stage"], item["check"], item["metric"])
+        key = (item["config_id"], item["stage"], str(check_of(item)), item["metric"])
         if key not in merged or (merged[key]["passed"] and not item["passed"]):
             merged[key] = item
     return merged
@@ -72,6 +84,11 @@ def _by_identity(results: Mapping) -> dict[Identity, dict]:
 def _headline(item: Mapping) -> str:
     return item.get("message", "").splitlines()[0] if item.get("message") else " ".join(
         (item["config_id"], item["stage"], item["check"], item["metric"]))
+
+
+def _order(key: Identity, item: Mapping) -> tuple:
+    """Config, pipeline stage, kind of check (numbers.CHECK_ORDER), check, metric."""
+    return (key[0], stage_index(key[1]), CHECK_ORDER.index(check_category(check_of(item))), key[2], key[3])
 
 
 def _moved(key: Identity, old: Mapping, new: Mapping) -> MetricMove | None:
@@ -91,7 +108,7 @@ def diff_hubs(a: str | os.PathLike, b: str | os.PathLike) -> DiffReport:
     results_a, results_b = load_results(a), load_results(b)
     old, new = _by_identity(results_a), _by_identity(results_b)
     new_failures, fixed, still, moved = [], [], [], []
-    for key in sorted(set(old) | set(new)):
+    for key in sorted(set(old) | set(new), key=lambda k: _order(k, new.get(k) or old[k])):
         before, after = old.get(key), new.get(key)
         if after is not None and not after["passed"]:
             if before is None or before["passed"]:
@@ -100,36 +117,62 @@ def diff_hubs(a: str | os.PathLike, b: str | os.PathLike) -> DiffReport:
                 still.append(DiffEntry(key, _headline(after)))
         elif after is not None and before is not None and not before["passed"]:
             fixed.append(DiffEntry(key, _headline(before)))
-        if before is not None and after is not None:
+        if before is not None and after is not None and before["passed"] and after["passed"]:
             move = _moved(key, before, after)
             if move:
                 moved.append(move)
     stages_a = {(k[0], k[1]) for k in old}
     stages_b = {(k[0], k[1]) for k in new}
+    configs_a = summarize_configs(list(old.values()))
+    configs_b = summarize_configs(list(new.values()))
+    by_stage = lambda pair: (pair[0], stage_index(pair[1]))  # noqa: E731
     return DiffReport(hub_a=str(resolve_hub(a)), hub_b=str(resolve_hub(b)),
                       complete_a=bool(results_a["complete"]),
                       complete_b=bool(results_b["complete"]),
                       new_failures=tuple(new_failures), fixed=tuple(fixed),
                       still_failing=tuple(still), moved=tuple(moved),
-                      only_in_a=tuple(sorted(stages_a - stages_b)),
-                      only_in_b=tuple(sorted(stages_b - stages_a)))
+                      only_in_a=tuple(sorted(stages_a - stages_b, key=by_stage)),
+                      only_in_b=tuple(sorted(stages_b - stages_a, key=by_stage)),
+                      divergence=tuple((c, (configs_a.get(c) or {}).get("first_divergence"),
+                                        (configs_b.get(c) or {}).get("first_divergence"))
+                                       for c in sorted(set(configs_a) | set(configs_b))),
+                      absent_a=tuple(sorted(set(configs_b) - set(configs_a))),
+                      absent_b=tuple(sorted(set(configs_a) - set(configs_b))))
 
 
 def render_diff_text(report: DiffReport) -> str:
+    """A/B lines, the counts, then per config a first line "<config>: first divergence: <A> -> <B>"
+    and its changes in pipeline order, one line each: "new failure", "still failing", "fixed"
+    (with the headline of the run where it failed), "moved", "checked only in A/B"."""
     def state(complete: bool) -> str:
         return "complete" if complete else "INCOMPLETE"
 
+    def divergence(stage: str | None, absent: bool) -> str:
+        return "(not run)" if absent else stage or "none"
+
     lines = [f"A: {report.hub_a} ({state(report.complete_a)})",
-             f"B: {report.hub_b} ({state(report.complete_b)})"]
-    sections = (("new failures", [e.headline for e in report.new_failures]),
-                ("fixed", [e.headline for e in report.fixed]),
-                ("still failing", [e.headline for e in report.still_failing]),
-                ("metrics that moved more than their tolerance",
-                 [f"{' '.join(m.identity)}: {m.measure} {m.value_a:.3e} -> {m.value_b:.3e} "
-                  f"(limit {m.limit:.3e})" for m in report.moved]),
-                ("checked only in A", [f"{c} / {s}" for c, s in report.only_in_a]),
-                ("checked only in B", [f"{c} / {s}" for c, s in report.only_in_b]))
-    for title, entries in sections:
-        lines.append(f"{title} ({len(entries)})" + (":" if entries else ""))
-        lines.extend(f"  {entry}" for entry in entries)
+             f"B: {report.hub_b} ({state(report.complete_b)})",
+             f"{len(report.new_failures)} new failures, {len(report.still_failing)} still failing, "
+             f"{len(report.fixed)} fixed, {len(report.moved)} moved more than their tolerance"]
+    entries: dict[str, list[tuple[int, int, str]]] = {}
+
+    def add(config_id: str, stage: str, text: str) -> None:
+        entries.setdefault(config_id, []).append((stage_index(stage), len(entries.get(config_id, [])), text))
+
+    for title, found in (("new failure", report.new_failures), ("still failing", report.still_failing),
+                         ("fixed", report.fixed)):
+        for entry in found:
+            add(entry.identity[0], entry.identity[1], f"{title}: {entry.headline}")
+    for move in report.moved:
+        config_id, stage, check, metric = move.identity
+        add(config_id, stage, f"moved: [{config_id}] stage {stage} {check} {metric}: {move.measure} "
+                              f"{move.value_a:.3e} -> {move.value_b:.3e} (limit {move.limit:.3e})")
+    for side, pairs in (("A", report.only_in_a), ("B", report.only_in_b)):
+        for config_id, stage in pairs:
+            if config_id not in (report.absent_b if side == "A" else report.absent_a):  # said by its first line
+                add(config_id, stage, f"checked only in {side}: stage {stage}")
+    for config_id, before, after in report.divergence:
+        lines.append(f"{config_id}: first divergence: {divergence(before, config_id in report.absent_a)} -> "
+                     f"{divergence(after, config_id in report.absent_b)}")
+        lines.extend(f"  {text}" for _, _, text in sorted(entries.get(config_id, [])))
     return "\n".join(lines) + "\n"

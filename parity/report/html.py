@@ -1,7 +1,11 @@
-"""index.html of a hub: the summary table, then per config its plots and failures.
+"""index.html of a hub: the stage table with margins, the failures table, then per config its
+plots and failure messages.
 
 A single static page with relative links to plots/, so a hub can be copied,
-zipped or served as it is. Every text from results.json is HTML-escaped.
+zipped or served as it is. Every text from results.json is HTML-escaped. Links
+inside the page: a FAIL cell goes to its first row in the failures table
+(numbers.stage_anchor), a row's check to its full message (msg-<index>), a
+config to its section.
 """
 
 from __future__ import annotations
@@ -9,38 +13,73 @@ from __future__ import annotations
 from collections.abc import Mapping
 from html import escape
 
-from parity.report.summary import INCOMPLETE_NOTE, environment_line, status_cell
+from parity.report.numbers import failure_rows, first_rows, fmt_ratio, stage_anchor, stage_margins
+from parity.report.summary import (FAILURE_COLUMNS, FAILURES_NOTE, INCOMPLETE_NOTE, MARGIN_NOTE, environment_line,
+                                   failure_cells, status_cell)
 from parity.stages import DESCRIPTIONS, STAGES
 
 STYLE = """
-body { font-family: sans-serif; margin: 1.5em; color: #222; }
-table { border-collapse: collapse; font-size: 0.85em; }
+body { font-family: sans-serif; margin: 1.5em; color: #222; overflow-wrap: anywhere; }
+table { border-collapse: collapse; font-size: 0.85em; max-width: 100%; }
 th, td { border: 1px solid #bbb; padding: 0.25em 0.5em; text-align: center; }
 th.config, td.config { text-align: left; }
 td.pass { background: #d9f2d9; } td.fail { background: #f6caca; font-weight: bold; }
 td.none { color: #999; }
+td a { color: inherit; }
+.margin { display: block; font-weight: normal; font-size: 0.85em; color: #555; }
+table.failures td { text-align: left; vertical-align: top; }
+table.failures td.number { text-align: right; white-space: nowrap; }
+tr:target { outline: 2px solid #c00; }
+.note { font-size: 0.85em; color: #555; max-width: 60em; }
 .incomplete { background: #fff2cc; border: 1px solid #e0b000; padding: 0.6em; }
-pre { background: #f4f4f4; padding: 0.6em; overflow-x: auto; font-size: 0.8em; }
+pre { background: #f4f4f4; padding: 0.6em; font-size: 0.8em; white-space: pre-wrap; overflow-wrap: anywhere; }
 img { max-width: 100%; border: 1px solid #ddd; margin: 0.3em 0; }
+figure { margin: 0.5em 0; }
 """
 
 
 def _table(results: Mapping) -> list[str]:
     if not results["configs"]:
         return ["<p>No comparison was recorded.</p>"]
+    margins = stage_margins(results["comparisons"])
     head = "".join(f'<th title="{escape(DESCRIPTIONS[s])}">{escape(s)}</th>' for s in STAGES)
-    rows = ['<table>', f'<tr><th class="config">config id</th>{head}</tr>']
+    rows = ['<table class="stages">', f'<tr><th class="config">config id</th>{head}</tr>']
     for config_id in results["configs"]:
         cells = []
         for stage in STAGES:
             status = status_cell(results, config_id, stage)
-            css, text = {"pass": ("pass", "pass"), "fail": ("fail", "FAIL")}.get(
-                status, ("none", "-"))
-            cells.append(f'<td class="{css}">{text}</td>')
+            css, text = {"pass": ("pass", "pass"), "fail": ("fail", "FAIL")}.get(status, ("none", "-"))
+            if status == "fail":
+                text = f'<a href="#{escape(stage_anchor(config_id, stage))}">FAIL</a>'
+            margin = margins.get((config_id, stage)) if status != "-" else None
+            if margin is None:
+                cells.append(f'<td class="{css}">{text}</td>')
+            else:
+                cells.append(f'<td class="{css}" title="margin from {escape(margin.source)}">{text}'
+                             f'<span class="margin">{escape(fmt_ratio(margin.value))}</span></td>')
         rows.append(f'<tr><td class="config"><a href="#{escape(config_id)}">'
                     f'{escape(config_id)}</a></td>{"".join(cells)}</tr>')
     rows.append("</table>")
-    return rows
+    return rows + [f'<p class="note">{escape(MARGIN_NOTE)}</p>']
+
+
+def _failures(results: Mapping) -> list[str]:
+    rows = failure_rows(results)
+    if not rows:
+        return []
+    firsts = first_rows(rows)
+    head = "".join(f"<th>{escape(column)}</th>" for column in FAILURE_COLUMNS)
+    parts = ['<h2 id="failures">Failures</h2>', f'<p class="note">{escape(FAILURES_NOTE)}</p>',
+             '<table class="failures">', f"<tr>{head}</tr>"]
+    for position, row in enumerate(rows):
+        config, stage, check, metric, measured, tolerance, ratio, worst, fix = map(escape, failure_cells(row))
+        anchor = f' id="{escape(stage_anchor(row.config_id, row.stage))}"' if position in firsts else ""
+        parts.append(f'<tr{anchor}><td><a href="#{config}">{config}</a></td><td>{stage}</td>'
+                     f'<td><a href="#msg-{row.index}">{check}</a></td><td>{metric}</td>'
+                     f'<td class="number">{measured}</td><td class="number">{tolerance}</td>'
+                     f'<td class="number">{ratio}</td><td>{worst}</td><td>{fix}</td></tr>')
+    parts.append("</table>")
+    return parts
 
 
 def render_index(results: Mapping, figures: Mapping[str, list]) -> str:
@@ -58,22 +97,23 @@ def render_index(results: Mapping, figures: Mapping[str, list]) -> str:
               f"{len(results['configs'])} configs. Details: <a href=\"summary.md\">summary.md</a>, "
               "<a href=\"results.json\">results.json</a>, <a href=\"env.json\">env.json</a>, "
               "<a href=\"run.log\">run.log</a>.</p>",
-              "<h2>Stages</h2>", *_table(results)]
+              "<h2>Stages</h2>", *_table(results), *_failures(results)]
+    failed = failure_rows(results)
     for config_id, entry in results["configs"].items():
         stage = entry["first_divergence"]
         divergence = (f"first divergence: <strong>{escape(stage)}</strong> "
                       f"({escape(DESCRIPTIONS[stage])})" if stage else "no divergence")
         parts += [f'<h2 id="{escape(config_id)}">{escape(config_id)}</h2>', f"<p>{divergence}</p>"]
         for plot in figures.get(config_id, []):
-            if plot.path:
-                parts.append(f'<figure><img src="{escape(plot.path)}" alt="{escape(plot.title)}">'
-                             f"<figcaption>{escape(plot.title)}</figcaption></figure>")
+            if plot.path:  # the figure carries its title: no caption repeating it
+                parts.append(f'<figure><img src="{escape(plot.path)}" alt="{escape(plot.title)}"></figure>')
+            elif plot.note:
+                parts.append(f'<p class="flat">{escape(plot.title)}: {escape(plot.note)}</p>')
             else:
                 parts.append(f"<p>plot {escape(plot.title)} could not be made: "
                              f"{escape(plot.error or '')}</p>")
-        for item in results["comparisons"]:
-            if item["config_id"] == config_id and not item["passed"]:
-                parts.append(f"<pre>{escape(item['message'])}</pre>")
+        for row in (row for row in failed if row.config_id == config_id):
+            parts.append(f'<pre id="msg-{row.index}">{escape(results["comparisons"][row.index]["message"])}</pre>')
     if results.get("warnings"):
         parts += ["<h2>Warnings</h2>", "<ul>"]
         parts += [f"<li>{escape(w)}</li>" for w in results["warnings"]]

@@ -11,6 +11,10 @@ pyplot: no global state, no display backend, safe in any process. matplotlib is
 imported on the first drawing, so a process that draws nothing never loads it.
 A plot is written atomically (a file that exists is whole), and one that cannot
 be made is reported in the page instead of failing the whole report.
+
+Flat content is said in words, not drawn as a flat line: an FRC curve equal at every
+frequency becomes a sentence in the page (no PNG), a difference map that is zero
+everywhere or a loss gap that is zero at every step becomes text inside its panel.
 """
 
 from __future__ import annotations
@@ -40,6 +44,27 @@ class PlotRef:
     title: str
     path: str | None
     error: str | None = None
+    note: str | None = None
+    """In place of a plot whose content is flat: what it would have shown, in words."""
+
+
+@dataclass(frozen=True)
+class Flat:
+    """A plan entry with nothing worth drawing: the sentence the page shows instead."""
+
+    note: str
+
+
+def _flat_note(values, what: str) -> str | None:
+    """A sentence when every finite value of `values` is the same (and there is one), else None."""
+    data = np.asarray(values, dtype=np.float64).ravel()
+    if data.size == 0 or not np.all(np.isfinite(data)) or np.ptp(data) > 1e-12 * max(1.0, float(np.max(np.abs(data)))):
+        return None
+    return f"{what} is {data[0]:.6g} at all {data.size} points, so it is not drawn"
+
+
+def _say_flat(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=9, wrap=True, transform=ax.transAxes)
 
 
 def _figure(**kwargs) -> Figure:
@@ -79,9 +104,12 @@ def plot_reconstruction(path: Path, objects: Mapping[str, np.ndarray], title: st
         differences = (("|amp| difference", np.abs(first) - np.abs(other)),
                        ("phase difference", np.angle(first * np.conj(other))))
         for row, (name, image) in enumerate(differences):
-            limit = float(np.max(np.abs(image))) or 1.0
-            mappable = axes[row][-1].imshow(image, cmap="RdBu_r", vmin=-limit, vmax=limit)
+            limit = float(np.max(np.abs(image)))
             axes[row][-1].set_title(name, fontsize=9)
+            if limit == 0.0:
+                _say_flat(axes[row][-1], "zero everywhere:\nidentical after alignment")
+                continue
+            mappable = axes[row][-1].imshow(image, cmap="RdBu_r", vmin=-limit, vmax=limit)
             fig.colorbar(mappable, ax=axes[row][-1], shrink=0.8)
     for ax in axes.ravel():
         ax.set_xticks([])
@@ -94,6 +122,7 @@ def plot_loss_curves(path: Path, bands: list[Mapping], title: str) -> None:
     """Loss trajectories of both backends (top) and their relative gap per step (bottom)."""
     fig = _figure(figsize=(7, 5.5))
     top, bottom = fig.subplots(2, 1, sharex=True)
+    gaps = []
     for band in bands:
         extra = from_jsonable(band["extra"])
         la, lb = extra.get("labels", ["a", "b"])
@@ -103,11 +132,16 @@ def plot_loss_curves(path: Path, bands: list[Mapping], title: str) -> None:
         top.plot(a, label=f"{la}{suffix}")
         top.plot(b, "--", label=f"{lb}{suffix}")
         if a.shape == b.shape:
-            gap = np.abs(a - b) / np.maximum(np.maximum(np.abs(a), np.abs(b)), 1e-300)
+            gaps.append((band, np.abs(a - b) / np.maximum(np.maximum(np.abs(a), np.abs(b)), 1e-300)))
+    if gaps and all(not np.any(gap) for _, gap in gaps):
+        _say_flat(bottom, "the trajectories are identical: relative gap 0 at every step")
+    else:
+        for band, gap in gaps:
             bottom.semilogy(np.maximum(gap, 1e-16), label=f"{band['metric']}")
-        limit = (band.get("tolerance") or {}).get("limit")
-        if isinstance(limit, (int, float)):
-            bottom.axhline(limit, color="red", linewidth=0.8, linestyle=":")
+        for band in bands:
+            limit = (band.get("tolerance") or {}).get("limit")
+            if isinstance(limit, (int, float)):
+                bottom.axhline(limit, color="red", linewidth=0.8, linestyle=":")
     values = np.concatenate([np.asarray(from_jsonable(b["extra"])[k], dtype=np.float64)
                              for b in bands for k in ("trajectory_a", "trajectory_b")])
     if values.size and np.all(values[np.isfinite(values)] > 0):
@@ -138,7 +172,7 @@ def plot_frc(path: Path, comparison: Mapping, title: str) -> None:
 
 
 def plan(hub: Path, comparisons: list[Mapping], artifacts: list[Mapping]) -> dict[str, list[tuple[str, object]]]:
-    """{config_id: [(plot name, job(path, title))]}: every plot these records allow.
+    """{config_id: [(plot name, job(path, title) or Flat)]}: every plot these records allow.
 
     The records are results.json's (or Comparison.to_dict() and write_part's artifact
     records, the same thing before the merge), so a worker and the controller plan the
@@ -154,7 +188,8 @@ def plan(hub: Path, comparisons: list[Mapping], artifacts: list[Mapping]) -> dic
         if bands:
             jobs.setdefault(config_id, []).append(("loss", lambda p, t, bands=bands: plot_loss_curves(p, bands, t)))
         for frc in (c for c in mine if "frc" in c.get("extra", {})):
-            jobs.setdefault(config_id, []).append((f"frc-{check_of(frc).slug}",
+            note = _flat_note(from_jsonable(frc["extra"]["frc"]), "the FRC")
+            jobs.setdefault(config_id, []).append((f"frc-{check_of(frc).slug}", Flat(note) if note else
                                                    lambda p, t, frc=frc: plot_frc(p, frc, t)))
     return jobs
 
@@ -171,7 +206,7 @@ def draw_missing(hub: Path, comparisons: list[Mapping], artifacts: list[Mapping]
     for config_id, entries in plan(hub, comparisons, artifacts).items():
         for name, job in entries:
             path = plot_path(hub, config_id, name)
-            if path.exists():
+            if isinstance(job, Flat) or path.exists():
                 continue
             try:
                 job(path, f"{config_id}: {name}")
@@ -194,6 +229,9 @@ def make_plots(hub: Path, results: Mapping) -> dict[str, list[PlotRef]]:
         for name, job in jobs.get(config_id, []):
             path = plot_path(hub, config_id, name)
             title = f"{config_id}: {name}"
+            if isinstance(job, Flat):
+                figures[config_id].append(PlotRef(title, None, note=job.note))
+                continue
             try:
                 if not path.exists():
                     job(path, title)

@@ -1,4 +1,5 @@
-"""summary.md of a hub: the config x stage table, first divergences, failure messages.
+"""summary.md of a hub: the config x stage table with margins, the failures table, first
+divergences, failure messages. The numbers and the row order come from parity.report.numbers.
 
 Built from results.json alone, so `python -m parity report HUB` can redo it.
 """
@@ -7,9 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from parity.report.numbers import FailureRow, failure_rows, first_rows, fmt_ratio, stage_anchor, stage_margins
 from parity.stages import DESCRIPTIONS, STAGES
 
 CELL = {"pass": "pass", "fail": "**FAIL**"}
+MARGIN_NOTE = ("Beside pass/FAIL: the stage's margin, its largest measured / tolerance "
+               "((1 - measured) / (1 - tolerance) for lower bounds such as SSIM and FRC); "
+               "above 1 fails. Stages with exact checks only have none.")
+FAILURES_NOTE = ("Ordered by config, stage, then: checks that raised, backend against backend, "
+                 "against the float64 referee, against the spec, against the golden. "
+                 "fix first: the backend farther from the referee (\"-\": the results do not say).")
+FAILURE_COLUMNS = ("config", "stage", "check", "metric", "measured", "tolerance", "ratio",
+                   "worst element", "fix first")
 INCOMPLETE_NOTE = ("**INCOMPLETE RUN**: the run was interrupted or a worker was lost; the "
                    "table covers only the checks that finished, and a `-` may hide a failure.")
 
@@ -35,6 +45,31 @@ def status_cell(results: Mapping, config_id: str, stage: str) -> str:
     return results["configs"][config_id]["stages"].get(stage, "-")
 
 
+def failure_cells(row: FailureRow) -> list[str]:
+    """The text cells of one failures-table row, in FAILURE_COLUMNS order."""
+    return [row.config_id, row.stage, str(row.check), row.metric, row.measured, row.tolerance,
+            row.ratio, row.worst, row.fix]
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _failures_table(results: Mapping) -> list[str]:
+    rows = failure_rows(results)
+    if not rows:
+        return []
+    firsts = first_rows(rows)
+    lines = ["", "## Failures", "", FAILURES_NOTE, "",
+             "| " + " | ".join(FAILURE_COLUMNS) + " |", "|" + "---|" * len(FAILURE_COLUMNS)]
+    for position, row in enumerate(rows):
+        cells = [_md(cell) for cell in failure_cells(row)]
+        if position in firsts:
+            cells[0] = f'<a id="{stage_anchor(row.config_id, row.stage)}"></a>{cells[0]}'
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def render_summary(results: Mapping) -> str:
     lines = [f"# Parity report {results.get('hub', '')}".rstrip(), ""]
     if not results["complete"]:
@@ -44,11 +79,22 @@ def render_summary(results: Mapping) -> str:
               f"{totals.get('comparisons', 0)} comparisons, {totals.get('failed', 0)} failed, "
               f"{len(results['configs'])} configs.", "", "## Stages", ""]
     if results["configs"]:
+        margins = stage_margins(results["comparisons"])
         lines.append("| config id | " + " | ".join(STAGES) + " |")
         lines.append("|---|" + "|".join(":-:" for _ in STAGES) + "|")
         for config_id in results["configs"]:
-            cells = [CELL.get(status_cell(results, config_id, s), "-") for s in STAGES]
+            cells = []
+            for stage in STAGES:
+                status = status_cell(results, config_id, stage)
+                cell = CELL.get(status, "-")
+                if status == "fail":
+                    cell = f"[{cell}](#{stage_anchor(config_id, stage)})"
+                if status != "-" and (config_id, stage) in margins:
+                    cell += f" {fmt_ratio(margins[config_id, stage].value)}"
+                cells.append(cell)
             lines.append(f"| {config_id} | " + " | ".join(cells) + " |")
+        lines += ["", MARGIN_NOTE]
+        lines += _failures_table(results)
     else:
         lines.append("No comparison was recorded.")
     lines += ["", "## First divergence", ""]
@@ -56,9 +102,9 @@ def render_summary(results: Mapping) -> str:
         stage = entry["first_divergence"]
         lines.append(f"- {config_id}: " + (f"**{stage}** ({DESCRIPTIONS[stage]})" if stage
                                            else "none"))
-    failures = [c for c in results["comparisons"] if not c["passed"]]
+    failures = [results["comparisons"][row.index] for row in failure_rows(results)]
     if failures:
-        lines += ["", "## Failures", ""]
+        lines += ["", "## Failure messages", ""]
         for item in failures:
             lines += [f"### {item['config_id']} / {item['stage']} / {item['check']} "
                       f"{item['metric']}", "", "```", item["message"], "```", ""]

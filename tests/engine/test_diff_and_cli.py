@@ -61,10 +61,43 @@ def test_diff_sorts_changes_into_their_kinds(two_hubs):
     assert report.only_in_a == (("gs1", "cli"),)
     assert report.only_in_b == (("gs2", "model"), ("gs3", "config"))
     assert report.has_new_failures and not report.complete_b
-    text = render_diff_text(report)
-    assert "new failures (2):\n  [gs2] stage model tf~torch predict: exceeds\n" in text
-    assert "gs1 forward tf~torch max_abs: max_abs 1.000e-07 -> 5.000e-05 (limit 1.000e-05)" in text
-    assert text.splitlines()[1].endswith("/B (INCOMPLETE)")
+    assert report.divergence == (("gs1", "training", None), ("gs2", "loss", "loss"), ("gs3", None, "config"))
+    assert report.absent_a == ("gs3",) and report.absent_b == ()
+    text = render_diff_text(report).splitlines()
+    assert text[1].endswith("/B (INCOMPLETE)")
+    assert text[2:] == [
+        "2 new failures, 1 still failing, 1 fixed, 1 moved more than their tolerance",
+        "gs1: first divergence: training -> none",
+        "  moved: [gs1] stage forward tf~torch max_abs: max_abs 1.000e-07 -> 5.000e-05 (limit 1.000e-05)",
+        "  fixed: [gs1] stage training tf~torch loss_band: exceeds",
+        "  checked only in A: stage cli",
+        "gs2: first divergence: loss -> loss",
+        "  still failing: [gs2] stage loss tf~torch max_abs: exceeds",
+        "  new failure: [gs2] stage model tf~torch predict: exceeds",
+        "  checked only in B: stage model",
+        "gs3: first divergence: (not run) -> config",
+        "  new failure: [gs3] stage config tf~torch fields: exceeds",
+    ]
+
+
+def test_diff_lists_stages_in_pipeline_order_and_each_failure_once(tmp_path):
+    tol = {"key": "forward.max_abs.float32", "measure": "max_abs", "limit": 1e-5}
+    before = hand_made_hub(tmp_path, "A", [
+        make_comparison("gs1", stage, True, measured={"max_abs": 1e-7}, tolerance=tol)
+        for stage in ("training", "forward", "loss", "cli")])
+    after = hand_made_hub(tmp_path, "B", [
+        make_comparison("gs1", stage, stage != "cli", measured={"max_abs": 9e-5 if stage != "loss" else 2e-7},
+                        tolerance=tol) for stage in ("training", "forward", "loss", "cli")])
+    report = diff_hubs(before, after)
+    # cli failed and moved: listed once, as a new failure; stages forward < loss < training < cli.
+    assert [m.identity[1] for m in report.moved] == ["forward", "training"]
+    text = render_diff_text(report).splitlines()
+    assert text[3:] == [
+        "gs1: first divergence: none -> cli",
+        "  moved: [gs1] stage forward tf~torch max_abs: max_abs 1.000e-07 -> 9.000e-05 (limit 1.000e-05)",
+        "  moved: [gs1] stage training tf~torch max_abs: max_abs 1.000e-07 -> 9.000e-05 (limit 1.000e-05)",
+        "  new failure: [gs1] stage cli tf~torch max_abs: exceeds",
+    ]
 
 
 def test_hubs_written_before_check_parts_still_diff_and_render(two_hubs):
@@ -92,7 +125,7 @@ def run_cli(*args):
 def test_cli_diff_exit_status_and_bad_input(two_hubs, tmp_path):
     before, after = two_hubs
     done = run_cli("diff", before, after)
-    assert done.returncode == 1 and "new failures (2):" in done.stdout
+    assert done.returncode == 1 and "\n2 new failures, " in done.stdout
     assert run_cli("diff", after, after).returncode == 0
     results = json.loads((after / "results.json").read_text())
     (after / "results.json").write_text(json.dumps(dict(results, schema_version=9)))

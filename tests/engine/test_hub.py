@@ -46,13 +46,15 @@ def test_parts_of_two_workers_are_merged(tmp_path):
     assert json.loads((hub / "env.json").read_text()) == ENV
     assert (hub / "run.log").read_text() == "the log\n"
     summary = (hub / "summary.md").read_text()
-    assert "| gs1 | - | - | - | - | **FAIL** | pass | - | - | - | **FAIL** | - | - | - |" in summary
+    assert ("| gs1 | - | - | - | - | [**FAIL**](#fail-gs1-translation) | pass | - | - | - "
+            "| [**FAIL**](#fail-gs1-training) | - | - | - |") in summary
     assert "- gs1: **translation** (sub-pixel bilinear translation" in summary
     assert "- gs2: none" in summary
     assert "[gs1] stage training tf~torch loss_band: exceeds" in summary
     assert "INCOMPLETE" not in summary
     html = (hub / "index.html").read_text()
-    assert '<td class="fail">FAIL</td>' in html and 'id="gs2"' in html
+    assert '<td class="fail"><a href="#fail-gs1-translation">FAIL</a></td>' in html and 'id="gs2"' in html
+    assert '<tr id="fail-gs1-translation">' in html and '<tr id="fail-gs1-training">' in html
 
 
 def test_an_interrupted_run_keeps_its_marker_and_says_so(tmp_path):
@@ -107,7 +109,8 @@ def test_artifacts_and_series_become_plots(tmp_path, tol, rng):
     hub = hubs.new_hub(tmp_path / "reports", now=WHEN)
     obj = (0.5 + rng.random((24, 28))) * np.exp(1j * rng.random((24, 28)))
     tols = {m: tol("reconstruction", m) for m in RECONSTRUCTION_METRICS}
-    records = [*compare_reconstruction(obj, obj * 1.1, tols, config_id="gs1"),
+    noisy = obj * 1.1 + 0.05 * rng.standard_normal(obj.shape)
+    records = [*compare_reconstruction(obj, noisy, tols, config_id="gs1"),
                compare_band([1.0, 0.5, 0.4], [1.0, 0.51, 0.4], tol("training", "loss_band"),
                             config_id="gs1")]
     artifact = hubs.Artifact("gs1", "reconstruction", {"tf": obj.astype(np.complex64),
@@ -122,6 +125,7 @@ def test_artifacts_and_series_become_plots(tmp_path, tol, rng):
     assert all((hub / "plots" / name).read_bytes()[:4] == b"\x89PNG" for name in plots)
     html = (hub / "index.html").read_text()
     assert all(f'src="plots/{name}"' in html for name in plots)
+    assert "<figcaption>" not in html  # the figure's own title says it once
     # Re-rendering from results.json alone gives the same page.
     hubs.render(hub)
     assert (hub / "index.html").read_text() == html
@@ -131,7 +135,8 @@ def test_plots_a_worker_drew_are_linked_not_redrawn_and_missing_ones_are_drawn(t
                                                                                 monkeypatch):
     hub = hubs.new_hub(tmp_path / "reports", now=WHEN)
     obj = ((0.5 + rng.random((24, 28))) * np.exp(1j * rng.random((24, 28)))).astype(np.complex64)
-    records = compare_reconstruction(obj, obj * 1.1, {m: tol("reconstruction", m) for m in RECONSTRUCTION_METRICS},
+    noisy = (obj * 1.1 + 0.05 * rng.standard_normal(obj.shape)).astype(np.complex64)
+    records = compare_reconstruction(obj, noisy, {m: tol("reconstruction", m) for m in RECONSTRUCTION_METRICS},
                                      config_id="gs1")
     artifact = hubs.Artifact("gs1", "reconstruction", {"tf": obj, "torch": obj})
     artifacts = hubs.write_part(hub, "gw0", records, [artifact])
@@ -153,6 +158,20 @@ def test_plots_a_worker_drew_are_linked_not_redrawn_and_missing_ones_are_drawn(t
     (hub / "plots" / "gs1-reconstruction.png").unlink()
     hubs.render(hub)
     assert draws == ["plot_reconstruction"] and (hub / "plots" / "gs1-reconstruction.png").is_file()
+
+
+def test_flat_plots_are_said_in_words(tmp_path, tol, rng):
+    hub = hubs.new_hub(tmp_path / "reports", now=WHEN)
+    obj = (0.5 + rng.random((24, 28))) * np.exp(1j * rng.random((24, 28)))
+    # Equal after removing the global factor: the FRC is 1 everywhere.
+    records = compare_reconstruction(obj, obj * 1.1, {m: tol("reconstruction", m) for m in RECONSTRUCTION_METRICS},
+                                     config_id="gs1")
+    assert plots.draw_missing(hub, [c.to_dict() for c in records], []) == []
+    hubs.write_part(hub, "gw0", records)
+    hubs.finalize(hub, ENV, "", complete=True)
+    assert not (hub / "plots" / "gs1-frc-tf-torch.png").exists()
+    assert ('<p class="flat">gs1: frc-tf-torch: the FRC is 1 at all 12 points, so it is not drawn</p>'
+            in (hub / "index.html").read_text())
 
 
 def test_a_broken_artifact_costs_only_its_plot(tmp_path):
