@@ -160,12 +160,13 @@ def _worst_text(item: Mapping, check: Check) -> str:
 
 
 def _distance(item: Mapping | None) -> float | None:
-    """How far a <backend>~referee record found the backend: its measure for a tolerance
-    check, differing elements for an exact one, infinite when it could not compare."""
+    """How far a <backend>~referee record found the backend: its measure (max_abs when it
+    names none), differing elements for an exact check, infinite when it could not compare;
+    what parity.checks uses for the referee note of the message."""
     if item is None:
         return None
     measured = item.get("measured") or {}
-    measure = (item.get("tolerance") or {}).get("measure")
+    measure = (item.get("tolerance") or {}).get("measure") or "max_abs"
     if item["kind"] == "error":
         return math.inf
     if measure and _number(measured.get(measure)) is not None:

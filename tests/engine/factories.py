@@ -3,6 +3,9 @@
 from parity.comparison import Check, Comparison
 
 ENV = {"versions": {"numpy": "2.4.6"}, "platform": "test", "threads": "1"}
+HUB_ENV = {"frameworks": {"tensorflow": "2.21.0", "torch": "2.13.0"}, "commit": "0123abc",
+           "platform": "test", "threads": {"OMP_NUM_THREADS": "1"}}
+"""What the controller records of a run (collect_environment's shape), for hubs."""
 
 
 def ledger_entry(stage, metric, value, rtol=0.0, bound="upper"):
@@ -24,3 +27,40 @@ def make_comparison(config_id, stage, passed, *, check=Check("tf", "torch"), met
                       passed=passed, kind=kind, measured=measured or {"max_abs": 0.0},
                       tolerance=tolerance, worst=None,
                       message=f"[{config_id}] stage {stage} {check} {metric}: {verdict}")
+
+
+def red_hub(root, tol, env=None):
+    """A finalized hub with the engine's own comparators: gs1 fails forward (torch~tf, farther
+    from the referee than tf), its golden and the spec; gs2 passes; both have reconstructions."""
+    import numpy as np
+
+    from parity.comparators import RECONSTRUCTION_METRICS, compare_allclose, compare_exact, compare_reconstruction
+    from parity.comparison import GOLDEN, REFEREE, SPEC
+    from parity.report import hub as hubs
+
+    rng = np.random.default_rng(7)
+    truth = rng.standard_normal((4, 8)).astype(np.float64)
+    tf_out = (truth + 1e-7).astype(np.float32)
+    torch_out = tf_out.copy()
+    torch_out[2, 5] += 3e-4
+    forward = tol("forward", "max_abs")
+    records = [
+        compare_allclose(torch_out, tf_out, forward, config_id="gs1", check=Check("torch", "tf")),
+        compare_allclose(tf_out.astype(np.float64), truth, forward, config_id="gs1", check=Check("tf", REFEREE)),
+        compare_allclose(torch_out.astype(np.float64), truth, forward, config_id="gs1",
+                         check=Check("torch", REFEREE)),
+        compare_allclose(tf_out + 1e-4, tf_out, forward, config_id="gs1", check=Check("tf", GOLDEN)),
+        compare_exact({"n_filters": 32}, {"n_filters": 16}, config_id="gs1", stage="config",
+                      check=Check("torch", SPEC), metric="fields"),
+    ]
+    obj = (0.5 + rng.random((24, 28))) * np.exp(1j * rng.random((24, 28)))
+    noisy = obj * 1.1 + 0.05 * rng.standard_normal(obj.shape)
+    tols = {m: tol("reconstruction", m) for m in RECONSTRUCTION_METRICS}
+    artifacts = []
+    for config_id, other in (("gs1", noisy), ("gs2", obj * 1.1)):
+        records += compare_reconstruction(obj, other, tols, config_id=config_id, check=Check("torch", "tf"))
+        artifacts.append(hubs.Artifact(config_id, "reconstruction", {"tf": obj, "torch": other}))
+    hub = hubs.new_hub(root)
+    hubs.write_part(hub, "gw0", records, artifacts)
+    hubs.finalize(hub, env or HUB_ENV, "", complete=True)
+    return hub
