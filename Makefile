@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test parity bench audit flake clean
+.PHONY: setup browser test parity bench audit flake clean
 
 setup: $(STAMP)
 
@@ -15,7 +15,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e .
 	touch $(STAMP)
 
-test: setup
+# Headless Chromium for the report hub's browser test (tests/engine/test_hub_browser.py), from
+# Debian's packages: nothing is done when both programs are there; apt-get update only before installing.
+BROWSER_PACKAGES := chromium chromium-driver
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then \
+	  echo "browser: chromium and chromedriver present"; \
+	else \
+	  sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$sudo apt-get update && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y $(BROWSER_PACKAGES); \
+	fi
+
+test: setup browser
 	$(PY) -m pytest tests -n auto
 
 parity: setup

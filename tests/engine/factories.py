@@ -31,10 +31,11 @@ def make_comparison(config_id, stage, passed, *, check=Check("tf", "torch"), met
 
 def red_hub(root, tol, env=None):
     """A finalized hub with the engine's own comparators: gs1 fails forward (torch~tf, farther
-    from the referee than tf), its golden and the spec; gs2 passes; both have reconstructions."""
+    from the referee than tf), its golden, the spec, and its bundle stage raised; gs2 passes; both have reconstructions."""
     import numpy as np
 
-    from parity.comparators import RECONSTRUCTION_METRICS, compare_allclose, compare_exact, compare_reconstruction
+    from parity.comparators import (RECONSTRUCTION_METRICS, compare_allclose, compare_exact, compare_reconstruction,
+                                    error_comparison)
     from parity.comparison import GOLDEN, REFEREE, SPEC
     from parity.report import hub as hubs
 
@@ -52,6 +53,9 @@ def red_hub(root, tol, env=None):
         compare_allclose(tf_out + 1e-4, tf_out, forward, config_id="gs1", check=Check("tf", GOLDEN)),
         compare_exact({"n_filters": 32}, {"n_filters": 16}, config_id="gs1", stage="config",
                       check=Check("torch", SPEC), metric="fields"),
+        # A long unbroken line, as real provenance and paths are: the page must wrap it.
+        error_comparison(config_id="gs1", stage="bundle", check=Check("torch"), metric="load",
+                         error=OSError("cannot read " + "/very/long/path" * 30 + "/bundle.zip")),
     ]
     obj = (0.5 + rng.random((24, 28))) * np.exp(1j * rng.random((24, 28)))
     noisy = obj * 1.1 + 0.05 * rng.standard_normal(obj.shape)
