@@ -31,7 +31,8 @@ def make_comparison(config_id, stage, passed, *, check=Check("tf", "torch"), met
 
 def red_hub(root, tol, env=None):
     """A finalized hub with the engine's own comparators: gs1 fails forward (torch~tf, farther
-    from the referee than tf), its golden, the spec, and its bundle stage raised; gs2 passes; both have reconstructions."""
+    from the referee than tf), its golden, the spec, and its bundle stage raised; gs2 passes;
+    both have reconstructions."""
     import numpy as np
 
     from parity.comparators import (RECONSTRUCTION_METRICS, compare_allclose, compare_exact, compare_reconstruction,
