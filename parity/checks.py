@@ -16,6 +16,7 @@ farther from the float64 truth, so a split points at the backend to fix.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -27,7 +28,7 @@ from adapters.base import Backend, ModelState
 from backends.common.config import make_config
 from parity.comparators import (check_invariants, compare_allclose, compare_band, compare_exact,
                             compare_reconstruction, compare_update, error_comparison)
-from parity.comparison import REFEREE, SPEC, Check, Comparison
+from parity.comparison import REFEREE, SPEC, Check, Comparison, referee_distance
 from parity.report.hub import Artifact
 from parity.matrix import ParityCase
 from parity.stage_outputs import BackendRun, CaseInputs
@@ -203,15 +204,14 @@ def _referee_checks(ctx: CaseContext, stage: str, outputs: dict, referee_output,
 
 
 def _distance(comparison: Comparison) -> tuple[float, str]:
-    """How far a Check(backend, REFEREE) comparison found the backend: max |error| of an allclose,
-    differing elements of an exact check; infinite when it could not compare at all."""
-    measured = comparison.measured
-    if comparison.kind == "allclose" and "max_abs" in measured:
-        return float(measured["max_abs"]), f"{measured['max_abs']:.3e}"
-    if comparison.kind == "exact" and "n_total" in measured:
-        return float(measured["n_bad"]), f"{measured['n_bad']:g} of {measured['n_total']:g} elements"
+    """referee_distance of a Check(backend, REFEREE) comparison, and how to print it."""
+    distance, measured = referee_distance(comparison.kind, comparison.measured), comparison.measured
+    if comparison.kind == "allclose" and math.isfinite(distance):
+        return distance, f"{measured['max_abs']:.3e}"
+    if comparison.kind == "exact" and math.isfinite(distance):
+        return distance, f"{measured['n_bad']:g} of {measured['n_total']:g} elements"
     reason = comparison.headline.partition(f"{comparison.metric}: ")[2] or "not comparable"
-    return float("inf"), f"not comparable ({reason})"
+    return distance, f"not comparable ({reason})"
 
 
 def _with_referee_note(ctx: CaseContext, comparisons: list) -> list:

@@ -37,6 +37,17 @@ GOLDEN = "golden"
 """Check.right of a comparison with the stored golden."""
 
 
+
+def referee_distance(kind: str, measured: Mapping) -> float:
+    """How far a Check(backend, REFEREE) comparison found the backend: max |error| of an
+    allclose, the number of differing elements of an exact check, infinite when it could not
+    compare at all. The farther of two backends is the one to fix first."""
+    if kind == "allclose" and isinstance(measured.get("max_abs"), (int, float)):
+        return abs(float(measured["max_abs"]))
+    if kind == "exact" and isinstance(measured.get("n_bad"), (int, float)):
+        return float(measured["n_bad"])
+    return math.inf
+
 @dataclass(frozen=True)
 class Check:
     """What a comparison compares with what. Formatted "left~right" only for people."""

@@ -29,7 +29,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from parity.comparison import GOLDEN, REFEREE, SPEC, Check, check_of, fmt_error, fmt_index, fmt_value, from_jsonable
+from parity.comparison import (GOLDEN, REFEREE, SPEC, Check, check_of, fmt_error, fmt_index, fmt_value, from_jsonable,
+                               referee_distance)
 from parity.stages import stage_index
 
 CHECK_ORDER = ("error", "cross-backend", "referee", "spec", "golden")
@@ -160,20 +161,11 @@ def _worst_text(item: Mapping, check: Check) -> str:
 
 
 def _distance(item: Mapping | None) -> float | None:
-    """How far a <backend>~referee record found the backend: its measure (max_abs when it
-    names none), differing elements for an exact check, infinite when it could not compare;
-    what parity.checks uses for the referee note of the message."""
+    """parity.comparison.referee_distance of a <backend>~referee record; None when there is none."""
     if item is None:
         return None
-    measured = item.get("measured") or {}
-    measure = (item.get("tolerance") or {}).get("measure") or "max_abs"
-    if item["kind"] == "error":
-        return math.inf
-    if measure and _number(measured.get(measure)) is not None:
-        return abs(_number(measured[measure]))
-    if _number(measured.get("n_bad")) is not None:
-        return _number(measured["n_bad"])
-    return None
+    measured = {key: _number(value) for key, value in (item.get("measured") or {}).items()}
+    return referee_distance(item["kind"], {key: value for key, value in measured.items() if value is not None})
 
 
 def fix_first(item: Mapping, by_identity: Mapping[tuple, Mapping]) -> str:
