@@ -186,4 +186,4 @@ if __name__ == "__main__":
 
     from backends.tf_pinn.cli import train_main
 
-    sys.exit(train_main())
+    sys.exit(train_main(train=train))  # this module's own train: train.py is not imported a second time

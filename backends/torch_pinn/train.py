@@ -10,7 +10,6 @@ with the contract's epsilon (torch's default 1e-8 differs).
 from __future__ import annotations
 
 import math
-import sys
 import tempfile
 from dataclasses import dataclass
 
@@ -239,6 +238,8 @@ def _model_from_weights(config: PinnConfig, data: ScanData, init_weights: dict) 
 
 
 if __name__ == "__main__":
-    from backends.torch_pinn import cli
+    import sys
 
-    sys.exit(cli.train_main())
+    from backends.torch_pinn.cli import train_main
+
+    sys.exit(train_main(train=train))  # this module's own train: train.py is not imported a second time
