@@ -64,6 +64,17 @@ class Backend:
         array = self.numpy(tensor)
         return np.ascontiguousarray(np.transpose(array, (0, 3, 1, 2)) if self.channels_last else array)
 
+    def take(self, tensor, index):
+        """Rows `index` (numpy ints) of a tensor, along the first axis."""
+        index = np.asarray(index, np.int64)
+        if self.channels_last:
+            import tensorflow as tf
+
+            return tf.gather(tensor, index)
+        import torch
+
+        return tensor[torch.from_numpy(index)]
+
     def native_shape(self, b: int, c: int, h: int, w: int) -> tuple:
         """The shape a (B, C, H, W) batch has in the backend's layout."""
         return (b, h, w, c) if self.channels_last else (b, c, h, w)
