@@ -39,3 +39,13 @@ def test_running_train_as_main_does_not_import_it_again(backend):
     done = _run(["-c", code])
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_package_imports_nothing(backend):
+    # No re-exports: importing backends.<b> loads none of its modules (and no framework).
+    code = (f"import sys, backends.{backend.name} as pkg\n"
+            f"print(sorted(m for m in sys.modules if m.startswith('backends.{backend.name}.')), "
+            f"[n for n in vars(pkg) if not n.startswith('__')])")
+    done = _run(["-c", code])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[] []"
