@@ -193,32 +193,30 @@ def task_quality(args: dict) -> dict:
 
 
 def task_reference(args: dict) -> dict:
-    """Backend-independent yardsticks, computed with the torch backend's physics and stitching."""
-    import torch
-
+    """Backend-independent yardsticks, computed with the float64 referee's physics and stitching
+    (adapters/referee.py), so that neither backend is its own measure."""
+    from adapters import referee
     from backends.common.simulate import extract_patches
-    from backends.torch_pinn import grouping, loss, physics, stitch
     from bench.metrics import quality
 
     data = _dataset(args["data"])
     n = data.N
     truth = extract_patches(data.object.astype(np.complex128), data.xcoords, data.ycoords, n)
-    support = np.zeros((n, n))
-    support[n // 4:n // 4 + n // 2, n // 4:n // 4 + n // 2] = 1.0
-    obj, origin = stitch.stitch_patches(torch.from_numpy(truth.astype(np.complex64)), data.xcoords, data.ycoords)
-    ceiling, _ = quality(obj, origin, data.object, data.xcoords, data.ycoords, args.get("inset_px", 0.0))
+    obj, origin = referee.stitch_patches(truth, data.xcoords, data.ycoords)
+    ceiling, _ = quality(obj, tuple(float(v) for v in origin), data.object, data.xcoords, data.ycoords,
+                         args.get("inset_px", 0.0))
     floors = {}
     for name, overrides in args["configs"].items():
         cfg = make_config(overrides)
-        groups = grouping.group_positions(data.xcoords, data.ycoords, cfg)
-        patches = torch.from_numpy((truth * support).astype(np.complex64))[torch.from_numpy(groups.nn_indices)]
-        offsets = torch.from_numpy(groups.offsets_px.astype(np.float32))
-        ext = physics.extend_objects(patches, offsets) if cfg.object_big else patches
-        far = physics.far_field(ext, torch.from_numpy(data.probe))
-        observed = torch.from_numpy(data.diffraction)[torch.from_numpy(groups.nn_indices)]
+        groups = referee.group_positions(data.xcoords, data.ycoords, cfg.to_dict())
+        patches = (truth * referee.support_mask(n))[groups["nn_indices"]]
+        offsets = groups["offsets_px"]
+        ext = referee.extend_objects(patches, offsets) if cfg.object_big else patches
+        far = referee.far_field(ext, data.probe)
+        observed = data.diffraction.astype(np.float64)[groups["nn_indices"]]
         # The best g for the true object: matches total counts.
-        log_g = 0.5 * np.log(float((observed ** 2).sum()) / float((far.abs() ** 2).sum()))
-        floors[name] = float(loss.compute_loss(far, observed, torch.tensor(np.float32(log_g)), cfg.loss))
+        log_g = 0.5 * np.log(float((observed ** 2).sum()) / float((np.abs(far) ** 2).sum()))
+        floors[name] = referee.compute_loss(far, observed, log_g, cfg.loss)
     radius = n / 4 - 2.5
     return {"stitched_true_patches": ceiling, "loss_at_true_object": floors,
             "probe_radius_px": radius, "support_half_width_px": n / 4,

@@ -1,14 +1,9 @@
 """The TensorFlow / Keras 3 backend of the PINN (docs/spec.md, docs/backend_api.md).
 
-The re-exports are eager on purpose: the function `train` shares its name with
-the module `train.py`, and importing that submodule later would otherwise
-rebind `backends.tf_pinn.train` to the module.
+Nothing is imported or re-exported here: import names from their modules,
+e.g. `from backends.tf_pinn.train import train`. A package that imported
+its submodules would have `python -m backends.tf_pinn.train` find train.py
+already loaded before running it as `__main__` (a second copy and a runpy
+warning), and the function `train` would share an attribute with the module
+`train`.
 """
-
-from backends.tf_pinn.bundle import load_bundle, save_bundle
-from backends.tf_pinn.model import PinnModel
-from backends.tf_pinn.runtime import BACKEND_NAME
-from backends.tf_pinn.stitch import reconstruct
-from backends.tf_pinn.train import train
-
-__all__ = ["BACKEND_NAME", "PinnModel", "load_bundle", "reconstruct", "save_bundle", "train"]

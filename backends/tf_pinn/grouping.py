@@ -24,12 +24,12 @@ def _as_coords(xcoords, ycoords) -> tuple[np.ndarray, np.ndarray]:
     if x.size == 0:
         raise ValueError("no scan positions to group")
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
-        raise ValueError("scan coordinates must be finite")
+        raise ValueError("scan coordinates hold non-finite values")
     return x, y
 
 
 def nearest_neighbors(xcoords, ycoords, seeds, k: int) -> np.ndarray:
-    """(len(seeds), k) int64: the k nearest other positions of each seed.
+    """(len(seeds), k) int64 numpy: the k nearest other positions of each seed (numpy in).
 
     Squared distance dx*dx + dy*dy in float64, ties to the lower index (a
     stable ascending argsort, equal to numpy's lexsort((index, d2))); the seed
@@ -60,7 +60,7 @@ def group_positions(xcoords, ycoords, config: PinnConfig, inference: bool = Fals
     x, y = _as_coords(xcoords, ycoords)
     m = x.size
     c = config.n_channels
-    config.check_against_data(m, source="the scan positions")  # at inference too, as the infer CLI does
+    config.check_against_data(m, source="the grouped positions")  # at inference too, as the infer CLI does
     rng = np.random.default_rng(config.seed)
     if inference:
         seeds = np.arange(m, dtype=np.int64)

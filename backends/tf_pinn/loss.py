@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from backends.common.config import LOSSES
 
-COUNT_EPSILON = 1e-6  # keeps the deviance's log finite where I or X^2 is 0
+LOSS_EPSILON = 1e-6  # keeps the deviance's log finite where I or X^2 is 0
 
 
 def predicted_counts(far_field, log_intensity_scale):
@@ -26,7 +26,7 @@ def poisson_deviance(pred_counts, observed_amplitude):
     counts = tf.convert_to_tensor(pred_counts, dtype=tf.float32)
     x = tf.convert_to_tensor(observed_amplitude, dtype=tf.float32)
     x2 = x * x
-    return tf.reduce_mean((counts - x2) - x2 * tf.math.log((counts + COUNT_EPSILON) / (x2 + COUNT_EPSILON)))
+    return tf.reduce_mean((counts - x2) - x2 * tf.math.log((counts + LOSS_EPSILON) / (x2 + LOSS_EPSILON)))
 
 
 def mean_absolute_error(pred_counts, observed_amplitude):

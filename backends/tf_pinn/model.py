@@ -3,7 +3,10 @@
 Counterpart of backends/torch_pinn/model.py. Keras layers are named after the
 canonical weights (`encoder.0.conv0`, `decoder_amp.head`, ...), and kernels are
 converted between canonical (out, in, kh, kw) and Keras (kh, kw, in, out) in
-this module only.
+this module only. Framework-specific, without a torch counterpart:
+`to_keras_layout` / `to_canonical_layout` (torch's layout is the canonical one;
+it renames `.weight` with `canonical_name` instead) and
+`PinnModel.canonical_variables` / `trainable_variables`.
 """
 
 from __future__ import annotations
@@ -108,7 +111,8 @@ class PinnModel:
                        for spec in conv_specs(config.n_channels, config.n_filters_scale)}
 
     @property
-    def N(self) -> int:
+    def n(self) -> int:
+        """N, the patch size (the probe's side)."""
         return int(self.probe.shape[0])
 
     def canonical_variables(self) -> dict:
@@ -129,7 +133,7 @@ class PinnModel:
         x = tf.convert_to_tensor(diffraction, dtype=tf.float32) * tf.constant(self.input_scale, tf.float32)
         amplitude, phase = self.network(x)
         obj = tf.complex(amplitude * tf.math.cos(phase), amplitude * tf.math.sin(phase))
-        pad = self.N // 4
+        pad = self.n // 4
         return tf.pad(obj, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
 
     def object_ext(self, diffraction, offsets_px):
@@ -162,6 +166,8 @@ def create_model(config: PinnConfig, probe, input_scale: float, log_intensity_sc
     model = PinnModel(config, network, probe, input_scale, log_intensity_scale)
     if weights is None:
         weights = initial_weights(config.seed, config.n_channels, config.n_filters_scale, log_intensity_scale)
+    elif LOG_INTENSITY_SCALE not in weights:
+        weights = {**weights, LOG_INTENSITY_SCALE: np.float32(log_intensity_scale)}
     model.set_canonical_weights(weights)
     return model
 

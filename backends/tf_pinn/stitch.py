@@ -3,6 +3,8 @@
 Counterpart of backends/torch_pinn/stitch.py. The canvas geometry (origin,
 size, tile corners, fractional shifts) is the shared shape helper
 backends.common.geometry.canvas_geometry; shifting and accumulation are here.
+TF-only: patches are shifted and summed in blocks of `_STITCH_BLOCK` (a
+segment sum per block); torch accumulates tile by tile.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from backends.tf_pinn.physics import support_mask, translate
 from backends.tf_pinn.train import inference_inputs
 
 MASK_FLOOR = 1e-3  # canvas pixels whose summed mask is below this are 0
-_PREDICT_BATCH = 64  # groups per forward pass
+PREDICT_CHUNK = 64  # groups per forward pass
 _STITCH_BLOCK = 256  # patches shifted and summed at once
 
 
@@ -26,11 +28,10 @@ def stitch_patches(patches, xcoords, ycoords) -> tuple[np.ndarray, tuple]:
     patches = tf.convert_to_tensor(patches, dtype=tf.complex64)
     x = np.asarray(xcoords, dtype=np.float64).ravel()
     y = np.asarray(ycoords, dtype=np.float64).ravel()
-    if patches.shape.rank != 3 or patches.shape[1] != patches.shape[2]:
-        raise ValueError(f"patches must be (P, N, N), got {tuple(patches.shape)}")
+    if patches.shape.rank != 3 or patches.shape[1] != patches.shape[2] or not (len(x) == len(y) == patches.shape[0]):
+        raise ValueError(f"stitch_patches: patches must be (P, N, N) with P coordinates; got patches "
+                         f"{tuple(patches.shape)}, {len(x)} x and {len(y)} y coordinates")
     p, n = int(patches.shape[0]), int(patches.shape[1])
-    if x.shape != (p,) or y.shape != (p,):
-        raise ValueError(f"need one (x, y) per patch: {p} patches, xcoords {x.shape}, ycoords {y.shape}")
     geom = canvas_geometry(x, y, n)
     height, width = geom.shape
     mask = support_mask(n)
@@ -67,8 +68,8 @@ def predict_patches(model: PinnModel, data: Dataset) -> tuple:
     predict = tf.function(model.object_ext, input_signature=[
         tf.TensorSpec((None, data.N, data.N, cfg.n_channels), tf.float32),
         tf.TensorSpec((None, cfg.n_channels, 2), tf.float32)])
-    parts = [predict(diffraction[s:s + _PREDICT_BATCH], offsets[s:s + _PREDICT_BATCH])
-             for s in range(0, int(diffraction.shape[0]), _PREDICT_BATCH)]
+    parts = [predict(diffraction[s:s + PREDICT_CHUNK], offsets[s:s + PREDICT_CHUNK])
+             for s in range(0, int(diffraction.shape[0]), PREDICT_CHUNK)]
     object_ext = tf.concat(parts, axis=0)  # (B, N, N, C)
     # Group by group, members in order: (B * C, N, N).
     patches = tf.reshape(tf.transpose(object_ext, (0, 3, 1, 2)), (-1, data.N, data.N))

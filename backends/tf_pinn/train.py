@@ -31,7 +31,7 @@ ADAM_BETA2 = 0.999
 class TrainResult:
     """What `train` returns."""
 
-    model: PinnModel  # the trained model
+    model: PinnModel  # the trained model, ready to predict
     history: dict  # step_loss, epoch_loss, steps_per_epoch, n_groups, test_loss, backend (§10)
     groups: Groups  # the training groups, drawn once before training
 
@@ -51,8 +51,8 @@ def grouped_inputs(data: Dataset, groups: Groups):
 
 def inference_inputs(model: PinnModel, data: Dataset):
     """Inference groups of `data` (every position a seed, §4) as native inputs for `model`."""
-    if data.N != model.N:
-        raise DatasetError(data.source, "diffraction", f"pattern size N={data.N} differs from the model's N={model.N}")
+    if data.N != model.n:
+        raise DatasetError(data.source, "diffraction", f"pattern size N={data.N} differs from the model's N={model.n}")
     groups = group_positions(data.xcoords, data.ycoords, model.config, inference=True)
     if model.config.object_big:
         check_offsets(groups.offsets_px, data.N)
@@ -110,7 +110,11 @@ def _signature(n: int, c: int):
 
 
 def evaluate_loss(model: PinnModel, data: Dataset, batch_size: int | None = None) -> float:
-    """Mean loss over every position of `data` taken as inference groups (§4)."""
+    """Mean loss over every position of `data` taken as inference groups (§4).
+
+    `batch_size` groups per forward pass; None: model.config.batch_size (torch's
+    default is its EVAL_CHUNK; the test loss of each backend's history keeps its own).
+    """
     cfg = model.config
     _, diffraction, offsets = inference_inputs(model, data)
     loss_fn = tf.function(lambda x, d: _batch_loss(model, x, d), input_signature=_signature(data.N, cfg.n_channels))
@@ -186,4 +190,4 @@ if __name__ == "__main__":
 
     from backends.tf_pinn.cli import train_main
 
-    sys.exit(train_main())
+    sys.exit(train_main(train=train))  # this module's own train: train.py is not imported a second time

@@ -1,7 +1,7 @@
-"""Grouping of scan positions (docs/spec.md §4), with torch ops for distances and sorting.
+"""Grouping of scan positions (docs/spec.md §4) with torch float64 ops.
 
-The random draws use numpy's `default_rng`, as the contract requires, so both
-backends draw the same groups; the nearest-neighbour search is torch float64.
+Counterpart of backends/tf_pinn/grouping.py. Distances and the stable sort
+are torch ops; the random draws use numpy's `default_rng`, as the contract says.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import numpy as np
 import torch
 
 from backends.common.config import PinnConfig
-
 from backends.common.geometry import Groups
 
 
@@ -18,17 +17,29 @@ def _as_coordinates(xcoords, ycoords) -> tuple[torch.Tensor, torch.Tensor]:
     x = np.asarray(xcoords, dtype=np.float64)
     y = np.asarray(ycoords, dtype=np.float64)
     if x.ndim != 1 or y.shape != x.shape:
-        raise ValueError(f"xcoords and ycoords must be 1-D of one length; got shapes {x.shape} and {y.shape}")
+        raise ValueError(f"xcoords {x.shape} and ycoords {y.shape} must be 1-D of equal length")
     if x.size == 0:
-        raise ValueError("no scan positions to group (xcoords is empty)")
+        raise ValueError("no scan positions to group")
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
-        raise ValueError("xcoords/ycoords hold non-finite values")
+        raise ValueError("scan coordinates hold non-finite values")
     return torch.from_numpy(x.copy()), torch.from_numpy(y.copy())
 
 
-def nearest_neighbors(x: torch.Tensor, y: torch.Tensor, seeds: torch.Tensor, k: int) -> torch.Tensor:
-    """(S, k) int64: for each seed the k nearest other positions, by float64 dx*dx + dy*dy,
-    ties to the lower index (a stable sort of an index-ordered row), the seed excluded."""
+def nearest_neighbors(xcoords, ycoords, seeds, k: int) -> np.ndarray:
+    """(len(seeds), k) int64 numpy: the k nearest other positions of each seed (numpy in).
+
+    Squared distance dx*dx + dy*dy in float64, ties to the lower index (a
+    stable ascending sort, equal to numpy's lexsort((index, d2))); the seed
+    itself is dropped by index, so a duplicate position at distance 0 stays.
+    """
+    x, y = _as_coordinates(xcoords, ycoords)
+    m = x.shape[0]
+    if not 1 <= k <= m - 1:
+        raise ValueError(f"neighbor_count={k} must be between 1 and M - 1 = {m - 1}")
+    return _nearest(x, y, torch.from_numpy(np.asarray(seeds, dtype=np.int64)), k).numpy()
+
+
+def _nearest(x: torch.Tensor, y: torch.Tensor, seeds: torch.Tensor, k: int) -> torch.Tensor:
     dx = x[seeds][:, None] - x[None, :]
     dy = y[seeds][:, None] - y[None, :]
     d2 = dx * dx + dy * dy
@@ -43,7 +54,7 @@ def group_positions(xcoords, ycoords, config: PinnConfig, inference: bool = Fals
     """Groups of C = gridsize**2 positions: training draws seeds, inference takes every position."""
     x, y = _as_coordinates(xcoords, ycoords)
     m = x.shape[0]
-    config.check_against_data(m, source="the grouped positions")
+    config.check_against_data(m, source="the grouped positions")  # at inference too, as the infer CLI does
     c = config.n_channels
     if inference:
         seeds = np.arange(m, dtype=np.int64)
@@ -56,7 +67,7 @@ def group_positions(xcoords, ycoords, config: PinnConfig, inference: bool = Fals
         nn_indices = seeds[:, None]
     else:
         k = config.neighbor_count
-        neighbors = nearest_neighbors(x, y, torch.from_numpy(seeds), k).numpy()
+        neighbors = _nearest(x, y, torch.from_numpy(seeds), k).numpy()
         picks = np.stack([rng.choice(k, c, replace=False) for _ in range(len(seeds))])
         nn_indices = np.take_along_axis(neighbors, picks, axis=1)
     index = torch.from_numpy(np.ascontiguousarray(nn_indices, dtype=np.int64))

@@ -1,8 +1,14 @@
-"""Losses of docs/spec.md §9, means over every element of (B, C, N, N)."""
+"""Predicted counts and the two losses (docs/spec.md §5, §9) in torch.
+
+Counterpart of backends/tf_pinn/loss.py. Every loss is a mean over every
+element of the (B, C, N, N) batch; X is the raw measured amplitude.
+"""
 
 from __future__ import annotations
 
 import torch
+
+from backends.common.config import LOSSES
 
 LOSS_EPSILON = 1e-6  # keeps the log of the deviance finite where I or X^2 is zero
 
@@ -30,12 +36,12 @@ def mean_absolute_error(pred_counts: torch.Tensor, observed_amplitude: torch.Ten
     return torch.mean(torch.abs(torch.sqrt(pred_counts) - observed_amplitude))
 
 
-_LOSSES = {"poisson": poisson_deviance, "mae": mean_absolute_error}
+_LOSSES = {"poisson": poisson_deviance, "mae": mean_absolute_error}  # keys: backends.common.config.LOSSES
 
 
 def compute_loss(far_field: torch.Tensor, observed_amplitude: torch.Tensor, log_intensity_scale,
                  loss_name: str) -> torch.Tensor:
     """The named loss of the predicted far field against raw measured amplitudes."""
     if loss_name not in _LOSSES:
-        raise ValueError(f"unknown loss {loss_name!r}; choose one of {', '.join(_LOSSES)}")
+        raise ValueError(f"loss={loss_name!r}: choose one of {', '.join(LOSSES)}")
     return _LOSSES[loss_name](predicted_counts(far_field, log_intensity_scale), observed_amplitude)

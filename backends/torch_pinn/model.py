@@ -1,8 +1,12 @@
 """The network and the model around it (docs/spec.md §5, §7): torch, channels-first.
 
-Submodule names follow the canonical weight names (`encoder.0.conv0`,
-`decoder_amp.head`, ...), so the only conversion is `.weight` <-> `.kernel`:
-canonical kernels are already (out, in, kh, kw), torch's own layout.
+Counterpart of backends/tf_pinn/model.py. Submodule names follow the
+canonical weight names (`encoder.0.conv0`, `decoder_amp.head`, ...), so the
+only conversion is `.weight` <-> `.kernel`: canonical kernels are already
+(out, in, kh, kw), torch's own layout. Framework-specific, without a TF
+counterpart: `canonical_name` (TF converts layouts with `to_keras_layout` /
+`to_canonical_layout` instead) and the nn.Module pieces `ConvBlock`,
+`Decoder`, `PinnNetwork` (Keras builds the same graph functionally).
 """
 
 from __future__ import annotations
@@ -20,10 +24,14 @@ from backends.common.weights import (DECODER_LEVELS, ENCODER_LEVELS, LOG_INTENSI
 from backends.torch_pinn import physics
 
 
-def _activation_at_zero(amp_activation: str) -> torch.Tensor:
+_ACTIVATIONS = {"sigmoid": torch.sigmoid, "softplus": nn.functional.softplus}
+
+
+def amp_activation_at_zero(amp_activation: str) -> float:
     """a0 = amp_activation(0) in float64: 0.5 for sigmoid, ln 2 for softplus."""
-    zero = torch.zeros((), dtype=torch.float64)
-    return torch.sigmoid(zero) if amp_activation == "sigmoid" else nn.functional.softplus(zero)
+    if amp_activation not in _ACTIVATIONS:
+        raise ValueError(f"amp_activation={amp_activation!r}: choose one of {sorted(_ACTIVATIONS)}")
+    return float(_ACTIVATIONS[amp_activation](torch.zeros((), dtype=torch.float64)))
 
 
 def compute_scales(diffraction, probe, amp_activation: str) -> tuple[float, float]:
@@ -36,7 +44,11 @@ def compute_scales(diffraction, probe, amp_activation: str) -> tuple[float, floa
     p = torch.as_tensor(np.asarray(probe) if not torch.is_tensor(probe) else probe).to(torch.complex128)
     s = slice(n // 4, n // 4 + n // 2)
     probe_power = (p.real * p.real + p.imag * p.imag)[s, s].sum()
-    a0 = _activation_at_zero(amp_activation)
+    if float(mean_power) <= 0.0:
+        raise ValueError("diffraction is all zero: the input scale r = (N/2) / sqrt(mean sum X^2) is undefined")
+    if float(probe_power) <= 0.0:
+        raise ValueError("probe has no power inside the support S: the intensity scale is undefined")
+    a0 = amp_activation_at_zero(amp_activation)
     input_scale = (n / 2) / torch.sqrt(mean_power)
     log_scale = 0.5 * torch.log(mean_power / (a0 * a0 * probe_power))
     return float(input_scale), float(log_scale)
@@ -100,6 +112,9 @@ class PinnNetwork(nn.Module):
 
 
 def build_network(n_channels: int, n_filters_scale: int, amp_activation: str) -> PinnNetwork:
+    """Encoder and two decoders: (B, C, N, N) scaled amplitudes -> amplitude and phase (B, C, N/2, N/2)."""
+    if amp_activation not in _ACTIVATIONS:
+        raise ValueError(f"amp_activation={amp_activation!r}: choose one of {sorted(_ACTIVATIONS)}")
     return PinnNetwork(n_channels, n_filters_scale, amp_activation)
 
 
@@ -112,16 +127,18 @@ def _to_tensor(value, dtype) -> torch.Tensor:
 class PinnModel(nn.Module):
     """Network, probe, input scale r and the trainable log intensity scale log g."""
 
-    def __init__(self, config: PinnConfig, probe, input_scale: float, log_intensity_scale: float):
+    def __init__(self, config: PinnConfig, network: PinnNetwork, probe, input_scale: float,
+                 log_intensity_scale: float):
         super().__init__()
-        self.config = config
-        self.network = build_network(config.n_channels, config.n_filters_scale, config.amp_activation)
-        self.register_buffer("probe", _to_tensor(probe, torch.complex64).clone())
-        self.input_scale = float(input_scale)
+        self.config = config  # effective PinnConfig
+        self.network = network  # PinnNetwork from build_network
+        self.register_buffer("probe", _to_tensor(probe, torch.complex64).clone())  # (N, N)
+        self.input_scale = float(input_scale)  # r: the network sees r * X
         self.log_intensity_scale = nn.Parameter(torch.tensor(float(log_intensity_scale), dtype=torch.float32))
 
     @property
     def n(self) -> int:
+        """N, the patch size (the probe's side)."""
         return int(self.probe.shape[-1])
 
     def object_patches(self, diffraction: torch.Tensor) -> torch.Tensor:
@@ -173,7 +190,8 @@ def create_model(config: PinnConfig, probe, input_scale: float, log_intensity_sc
 
     A `log_intensity_scale` inside `weights` wins over the argument.
     """
-    model = PinnModel(config, probe, input_scale, log_intensity_scale)
+    network = build_network(config.n_channels, config.n_filters_scale, config.amp_activation)
+    model = PinnModel(config, network, probe, input_scale, log_intensity_scale)
     if weights is None:
         weights = initial_weights(config.seed, config.n_channels, config.n_filters_scale, log_intensity_scale)
     elif LOG_INTENSITY_SCALE not in weights:

@@ -1,11 +1,14 @@
-"""The physics of docs/spec.md §6-8 in torch, channels-first (B, C, H, W).
+"""Physics of the forward model (docs/spec.md §6-§8) in torch, channels-first.
 
-Translation is written as explicit 4-tap bilinear gathers (no grid_sample),
-so an integer shift is exact and the zero fill is explicit.
+Counterpart of backends/tf_pinn/physics.py. Images are (B, C, H, W); shifts
+and offsets are (B, C, 2) as (x, y) in pixels, one per image. Translation is
+written as explicit 4-tap bilinear gathers (no grid_sample), so an integer
+shift is exact and the zero fill is explicit.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 MERGE_EPSILON = 1e-3  # added to the summed masks when patches are merged (object_big)
@@ -67,6 +70,15 @@ def support_mask(n: int) -> torch.Tensor:
     return mask
 
 
+def check_offsets(offsets_px, n: int) -> None:
+    """Refuse a group whose offset exceeds N/2 in x or y: its merged canvas would clip it (§8)."""
+    d = np.abs(np.asarray(offsets_px, dtype=np.float64))
+    if d.size and d.max() > n / 2:
+        group = int(np.unravel_index(np.argmax(d), d.shape)[0])
+        raise ValueError(f"group {group} has an offset of {d.max():.3f} px, more than N/2 = {n / 2:g}: "
+                         "object_big cannot merge it; use smaller neighbor_count or gridsize")
+
+
 def _pad(images: torch.Tensor, p: int) -> torch.Tensor:
     """Zero-pad the last two axes by p on each side (real or complex)."""
     h, w = images.shape[-2:]
@@ -83,10 +95,7 @@ def extend_objects(object_patches: torch.Tensor, offsets_px: torch.Tensor) -> to
     exceed N/2 in x or y would leave the canvas and is refused.
     """
     b, c, n, _ = object_patches.shape
-    limit = float(offsets_px.detach().abs().max()) if offsets_px.numel() else 0.0
-    if limit > n / 2:
-        raise ValueError(f"extend_objects: a group offset of {limit:.3f} px exceeds N/2 = {n / 2:g} px; "
-                         "its patches would leave the merge canvas")
+    check_offsets(offsets_px.detach().cpu().numpy(), n)
     pad = n // 4
     big = _pad(object_patches, pad)
     mask = _pad(support_mask(n).to(object_patches.device), pad).expand(b, c, n + 2 * pad, n + 2 * pad)

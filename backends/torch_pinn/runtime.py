@@ -1,6 +1,7 @@
-"""Framework versions and determinism settings of the torch backend.
+"""Torch runtime settings: backend name, framework versions, determinism.
 
-Mirrors `backends/tf_pinn/runtime.py`: the same three public names.
+Counterpart of backends/tf_pinn/runtime.py: the same three public names, plus
+the Lightning-specific `quiet_lightning` that train.py wraps its Trainer in.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ def framework_versions() -> dict:
     return {"torch": torch.__version__, "lightning": lightning.__version__}
 
 
-def configure_determinism(seed: int) -> None:
+def configure_determinism(seed: int) -> dict:
     """Seed torch, force deterministic kernels, and take the thread count from OMP_NUM_THREADS.
 
-    Safe to call repeatedly: every setting is idempotent.
+    Safe to call repeatedly: every setting is idempotent. Returns the settings in
+    force, for logs and report headers.
     """
     torch.manual_seed(int(seed))
     torch.use_deterministic_algorithms(True)
@@ -42,6 +44,9 @@ def configure_determinism(seed: int) -> None:
             raise ValueError(f"OMP_NUM_THREADS={threads!r} is not an integer") from exc
         if count >= 1 and torch.get_num_threads() != count:
             torch.set_num_threads(count)
+    return {"backend": BACKEND_NAME, "seed": int(seed), "op_determinism": True,
+            "intra_op_threads": str(torch.get_num_threads()), "inter_op_threads": str(torch.get_num_interop_threads()),
+            **framework_versions()}
 
 
 @contextlib.contextmanager

@@ -1,4 +1,9 @@
-"""Prediction of every scan position and stitching onto one canvas (docs/spec.md §11)."""
+"""Stitching predicted patches into one object (docs/spec.md §11) with torch ops.
+
+Counterpart of backends/tf_pinn/stitch.py. The canvas geometry (origin,
+size, tile corners, fractional shifts) is the shared shape helper
+backends.common.geometry.canvas_geometry; shifting and accumulation are here.
+"""
 
 from __future__ import annotations
 

@@ -5,12 +5,15 @@
 Groups are drawn once; epoch e visits them in default_rng(seed + 1 + e) order
 through a batch sampler that Lightning tells the epoch. Adam is torch's own,
 with the contract's epsilon (torch's default 1e-8 differs).
+
+Counterpart of backends/tf_pinn/train.py. Lightning-specific, without a TF
+counterpart: `EpochBatchSampler` and `PinnTask` (TF runs its own loop with a
+hand-written `Adam`).
 """
 
 from __future__ import annotations
 
 import math
-import sys
 import tempfile
 from dataclasses import dataclass
 
@@ -23,20 +26,26 @@ from backends.common.config import PinnConfig
 from backends.common.dataset import Dataset as ScanData
 from backends.common.dataset import DatasetError
 from backends.common.weights import LOG_INTENSITY_SCALE
-from backends.torch_pinn.grouping import Groups, group_positions
+from backends.common.geometry import Groups
+from backends.torch_pinn.grouping import group_positions
 from backends.torch_pinn.loss import compute_loss
 from backends.torch_pinn.model import PinnModel, canonical_name, compute_scales, create_model, model_for_data
+from backends.torch_pinn.physics import check_offsets
 from backends.torch_pinn.runtime import BACKEND_NAME, configure_determinism, quiet_lightning
 
 EVAL_CHUNK = 64  # groups per forward pass when the test loss is evaluated
 
 
-@dataclass
+ADAM_BETA1 = 0.9
+ADAM_BETA2 = 0.999
+
+
+@dataclass(frozen=True)
 class TrainResult:
     """What `train` returns."""
 
-    model: PinnModel  # trained, in eval mode
-    history: dict  # docs/spec.md §10
+    model: PinnModel  # the trained model, ready to predict
+    history: dict  # step_loss, epoch_loss, steps_per_epoch, n_groups, test_loss, backend (§10)
     groups: Groups  # the training groups, drawn once before training
 
 
@@ -57,9 +66,10 @@ def grouped_inputs(data: ScanData, groups: Groups) -> tuple[torch.Tensor, torch.
 def inference_inputs(model: PinnModel, data: ScanData) -> tuple[Groups, torch.Tensor, torch.Tensor]:
     """Inference groups of `data` (every position a seed, §4) as native inputs for `model`."""
     if data.N != model.n:
-        raise DatasetError(data.source, "diffraction", f"pattern size N={data.N} does not match the model's "
-                           f"N={model.n}")
+        raise DatasetError(data.source, "diffraction", f"pattern size N={data.N} differs from the model's N={model.n}")
     groups = group_positions(data.xcoords, data.ycoords, model.config, inference=True)
+    if model.config.object_big:
+        check_offsets(groups.offsets_px, data.N)
     return (groups, *grouped_inputs(data, groups))
 
 
@@ -155,7 +165,7 @@ class PinnTask(pl.LightningModule):
 
     def configure_optimizers(self):
         cfg = self.model.config
-        return torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate, betas=(0.9, 0.999),
+        return torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate, betas=(ADAM_BETA1, ADAM_BETA2),
                                 eps=cfg.adam_epsilon)
 
 
@@ -170,13 +180,18 @@ def _run_trainer(task: PinnTask, loader: DataLoader, epochs: int, max_steps: int
         trainer.fit(task, train_dataloaders=loader)
 
 
-def evaluate_loss(model: PinnModel, data: ScanData) -> float:
-    """Mean loss over every position of `data` as inference groups."""
+def evaluate_loss(model: PinnModel, data: ScanData, batch_size: int | None = None) -> float:
+    """Mean loss over every position of `data` taken as inference groups (§4).
+
+    `batch_size` groups per forward pass; None: EVAL_CHUNK (TF's default is
+    model.config.batch_size; the test loss of each backend's history keeps its own).
+    """
     _, diffraction, offsets = inference_inputs(model, data)
+    size = batch_size or EVAL_CHUNK
     total, count = 0.0, 0
     with torch.no_grad():
-        for start in range(0, diffraction.shape[0], EVAL_CHUNK):
-            x, d = diffraction[start:start + EVAL_CHUNK], offsets[start:start + EVAL_CHUNK]
+        for start in range(0, diffraction.shape[0], size):
+            x, d = diffraction[start:start + size], offsets[start:start + size]
             total += float(_batch_loss(model, x, d)) * x.shape[0]
             count += x.shape[0]
     return total / count
@@ -194,8 +209,8 @@ def _epoch_losses(records: list) -> list[float]:
 def train(config: PinnConfig, train_data: ScanData, test_data: ScanData | None = None, *,
           init_weights: dict | None = None, max_steps: int | None = None) -> TrainResult:
     """Train on `train_data`; groups, batch order and initial weights all derive from config.seed."""
-    if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 0):
-        raise ValueError(f"max_steps={max_steps!r}: must be a non-negative integer or None")
+    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 0):
+        raise ValueError(f"max_steps={max_steps!r} must be a non-negative integer or None")
     configure_determinism(config.seed)
     config.check_against_data(train_data.n_positions, source=train_data.source)
     if test_data is not None:
@@ -204,6 +219,8 @@ def train(config: PinnConfig, train_data: ScanData, test_data: ScanData | None =
             raise DatasetError(test_data.source, "diffraction",
                                f"pattern size N={test_data.N} differs from the training data's N={train_data.N}")
     groups = group_positions(train_data.xcoords, train_data.ycoords, config)
+    if config.object_big:
+        check_offsets(groups.offsets_px, train_data.N)
     if init_weights is None:
         model = model_for_data(config, train_data)
     else:
@@ -239,6 +256,8 @@ def _model_from_weights(config: PinnConfig, data: ScanData, init_weights: dict) 
 
 
 if __name__ == "__main__":
-    from backends.torch_pinn import cli
+    import sys
 
-    sys.exit(cli.train_main())
+    from backends.torch_pinn.cli import train_main
+
+    sys.exit(train_main(train=train))  # this module's own train: train.py is not imported a second time
