@@ -160,7 +160,8 @@ def save_reconstruction_png(obj, path, title: str = "", *, origin_px=None, data=
                   f"{found.phase_rmse_rad:.3f} rad, FRC {found.frc:.3f} (to half Nyquist); scanned interior boxed")
         box = found.box
         amp_range = (0.0, float(np.abs(found.truth).max()))
-        phase_range = (-np.pi, np.pi)
+        limit = float(np.abs(np.angle(found.truth[box])).max()) or np.pi  # the truth's phase range, both rows
+        phase_range = (-limit, limit)
     else:
         rows, box, amp_range, phase_range = (("reconstruction", obj),), None, (None, None), (None, None)
     fig, axes = plt.subplots(len(rows), 2, figsize=(8, 3.4 * len(rows) + 0.4), squeeze=False)
