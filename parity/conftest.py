@@ -94,8 +94,11 @@ class _Progress:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is None:
             return
-        param = nodeid.rpartition("[")[2].rstrip("]")
+        param = nodeid.partition("@")[0].rpartition("[")[2].rstrip("]")  # "...[case-stage]@group"
         case_id, _, stage = param.rpartition("-")
+        writer = self.config.get_terminal_writer()
+        if writer.width_of_current_line:  # after xdist's dots
+            writer.line()
         reporter.write_line(f"parity: {case_id} · {stage}" if stage in STAGES and case_id else f"parity: {nodeid}")
 
 
