@@ -45,7 +45,7 @@ def available() -> dict:
 
 
 def get_backend(name: str) -> Backend:
-    """A fresh adapter instance for `name` (tf, torch, or an entry point's name)."""
+    """A fresh adapter instance for `name` (tf, torch, or an entry point's name); its `name` is set to `name`."""
     table = available()
     if name not in table:
         raise AdapterError(f"no backend adapter named {name!r}; available: {', '.join(sorted(table))} "
@@ -55,4 +55,12 @@ def get_backend(name: str) -> Backend:
     if not isinstance(backend, Backend):
         raise AdapterError(f"adapter {name!r} ({table[name]}) built a {type(backend).__name__}, "
                            "not an adapters.base.Backend")
+    # The registered name is the adapter's name from here on: the harness keys runs, bundle paths and
+    # labels by it, so two adapters whose classes share a `name` (or keep the default) stay apart.
+    try:
+        backend.name = name
+    except AttributeError:  # a read-only `name` property
+        if backend.name != name:
+            raise AdapterError(f"adapter {name!r} ({table[name]}) has a read-only name {backend.name!r}; "
+                               "the harness needs it to be the registered name") from None
     return backend

@@ -7,7 +7,6 @@ mutant) is one line on stderr and exit status 2.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import subprocess
 import sys
@@ -18,8 +17,11 @@ from parity.report.diff import diff_hubs, render_diff_text
 from parity.envinfo import REPO_ROOT
 from parity.golden import GoldenError
 from parity.report.hub import HubError, render, resolve_hub
+from backends.common.config import ArgumentParser, int_at_least
 from backends.common.threads import pin_threads
+from parity.options import OPTIONS, check_names, split_names
 from parity.tolerances import LedgerError
+from adapters.registry import available as available_backends
 
 EXIT_BAD_INPUT = 2
 
@@ -32,22 +34,38 @@ def pytest_command(extra: Sequence[str], *, regen: bool = False) -> list[str]:
     return command + list(extra)
 
 
-def _run_suite(argv: Sequence[str], *, regen: bool) -> int:
+def suite_help(verb: str, *, regen: bool) -> str:
+    """The short help of `run` / `regen`: the parity options (parity/options.py), the rest goes to pytest."""
+    what = ("Regenerate goldens: the parity suite with --force-regen (refused on a split)." if regen
+            else "Run the parity suite: pytest parity/ -n auto, then a report hub under reports/.")
+    spelled = [f"{option.flag} {option.metavar}" for option in OPTIONS]
+    width = max(map(len, spelled))
+    rows = "\n".join(f"  {flag.ljust(width)}  {option.help}" for flag, option in zip(spelled, OPTIONS))
+    return (f"usage: python -m parity {verb} [--parity-... VALUE] [PYTEST ARGS]\n\n{what}\n\n"
+            f"parity options:\n{rows}\n\n"
+            "Every other argument goes to pytest, after the defaults (so it wins): e.g. -k forward, -x, -n 2,\n"
+            "-v (one line per test). pytest's own options: python -m pytest --help.\n")
+
+
+def _run_suite(verb: str, argv: Sequence[str], *, regen: bool) -> int:
+    if any(arg in ("-h", "--help") for arg in argv):
+        sys.stdout.write(suite_help(verb, regen=regen))
+        return 0
     return subprocess.run(pytest_command(argv, regen=regen), cwd=REPO_ROOT, check=False).returncode
 
 
 def verb_run(argv: Sequence[str]) -> int:
-    """Run the parity suite; every argument goes to pytest."""
-    return _run_suite(argv, regen=False)
+    """Run the parity suite; every argument but -h/--help goes to pytest."""
+    return _run_suite("run", argv, regen=False)
 
 
 def verb_regen(argv: Sequence[str]) -> int:
     """Run the suite with --force-regen; pass --parity-config ID to limit it to configs."""
-    return _run_suite(argv, regen=True)
+    return _run_suite("regen", argv, regen=True)
 
 
 def verb_report(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m parity report",
+    parser = ArgumentParser(prog="python -m parity report",
                                      description="Re-render summary.md, index.html and plots of a hub.")
     parser.add_argument("hub", nargs="?", default=str(REPO_ROOT / "reports" / "latest"),
                         help="hub folder (default: reports/latest)")
@@ -59,10 +77,10 @@ def verb_report(argv: Sequence[str]) -> int:
 
 
 def verb_diff(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m parity diff",
+    parser = ArgumentParser(prog="python -m parity diff",
                                      description="What changed from hub A to hub B; exit 1 on new failures.")
-    parser.add_argument("hub_a")
-    parser.add_argument("hub_b")
+    parser.add_argument("hub_a", metavar="HUB_A", help="the earlier hub folder (reports/<timestamp>)")
+    parser.add_argument("hub_b", metavar="HUB_B", help="the later hub folder; new failures are those of B")
     args = parser.parse_args(argv)
     report = diff_hubs(args.hub_a, args.hub_b)
     sys.stdout.write(render_diff_text(report))
@@ -71,17 +89,22 @@ def verb_diff(argv: Sequence[str]) -> int:
 
 def verb_tolerances(argv: Sequence[str]) -> int:
     """Measure errors over seeds beside the ledger; exit 1 where one exceeds its tolerance."""
-    parser = argparse.ArgumentParser(prog="python -m parity tolerances",
+    parser = ArgumentParser(prog="python -m parity tolerances",
                                      description="Show the ledger, or measure errors over seeds beside it.")
     parser.add_argument("--measure", action="store_true", help="rerun every stage check over --seeds seeds")
-    parser.add_argument("--seeds", type=int, default=3, help="number of data seeds (default 3)")
+    parser.add_argument("--seeds", type=int_at_least(1), default=3, help="number of data seeds (default: 3)")
     parser.add_argument("--write", action="store_true",
                         help="set measured entries to worst x headroom, with provenance")
-    parser.add_argument("--parity-config", default=None, help="comma-separated config ids (default: all)")
-    parser.add_argument("--parity-backends", default="tf,torch")
+    parser.add_argument("--parity-config", default=None, help="with --measure: comma-separated config ids "
+                        "(default: all)")
+    parser.add_argument("--parity-backends", default="tf,torch", help="with --measure: comma-separated adapter "
+                        "names, the first the reference (default: tf,torch)")
     args = parser.parse_args(argv)
-    if args.seeds < 1:
-        parser.error(f"--seeds={args.seeds}: need at least one seed")
+    backends = split_names(args.parity_backends)
+    try:
+        check_names("--parity-backends", backends, available_backends(), what="backend")
+    except ValueError as exc:
+        parser.error(str(exc))
     from parity import tolerance_measure as measuring
     from parity.matrix import select
     from parity.tolerances import load_ledger
@@ -95,7 +118,7 @@ def verb_tolerances(argv: Sequence[str]) -> int:
         cases = select(args.parity_config)
     except ValueError as exc:
         raise LedgerError(str(exc)) from exc
-    found = measuring.measure(range(args.seeds), args.parity_backends.split(","), cases)
+    found = measuring.measure(range(args.seeds), backends, cases)
     lines, ok = measuring.report(found, ledger)
     print("\n".join(lines))
     if args.write:
@@ -108,7 +131,7 @@ def verb_tolerances(argv: Sequence[str]) -> int:
 def verb_audit(argv: Sequence[str]) -> int:
     """Mutant adapters against the clean other backend; exit 1 when one is not caught where declared."""
     pin_threads()  # the suite's thread settings, before an adapter loads a framework (main does it too)
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m parity audit",
         description="Prove the harness can fail: run mutant adapters (one known bug each) against the clean "
                     "other backend and report the first stage that fails for each.")
@@ -155,7 +178,7 @@ class Verb:
 
 
 VERBS: dict[str, Verb] = {
-    "run": Verb("run the parity suite (pytest parity/ -n auto [ARGS])", verb_run),
+    "run": Verb("run the parity suite (pytest parity/ -n auto [ARGS]); run --help: its options", verb_run),
     "regen": Verb("regenerate goldens: the suite with --force-regen [--parity-config ID]", verb_regen),
     "report": Verb("re-render a hub's summary.md, index.html and plots: report [HUB]", verb_report),
     "diff": Verb("compare two hubs, exit 1 on new failures: diff HUB_A HUB_B", verb_diff),

@@ -9,6 +9,7 @@ from backends.common.threads import pin_threads
 pin_threads()
 
 import os  # noqa: E402
+import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -17,46 +18,104 @@ from parity.report import hub as hubs  # noqa: E402
 from parity.envinfo import REPO_ROOT, collect_environment  # noqa: E402
 from parity.matrix import select  # noqa: E402
 from backends.common.fileio import installed_versions  # noqa: E402
+from parity.options import OPTIONS, check_names, split_names  # noqa: E402
 from parity.session import ParitySession  # noqa: E402
 from parity.stages import STAGES  # noqa: E402
+from adapters.registry import available as available_backends  # noqa: E402
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("parity", "dual-backend parity suite")
-    group.addoption("--parity-config", default=None,
-                    help="comma-separated config ids of parity/matrix.py to run (default: all)")
-    group.addoption("--parity-backends", default="tf,torch",
-                    help="comma-separated adapter names; the first is the reference (default: tf,torch)")
-    group.addoption("--parity-reports", default=str(REPO_ROOT / "reports"), help="folder of report hubs")
-    group.addoption("--parity-golden", default=str(REPO_ROOT / "golden"), help="folder of goldens")
+    for option in OPTIONS:
+        group.addoption(option.flag, default=option.default, metavar=option.metavar, help=option.help)
 
 
 def pytest_report_header(config):
     backends = config.getoption("--parity-backends")
     threads = ", ".join(f"{v}={os.environ.get(v)}" for v in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"))
     versions = ", ".join(f"{k} {v}" for k, v in installed_versions().items())
+    hub = config.parity_hub or "none (no test runs)"
     return [f"parity: backends {backends} (reference first); {versions}",
             f"parity: threads {threads}; deterministic kernels on in every backend",
-            f"parity: hub {config.parity_hub}"]
+            f"parity: hub {hub}"]
+
+
+def _check_options(config) -> None:
+    """Every parity option's value, checked before anything runs: one UsageError listing the known names."""
+    try:
+        config.parity_cases = select(config.getoption("--parity-config"))
+        config.parity_backends = split_names(config.getoption("--parity-backends"))
+        check_names("--parity-backends", config.parity_backends, available_backends(), what="backend")
+        stages = split_names(config.getoption("--parity-stage"))
+        check_names("--parity-stage", stages, STAGES, what="stage")
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    config.parity_stages = [s for s in STAGES if s in stages] if stages else list(STAGES)
+    if len(config.parity_backends) < 2:
+        raise pytest.UsageError(f"--parity-backends needs at least two names, got {config.parity_backends}")
+
+
+def _runs_no_test(config) -> bool:
+    """Invocations that never run a test get no hub: --help, --collect-only, --fixtures, --markers."""
+    option = config.option
+    return any(getattr(option, name, False) for name in ("help", "collectonly", "showfixtures", "markers",
+                                                          "fixtures_per_test"))
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "parity_case(id): the config a parity test belongs to")
-    try:
-        config.parity_cases = select(config.getoption("--parity-config"))
-    except ValueError as exc:
-        raise pytest.UsageError(str(exc)) from exc
-    config.parity_backends = [b.strip() for b in config.getoption("--parity-backends").split(",") if b.strip()]
-    if len(config.parity_backends) < 2:
-        raise pytest.UsageError(f"--parity-backends needs at least two names, got {config.parity_backends}")
+    config.parity_hub = None
+    _check_options(config)
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
         config.parity_hub = Path(workerinput[hubs.WORKERINPUT_KEY])
         config.parity_worker = workerinput["workerid"]
     else:
-        config.parity_hub = hubs.new_hub(config.getoption("--parity-reports"))
+        if not _runs_no_test(config):
+            config.parity_hub = hubs.new_hub(config.getoption("--parity-reports"))
         config.parity_worker = "main"
+        config.pluginmanager.register(_Progress(config), "parity-progress")
     config.parity_log = []
+
+
+class _Progress:
+    """In the controller: which config and stage each test is, one line as it starts.
+
+    Only on a terminal and without -v (with -v pytest prints its own line per test): with
+    `-n auto` pytest-xdist prints dots alone, which do not say where a long run is."""
+
+    def __init__(self, config):
+        self.config = config
+
+    def pytest_runtest_logstart(self, nodeid, location):
+        _started.append(nodeid)
+        if self.config.option.verbose > 0 or not sys.stdout.isatty():
+            return
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None:
+            return
+        param = nodeid.partition("@")[0].rpartition("[")[2].rstrip("]")  # "...[case-stage]@group"
+        case_id, _, stage = param.rpartition("-")
+        writer = self.config.get_terminal_writer()
+        if writer.width_of_current_line:  # after xdist's dots
+            writer.line()
+        reporter.write_line(f"parity: {case_id} · {stage}" if stage in STAGES and case_id else f"parity: {nodeid}")
+
+
+def _remove_unused_hub(config) -> None:
+    """Remove the hub of a session that ran no test, if it holds nothing but its empty skeleton."""
+    hub = config.parity_hub
+    if hub is None or _started:
+        return
+    hub = Path(hub)
+    parts = hub / hubs.PARTS_DIR
+    extra = {p.name for p in hub.iterdir()} - {hubs.INCOMPLETE_MARKER, hubs.PARTS_DIR} if hub.is_dir() else set()
+    if extra or not parts.is_dir() or any(parts.iterdir()):
+        return
+    parts.rmdir()
+    (hub / hubs.INCOMPLETE_MARKER).unlink(missing_ok=True)
+    hub.rmdir()
+    config.parity_hub = None
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -67,8 +126,8 @@ def pytest_configure_node(node):
 def pytest_generate_tests(metafunc):
     if {"parity_case", "stage"} <= set(metafunc.fixturenames):
         cases = metafunc.config.parity_cases
-        params = [pytest.param(case, stage, id=f"{case.id}-{stage}",
-                               marks=pytest.mark.xdist_group(case.id)) for case in cases for stage in STAGES]
+        params = [pytest.param(case, stage, id=f"{case.id}-{stage}", marks=pytest.mark.xdist_group(case.id))
+                  for case in cases for stage in metafunc.config.parity_stages]
         metafunc.parametrize(("parity_case", "stage"), params)
 
 
@@ -106,6 +165,7 @@ def pytest_runtest_logreport(report):
 
 _log_lines = []
 _crashed = []
+_started = []  # node ids whose run began (the controller hears of workers' tests too)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -117,6 +177,10 @@ def pytest_sessionfinish(session, exitstatus):
     config = session.config
     if getattr(config, "workerinput", None) is not None:
         return  # workers wrote their parts; the controller merges them
+    if not _started:
+        _remove_unused_hub(config)  # a run that never started a test (usage error, -k matching nothing)
+        if config.parity_hub is None:
+            return
     interrupted = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR,
                                  pytest.ExitCode.USAGE_ERROR) or bool(session.shouldfail or session.shouldstop)
     crashed = bool(_crashed)
@@ -139,8 +203,12 @@ def pytest_terminal_summary(terminalreporter, config):
 
 
 def pytest_unconfigure(config):
+    if getattr(config, "workerinput", None) is not None:
+        return
+    if getattr(config, "parity_hub", None) is not None:
+        _remove_unused_hub(config)
     hub = getattr(config, "parity_hub", None)
-    if hub is None or getattr(config, "workerinput", None) is not None:
+    if hub is None:
         return
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     state = "INCOMPLETE" if (Path(hub) / hubs.INCOMPLETE_MARKER).exists() else "complete"

@@ -21,6 +21,7 @@ from parity.golden import GoldenError, GoldenRefused, GoldenStore
 from parity.matrix import ParityCase
 from parity.tolerances import tolerance
 
+
 @dataclass
 class ParitySession:
     backends: list
@@ -35,6 +36,9 @@ class ParitySession:
 
     def __post_init__(self):
         self.store = GoldenStore(self.golden_root)
+        repeated = sorted({name for name in self.backends if self.backends.count(name) > 1})
+        if repeated:
+            raise ValueError(f"backend(s) {repeated} listed more than once; each runs under its registered name")
         for name in self.backends:
             self.adapters[name] = get_backend(name)
         self.referee = get_backend(REFEREE)

@@ -13,6 +13,7 @@ import io
 import json
 import platform
 import zipfile
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -91,12 +92,24 @@ def write_bundle(path, *, backend: str, framework_versions: dict, config: PinnCo
     return path
 
 
+# What zipfile raises on a damaged archive or member: bad CRC or headers (BadZipFile), a broken
+# deflate stream (zlib.error), truncation (EOFError), an unknown compression method
+# (NotImplementedError), encryption (RuntimeError), a read failure (OSError).
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError)
+
+
 def _read_members(path: Path) -> dict:
+    if path.is_dir():
+        raise BundleError(path, "is a folder, not a bundle file (bundle.zip)")
     if not path.exists():
         raise BundleError(path, "file does not exist")
     if not zipfile.is_zipfile(path):
         raise BundleError(path, "not a zip archive")
-    with zipfile.ZipFile(path) as zf:
+    try:
+        zf = zipfile.ZipFile(path)
+    except _ZIP_ERRORS as exc:
+        raise BundleError(path, f"damaged zip archive: {exc}") from exc
+    with zf:
         names = zf.namelist()
         for name in names:
             if name.startswith(("/", "\\")) or ".." in Path(name).parts or ":" in name:
@@ -108,7 +121,14 @@ def _read_members(path: Path) -> dict:
         missing = [m for m in MEMBERS if m not in names]
         if missing:
             raise BundleError(path, "required member is missing", member=missing[0])
-        return {name: zf.read(name) for name in MEMBERS}
+        members = {}
+        for name in MEMBERS:
+            try:
+                members[name] = zf.read(name)
+            except _ZIP_ERRORS as exc:
+                raise BundleError(path, f"damaged member, the archive is corrupt ({type(exc).__name__}: {exc})",
+                                  member=name) from exc
+        return members
 
 
 def read_bundle(path) -> BundleContents:

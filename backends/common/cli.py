@@ -2,12 +2,19 @@
 
 Only argument handling and file writing live here; each backend passes in its
 own train / save / load / reconstruct functions, so the numerics stay apart.
+
+Bad input (a flag, a data file, a bundle, an output folder) is one line
+`PROG: error: ...` and exit status 2, checked before any work. `train` writes
+into a sibling `<output-dir>.incomplete-XXXX` folder and moves its files into
+the output folder at the end, bundle.zip last: a folder holding bundle.zip is a
+finished run. Ctrl-C prints one line and exits 130, leaving the output folder
+as it was.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import contextlib
+import signal
 import sys
 from pathlib import Path
 from typing import Callable
@@ -15,10 +22,15 @@ from typing import Callable
 import numpy as np
 
 from backends.common.bundle_io import BundleError
-from backends.common.config import (ConfigError, add_config_arguments, add_path_argument,
+from backends.common.config import (ArgumentParser, ConfigError, add_config_arguments, add_path_argument,
                                     config_from_args)
 from backends.common.dataset import DatasetError, load_dataset
-from backends.common.fileio import atomic_write_json, save_npz
+from backends.common.fileio import (OutputFolderError, atomic_write, atomic_write_json, ensure_folder,
+                                    publish_folder, save_npz, staging_folder)
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+FINISHED_MARK = "bundle.zip"  # written last: its presence marks a finished training run
 
 
 def _check_same_n(data, n: int, what: str) -> None:
@@ -28,17 +40,39 @@ def _check_same_n(data, n: int, what: str) -> None:
 
 def _fail(prog: str, exc: Exception) -> int:
     print(f"{prog}: error: {exc}", file=sys.stderr)
-    return 2
+    return EXIT_BAD_INPUT
+
+
+@contextlib.contextmanager
+def _sigint_noted():
+    """Note a SIGINT while it is raised as KeyboardInterrupt as usual.
+
+    Lightning catches KeyboardInterrupt inside `fit` and exits with sys.exit(1);
+    the note lets train_main still report that exit as an interruption."""
+    seen = {"sigint": False}
+
+    def handler(signum, frame):
+        seen["sigint"] = True
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: signals are not ours to handle
+        previous = None
+    try:
+        yield seen
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 def train_main(argv, *, prog: str, train: Callable, save_bundle: Callable) -> int:
     """train(cfg, train_data, test_data) -> result with .model and .history; save_bundle(model, path)."""
-    parser = argparse.ArgumentParser(prog=prog, description="Train the PINN and write a bundle.",
-                                     allow_abbrev=False)
+    parser = ArgumentParser(prog=prog, description="Train the PINN and write a bundle.")
     add_path_argument(parser, "train_data_file", required=True, help="training NPZ (docs/spec.md §1)")
     add_path_argument(parser, "test_data_file", default=None, help="held-out NPZ; its loss is recorded")
     add_path_argument(parser, "output_dir", required=True, help="folder for effective_config.json, "
-                      "history.json and bundle.zip")
+                      "history.json and bundle.zip (bundle.zip, written last, marks a finished run)")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     try:
@@ -49,24 +83,42 @@ def train_main(argv, *, prog: str, train: Callable, save_bundle: Callable) -> in
         if test_data is not None:
             _check_same_n(test_data, train_data.N, f"the training data {args.train_data_file}")
             cfg.check_against_data(test_data.n_positions, source=args.test_data_file)
-    except (ConfigError, DatasetError) as exc:
+        staging = staging_folder(args.output_dir, label=f"--output-dir {args.output_dir}")
+    except (ConfigError, DatasetError, OutputFolderError) as exc:
         return _fail(prog, exc)
     out = Path(args.output_dir)
-    # Written first, so a run that fails later still says what it was asked to do.
-    atomic_write_json(out / "effective_config.json", cfg.to_dict())
-    result = train(cfg, train_data, test_data)
-    atomic_write_json(out / "history.json", result.history)
-    save_bundle(result.model, out / "bundle.zip")
-    print(f"wrote {out / 'effective_config.json'}, {out / 'history.json'}, {out / 'bundle.zip'}")
+    try:
+        # Written first, so a run that fails later still says what it was asked to do.
+        atomic_write_json(staging / "effective_config.json", cfg.to_dict())
+        with _sigint_noted() as noted:
+            try:
+                result = train(cfg, train_data, test_data)
+            except SystemExit:
+                if noted["sigint"]:
+                    raise KeyboardInterrupt from None
+                raise
+        atomic_write_json(staging / "history.json", result.history)
+        save_bundle(result.model, staging / FINISHED_MARK)
+        publish_folder(staging, out, last=FINISHED_MARK)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; {out} left as it was (what was asked: "
+              f"{staging / 'effective_config.json'})", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BaseException:
+        print(f"{prog}: training failed; {out} left as it was (partial output: {staging})", file=sys.stderr)
+        raise
+    if cfg.epochs == 0:
+        print("epochs 0: the bundle holds the untrained initial weights")
+    print(f"wrote {out / 'effective_config.json'}, {out / 'history.json'}, {out / FINISHED_MARK}")
     return 0
 
 
 def infer_main(argv, *, prog: str, load_bundle: Callable, reconstruct: Callable) -> int:
     """load_bundle(path) -> model; reconstruct(model, data) -> (object complex64, origin_px)."""
-    parser = argparse.ArgumentParser(prog=prog, description="Stitch a reconstruction from a bundle.",
-                                     allow_abbrev=False)
+    parser = ArgumentParser(prog=prog, description="Stitch a reconstruction from a bundle.")
     add_path_argument(parser, "bundle", required=True, help="bundle.zip written by either backend's train")
-    add_path_argument(parser, "data_file", required=True, help="NPZ whose positions are reconstructed")
+    add_path_argument(parser, "data_file", required=True, help="NPZ whose positions are reconstructed; "
+                      "when it holds the true object (objectGuess), the PNG compares with it")
     add_path_argument(parser, "output_dir", required=True, help="folder for reconstruction.npz and .png")
     args = parser.parse_args(argv)
     try:
@@ -74,33 +126,59 @@ def infer_main(argv, *, prog: str, load_bundle: Callable, reconstruct: Callable)
         data = load_dataset(args.data_file)
         _check_same_n(data, model.probe.shape[-1], f"the bundle {args.bundle}")
         model.config.check_against_data(data.n_positions, source=args.data_file)
-    except (BundleError, DatasetError, ConfigError) as exc:
+        out = ensure_folder(args.output_dir, label=f"--output-dir {args.output_dir}")
+    except (BundleError, DatasetError, ConfigError, OutputFolderError) as exc:
         return _fail(prog, exc)
     obj, origin = reconstruct(model, data)
-    out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     save_npz(out / "reconstruction.npz",
              {"object": np.asarray(obj, dtype=np.complex64), "origin_px": np.asarray(origin, dtype=np.float64)})
-    save_reconstruction_png(obj, out / "reconstruction.png", title=f"{prog} {Path(args.bundle).name}")
+    title = f"{prog.split()[-1]}: bundle {args.bundle}, data {args.data_file}"
+    save_reconstruction_png(obj, out / "reconstruction.png", title=title, origin_px=origin, data=data)
     print(f"wrote {out / 'reconstruction.npz'}, {out / 'reconstruction.png'}")
     return 0
 
 
-def save_reconstruction_png(obj, path, title: str = "") -> Path:
+def save_reconstruction_png(obj, path, title: str = "", *, origin_px=None, data=None) -> Path:
+    """Amplitude and phase of `obj`; beside them the truth when `data` holds it (objectGuess).
+
+    With a truth, the reconstruction is aligned to it (global phase and scale removed), the
+    truth is cropped to the reconstruction's canvas (origin_px), and the title gives amplitude
+    SSIM (data range of the truth), phase RMSE and FRC on the scanned interior."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
-    for ax, data, label, cmap in ((axes[0], np.abs(obj), "amplitude", "gray"),
-                                  (axes[1], np.angle(obj), "phase (rad)", "twilight")):
-        im = ax.imshow(data, cmap=cmap)
-        ax.set_title(label)
-        ax.axis("off")
-        fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.suptitle(title, fontsize=9)
+    from backends.common.imagemetrics import compare_with_truth
+
+    obj = np.asarray(obj)
+    truth = getattr(data, "object", None)
+    if truth is not None and origin_px is not None:
+        found = compare_with_truth(obj, origin_px, truth, data.xcoords, data.ycoords)
+        rows = (("reconstruction (aligned)", found.aligned), ("truth", found.truth))
+        title += (f"\namplitude SSIM {found.amp_ssim:.3f} (truth's range), phase RMSE "
+                  f"{found.phase_rmse_rad:.3f} rad, FRC {found.frc:.3f} (to half Nyquist); scanned interior boxed")
+        box = found.box
+        amp_range = (0.0, float(np.abs(found.truth).max()))
+        limit = float(np.abs(np.angle(found.truth[box])).max()) or np.pi  # the truth's phase range, both rows
+        phase_range = (-limit, limit)
+    else:
+        rows, box, amp_range, phase_range = (("reconstruction", obj),), None, (None, None), (None, None)
+    fig, axes = plt.subplots(len(rows), 2, figsize=(8, 3.4 * len(rows) + 0.4), squeeze=False)
+    for (label, image), ax_row in zip(rows, axes):
+        for ax, values, what, cmap, (lo, hi) in ((ax_row[0], np.abs(image), "amplitude", "gray", amp_range),
+                                                 (ax_row[1], np.angle(image), "phase (rad)", "twilight",
+                                                  phase_range)):
+            im = ax.imshow(values, cmap=cmap, vmin=lo, vmax=hi)
+            if box is not None:
+                rs, cs = box
+                ax.add_patch(plt.Rectangle((cs.start - 0.5, rs.start - 0.5), cs.stop - cs.start,
+                                           rs.stop - rs.start, fill=False, edgecolor="tab:orange", lw=0.8))
+            ax.set_title(f"{label}: {what}", fontsize=9)
+            ax.axis("off")
+            fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.suptitle(title, fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    atomic_write(path, lambda handle: fig.savefig(handle, dpi=80, format="png"))
     plt.close(fig)
     return Path(path)

@@ -122,18 +122,62 @@ def config_from_json(path) -> PinnConfig:
 
 
 # --- command-line flags ---------------------------------------------------
+# The one place flag types are defined. Each raises argparse.ArgumentTypeError,
+# which argparse prefixes with the flag: "argument --seed: expected an integer >= 0, got '-1'".
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser with a one-line error: `PROG: error: MESSAGE (see --help)`, exit status 2.
+
+    argparse prints the whole usage block before the error; a flag's error is one line here,
+    and --help still prints the usage."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def int_at_least(minimum: int):
+    """An argparse type: an integer >= `minimum`."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+    parse.__name__ = f"integer >= {minimum}"  # argparse names the type in some messages
+    return parse
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 # field -> (type, extra spellings PtychoPINN users type, help)
 _FLAGS = {
-    "gridsize": (int, ["--gridsize"], "positions per group side"),
-    "neighbor_count": (int, ["--neighbor_count", "--K"], "K nearest neighbours to draw members from"),
-    "n_groups": (int, ["--n_groups", "--n_images", "--n-images"], "groups drawn for training (default: all)"),
-    "seed": (int, [], "seed of grouping, batch order and initial weights"),
-    "n_filters_scale": (int, ["--n_filters_scale"], "filter count multiplier"),
+    "gridsize": (int_at_least(1), ["--gridsize"], "positions per group side"),
+    "neighbor_count": (int_at_least(1), ["--neighbor_count", "--K"], "K nearest neighbours to draw members from"),
+    "n_groups": (int_at_least(1), ["--n_groups", "--n_images", "--n-images"], "groups drawn for training"),
+    "seed": (int_at_least(0), [], "seed of grouping, batch order and initial weights"),
+    "n_filters_scale": (int_at_least(1), ["--n_filters_scale"], "filter count multiplier"),
     "amp_activation": (str, ["--amp_activation"], "amplitude activation"),
-    "batch_size": (int, ["--batch_size"], "groups per step"),
-    "epochs": (int, ["--nepochs", "--n-epochs"], "training epochs"),
-    "learning_rate": (float, ["--learning_rate", "--lr"], "Adam learning rate"),
-    "adam_epsilon": (float, ["--adam_epsilon"], "Adam epsilon"),
+    "batch_size": (int_at_least(1), ["--batch_size"], "groups per step"),
+    "epochs": (int_at_least(0), ["--nepochs", "--n-epochs"],
+               "training epochs; 0 writes the untrained initial weights"),
+    "learning_rate": (positive_float, ["--learning_rate", "--lr"], "Adam learning rate"),
+    "adam_epsilon": (positive_float, ["--adam_epsilon"], "Adam epsilon"),
     "loss": (str, [], "poisson or mae"),
     "object_big": (None, ["--object_big"], "merge group patches on one canvas (true/false)"),
 }
@@ -155,15 +199,17 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         dashed = "--" + name.replace("_", "-")
         spellings = [dashed] + [a for a in aliases if a != dashed]
         choices = LOSSES if name == "loss" else AMP_ACTIVATIONS if name == "amp_activation" else None
-        default = getattr(PinnConfig(), name) if name != "n_groups" else "all positions"
+        default = {"n_groups": "all positions", "object_big": "gridsize > 1"}.get(name, getattr(PinnConfig(), name))
         group.add_argument(*spellings, dest=name, type=kind or _parse_bool, default=None, choices=choices,
                            help=f"{help_text} (default: {default})")
 
 
 def add_path_argument(parser, name: str, **kwargs) -> None:
-    """A path flag with its dashed name and its underscore alias (`--train-data-file`, `--train_data_file`)."""
+    """A path flag with its dashed name and its underscore alias (`--train-data-file`, `--train_data_file`);
+    a name without an underscore (`--bundle`) has no alias."""
     dashed = "--" + name.replace("_", "-")
-    parser.add_argument(dashed, "--" + name, dest=name, **kwargs)
+    spellings = [dashed] if dashed == "--" + name else [dashed, "--" + name]
+    parser.add_argument(*spellings, dest=name, metavar=kwargs.pop("metavar", "PATH"), **kwargs)
 
 
 def config_from_args(args: argparse.Namespace) -> PinnConfig:

@@ -126,6 +126,8 @@ def validate(ds: Dataset) -> Dataset:
 def load_dataset(path) -> Dataset:
     """Read and validate an NPZ file; `diff3d` is accepted as an alias of `diffraction`."""
     path = Path(path)
+    if path.is_dir():
+        raise DatasetError(path, None, "is a folder, not an NPZ file")
     if not path.exists():
         raise DatasetError(path, None, "file does not exist")
     if not zipfile.is_zipfile(path):

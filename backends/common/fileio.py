@@ -5,7 +5,10 @@ the target's folder, fsync, then `os.replace`, so a reader (or a run killed
 half-way) sees the old file or the new one, never a torn one; on any error the
 temporary file is removed. `write_npz` writes NPZ archives whose bytes depend
 on the arrays only (sorted members, fixed timestamps), so equal data gives
-equal files and equal sha256 digests. `read_versioned_json` is the one reader
+equal files and equal sha256 digests. A folder of outputs is written the same
+way: `staging_folder` makes a sibling `<name>.incomplete-XXXX`, the writer fills
+it, `publish_folder` moves it into place (its `last` file moved last), so a
+folder holding that last file is a finished one. `read_versioned_json` is the one reader
 of the project's versioned JSON documents (golden manifests, result hubs, the
 tolerance ledger). `installed_versions` reads package versions from metadata,
 without importing a framework.
@@ -54,6 +57,71 @@ def atomic_write(path, write: Callable[[BinaryIO], None]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def ensure_folder(path, *, label: str | None = None) -> Path:
+    """Create `path` (and its parents) or raise OutputFolderError, in one line that starts
+    with `label` (default: the path) and says why."""
+    path = Path(path)
+    label = str(path) if label is None else label
+    blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise OutputFolderError(f"{label}: {blocker} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputFolderError(f"{label}: cannot create the folder ({exc.strerror or exc})") from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OutputFolderError(f"{label}: folder {path} is not writable")
+    return path
+
+
+class OutputFolderError(ValueError):
+    """An output folder cannot be created or written; the message names it and why."""
+
+
+def staging_folder(target, *, label: str | None = None) -> Path:
+    """A new empty folder `<target>.incomplete-XXXX` beside `target`, with the usual permissions.
+
+    Checks up front that `target` can be published later: its parent is created,
+    and `target` must be neither a file nor an unwritable folder. Errors are one
+    OutputFolderError line starting with `label` (default: the target's path).
+    """
+    label = str(target) if label is None else label
+    target = Path(os.path.abspath(target))
+    if target.exists() and not target.is_dir():
+        raise OutputFolderError(f"{label}: {target} is a file, not a folder")
+    if target.is_dir() and not os.access(target, os.W_OK | os.X_OK):
+        raise OutputFolderError(f"{label}: folder {target} is not writable")
+    ensure_folder(target.parent, label=label)
+    try:
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f"{target.name}.incomplete-"))
+    except OSError as exc:
+        raise OutputFolderError(f"{label}: cannot write in {target.parent} ({exc.strerror or exc})") from exc
+    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's 0700 would survive the rename
+    return staging
+
+
+def publish_folder(staging, target, *, last: str) -> Path:
+    """Move what `staging` holds to `target`, `last` moved last; then remove `staging`.
+
+    A missing `target` is the renamed `staging` (one atomic step). An existing
+    one first loses its old `last` file, then receives the files one by one, so
+    at no moment does it hold the new `last` with older companions.
+    """
+    staging, target = Path(staging), Path(target)
+    try:
+        os.rename(staging, target)
+        return target
+    except OSError:
+        if not target.is_dir():
+            raise
+    (target / last).unlink(missing_ok=True)
+    names = sorted(p.name for p in staging.iterdir())
+    for name in [n for n in names if n != last] + [n for n in names if n == last]:
+        os.replace(staging / name, target / name)
+    staging.rmdir()
+    return target
 
 
 def atomic_write_bytes(path, data: bytes) -> Path:

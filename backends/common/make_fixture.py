@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from backends.common.config import ArgumentParser, int_at_least
 from backends.common.dataset import DatasetError, load_dataset, save_dataset
 
 
@@ -42,17 +43,18 @@ def make_fixture(source, output, subset_size: int, seed: int = 0):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m backends.common.make_fixture", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
-    parser.add_argument("--source", required=True)
-    parser.add_argument("--output", required=True)
-    parser.add_argument("--subset-size", "--subset_size", dest="subset_size", type=int, required=True)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = ArgumentParser(prog="python -m backends.common.make_fixture", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", required=True, metavar="FILE", help="NPZ to cut from")
+    parser.add_argument("--output", required=True, metavar="FILE", help="NPZ to write")
+    parser.add_argument("--subset-size", "--subset_size", dest="subset_size", type=int_at_least(1), required=True,
+                        help="positions to keep")
+    parser.add_argument("--seed", type=int_at_least(0), default=0, help="seed of the choice (default: 0)")
     args = parser.parse_args(argv)
     try:
         path = make_fixture(args.source, args.output, args.subset_size, args.seed)
     except DatasetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {path}")
     return 0

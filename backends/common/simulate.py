@@ -11,11 +11,14 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from pathlib import Path
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from backends.common.config import ArgumentParser, int_at_least, positive_float
 from backends.common.dataset import Dataset, save_dataset
+from backends.common.fileio import OutputFolderError, ensure_folder
 
 SIMULATOR_VERSION = 1
 
@@ -129,19 +132,30 @@ def simulate(seed: int = 7, n_positions: int = 150, n: int = 32, nphotons: float
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m backends.common.simulate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
-    parser.add_argument("--output", required=True, help="NPZ file to write")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--n-positions", "--n_positions", dest="n_positions", type=int, default=150)
-    parser.add_argument("--N", dest="n", type=int, default=32, help="pattern size (multiple of 8, >= 16)")
-    parser.add_argument("--nphotons", type=float, default=1e5, help="mean total counts per pattern")
-    parser.add_argument("--step", type=float, default=None, help="raster step in px (default N/4)")
-    parser.add_argument("--jitter", type=float, default=None, help="max jitter in px (default step/4)")
+    parser = ArgumentParser(prog="python -m backends.common.simulate", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", required=True, metavar="FILE", help="NPZ file to write")
+    parser.add_argument("--seed", type=int_at_least(0), default=7, help="random seed (default: 7)")
+    parser.add_argument("--n-positions", "--n_positions", dest="n_positions", type=int_at_least(2), default=150,
+                        help="scan positions (default: 150)")
+    parser.add_argument("--N", dest="n", type=int_at_least(16), default=32,
+                        help="pattern size, a multiple of 8 (default: 32)")
+    parser.add_argument("--nphotons", type=positive_float, default=1e5,
+                        help="mean total counts per pattern (default: 1e5)")
+    parser.add_argument("--step", type=positive_float, default=None, help="raster step in px (default: N/4)")
+    parser.add_argument("--jitter", type=float, default=None, help="max jitter in px (default: step/4)")
     args = parser.parse_args(argv)
+    if args.jitter is not None and args.jitter < 0:
+        parser.error(f"argument --jitter: expected a number >= 0, got {args.jitter!r}")
     try:
         ds = simulate(args.seed, args.n_positions, args.n, args.nphotons, args.step, args.jitter)
     except ValueError as exc:
+        parser.error(str(exc))
+    if Path(args.output).is_dir():
+        parser.error(f"argument --output: {args.output} is a folder, not an NPZ file")
+    try:
+        ensure_folder(Path(args.output).parent, label=f"argument --output {args.output}")
+    except OutputFolderError as exc:
         parser.error(str(exc))
     path = save_dataset(ds, args.output)
     print(f"wrote {path}: M={ds.n_positions} N={ds.N} object {ds.object.shape}")

@@ -1,0 +1,45 @@
+"""The parity suite's own pytest options, in one table: conftest adds them, `python -m parity run --help`
+lists them, and conftest validates their values before anything runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from parity.envinfo import REPO_ROOT
+
+
+@dataclass(frozen=True)
+class ParityOption:
+    """One `--parity-*` option of the suite."""
+
+    flag: str  # the option as typed, e.g. --parity-config
+    default: str | None  # None: not set
+    help: str  # one line, for pytest's help and `python -m parity run --help`
+    metavar: str = "LIST"  # what the value is, in the help
+
+
+OPTIONS = (
+    ParityOption("--parity-config", None, "comma-separated config ids of parity/matrix.py to run (default: all)"),
+    ParityOption("--parity-backends", "tf,torch",
+                 "comma-separated adapter names; the first is the reference (default: tf,torch)"),
+    ParityOption("--parity-stage", None,
+                 "comma-separated stages to run (default: all; upstream outputs are computed as needed)"),
+    ParityOption("--parity-reports", str(REPO_ROOT / "reports"), "folder of report hubs (default: reports/)", "DIR"),
+    ParityOption("--parity-golden", str(REPO_ROOT / "golden"), "folder of goldens (default: golden/)", "DIR"),
+)
+
+
+def split_names(text: str | None) -> list[str]:
+    """'a, b,,c' -> ['a', 'b', 'c']."""
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def check_names(flag: str, given: list[str], known, *, what: str) -> None:
+    """ValueError naming the unknown or repeated names of `flag` and listing the known ones."""
+    known = list(known)
+    unknown = [name for name in given if name not in known]
+    if unknown:
+        raise ValueError(f"{flag}: unknown {what} {', '.join(map(repr, unknown))}; known: {', '.join(known)}")
+    repeated = sorted({name for name in given if given.count(name) > 1})
+    if repeated:
+        raise ValueError(f"{flag}: {what} {', '.join(map(repr, repeated))} listed more than once")
