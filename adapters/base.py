@@ -11,7 +11,9 @@ returns None.
 from __future__ import annotations
 
 from abc import ABC
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
@@ -38,6 +40,10 @@ class Backend(ABC):
     """A system under test. Subclasses implement the stages they support."""
 
     name: str = "unnamed"
+    shared_code: Mapping[str, str] = MappingProxyType({})
+    """stage -> the one implementation this adapter shares with others there (a dotted name).
+    Where every backend of a run names the same one, the report says the stage is shared by
+    construction: its checks pass whatever that code does."""
 
     def versions(self) -> dict:
         """Framework name -> version, for env.json and golden manifests."""
@@ -93,6 +99,12 @@ class Backend(ABC):
         """loss (float) and grads: canonical name -> float32 array of d loss / d weight."""
         raise NotImplementedError(f"{self.name}: stage gradients")
 
+    def optimizer_steps(self, config: dict, weights: dict, grads_per_step: list) -> dict:
+        """Canonical weights after one step of the backend's training optimiser per entry of
+        `grads_per_step` (each a canonical name -> gradient mapping), from a fresh optimiser
+        state built from `config` (learning_rate, adam_epsilon) exactly as training builds it."""
+        raise NotImplementedError(f"{self.name}: stage optimizer")
+
     # training and reconstruction
     def train(self, config: dict, data_path, init_weights: dict, max_steps: int) -> dict:
         """history (docs/spec.md §10) and weights (canonical) after `max_steps` steps."""
@@ -124,6 +136,9 @@ class CommonContract:
 
     A team's own backend would resolve configs with its own factory instead: that
     factory is exactly what the config stage exists to check."""
+
+    shared_code = MappingProxyType({"config": "backends.common.config.make_config",
+                                    "data": "backends.common.dataset.load_dataset"})
 
     def resolve_config(self, overrides: dict) -> dict:
         from backends.common.config import make_config

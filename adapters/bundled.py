@@ -137,6 +137,15 @@ class BundledBackend(CommonContract, Backend):
         loss, grads = self._mod("train").loss_and_gradients(self._model(state), *self._batch(batch))
         return {"loss": float(loss), "grads": grads}
 
+    def optimizer_steps(self, config, weights, grads_per_step) -> dict:
+        train = self._mod("train")
+        probe = np.ones((8, 8), np.complex64)  # the optimiser never reads the probe or the scale
+        model = self._model(ModelState(config=config, weights=weights, probe=probe, input_scale=1.0))
+        optimizer = train.make_optimizer(model, make_config(config))
+        for grads in grads_per_step:
+            train.apply_gradients(model, optimizer, grads)
+        return model.get_canonical_weights()
+
     def train(self, config, data_path, init_weights, max_steps) -> dict:
         result = self._mod("train").train(make_config(config), load_dataset(data_path),
                                           init_weights=init_weights, max_steps=max_steps)

@@ -110,6 +110,9 @@ class Mutant(Backend):
     def gradients(self, state, batch) -> dict:
         return self.inner.gradients(state, batch)
 
+    def optimizer_steps(self, config, weights, grads_per_step) -> dict:
+        return self.inner.optimizer_steps(config, weights, grads_per_step)
+
     def train(self, config, data_path, init_weights, max_steps) -> dict:
         return self.inner.train(config, data_path, init_weights, max_steps)
 
@@ -361,8 +364,11 @@ class LossSummed(Mutant):
 
 class AdamEpsilonDefault(Mutant):
     name = "adam_epsilon_1e-8"
-    expected_stage = "training"
+    expected_stage = "optimizer"
     description = "Adam built with epsilon 1e-8 (the framework default), ignoring the configured value"
+
+    def optimizer_steps(self, config, weights, grads_per_step) -> dict:
+        return self.inner.optimizer_steps({**dict(config), "adam_epsilon": 1e-8}, weights, grads_per_step)
 
     def train(self, config, data_path, init_weights, max_steps) -> dict:
         return self.inner.train({**dict(config), "adam_epsilon": 1e-8}, data_path, init_weights, max_steps)

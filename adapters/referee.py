@@ -4,7 +4,7 @@ The two bundled backends are float32 and each can only be judged against the
 other: when they part, the pair alone does not say which one left the
 contract. This referee is written from docs/spec.md alone (grouping §4,
 scales §5, translation §6, forward model §8 with the object_big merge, loss
-§9, stitching §11), in float64/complex128, with no framework and nothing
+§9, the optimiser step §10, stitching §11), in float64/complex128, with no framework and nothing
 imported from backends.tf_pinn or backends.torch_pinn. It returns float64 and
 complex128 (not the canonical float32 dtypes) so that a float32 backend can be
 measured against a truth whose own rounding is 2**-29 times smaller.
@@ -196,6 +196,30 @@ def stitch_patches(patches, xcoords, ycoords) -> tuple[np.ndarray, np.ndarray]:
     return obj, np.asarray(geometry.origin_px, np.float64)
 
 
+# --- §10 the optimiser -----------------------------------------------------------------------
+
+ADAM_BETA1, ADAM_BETA2 = 0.9, 0.999
+
+
+def adam_steps(weights: dict, grads_per_step: list, learning_rate: float, epsilon: float) -> dict:
+    """Textbook Adam from zero moments, one step per gradient mapping:
+    m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g², w -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)."""
+    w = {k: np.array(v, np.float64) for k, v in weights.items()}
+    m = {k: np.zeros_like(v) for k, v in w.items()}
+    v2 = {k: np.zeros_like(v) for k, v in w.items()}
+    for t, grads in enumerate(grads_per_step, start=1):
+        if set(grads) != set(w):
+            raise ValueError(f"adam_steps: step {t} has gradients for {sorted(set(grads) ^ set(w))} "
+                             "but not the same names as the weights")
+        for k in w:
+            g = np.asarray(grads[k], np.float64)
+            m[k] = ADAM_BETA1 * m[k] + (1 - ADAM_BETA1) * g
+            v2[k] = ADAM_BETA2 * v2[k] + (1 - ADAM_BETA2) * g * g
+            m_hat, v_hat = m[k] / (1 - ADAM_BETA1**t), v2[k] / (1 - ADAM_BETA2**t)
+            w[k] = w[k] - learning_rate * m_hat / (np.sqrt(v_hat) + epsilon)
+    return w
+
+
 # --- the adapter ------------------------------------------------------------------------------
 
 class Float64Referee(CommonContract, Backend):
@@ -235,6 +259,10 @@ class Float64Referee(CommonContract, Backend):
         a0 = A0[amp_activation]
         return {"input_scale": (n / 2) / math.sqrt(mean_power),
                 "log_intensity_scale": 0.5 * math.log(mean_power / (a0 * a0 * probe_power))}
+
+    def optimizer_steps(self, config, weights, grads_per_step) -> dict:
+        cfg = make_config(config)
+        return adam_steps(weights, grads_per_step, cfg.learning_rate, cfg.adam_epsilon)
 
     def stitch(self, patches, xcoords, ycoords) -> dict:
         obj, origin = stitch_patches(patches, xcoords, ycoords)

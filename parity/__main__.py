@@ -20,6 +20,7 @@ from parity.report.hub import HubError, render, resolve_hub
 from backends.common.config import ArgumentParser, int_at_least
 from backends.common.threads import pin_threads
 from parity.options import OPTIONS, check_names, split_names
+from parity.stages import STAGES
 from parity.tolerances import LedgerError
 from adapters.registry import available as available_backends
 
@@ -99,10 +100,14 @@ def verb_tolerances(argv: Sequence[str]) -> int:
                         "(default: all)")
     parser.add_argument("--parity-backends", default="tf,torch", help="with --measure: comma-separated adapter "
                         "names, the first the reference (default: tf,torch)")
+    parser.add_argument("--parity-stage", default=None, help="with --measure: comma-separated stages "
+                        "(default: all)")
     args = parser.parse_args(argv)
     backends = split_names(args.parity_backends)
+    stages = split_names(args.parity_stage) if args.parity_stage else list(STAGES)
     try:
         check_names("--parity-backends", backends, available_backends(), what="backend")
+        check_names("--parity-stage", stages, STAGES, what="stage")
     except ValueError as exc:
         parser.error(str(exc))
     from parity import tolerance_measure as measuring
@@ -118,7 +123,7 @@ def verb_tolerances(argv: Sequence[str]) -> int:
         cases = select(args.parity_config)
     except ValueError as exc:
         raise LedgerError(str(exc)) from exc
-    found = measuring.measure(range(args.seeds), backends, cases)
+    found = measuring.measure(range(args.seeds), backends, cases, stages=stages)
     lines, ok = measuring.report(found, ledger)
     print("\n".join(lines))
     if args.write:

@@ -91,7 +91,7 @@ class CachedRun(BackendRun):
     The clean reference gets one per case, shared by the CaseContext of every
     mutant: BackendRun already caches its input-free stages; this also caches the
     stages that take an argument (forward, loss, predict, gradients, train,
-    reconstruct, bundle), keyed by a fingerprint of the argument."""
+    reconstruct, bundle, cli_without), keyed by a fingerprint of the argument."""
 
     memo: dict = field(default_factory=dict)
 
@@ -126,6 +126,9 @@ class CachedRun(BackendRun):
     def load_bundle(self, path: Path):
         content = hashlib.sha256(Path(path).read_bytes()).hexdigest()
         return self._once("load_bundle", (str(path), content), lambda: BackendRun.load_bundle(self, path))
+
+    def cli_without(self, name: str) -> dict:
+        return self._once("cli_without", name, lambda: BackendRun.cli_without(self, name))
 
 
 # --- one row per mutant ----------------------------------------------------

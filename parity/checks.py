@@ -29,12 +29,13 @@ from backends.common.config import make_config
 from parity.comparators import (check_invariants, compare_allclose, compare_band, compare_exact,
                             compare_reconstruction, compare_update, error_comparison)
 from parity.comparison import REFEREE, SPEC, Check, Comparison, referee_distance
-from parity.report.hub import Artifact
-from parity.matrix import ParityCase
+from parity.report.hub import Artifact, StageNote
+from parity.matrix import CLI_ALTERNATIVES, CLI_SWEEP_FIELDS, ParityCase
 from parity.stage_outputs import BackendRun, CaseInputs
 from parity.tolerances import LedgerError, precision_name, tolerance
 
-REFEREE_STAGES = ("grouping", "translation", "forward", "loss", "reconstruction")  # reconstruction: stitch only
+REFEREE_STAGES = ("grouping", "translation", "forward", "loss", "optimizer",
+                  "reconstruction")  # reconstruction: stitch only
 
 
 class UpstreamFailed(RuntimeError):
@@ -48,6 +49,7 @@ class StageResult:
     golden_by_backend: dict = field(default_factory=dict)
     golden_metric: str = "max_abs"
     artifacts: list = field(default_factory=list)
+    notes: list = field(default_factory=list)  # parity.report.hub.StageNote: facts beside the comparisons
 
 
 @dataclass
@@ -269,16 +271,25 @@ def _exact_pairs(ctx: CaseContext, stage: str, outputs: dict, metric: str, resul
                                                 metric=metric))
 
 
-def _effective_config_stage(ctx: CaseContext, stage: str, fn, metric: str) -> StageResult:
-    """Config and cli: every backend's effective config equals the others' and the contract's."""
-    result = StageResult()
+def _effective_configs(ctx: CaseContext, stage: str, fn, metric: str, given: Mapping, result: StageResult,
+                       variant: str = "") -> dict:
+    """Every backend's effective config (fn(run)) equal to the others' and to the contract's for
+    the fields `given`; returns the outputs."""
     outputs = _outputs(ctx, stage, fn, result)
-    expected = make_config(dict(ctx.inputs.case.overrides)).to_dict()
-    _exact_pairs(ctx, stage, outputs, metric, result)
+    expected = make_config(dict(given)).to_dict()
+    for label, ref, other in _pairs(ctx, outputs, variant):
+        result.comparisons.append(compare_exact(other, ref, config_id=ctx.case_id, stage=stage, check=label,
+                                                metric=metric))
     for name, cfg in outputs.items():
         result.comparisons.append(compare_exact(cfg, expected, config_id=ctx.case_id, stage=stage,
-                                                check=Check(name, SPEC), metric=metric))
-    result.golden_by_backend = outputs
+                                                check=Check(name, SPEC, variant), metric=metric))
+    return outputs
+
+
+def _effective_config_stage(ctx: CaseContext, stage: str, fn, metric: str) -> StageResult:
+    """Config and cli: every backend's effective config equals the others' and the contract's."""
+    result = StageResult(notes=_shared_note(ctx, stage))
+    result.golden_by_backend = _effective_configs(ctx, stage, fn, metric, ctx.inputs.case.overrides, result)
     return result
 
 
@@ -286,8 +297,19 @@ def check_config(ctx: CaseContext) -> StageResult:
     return _effective_config_stage(ctx, "config", lambda run: run.config, "fields")
 
 
+def _shared_note(ctx: CaseContext, stage: str) -> list[StageNote]:
+    """A note when every backend declares the same implementation of `stage` (Backend.shared_code):
+    its comparisons then pass by construction and say nothing about the pair."""
+    shared = {run.backend.shared_code.get(stage) for run in ctx.runs.values()}
+    if len(shared) != 1 or None in shared:
+        return []
+    (implementation,) = shared
+    return [StageNote(ctx.case_id, stage, "shared", f"shared by construction: every backend runs {implementation} "
+                      "here, so this stage cannot disagree for this pair")]
+
+
 def check_data(ctx: CaseContext) -> StageResult:
-    result = StageResult()
+    result = StageResult(notes=_shared_note(ctx, "data"))
     outputs = _outputs(ctx, "data", lambda run: run.data, result)
     _exact_pairs(ctx, "data", outputs, "arrays", result)
 
@@ -444,6 +466,20 @@ def check_gradients(ctx: CaseContext) -> StageResult:
     return result
 
 
+def check_optimizer(ctx: CaseContext) -> StageResult:
+    """The same weights and gradients through each backend's own optimiser, a few steps from a
+    fresh state: no trajectory to diverge, so they agree to float32 rounding, and a wrong epsilon
+    or beta shows where training's statistical bands could not see it. The referee's textbook
+    Adam is the contract, so there is no golden."""
+    def updated(run):
+        weights = run.optimizer
+        return {"weights": np.concatenate([np.ravel(weights[name]) for name in sorted(weights)])}
+
+    result = _allclose_stage(ctx, "optimizer", "max_abs", updated, StageResult(), referee_fn=updated)
+    result.golden_by_backend = {}
+    return result
+
+
 def check_training(ctx: CaseContext) -> StageResult:
     result = StageResult()
     init = ctx.initial_state.weights
@@ -540,13 +576,21 @@ def check_bundle(ctx: CaseContext) -> StageResult:
 
 
 def check_cli(ctx: CaseContext) -> StageResult:
-    return _effective_config_stage(ctx, "cli", lambda run: run.cli_config, "effective_config")
+    """The train CLI with the case's flags only; with cli_sweep, also once per field with that
+    field's flag left out and every other flag set to a non-default value (CLI_ALTERNATIVES)."""
+    result = _effective_config_stage(ctx, "cli", lambda run: run.cli_config, "effective_config")
+    if ctx.inputs.case.cli_sweep:
+        for name in CLI_SWEEP_FIELDS:
+            given = {k: v for k, v in CLI_ALTERNATIVES.items() if k != name}
+            _effective_configs(ctx, "cli", lambda run, name=name: run.cli_without(name), "effective_config", given,
+                               result, variant=f"without --{name.replace('_', '-')}")
+    return result
 
 
 STAGE_CHECKS = {
     "config": check_config, "data": check_data, "grouping": check_grouping, "shapes": check_shapes,
     "translation": check_translation, "forward": check_forward, "loss": check_loss, "model": check_model,
-    "gradients": check_gradients, "training": check_training, "reconstruction": check_reconstruction,
+    "gradients": check_gradients, "optimizer": check_optimizer, "training": check_training, "reconstruction": check_reconstruction,
     "bundle": check_bundle, "cli": check_cli,
 }
 

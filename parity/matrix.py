@@ -33,6 +33,7 @@ class ParityCase:
     overrides: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # config fields set
     train_steps: int = 6  # optimiser steps of the training stage
     stage_groups: int = 2  # groups fed to the isolated translation/forward/model/gradient stages
+    cli_sweep: bool = False  # the cli stage also leaves out each flag in turn (CLI_ALTERNATIVES)
 
     def __post_init__(self):
         object.__setattr__(self, "overrides", MappingProxyType(dict(self.overrides)))
@@ -47,12 +48,39 @@ class ParityCase:
         return make_config(dict(self.overrides))
 
 
+# The cli stage's sweep: one train CLI run per config field, that field's flag left out and every
+# other flag given the value below (none of them a default), so each default is seen on its own,
+# beside non-default neighbours it may depend on (object_big's default follows gridsize). epochs 0
+# keeps every run free of training; the run that leaves out epochs is the cli stage's own run with
+# all flags left out, so the sweep skips it.
+CLI_ALTERNATIVES = MappingProxyType({
+    "gridsize": 2, "neighbor_count": 5, "n_groups": 8, "seed": 7, "n_filters_scale": 1,
+    "amp_activation": "softplus", "batch_size": 8, "epochs": 0, "learning_rate": 2e-3,
+    "adam_epsilon": 1e-6, "loss": "mae", "object_big": False,
+})
+CLI_SWEEP_FIELDS = tuple(name for name in CLI_ALTERNATIVES if name != "epochs")
+
+
+def _check_cli_alternatives() -> None:
+    defaults = make_config({}).to_dict()
+    if set(CLI_ALTERNATIVES) != set(defaults):
+        raise ValueError(f"CLI_ALTERNATIVES must name every config field: missing "
+                         f"{sorted(set(defaults) - set(CLI_ALTERNATIVES))}, unknown "
+                         f"{sorted(set(CLI_ALTERNATIVES) - set(defaults))}")
+    for name in CLI_SWEEP_FIELDS:
+        given = {k: v for k, v in CLI_ALTERNATIVES.items() if k != name}
+        if make_config(given).to_dict() == make_config(dict(CLI_ALTERNATIVES)).to_dict():
+            raise ValueError(f"CLI_ALTERNATIVES[{name!r}] = {CLI_ALTERNATIVES[name]!r} is that field's default "
+                             "beside the others: leaving the flag out would show nothing")
+
+
 MATRIX = (
-    ParityCase("gs1-k4-poisson-n32", SimulatedData(seed=7)),
+    ParityCase("gs1-k4-poisson-n32", SimulatedData(seed=7), cli_sweep=True),
     ParityCase("gs2-k4-poisson-n32", SimulatedData(seed=8), {"gridsize": 2}),
     ParityCase("gs2-k7-mae-n32", SimulatedData(seed=9), {"gridsize": 2, "neighbor_count": 7, "loss": "mae"}),
-    ParityCase("gs1-k4-mae-n64", SimulatedData(seed=10, n_positions=24, n=64),
-               {"loss": "mae", "n_filters_scale": 1}),
+    # Non-default optimiser settings: the optimizer stage checks each backend uses them.
+    ParityCase("gs1-k4-mae-n64-adam", SimulatedData(seed=10, n_positions=24, n=64),
+               {"loss": "mae", "n_filters_scale": 1, "learning_rate": 5e-4, "adam_epsilon": 1e-6}),
     ParityCase("gs2-k6-poisson-n64", SimulatedData(seed=11, n_positions=24, n=64),
                {"gridsize": 2, "neighbor_count": 6, "n_filters_scale": 1}),
 )
@@ -78,11 +106,12 @@ def _check_unique(cases) -> None:
 # - epochs 2: the CLI stage trains a few steps, not 50 epochs.
 AUDIT = (
     ParityCase("gs2-k4-poisson-n32-audit", SimulatedData(seed=21, n_positions=20, jitter=0.0),
-               {"gridsize": 2, "batch_size": 8, "epochs": 2, "adam_epsilon": 1e-2}, train_steps=4),
+               {"gridsize": 2, "batch_size": 8, "epochs": 2, "adam_epsilon": 1e-2}, train_steps=4, cli_sweep=True),
     ParityCase("gs1-k4-poisson-n16-audit", SimulatedData(seed=22, n_positions=12, n=16, jitter=0.0),
                {"batch_size": 8, "epochs": 2, "adam_epsilon": 1e-2}, train_steps=2, stage_groups=1),
 )
 
+_check_cli_alternatives()
 _check_unique(MATRIX)
 _check_unique(AUDIT)
 

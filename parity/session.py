@@ -53,7 +53,7 @@ class ParitySession:
         ctx = self.context(case)
         result = run_stage(ctx, stage)
         comparisons = list(result.comparisons) + self._golden(ctx, stage, result)
-        artifacts = hubs.write_part(self.hub, self.worker, comparisons, result.artifacts)
+        artifacts = hubs.write_part(self.hub, self.worker, comparisons, result.artifacts, result.notes)
         # This config's plots, drawn here while other workers run, not serially by the controller at the end.
         plots.draw_missing(self.hub, [c.to_dict() for c in comparisons], artifacts)
         return comparisons

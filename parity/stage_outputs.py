@@ -24,7 +24,7 @@ from adapters.base import Backend, Batch, ModelState
 from backends.common.dataset import load_dataset, save_dataset
 from backends.common.simulate import simulate
 from backends.common.weights import initial_weights
-from parity.matrix import ParityCase
+from parity.matrix import CLI_ALTERNATIVES, ParityCase
 
 # The CLI stage trains with flags left out (50 epochs): a scan this small keeps it to one step an epoch.
 CLI_DATA = dict(seed=5, n_positions=16, n=16, nphotons=1e4, step=2.0)
@@ -114,6 +114,19 @@ class CaseInputs:
         far = (np.maximum(observed, 0.05) * noise * phase / np.exp(log_g)).astype(np.complex64)
         return {"far_field": far, "observed_amplitude": observed, "log_intensity_scale": log_g}
 
+    @cached_property
+    def optimizer_inputs(self) -> dict:
+        """Weights (the shared initializer's) and three steps of gradients for the optimiser stage.
+
+        Gradient magnitudes are log-uniform over 1e-9..1e-1 with random signs: where |g| is
+        near epsilon, the step depends on epsilon, so a wrong epsilon moves those weights by
+        a good part of a learning rate, far beyond float32 rounding."""
+        cfg, rng = self.case.config, self.rng("optimizer")
+        weights = initial_weights(cfg.seed, cfg.n_channels, cfg.n_filters_scale, 0.7)
+        steps = [{name: (rng.choice((-1.0, 1.0), np.shape(w)) * 10.0 ** rng.uniform(-9, -1, np.shape(w)))
+                  .astype(np.float32) for name, w in weights.items()} for _ in range(3)]
+        return {"weights": weights, "grads_per_step": steps}
+
     def initial_state(self, scales: dict) -> ModelState:
         cfg = self.case.config
         weights = initial_weights(cfg.seed, cfg.n_channels, cfg.n_filters_scale, scales["log_intensity_scale"])
@@ -126,9 +139,9 @@ class BackendRun:
     """One backend's outputs for one case, with its compute time per stage.
 
     Calls without an argument (config, data, grouping, shapes, translation, scales,
-    own initial weights, stitch, cli) are cached_property: computed at most once.
+    own initial weights, optimizer, stitch, cli) are cached_property: computed at most once.
     Calls that take an input (forward, loss, predict, gradients, train, reconstruct,
-    bundle) run on every call; CaseContext keeps what several stages share (the
+    bundle, cli_without) run on every call; CaseContext keeps what several stages share (the
     reference's training), and audit.CachedRun memoises them per input."""
 
     backend: Backend
@@ -193,6 +206,12 @@ class BackendRun:
     def gradients(self, state: ModelState, batch: Batch) -> dict:
         return self._timed("gradients", self.backend.gradients, state, batch)
 
+    @cached_property
+    def optimizer(self) -> dict:
+        o = self.inputs.optimizer_inputs
+        return self._timed("optimizer", self.backend.optimizer_steps, self.inputs.config, o["weights"],
+                           o["grads_per_step"])
+
     def train(self, init_weights: dict) -> dict:
         return self._timed("training", self.backend.train, self.inputs.config, self.inputs.data_path,
                            init_weights, self.inputs.case.train_steps)
@@ -211,11 +230,19 @@ class BackendRun:
     def load_bundle(self, path: Path) -> ModelState:
         return self._timed("bundle", self.backend.load_bundle, path)
 
-    @cached_property
-    def cli_config(self) -> dict:
-        out = self.inputs.workdir / f"cli-{self.backend.name}-{self.inputs.case.id}"
+    def _train_cli(self, given: dict, label: str) -> dict:
+        """The train CLI on the tiny scan with a flag for each of `given` (field -> value) only."""
+        out = self.inputs.workdir / f"cli-{self.backend.name}-{self.inputs.case.id}{label}"
         argv = ["--train-data-file", str(self.inputs.cli_data_path), "--output-dir", str(out)]
-        # Only the case's own overrides become flags: everything else must come out as the default.
-        for key, value in sorted(self.inputs.case.overrides.items()):
+        for key, value in sorted(given.items()):
             argv += ["--" + key.replace("_", "-"), json.dumps(value) if isinstance(value, bool) else str(value)]
         return self._timed("cli", self.backend.run_train_cli, argv)
+
+    @cached_property
+    def cli_config(self) -> dict:
+        # Only the case's own overrides become flags: everything else must come out as the default.
+        return self._train_cli(dict(self.inputs.case.overrides), "")
+
+    def cli_without(self, name: str) -> dict:
+        """Effective config of the train CLI with `name`'s flag left out, the others from CLI_ALTERNATIVES."""
+        return self._train_cli({k: v for k, v in CLI_ALTERNATIVES.items() if k != name}, f"-without-{name}")

@@ -31,6 +31,7 @@ STAGE_TABLE: tuple[Stage, ...] = (
     Stage("loss", "Poisson deviance / MAE of a prediction against measured amplitudes"),
     Stage("model", "network prediction with the same canonical weights"),
     Stage("gradients", "gradient of the loss for every canonical weight"),
+    Stage("optimizer", "optimiser steps from identical weights and gradients (Adam, §10)"),
     Stage("training", "loss trajectory and final weights after training from the same start"),
     Stage("reconstruction", "stitched object after removing global phase and scale"),
     Stage("bundle", "save / load / cross-load of the model bundle"),

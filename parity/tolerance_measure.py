@@ -48,7 +48,7 @@ def _observed(comparison) -> tuple[str, float, float] | None:
     return key, float(comparison.measured[measure]), float(comparison.measured.get("max_ref", 1.0))
 
 
-def measure(seeds, backends=("tf", "torch"), cases=MATRIX, log=print) -> dict:
+def measure(seeds, backends=("tf", "torch"), cases=MATRIX, log=print, stages=STAGES) -> dict:
     """ledger key -> {"worst": value, "max_ref": magnitude, "seeds": [...], "n": count}."""
     adapters = {name: get_backend(name) for name in backends}
     referee = get_backend(REFEREE)  # "<backend>~referee" comparisons use the same ledger entries: measured too
@@ -57,7 +57,7 @@ def measure(seeds, backends=("tf", "torch"), cases=MATRIX, log=print) -> dict:
     with tempfile.TemporaryDirectory(prefix="parity-measure-") as workdir:
         for seed, case in shifted_cases(seeds, cases):
             ctx = make_context(case, adapters, Path(workdir), referee=referee)
-            for stage in STAGES:
+            for stage in stages:
                 for comparison in run_stage(ctx, stage).comparisons:
                     if comparison.kind == "error":
                         log(f"  seed {seed} {case.id} {stage}: {comparison.headline}")

@@ -14,6 +14,7 @@ as it was.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 from pathlib import Path
@@ -74,6 +75,8 @@ def train_main(argv, *, prog: str, train: Callable, save_bundle: Callable) -> in
     add_path_argument(parser, "output_dir", required=True, help="folder for effective_config.json, "
                       "history.json and bundle.zip (bundle.zip, written last, marks a finished run)")
     add_config_arguments(parser)
+    parser.add_argument("--quiet", action="store_true", help="no progress line (there is none anyway when "
+                        "standard error is not a terminal)")
     args = parser.parse_args(argv)
     try:
         cfg = config_from_args(args)
@@ -90,9 +93,9 @@ def train_main(argv, *, prog: str, train: Callable, save_bundle: Callable) -> in
     try:
         # Written first, so a run that fails later still says what it was asked to do.
         atomic_write_json(staging / "effective_config.json", cfg.to_dict())
-        with _sigint_noted() as noted:
+        with _sigint_noted() as noted, epoch_progress(cfg.epochs, quiet=args.quiet) as on_epoch_end:
             try:
-                result = train(cfg, train_data, test_data)
+                result = train(cfg, train_data, test_data, on_epoch_end=on_epoch_end)
             except SystemExit:
                 if noted["sigint"]:
                     raise KeyboardInterrupt from None
@@ -111,6 +114,30 @@ def train_main(argv, *, prog: str, train: Callable, save_bundle: Callable) -> in
         print("epochs 0: the bundle holds the untrained initial weights")
     print(f"wrote {out / 'effective_config.json'}, {out / 'history.json'}, {out / FINISHED_MARK}")
     return 0
+
+
+@contextlib.contextmanager
+def epoch_progress(epochs: int, *, quiet: bool = False, stream=None):
+    """A progress line over `epochs` (epoch i/n, loss, elapsed, ETA: tqdm's) on a terminal; yields the
+    backends' on_epoch_end callback, or None when quiet or when `stream` is not a terminal."""
+    stream = sys.stderr if stream is None else stream
+    if quiet or epochs <= 0 or not stream.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        size = os.terminal_size((0, 0))
+    # A terminal that reports no size (0 x 0) would make tqdm print nothing at all.
+    with tqdm(total=epochs, desc="epoch", file=stream, ncols=size.columns or 80, nrows=size.lines or 24,
+              bar_format="{desc} {n_fmt}/{total_fmt}{postfix} [{elapsed}<{remaining}]") as bar:
+        def on_epoch_end(epochs_done: int, epoch_loss: float) -> None:
+            bar.set_postfix_str(f"loss {epoch_loss:.5g}", refresh=False)
+            bar.update(epochs_done - bar.n)
+
+        yield on_epoch_end
 
 
 def infer_main(argv, *, prog: str, load_bundle: Callable, reconstruct: Callable) -> int:

@@ -8,6 +8,7 @@ Counterpart of backends/torch_pinn/train.py.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,10 +17,10 @@ import tensorflow as tf
 from backends.common.config import PinnConfig
 from backends.common.dataset import Dataset, DatasetError
 from backends.common.geometry import Groups
-from backends.common.weights import LOG_INTENSITY_SCALE, initial_weights
+from backends.common.weights import LOG_INTENSITY_SCALE, check_canonical, initial_weights
 from backends.tf_pinn.grouping import group_positions
 from backends.tf_pinn.loss import compute_loss
-from backends.tf_pinn.model import PinnModel, compute_scales, create_model, to_canonical_layout
+from backends.tf_pinn.model import PinnModel, compute_scales, create_model, to_canonical_layout, to_keras_layout
 from backends.tf_pinn.physics import check_offsets
 from backends.tf_pinn.runtime import BACKEND_NAME, configure_determinism
 
@@ -104,6 +105,17 @@ class Adam:
             var.assign_sub(step_size * m / (tf.sqrt(v) / bias2_sqrt + eps))
 
 
+
+def make_optimizer(model: PinnModel, config: PinnConfig) -> Adam:
+    """The optimiser `train` steps (§10): Adam over the model's canonical variables."""
+    return Adam(model.trainable_variables, config.learning_rate, config.adam_epsilon)
+
+
+def apply_gradients(model: PinnModel, optimizer: Adam, grads: dict) -> None:
+    """One optimiser step with gradients given per canonical name, in canonical layout."""
+    check_canonical(grads, model.config.n_channels, model.config.n_filters_scale, source="apply_gradients")
+    optimizer.apply([tf.constant(to_keras_layout(name, grads[name])) for name in model.canonical_variables()])
+
 def _signature(n: int, c: int):
     # None batch: the last partial batch reuses the one trace.
     return [tf.TensorSpec((None, n, n, c), tf.float32), tf.TensorSpec((None, c, 2), tf.float32)]
@@ -128,8 +140,11 @@ def evaluate_loss(model: PinnModel, data: Dataset, batch_size: int | None = None
 
 
 def train(config: PinnConfig, train_data: Dataset, test_data: Dataset | None = None, *,
-          init_weights: dict | None = None, max_steps: int | None = None) -> TrainResult:
-    """Group once, then Adam over `config.epochs` epochs (or `max_steps` steps, whichever ends first)."""
+          init_weights: dict | None = None, max_steps: int | None = None,
+          on_epoch_end: Callable[[int, float], None] | None = None) -> TrainResult:
+    """Group once, then Adam over `config.epochs` epochs (or `max_steps` steps, whichever ends first).
+
+    `on_epoch_end(epochs_done, epoch_loss)` is called after every epoch (progress display)."""
     if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 0):
         raise ValueError(f"max_steps={max_steps!r} must be a non-negative integer or None")
     n, c = train_data.N, config.n_channels
@@ -152,7 +167,7 @@ def train(config: PinnConfig, train_data: Dataset, test_data: Dataset | None = N
 
     diffraction, offsets = grouped_inputs(train_data, groups)
     variables = model.trainable_variables
-    adam = Adam(variables, config.learning_rate, config.adam_epsilon)
+    adam = make_optimizer(model, config)
 
     @tf.function(input_signature=_signature(n, c))
     def step(x, d):
@@ -174,6 +189,8 @@ def train(config: PinnConfig, train_data: Dataset, test_data: Dataset | None = N
             seen += len(idx)
         if seen:
             epoch_loss.append(weighted / seen)  # a partial last epoch (max_steps) is recorded too
+            if on_epoch_end is not None:
+                on_epoch_end(len(epoch_loss), epoch_loss[-1])
         if max_steps is not None and len(step_loss) >= max_steps:
             break
     history = {

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import lightning.pytorch as pl
@@ -25,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from backends.common.config import PinnConfig
 from backends.common.dataset import Dataset as ScanData
 from backends.common.dataset import DatasetError
-from backends.common.weights import LOG_INTENSITY_SCALE
+from backends.common.weights import LOG_INTENSITY_SCALE, check_canonical
 from backends.common.geometry import Groups
 from backends.torch_pinn.grouping import group_positions
 from backends.torch_pinn.loss import compute_loss
@@ -146,10 +147,12 @@ class EpochBatchSampler(Sampler):
 class PinnTask(pl.LightningModule):
     """Lightning wrapper: one Adam step per batch, every step's loss recorded."""
 
-    def __init__(self, model: PinnModel, batch_sampler: EpochBatchSampler):
+    def __init__(self, model: PinnModel, batch_sampler: EpochBatchSampler,
+                 on_epoch_end: Callable[[int, float], None] | None = None):
         super().__init__()
         self.model = model
         self.batch_sampler = batch_sampler
+        self.on_epoch_end = on_epoch_end
         self.records: list[tuple[int, float, int]] = []  # (epoch, loss, batch size) per step
         self.visited: list[list[int]] = []  # group indices of each step, in order
 
@@ -163,10 +166,28 @@ class PinnTask(pl.LightningModule):
         self.visited.append(index.tolist())
         return loss
 
+    def on_train_epoch_end(self):
+        if self.on_epoch_end is not None:
+            losses = _epoch_losses(self.records)
+            self.on_epoch_end(len(losses), losses[-1])
+
     def configure_optimizers(self):
-        cfg = self.model.config
-        return torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate, betas=(ADAM_BETA1, ADAM_BETA2),
-                                eps=cfg.adam_epsilon)
+        return make_optimizer(self.model, self.model.config)
+
+
+def make_optimizer(model: PinnModel, config: PinnConfig) -> torch.optim.Adam:
+    """The optimiser `train` steps (§10): torch's Adam with the contract's epsilon."""
+    return torch.optim.Adam(model.parameters(), lr=config.learning_rate, betas=(ADAM_BETA1, ADAM_BETA2),
+                            eps=config.adam_epsilon)
+
+
+def apply_gradients(model: PinnModel, optimizer: torch.optim.Adam, grads: dict) -> None:
+    """One optimiser step with gradients given per canonical name, in canonical layout."""
+    check_canonical(grads, model.config.n_channels, model.config.n_filters_scale, source="apply_gradients")
+    for name, param in model.network.named_parameters():
+        param.grad = torch.from_numpy(np.array(grads[canonical_name(name)], dtype=np.float32))
+    model.log_intensity_scale.grad = torch.tensor(np.float32(grads[LOG_INTENSITY_SCALE]))
+    optimizer.step()
 
 
 def _run_trainer(task: PinnTask, loader: DataLoader, epochs: int, max_steps: int | None) -> None:
@@ -207,8 +228,11 @@ def _epoch_losses(records: list) -> list[float]:
 
 
 def train(config: PinnConfig, train_data: ScanData, test_data: ScanData | None = None, *,
-          init_weights: dict | None = None, max_steps: int | None = None) -> TrainResult:
-    """Train on `train_data`; groups, batch order and initial weights all derive from config.seed."""
+          init_weights: dict | None = None, max_steps: int | None = None,
+          on_epoch_end: Callable[[int, float], None] | None = None) -> TrainResult:
+    """Train on `train_data`; groups, batch order and initial weights all derive from config.seed.
+
+    `on_epoch_end(epochs_done, epoch_loss)` is called after every epoch (progress display)."""
     if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 0):
         raise ValueError(f"max_steps={max_steps!r} must be a non-negative integer or None")
     configure_determinism(config.seed)
@@ -230,7 +254,7 @@ def train(config: PinnConfig, train_data: ScanData, test_data: ScanData | None =
     sampler = EpochBatchSampler(n_groups, config.batch_size, config.seed)
     loader = DataLoader(_GroupData(diffraction, offsets), batch_sampler=sampler, collate_fn=_identity,
                         num_workers=0)
-    task = PinnTask(model, sampler)
+    task = PinnTask(model, sampler, on_epoch_end)
     if config.epochs > 0 and max_steps != 0:
         _run_trainer(task, loader, config.epochs, max_steps)
     model.eval()

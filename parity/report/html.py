@@ -15,7 +15,7 @@ from html import escape
 
 from parity.report.numbers import failure_rows, first_rows, fmt_ratio, stage_anchor, stage_margins
 from parity.report.summary import (FAILURE_COLUMNS, FAILURES_NOTE, INCOMPLETE_NOTE, MARGIN_NOTE, environment_line,
-                                   failure_cells, status_cell)
+                                   failure_cells, notes_lines, stage_notes, status_cell)
 from parity.stages import DESCRIPTIONS, STAGES
 
 STYLE = """
@@ -51,6 +51,8 @@ def _table(results: Mapping) -> list[str]:
             css, text = {"pass": ("pass", "pass"), "fail": ("fail", "FAIL")}.get(status, ("none", "-"))
             if status == "fail":
                 text = f'<a href="#{escape(stage_anchor(config_id, stage))}">FAIL</a>'
+            text += "".join(f'<span class="margin" title="{escape(note["text"])}">{escape(note["kind"])}</span>'
+                            for note in stage_notes(results, config_id, stage))
             margin = margins.get((config_id, stage)) if status != "-" else None
             if margin is None:
                 cells.append(f'<td class="{css}">{text}</td>')
@@ -60,7 +62,8 @@ def _table(results: Mapping) -> list[str]:
         rows.append(f'<tr><td class="config"><a href="#{escape(config_id)}">'
                     f'{escape(config_id)}</a></td>{"".join(cells)}</tr>')
     rows.append("</table>")
-    return rows + [f'<p class="note">{escape(MARGIN_NOTE)}</p>']
+    return rows + [f'<p class="note">{escape(MARGIN_NOTE)}</p>'] + [
+        f'<p class="note">{escape(line)}</p>' for line in notes_lines(results)]
 
 
 def _failures(results: Mapping) -> list[str]:

@@ -67,6 +67,20 @@ class Artifact:
     arrays: Mapping[str, np.ndarray]
 
 
+@dataclass(frozen=True)
+class StageNote:
+    """A fact about one stage of one config that is not a comparison, shown beside its cell."""
+
+    config_id: str
+    stage: str
+    kind: str
+    """"shared": the backends run one implementation here, so the stage cannot tell them apart."""
+    text: str
+
+    def to_dict(self) -> dict:
+        return {"config_id": self.config_id, "stage": self.stage, "kind": self.kind, "text": self.text}
+
+
 def _write_json(path: Path, data) -> None:
     atomic_write_json(path, to_jsonable(data), sort_keys=False)
 
@@ -91,8 +105,8 @@ def new_hub(root: str | os.PathLike = "reports", *, now: datetime | None = None)
 
 
 def write_part(hub: str | os.PathLike, worker_id: str, records: Iterable,
-               artifacts: Iterable[Artifact] = ()) -> list[dict]:
-    """Append comparisons (Comparison or its to_dict()) and artifacts of one worker;
+               artifacts: Iterable[Artifact] = (), notes: Iterable[StageNote] = ()) -> list[dict]:
+    """Append comparisons (Comparison or its to_dict()), artifacts and stage notes of one worker;
     returns the artifacts' records (config_id, kind, labels, file), as results.json lists them."""
     hub = Path(hub)
     check_name("worker id", worker_id)
@@ -112,6 +126,9 @@ def write_part(hub: str | os.PathLike, worker_id: str, records: Iterable,
         written.append({"config_id": artifact.config_id, "kind": artifact.kind, "labels": list(artifact.arrays),
                         "file": target.relative_to(hub).as_posix()})
         lines.append(json.dumps({"record": "artifact", **written[-1]}))
+    for note in notes:
+        stage_index(note.stage)
+        lines.append(json.dumps({"record": "note", **note.to_dict()}))
     if lines:
         # One write of whole lines: a worker killed mid-run leaves at most one torn last line.
         with open(hub / PARTS_DIR / f"{worker_id}.jsonl", "a", encoding="utf-8") as handle:
@@ -119,9 +136,9 @@ def write_part(hub: str | os.PathLike, worker_id: str, records: Iterable,
     return written
 
 
-def read_parts(hub: Path) -> tuple[list[dict], list[dict], list[str]]:
-    """(comparisons, artifacts, warnings) from every parts/*.jsonl; bad lines become warnings."""
-    comparisons, artifacts, warnings = [], [], []
+def read_parts(hub: Path) -> tuple[list[dict], list[dict], list[dict], list[str]]:
+    """(comparisons, artifacts, notes, warnings) from every parts/*.jsonl; bad lines become warnings."""
+    comparisons, artifacts, notes, warnings = [], [], [], []
     for part in sorted((hub / PARTS_DIR).glob("*.jsonl")):
         for number, line in enumerate(part.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
@@ -130,17 +147,22 @@ def read_parts(hub: Path) -> tuple[list[dict], list[dict], list[str]]:
                 record = json.loads(line)
                 if record.get("record") == "artifact":
                     artifacts.append({k: record[k] for k in ("config_id", "kind", "labels", "file")})
+                elif record.get("record") == "note":
+                    note = StageNote(**{k: record[k] for k in ("config_id", "stage", "kind", "text")}).to_dict()
+                    if note not in notes:  # every worker that ran the stage may say it
+                        notes.append(note)
                 else:
                     record.pop("record", None)
                     comparisons.append(Comparison.from_dict(record).to_dict())
             except (ValueError, KeyError, TypeError, AttributeError) as error:
                 warnings.append(f"{part.relative_to(hub)}:{number}: unreadable record skipped "
                                 f"({type(error).__name__}: {error})")
-    return comparisons, artifacts, warnings
+    return comparisons, artifacts, notes, warnings
 
 
-def summarize_configs(comparisons: list[dict]) -> dict:
-    """{config_id: {"first_divergence": stage | None, "stages": {stage: "pass" | "fail"}}}."""
+def summarize_configs(comparisons: list[dict], notes: Iterable[Mapping] = ()) -> dict:
+    """{config_id: {"first_divergence": stage | None, "stages": {stage: "pass" | "fail"},
+    "notes": {stage: [note, ...]}}}."""
     status: dict[str, dict[str, str]] = {}
     for item in comparisons:
         stages = status.setdefault(item["config_id"], {})
@@ -148,14 +170,19 @@ def summarize_configs(comparisons: list[dict]) -> dict:
             stages[item["stage"]] = "fail"
         else:
             stages.setdefault(item["stage"], "pass")
+    by_config: dict[str, dict[str, list]] = {}
+    for note in notes:
+        by_config.setdefault(note["config_id"], {}).setdefault(note["stage"], []).append(note)
     return {config_id: {"first_divergence": first_divergence(
                             [s for s, v in stages.items() if v == "fail"]),
-                        "stages": {s: stages[s] for s in STAGES if s in stages}}
+                        "stages": {s: stages[s] for s in STAGES if s in stages},
+                        "notes": {s: by_config.get(config_id, {})[s] for s in STAGES
+                                  if s in by_config.get(config_id, {})}}
             for config_id, stages in sorted(status.items())}
 
 
 def build_results(hub: Path, env: Mapping, complete: bool) -> dict:
-    comparisons, artifacts, warnings = read_parts(hub)
+    comparisons, artifacts, notes, warnings = read_parts(hub)
     comparisons.sort(key=lambda c: (c["config_id"], stage_index(c["stage"]), c["check"],
                                     c["metric"]))
     return {
@@ -163,8 +190,8 @@ def build_results(hub: Path, env: Mapping, complete: bool) -> dict:
         "created": utc_now(), "hub": hub.name, "env": dict(env), "complete": bool(complete),
         "totals": {"comparisons": len(comparisons),
                    "failed": sum(1 for c in comparisons if not c["passed"])},
-        "configs": summarize_configs(comparisons),
-        "comparisons": comparisons, "artifacts": artifacts, "warnings": warnings,
+        "configs": summarize_configs(comparisons, notes),
+        "comparisons": comparisons, "artifacts": artifacts, "notes": notes, "warnings": warnings,
     }
 
 

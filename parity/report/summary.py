@@ -45,6 +45,21 @@ def status_cell(results: Mapping, config_id: str, stage: str) -> str:
     return results["configs"][config_id]["stages"].get(stage, "-")
 
 
+def stage_notes(results: Mapping, config_id: str, stage: str) -> list[Mapping]:
+    """The notes (hub.StageNote records) of one stage cell; older results have none."""
+    return results["configs"][config_id].get("notes", {}).get(stage, [])
+
+
+def notes_lines(results: Mapping) -> list[str]:
+    """One line per distinct note text, naming the cells it applies to."""
+    cells: dict[str, list[str]] = {}
+    for config_id, entry in results["configs"].items():
+        for stage, notes in entry.get("notes", {}).items():
+            for note in notes:
+                cells.setdefault(note["text"], []).append(f"{config_id} {stage}")
+    return [f"{text} ({', '.join(where)})" for text, where in cells.items()]
+
+
 def failure_cells(row: FailureRow) -> list[str]:
     """The text cells of one failures-table row, in FAILURE_COLUMNS order."""
     return [row.config_id, row.stage, str(row.check), row.metric, row.measured, row.tolerance,
@@ -91,9 +106,11 @@ def render_summary(results: Mapping) -> str:
                     cell = f"[{cell}](#{stage_anchor(config_id, stage)})"
                 if status != "-" and (config_id, stage) in margins:
                     cell += f" {fmt_ratio(margins[config_id, stage].value)}"
+                cell += "".join(f" ({note['kind']})" for note in stage_notes(results, config_id, stage))
                 cells.append(cell)
             lines.append(f"| {config_id} | " + " | ".join(cells) + " |")
         lines += ["", MARGIN_NOTE]
+        lines += [f"- {_md(line)}" for line in notes_lines(results)]
         lines += _failures_table(results)
     else:
         lines.append("No comparison was recorded.")

@@ -23,7 +23,7 @@ from backends.common.config import make_config
 from backends.common.simulate import simulate
 from parity import audit
 from parity.__main__ import main
-from parity.matrix import AUDIT, MATRIX
+from parity.matrix import AUDIT, MATRIX, select
 from parity.stages import STAGES
 
 CHEAP = ("neighbor_count_default", "gridsize_default", "grouping_seed_included", "grouping_ties_high",
@@ -341,3 +341,17 @@ def test_the_numpy_grouping_equals_the_bundled_backends():
                 got = numpy_group(ds.xcoords, ds.ycoords, cfg, inference)
                 np.testing.assert_array_equal(got["nn_indices"], want["nn_indices"])
                 np.testing.assert_allclose(got["offsets_px"], want["offsets_px"], rtol=0, atol=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.tf
+@pytest.mark.torch
+def test_adam_epsilon_at_the_framework_default_fails_the_matrix_at_the_optimizer_stage():
+    """The bug the training stage's statistical bands let through on the matrix (whose cases
+    keep the default adam_epsilon 1e-7): one Adam step on small gradients shows it."""
+    case = select("gs1-k4-poisson-n32")
+    result = audit.run_audit(["adam_epsilon_1e-8"], base="torch", cases=case, stages=("optimizer",),
+                             log=lambda line: None)
+    assert result.control.verdict == "clean", result.control.failures
+    (row,) = result.rows
+    assert (row.verdict, row.first_failed) == ("caught", "optimizer"), row.failures

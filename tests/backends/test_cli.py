@@ -182,3 +182,48 @@ def test_bad_input_exits_2_with_one_line(backend, tmp_path, tiny_path, capsys):
                        str(tmp_path / "r")]) == 2
     line = _one_error_line(capsys)  # an NPZ is a zip, but not a bundle
     assert str(tiny_path) in line and "unexpected member" in line
+
+
+def _train_on_a_terminal(backend, tiny_path, out, *extra):
+    """`python -m backends.<b>.train` with standard error on a pseudo-terminal; (exit code, what it showed)."""
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run([sys.executable, "-m", f"backends.{backend.name}.train", "--train-data-file",
+                               str(tiny_path), "--output-dir", str(out), "--epochs", "3", "--n-filters-scale", "1",
+                               *extra], cwd=REPO, stdout=subprocess.PIPE, stderr=follower, timeout=300)
+        os.close(follower)
+        follower = None
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the terminal has no writer left
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        if follower is not None:
+            os.close(follower)
+        os.close(leader)
+    return proc.returncode, shown.decode("utf-8", "replace")
+
+
+@pytest.mark.slow
+def test_train_shows_one_progress_line_on_a_terminal_and_none_with_quiet(backend, tmp_path, tiny_path):
+    rc, shown = _train_on_a_terminal(backend, tiny_path, tmp_path / "a")
+    assert rc == 0, shown
+    assert "epoch 3/3, loss " in shown and "<00:00]" in shown, shown
+    rc, shown = _train_on_a_terminal(backend, tiny_path, tmp_path / "b", "--quiet")
+    assert rc == 0 and "epoch" not in shown, shown
+
+
+@pytest.mark.slow
+def test_train_shows_no_progress_when_standard_error_is_not_a_terminal(backend, tmp_path, tiny_path):
+    proc = subprocess.run([sys.executable, "-m", f"backends.{backend.name}.train", "--train-data-file",
+                           str(tiny_path), "--output-dir", str(tmp_path / "o"), "--epochs", "2",
+                           "--n-filters-scale", "1"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "epoch" not in proc.stderr, proc.stderr

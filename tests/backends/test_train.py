@@ -203,10 +203,19 @@ def test_history_format_and_weighted_epoch_mean(backend, tiny):
     assert result.groups.nn_indices.shape == (20, 1)
 
 
+def test_every_epoch_is_reported_with_its_loss(backend, tiny):
+    seen = []
+    cfg = make_config({**TINY, "epochs": 3, "batch_size": 6})
+    result = backend.train.train(cfg, tiny, on_epoch_end=lambda done, loss: seen.append((done, loss)))
+    assert seen == list(enumerate(result.history["epoch_loss"], start=1)) and len(seen) == 3
+
+
 @pytest.mark.slow
 def test_history_of_a_partial_epoch(backend, ten):
     cfg = make_config({"n_filters_scale": 1, "batch_size": 4, "epochs": 3})
-    result = backend.train.train(cfg, ten, ten, max_steps=5)
+    seen = []
+    result = backend.train.train(cfg, ten, ten, max_steps=5, on_epoch_end=lambda done, loss: seen.append(done))
+    assert seen == [1, 2]  # the partial epoch that max_steps ends is reported too
     h = result.history
     assert (h["steps_per_epoch"], h["n_groups"], h["backend"]) == (3, 10, backend.name)
     assert len(h["step_loss"]) == 5 and len(h["epoch_loss"]) == 2

@@ -37,8 +37,8 @@ def test_parts_of_two_workers_are_merged(tmp_path):
     assert results["complete"] is True and not (hub / "INCOMPLETE").exists()
     assert results["configs"] == {
         "gs1": {"first_divergence": "translation",
-                "stages": {"translation": "fail", "forward": "pass", "training": "fail"}},
-        "gs2": {"first_divergence": None, "stages": {"config": "pass"}},
+                "stages": {"translation": "fail", "forward": "pass", "training": "fail"}, "notes": {}},
+        "gs2": {"first_divergence": None, "stages": {"config": "pass"}, "notes": {}},
     }
     assert [c["stage"] for c in results["comparisons"]] == ["translation", "forward", "training",
                                                            "config"]
@@ -192,3 +192,20 @@ def test_write_part_validates_its_input(tmp_path):
                                           stage="nope")])
     with pytest.raises(hubs.HubError, match="is not a hub"):
         hubs.write_part(tmp_path, "gw0", [])
+
+
+def test_a_stage_note_is_shown_beside_its_cell_and_listed_once(tmp_path):
+    hub = hubs.new_hub(tmp_path)
+    note = hubs.StageNote("gs1", "config", "shared", "shared by construction: both run make_config")
+    hubs.write_part(hub, "gw0", [make_comparison("gs1", "config", True, kind="exact")], notes=[note])
+    hubs.write_part(hub, "gw1", [make_comparison("gs2", "config", True, kind="exact")], notes=[note])
+    results = hubs.finalize(hub, ENV, "", complete=True)
+    assert results["notes"] == [note.to_dict()]
+    assert results["configs"]["gs1"]["notes"] == {"config": [note.to_dict()]}
+    assert results["configs"]["gs2"]["notes"] == {}
+    summary = (hub / "summary.md").read_text()
+    assert "| gs1 | pass (shared) |" in summary and "| gs2 | pass |" in summary
+    assert summary.count("shared by construction: both run make_config (gs1 config)") == 1
+    assert 'title="shared by construction: both run make_config">shared</span>' in (hub / "index.html").read_text()
+    with pytest.raises(ValueError):
+        hubs.write_part(hub, "gw0", [], notes=[hubs.StageNote("gs1", "nosuchstage", "shared", "x")])
