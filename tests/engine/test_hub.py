@@ -47,7 +47,7 @@ def test_parts_of_two_workers_are_merged(tmp_path):
     assert (hub / "run.log").read_text() == "the log\n"
     summary = (hub / "summary.md").read_text()
     assert ("| gs1 | - | - | - | - | [**FAIL**](#fail-gs1-translation) | pass | - | - | - "
-            "| [**FAIL**](#fail-gs1-training) | - | - | - |") in summary
+            "| - | [**FAIL**](#fail-gs1-training) | - | - | - |") in summary
     assert "- gs1: **translation** (sub-pixel bilinear translation" in summary
     assert "- gs2: none" in summary
     assert "[gs1] stage training tf~torch loss_band: exceeds" in summary
