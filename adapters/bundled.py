@@ -11,8 +11,10 @@ on first use, never at import.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
+import io
 import json
 from pathlib import Path
 
@@ -170,9 +172,11 @@ class BundledBackend(CommonContract, Backend):
 
     def run_train_cli(self, argv) -> dict:
         argv = list(argv)
-        rc = self._mod("cli").train_main(argv)
+        printed = io.StringIO()  # the CLI's "wrote ..." lines would fill the parity run's log
+        with contextlib.redirect_stdout(printed):
+            rc = self._mod("cli").train_main(argv)
         if rc != 0:
-            raise RuntimeError(f"{self.name} train CLI exited {rc} for argv {argv}")
+            raise RuntimeError(f"{self.name} train CLI exited {rc} for argv {argv}; it printed: {printed.getvalue()}")
         out = Path(argv[argv.index("--output-dir") + 1])
         return json.loads((out / "effective_config.json").read_text())
 

@@ -286,15 +286,15 @@ def _effective_configs(ctx: CaseContext, stage: str, fn, metric: str, given: Map
     return outputs
 
 
-def _effective_config_stage(ctx: CaseContext, stage: str, fn, metric: str) -> StageResult:
+def _effective_config_stage(ctx: CaseContext, stage: str, fn, metric: str, given: Mapping) -> StageResult:
     """Config and cli: every backend's effective config equals the others' and the contract's."""
     result = StageResult(notes=_shared_note(ctx, stage))
-    result.golden_by_backend = _effective_configs(ctx, stage, fn, metric, ctx.inputs.case.overrides, result)
+    result.golden_by_backend = _effective_configs(ctx, stage, fn, metric, given, result)
     return result
 
 
 def check_config(ctx: CaseContext) -> StageResult:
-    return _effective_config_stage(ctx, "config", lambda run: run.config, "fields")
+    return _effective_config_stage(ctx, "config", lambda run: run.config, "fields", ctx.inputs.case.overrides)
 
 
 def _shared_note(ctx: CaseContext, stage: str) -> list[StageNote]:
@@ -576,9 +576,10 @@ def check_bundle(ctx: CaseContext) -> StageResult:
 
 
 def check_cli(ctx: CaseContext) -> StageResult:
-    """The train CLI with the case's flags only; with cli_sweep, also once per field with that
-    field's flag left out and every other flag set to a non-default value (CLI_ALTERNATIVES)."""
-    result = _effective_config_stage(ctx, "cli", lambda run: run.cli_config, "effective_config")
+    """The train CLI with the case's flags only (ParityCase.cli_flags); with cli_sweep, also once per
+    field with that field's flag left out and every other flag set to a non-default value."""
+    result = _effective_config_stage(ctx, "cli", lambda run: run.cli_config, "effective_config",
+                                     ctx.inputs.case.cli_flags)
     if ctx.inputs.case.cli_sweep:
         for name in CLI_SWEEP_FIELDS:
             given = {k: v for k, v in CLI_ALTERNATIVES.items() if k != name}

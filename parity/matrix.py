@@ -47,6 +47,11 @@ class ParityCase:
     def config(self):
         return make_config(dict(self.overrides))
 
+    @property
+    def cli_flags(self) -> dict:
+        """The config fields the cli stage's own run gives as flags (see BackendRun.cli_config)."""
+        return dict(self.overrides) if self.cli_sweep else {"epochs": 0, **self.overrides}
+
 
 # The cli stage's sweep: one train CLI run per config field, that field's flag left out and every
 # other flag given the value below (none of them a default), so each default is seen on its own,

@@ -240,8 +240,12 @@ class BackendRun:
 
     @cached_property
     def cli_config(self) -> dict:
-        # Only the case's own overrides become flags: everything else must come out as the default.
-        return self._train_cli(dict(self.inputs.case.overrides), "")
+        """Only the case's own overrides become flags: everything else must come out as the default.
+
+        Training adds nothing to this check (effective_config.json is written before it), so
+        only cli_sweep cases train (their run leaves every flag out, epochs too); the others add
+        `--epochs 0` when the case does not set epochs, and the contract then expects 0."""
+        return self._train_cli(self.inputs.case.cli_flags, "")
 
     def cli_without(self, name: str) -> dict:
         """Effective config of the train CLI with `name`'s flag left out, the others from CLI_ALTERNATIVES."""

@@ -67,7 +67,7 @@ def predict_patches(model: PinnModel, data: Dataset) -> tuple:
     groups, diffraction, offsets = inference_inputs(model, data)
     predict = tf.function(model.object_ext, input_signature=[
         tf.TensorSpec((None, data.N, data.N, cfg.n_channels), tf.float32),
-        tf.TensorSpec((None, cfg.n_channels, 2), tf.float32)])
+        tf.TensorSpec((None, cfg.n_channels, 2), tf.float32)], autograph=False)
     parts = [predict(diffraction[s:s + PREDICT_CHUNK], offsets[s:s + PREDICT_CHUNK])
              for s in range(0, int(diffraction.shape[0]), PREDICT_CHUNK)]
     object_ext = tf.concat(parts, axis=0)  # (B, N, N, C)
