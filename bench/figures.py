@@ -9,7 +9,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from backends.common.simulate import simulate
-from bench.metrics import crop_truth, interior_box
+from backends.common.imagemetrics import crop_truth, interior_box
 from parity.imagemetrics import align_global_phase_scale
 
 

@@ -1,46 +1,15 @@
 """Reconstruction quality against the simulator's ground truth (docs/benchmarks.md, section quality).
 
-Reuses parity.imagemetrics (global phase/scale fit, SSIM, FRC, relative error);
-only the crop to the canvas and the interior mask are defined here.
+Reuses backends.common.imagemetrics (global phase/scale fit, SSIM, FRC, relative error, the crop to
+the canvas and the interior mask); only the benchmark's table of figures is made here.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from parity.imagemetrics import align_global_phase_scale, frc_curve, frc_mean, relative_error, ssim
-
-
-def crop_truth(truth: np.ndarray, canvas_shape: tuple, origin_px) -> tuple[np.ndarray, np.ndarray]:
-    """The ground truth on the canvas grid: canvas pixel (r, c) is object pixel (y0 + r, x0 + c).
-
-    Returns (truth_on_canvas, inside) where `inside` marks canvas pixels that exist in the
-    ground truth (origin_px is integral by construction, canvas_geometry floors it).
-    """
-    x0, y0 = int(round(origin_px[0])), int(round(origin_px[1]))
-    height, width = canvas_shape
-    out = np.zeros((height, width), dtype=np.complex128)
-    inside = np.zeros((height, width), dtype=bool)
-    r0, c0 = max(0, -y0), max(0, -x0)
-    r1, c1 = min(height, truth.shape[0] - y0), min(width, truth.shape[1] - x0)
-    if r1 > r0 and c1 > c0:
-        out[r0:r1, c0:c1] = truth[y0 + r0:y0 + r1, x0 + c0:x0 + c1]
-        inside[r0:r1, c0:c1] = True
-    return out, inside
-
-
-def interior_box(xcoords, ycoords, origin_px, canvas_shape, inset_px: float = 0.0) -> tuple[slice, slice]:
-    """Canvas rows/cols whose object pixel lies in the rectangle spanned by the scan positions,
-    shrunk by `inset_px` on each side: every such pixel is near the centre of some probe."""
-    x0, y0 = origin_px
-    cmin = math.ceil(np.min(xcoords) + inset_px - x0)
-    cmax = math.floor(np.max(xcoords) - inset_px - x0)
-    rmin = math.ceil(np.min(ycoords) + inset_px - y0)
-    rmax = math.floor(np.max(ycoords) - inset_px - y0)
-    height, width = canvas_shape
-    return slice(max(rmin, 0), min(rmax + 1, height)), slice(max(cmin, 0), min(cmax + 1, width))
+from backends.common.imagemetrics import (align_global_phase_scale, crop_truth, frc_curve, frc_mean, interior_box,
+                                         relative_error, ssim)
 
 
 def quality(obj: np.ndarray, origin_px, truth: np.ndarray, xcoords, ycoords, inset_px: float = 0.0) -> dict:

@@ -1,6 +1,7 @@
 """Shape helpers both backends share: the Groups container and stitching geometry (§4, §11).
 
-Only sizes, origins and integer/fractional splits of coordinates live here;
+Only sizes, origins, integer/fractional splits of coordinates and the object_big
+offset check (check_offsets, which both backends' physics modules re-export) live here;
 the translation and accumulation numerics are written once per backend.
 """
 
@@ -47,3 +48,12 @@ def canvas_geometry(xcoords, ycoords, n: int) -> CanvasGeometry:
     tiles = np.stack([fx - x0, fy - y0], axis=-1).astype(np.int64)
     return CanvasGeometry(origin_px=(float(x0 - n // 2), float(y0 - n // 2)), shape=(height, width),
                           tile_offsets=tiles, fractions_px=np.stack([x - fx, y - fy], axis=-1))
+
+
+def check_offsets(offsets_px, n: int) -> None:
+    """Refuse a group whose offset exceeds N/2 in x or y: its merged canvas would clip it (§8)."""
+    d = np.abs(np.asarray(offsets_px, dtype=np.float64))
+    if d.size and d.max() > n / 2:
+        group = int(np.unravel_index(np.argmax(d), d.shape)[0])
+        raise ValueError(f"group {group} has an offset of {d.max():.3f} px, more than N/2 = {n / 2:g}: "
+                         "object_big cannot merge it; use smaller neighbor_count or gridsize")

@@ -6,8 +6,9 @@ and offsets are (B, C, 2) as (x, y) in pixels, one per image.
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
+
+from backends.common.geometry import check_offsets  # a shape check, not numerics: shared, re-exported here
 
 MERGE_EPSILON = 1e-3  # added to the summed masks when a group is merged (§8)
 
@@ -69,15 +70,6 @@ def support_mask(n: int):
     inside = tf.logical_and(tf.range(n) >= n // 4, tf.range(n) < n // 4 + n // 2)
     line = tf.cast(inside, tf.float32)
     return line[:, None] * line[None, :]
-
-
-def check_offsets(offsets_px, n: int) -> None:
-    """Refuse a group whose offset exceeds N/2 in x or y: its merged canvas would clip it (§8)."""
-    d = np.abs(np.asarray(offsets_px, dtype=np.float64))
-    if d.size and d.max() > n / 2:
-        group = int(np.unravel_index(np.argmax(d), d.shape)[0])
-        raise ValueError(f"group {group} has an offset of {d.max():.3f} px, more than N/2 = {n / 2:g}: "
-                         "object_big cannot merge it; use smaller neighbor_count or gridsize")
 
 
 def extend_objects(object_patches, offsets_px):

@@ -8,8 +8,9 @@ shift is exact and the zero fill is explicit.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
+
+from backends.common.geometry import check_offsets  # a shape check, not numerics: shared, re-exported here
 
 MERGE_EPSILON = 1e-3  # added to the summed masks when patches are merged (object_big)
 
@@ -68,15 +69,6 @@ def support_mask(n: int) -> torch.Tensor:
     mask = torch.zeros((n, n), dtype=torch.float32)
     mask[n // 4:n // 4 + n // 2, n // 4:n // 4 + n // 2] = 1.0
     return mask
-
-
-def check_offsets(offsets_px, n: int) -> None:
-    """Refuse a group whose offset exceeds N/2 in x or y: its merged canvas would clip it (§8)."""
-    d = np.abs(np.asarray(offsets_px, dtype=np.float64))
-    if d.size and d.max() > n / 2:
-        group = int(np.unravel_index(np.argmax(d), d.shape)[0])
-        raise ValueError(f"group {group} has an offset of {d.max():.3f} px, more than N/2 = {n / 2:g}: "
-                         "object_big cannot merge it; use smaller neighbor_count or gridsize")
 
 
 def _pad(images: torch.Tensor, p: int) -> torch.Tensor:
