@@ -223,6 +223,8 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_line(f"{config_id:24s} {'no split' if first is None else 'FIRST SPLIT AT ' + first}")
     for line in baselines.summary_lines(results.get("baseline") or {}, results.get("comparisons", ())):
         terminalreporter.write_line(line)
+    if baselines.strict_failure(results.get("baseline"), config.getoption("--parity-strict-baseline")):
+        terminalreporter.write_line("parity: FAILED by --parity-strict-baseline: remove the fixed entries above")
 
 
 def pytest_unconfigure(config):

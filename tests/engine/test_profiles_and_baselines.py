@@ -168,6 +168,21 @@ def test_run_verb_refuses_a_bad_profile_with_exit_2(tmp_path, capsys):
     assert "no profile" in capsys.readouterr().err
 
 
+def test_the_simulator_makes_a_sensible_scan_for_every_patch_size():
+    from backends.common.config import make_config
+    from backends.common.simulate import simulate
+    from parity.matrix import SimulatedData
+
+    for n in (16, 32, 64, 128):
+        data = SimulatedData(n=n)
+        dataset = simulate(data.seed, data.n_positions, data.n, data.nphotons, jitter=data.jitter)
+        assert (dataset.N, dataset.n_positions) == (n, data.n_positions)
+        height, width = dataset.object.shape
+        assert dataset.xcoords.min() >= n / 2 and dataset.xcoords.max() <= width - n / 2  # every patch inside
+        assert dataset.ycoords.min() >= n / 2 and dataset.ycoords.max() <= height - n / 2
+        make_config({"gridsize": 2}).check_against_data(data.n_positions)  # default n_groups: one per position
+
+
 # ---- baselines --------------------------------------------------------------------------------
 
 def test_a_baseline_loads_and_matches_globs(tmp_path):
@@ -250,6 +265,10 @@ def test_the_hub_and_summary_list_known_splits_apart_and_fixed_entries(tmp_path)
     assert "tf~golden" in failures and "torch~tf" not in failures
     assert "## Fixed baseline entries" in text and "entry 1: gs1-* loss" in text
     assert "(1 known splits of the baseline)" in text
+    page = (hub / "index.html").read_text(encoding="utf-8")
+    assert "Known splits" in page and "FFT padding differs" in page and "Fixed baseline entries" in page
+    failures = page.split('id="failures"')[1].split('id="known-splits"')[0]
+    assert "tf~golden" in failures and "torch~tf" not in failures
 
 
 def test_diff_shows_known_splits_and_fixed_entries_apart_from_new_failures(tmp_path):
