@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from parity.report.diff import diff_hubs, render_diff_text
 from parity.envinfo import REPO_ROOT
@@ -22,6 +23,8 @@ from backends.common.threads import pin_threads
 from parity.options import OPTIONS, check_names, split_names
 from parity.stages import STAGES
 from parity.tolerances import LedgerError
+from parity.baseline import BaselineError
+from parity.profiles import ProfileError
 from adapters.registry import available as available_backends
 
 EXIT_BAD_INPUT = 2
@@ -39,7 +42,7 @@ def suite_help(verb: str, *, regen: bool) -> str:
     """The short help of `run` / `regen`: the parity options (parity/options.py), the rest goes to pytest."""
     what = ("Regenerate goldens: the parity suite with --force-regen (refused on a split)." if regen
             else "Run the parity suite: pytest parity/ -n auto, then a report hub under reports/.")
-    spelled = [f"{option.flag} {option.metavar}" for option in OPTIONS]
+    spelled = [f"{option.flag} {option.metavar}".rstrip() for option in OPTIONS]
     width = max(map(len, spelled))
     rows = "\n".join(f"  {flag.ljust(width)}  {option.help}" for flag, option in zip(spelled, OPTIONS))
     return (f"usage: python -m parity {verb} [--parity-... VALUE] [PYTEST ARGS]\n\n{what}\n\n"
@@ -48,10 +51,22 @@ def suite_help(verb: str, *, regen: bool) -> str:
             "-v (one line per test). pytest's own options: python -m pytest --help.\n")
 
 
+def _check_profile_argument(argv: Sequence[str]) -> None:
+    """A bad --parity-profile is one ProfileError (exit 2) before pytest starts."""
+    from parity.profiles import load_profile
+
+    for position, arg in enumerate(argv):
+        value = arg.partition("=")[2] if arg.startswith("--parity-profile=") else (
+            argv[position + 1] if arg == "--parity-profile" and position + 1 < len(argv) else None)
+        if value is not None:
+            load_profile(value)
+
+
 def _run_suite(verb: str, argv: Sequence[str], *, regen: bool) -> int:
     if any(arg in ("-h", "--help") for arg in argv):
         sys.stdout.write(suite_help(verb, regen=regen))
         return 0
+    _check_profile_argument(argv)
     return subprocess.run(pytest_command(argv, regen=regen), cwd=REPO_ROOT, check=False).returncode
 
 
@@ -86,6 +101,31 @@ def verb_diff(argv: Sequence[str]) -> int:
     report = diff_hubs(args.hub_a, args.hub_b)
     sys.stdout.write(render_diff_text(report))
     return 1 if report.has_new_failures else 0
+
+
+def verb_baseline(argv: Sequence[str]) -> int:
+    """Write a baseline of known splits from a hub's failures; every entry needs a reason."""
+    from parity import baseline as baselines
+    from parity.report.hub import load_results
+
+    parser = ArgumentParser(prog="python -m parity baseline",
+                            description="Write a baseline (known splits) from the failures of a hub. Entries "
+                                        "already in FILE are kept; failures they do not accept are added.")
+    parser.add_argument("hub", metavar="HUB", help="hub folder whose failures become known splits")
+    parser.add_argument("--output", required=True, metavar="FILE", help="the baseline file to write")
+    parser.add_argument("--reason", default=None, help="why these splits are accepted (required, non-empty)")
+    parser.add_argument("--link", default="", help="an issue or discussion URL recorded with each entry")
+    args = parser.parse_args(argv)
+    if not (args.reason or "").strip():
+        sys.stderr.write("parity: error: every baseline entry needs a reason: pass --reason \"why this split "
+                         "is accepted\"\n")
+        return EXIT_BAD_INPUT
+    results = load_results(args.hub)
+    existing = baselines.load_baseline(args.output) if Path(args.output).exists() else baselines.EMPTY
+    entries = baselines.entries_from_failures(results["comparisons"], args.reason, args.link, existing)
+    path = baselines.save_baseline(args.output, entries)
+    print(f"wrote {path}: {len(entries)} entries ({len(entries) - len(existing.entries)} new)")
+    return 0
 
 
 def verb_tolerances(argv: Sequence[str]) -> int:
@@ -187,6 +227,8 @@ VERBS: dict[str, Verb] = {
     "regen": Verb("regenerate goldens: the suite with --force-regen [--parity-config ID]", verb_regen),
     "report": Verb("re-render a hub's summary.md, index.html and plots: report [HUB]", verb_report),
     "diff": Verb("compare two hubs, exit 1 on new failures: diff HUB_A HUB_B", verb_diff),
+    "baseline": Verb("write known splits from a hub's failures: baseline HUB --output FILE --reason TEXT "
+                     "[--link URL]", verb_baseline),
     "tolerances": Verb("ledger, or --measure --seeds N [--write]: errors over seeds beside it",
                        verb_tolerances),
     "audit": Verb("mutants with one known bug each must fail at their stage: audit [--mutants a,b] "
@@ -215,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     try:
         return verb.handler(args[1:])
-    except (HubError, GoldenError, LedgerError, FileNotFoundError) as error:
+    except (HubError, GoldenError, LedgerError, BaselineError, ProfileError, FileNotFoundError) as error:
         sys.stderr.write(f"parity: error: {error}\n")
         return EXIT_BAD_INPUT
 

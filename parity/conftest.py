@@ -18,7 +18,9 @@ from parity.report import hub as hubs  # noqa: E402
 from parity.envinfo import REPO_ROOT, collect_environment  # noqa: E402
 from parity.matrix import select  # noqa: E402
 from backends.common.fileio import installed_versions  # noqa: E402
-from parity.options import OPTIONS, check_names, split_names  # noqa: E402
+from parity.options import add_options, check_names, split_names  # noqa: E402
+from parity import baseline as baselines, profiles  # noqa: E402
+from parity.tolerances import use_ledger  # noqa: E402
 from parity.session import ParitySession  # noqa: E402
 from parity.stages import STAGES  # noqa: E402
 from adapters.registry import available as available_backends  # noqa: E402
@@ -26,8 +28,7 @@ from adapters.registry import available as available_backends  # noqa: E402
 
 def pytest_addoption(parser):
     group = parser.getgroup("parity", "dual-backend parity suite")
-    for option in OPTIONS:
-        group.addoption(option.flag, default=option.default, metavar=option.metavar, help=option.help)
+    add_options(group)
 
 
 def pytest_report_header(config):
@@ -43,9 +44,10 @@ def pytest_report_header(config):
 def _check_options(config) -> None:
     """Every parity option's value, checked before anything runs: one UsageError listing the known names."""
     try:
-        config.parity_cases = select(config.getoption("--parity-config"))
         config.parity_backends = split_names(config.getoption("--parity-backends"))
         check_names("--parity-backends", config.parity_backends, available_backends(), what="backend")
+        _check_profile(config)
+        config.parity_cases = select(config.getoption("--parity-config"), config.parity_profile.cases)
         stages = split_names(config.getoption("--parity-stage"))
         check_names("--parity-stage", stages, STAGES, what="stage")
     except ValueError as exc:
@@ -53,6 +55,20 @@ def _check_options(config) -> None:
     config.parity_stages = [s for s in STAGES if s in stages] if stages else list(STAGES)
     if len(config.parity_backends) < 2:
         raise pytest.UsageError(f"--parity-backends needs at least two names, got {config.parity_backends}")
+
+
+def _check_profile(config) -> None:
+    """The profile (--parity-profile, else the adapters' default_profile, else bundled), its ledger made the
+    one tolerance() reads in this process, its baseline loaded; a bad file is a ValueError naming it."""
+    from adapters.registry import get_backend
+
+    option = config.getoption("--parity-profile")
+    adapters = [] if option else [get_backend(name) for name in config.parity_backends]
+    config.parity_profile = profiles.resolve(option, adapters)
+    use_ledger(config.parity_profile.ledger)
+    config.parity_baseline = baselines.load_baseline(config.parity_profile.baseline)
+    golden = config.getoption("--parity-golden")
+    config.parity_golden = Path(golden) if golden else config.parity_profile.golden_root
 
 
 def _runs_no_test(config) -> bool:
@@ -151,7 +167,8 @@ def parity_session(request, tmp_path_factory):
     """Adapters, golden store and per-case contexts of this worker; each backend runs each case once."""
     config = request.config
     session = ParitySession(backends=config.parity_backends, workdir=tmp_path_factory.mktemp("parity"),
-                            golden_root=Path(config.getoption("--parity-golden")),
+                            golden_root=config.parity_golden, profile=config.parity_profile,
+                            baseline=config.parity_baseline,
                             regen=bool(config.getoption("force_regen", False)),
                             hub=config.parity_hub, worker=config.parity_worker)
     yield session
@@ -188,8 +205,12 @@ def pytest_sessionfinish(session, exitstatus):
     env["backends"] = config.parity_backends
     env["configs"] = [c.id for c in config.parity_cases]
     env["exitstatus"] = int(exitstatus)
+    env["profile"] = config.parity_profile.name
     config.parity_results = hubs.finalize(config.parity_hub, env, "\n".join(_log_lines) + "\n",
-                                          complete=not (interrupted or crashed))
+                                          complete=not (interrupted or crashed), baseline=config.parity_baseline)
+    if (baselines.strict_failure(config.parity_results.get("baseline"), config.getoption("--parity-strict-baseline"))
+            and session.exitstatus == pytest.ExitCode.OK):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # the baseline must be kept current
 
 
 def pytest_terminal_summary(terminalreporter, config):
@@ -200,6 +221,10 @@ def pytest_terminal_summary(terminalreporter, config):
     for config_id, info in results.get("configs", {}).items():
         first = info.get("first_divergence")
         terminalreporter.write_line(f"{config_id:24s} {'no split' if first is None else 'FIRST SPLIT AT ' + first}")
+    for line in baselines.summary_lines(results.get("baseline") or {}, results.get("comparisons", ())):
+        terminalreporter.write_line(line)
+    if baselines.strict_failure(results.get("baseline"), config.getoption("--parity-strict-baseline")):
+        terminalreporter.write_line("parity: FAILED by --parity-strict-baseline: remove the fixed entries above")
 
 
 def pytest_unconfigure(config):

@@ -251,7 +251,8 @@ class GoldenStore:
         """Store `data` as the golden of (config, stage) and update the manifest, atomically.
 
         manifest_info: "config" (the effective config, required), "framework_versions"
-        (required), optional "platform" and "commit" (collected here when absent).
+        (required), optional "platform" and "commit" (collected here when absent), optional
+        "reference_backend" (recorded: which backend's outputs the golden holds).
         Refuses (GoldenError) when the folder's manifest holds another config.
         """
         stage_index(stage)
@@ -287,6 +288,8 @@ class GoldenStore:
             "commit": manifest_info.get("commit") or env["commit"],
             "updated": now,
         })
+        if manifest_info.get("reference_backend"):  # the backend whose outputs the golden holds
+            updated["reference_backend"] = str(manifest_info["reference_backend"])
         updated["stages"] = dict(updated["stages"], **{stage: {
             "file": target.name, "sha256": digest, "written": now, "keys": sorted(data)}})
         _store(self.manifest_path(config_id), _json_bytes(updated))

@@ -37,6 +37,11 @@ class ParityCase:
 
     def __post_init__(self):
         object.__setattr__(self, "overrides", MappingProxyType(dict(self.overrides)))
+        if not isinstance(self.id, str) or not self.id:
+            raise ValueError(f"parity case id must be a non-empty string, got {self.id!r}")
+        if not 1 <= self.stage_groups <= self.data.n_positions:
+            raise ValueError(f"parity case {self.id}: stage_groups={self.stage_groups} must be between 1 and the "
+                             f"{self.data.n_positions} scan positions")
         cfg = self.config
         stem = f"gs{cfg.gridsize}-k{cfg.neighbor_count}-{cfg.loss}-n{self.data.n}"
         if self.id != stem and not self.id.startswith(stem + "-"):

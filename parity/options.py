@@ -16,6 +16,7 @@ class ParityOption:
     default: str | None  # None: not set
     help: str  # one line, for pytest's help and `python -m parity run --help`
     metavar: str = "LIST"  # what the value is, in the help
+    switch: bool = False  # a flag without a value (store_true)
 
 
 OPTIONS = (
@@ -25,8 +26,23 @@ OPTIONS = (
     ParityOption("--parity-stage", None,
                  "comma-separated stages to run (default: all; upstream outputs are computed as needed)"),
     ParityOption("--parity-reports", str(REPO_ROOT / "reports"), "folder of report hubs (default: reports/)", "DIR"),
-    ParityOption("--parity-golden", str(REPO_ROOT / "golden"), "folder of goldens (default: golden/)", "DIR"),
+    ParityOption("--parity-golden", None, "folder of goldens (default: the profile's; golden/ for bundled)", "DIR"),
+    ParityOption("--parity-profile", None,
+                 "profile: a name (bundled) or a folder with profile.json (default: the adapters' default_profile, "
+                 "else bundled)", "NAME|PATH"),
+    ParityOption("--parity-strict-baseline", False,
+                 "fail the session (exit 1) when a baseline entry matched nothing in the stages that ran", "",
+                 switch=True),
 )
+
+
+def add_options(group) -> None:
+    """Add the table's options to a pytest option group (or anything with argparse's addoption)."""
+    for option in OPTIONS:
+        if option.switch:
+            group.addoption(option.flag, action="store_true", default=False, help=option.help)
+        else:
+            group.addoption(option.flag, default=option.default, metavar=option.metavar, help=option.help)
 
 
 def split_names(text: str | None) -> list[str]:

@@ -20,6 +20,8 @@ from parity.comparison import GOLDEN, Check, Comparison
 from parity.golden import GoldenError, GoldenRefused, GoldenStore
 from parity.matrix import ParityCase
 from parity.tolerances import tolerance
+from parity import baseline as baselines
+from parity.profiles import BUNDLED, Profile
 
 
 @dataclass
@@ -33,6 +35,8 @@ class ParitySession:
     contexts: dict = field(default_factory=dict)
     adapters: dict = field(default_factory=dict)
     referee: Backend | None = None  # the float64 arbiter (adapters/referee.py): always on, numpy only, cheap
+    profile: Profile = BUNDLED  # which contract checks count (parity/profiles.py)
+    baseline: baselines.Baseline = baselines.EMPTY  # known splits: failures that do not fail a test
 
     def __post_init__(self):
         self.store = GoldenStore(self.golden_root)
@@ -52,11 +56,21 @@ class ParitySession:
         """Cross-backend checks, then goldens (blessed first under --force-regen); parts written at once."""
         ctx = self.context(case)
         result = run_stage(ctx, stage)
-        comparisons = list(result.comparisons) + self._golden(ctx, stage, result)
+        comparisons = self.contract_checks(stage, result.comparisons)
+        if self.profile.applies(GOLDEN, stage):
+            comparisons += self._golden(ctx, stage, result)
         artifacts = hubs.write_part(self.hub, self.worker, comparisons, result.artifacts, result.notes)
         # This config's plots, drawn here while other workers run, not serially by the controller at the end.
         plots.draw_missing(self.hub, [c.to_dict() for c in comparisons], artifacts)
         return comparisons
+
+    def contract_checks(self, stage: str, comparisons) -> list[Comparison]:
+        """The comparisons the profile counts: backend against backend always, spec and referee where it opts in."""
+        return [c for c in comparisons if self.profile.applies(c.check.right, stage)]
+
+    def assert_passed(self, comparisons) -> None:
+        """A (config, stage) test passes when every failure is a known split of the baseline."""
+        baselines.assert_passed(comparisons, self.baseline)
 
     def _golden(self, ctx: CaseContext, stage: str, result: StageResult) -> list[Comparison]:
         reference = ctx.reference

@@ -196,9 +196,27 @@ def load_ledger(path: str | os.PathLike = DEFAULT_LEDGER_PATH) -> Ledger:
     return _load_cached(str(resolved), stat.st_mtime_ns, stat.st_size)
 
 
+_active_ledger = DEFAULT_LEDGER_PATH
+"""The ledger tolerance() reads: the active profile's (parity.profiles), set once per process by
+the suite's conftest (use_ledger) before any check runs."""
+
+
+def use_ledger(path: str | os.PathLike) -> Path:
+    """Make `path` the ledger tolerance() reads in this process (validated now); returns the previous one."""
+    global _active_ledger
+    load_ledger(path)
+    previous, _active_ledger = _active_ledger, Path(path)
+    return previous
+
+
+def active_ledger_path() -> Path:
+    return _active_ledger
+
+
 def tolerance(stage: str, metric: str, dtype, *, ledger: Ledger | None = None) -> Tolerance:
-    """The ledger entry for (stage, metric, dtype); LedgerError when there is none."""
-    book = ledger if ledger is not None else load_ledger()
+    """The entry for (stage, metric, dtype) of `ledger`, or of the active ledger (use_ledger);
+    LedgerError when there is none."""
+    book = ledger if ledger is not None else load_ledger(_active_ledger)
     key = ledger_key(stage, metric, dtype)
     if key not in book.entries:
         same_stage = sorted(k for k in book.entries if k.startswith(f"{stage}."))

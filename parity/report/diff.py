@@ -17,6 +17,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from parity.baseline import KNOWN, entry_text
 from parity.comparison import check_of, from_jsonable
 from parity.report.hub import load_results, resolve_hub, summarize_configs
 from parity.report.numbers import CHECK_ORDER, check_category
@@ -65,6 +66,10 @@ class DiffReport:
     absent_a: tuple[str, ...] = ()
     """Configs with no comparison in A."""
     absent_b: tuple[str, ...] = ()
+    known: tuple[DiffEntry, ...] = ()
+    """Failing in B as a known split of B's baseline (neither new nor still failing)."""
+    baseline_fixed: tuple[str, ...] = ()
+    """B's baseline entries that matched nothing in B's stages (parity.baseline.entry_text)."""
 
     @property
     def has_new_failures(self) -> bool:
@@ -107,10 +112,12 @@ def diff_hubs(a: str | os.PathLike, b: str | os.PathLike) -> DiffReport:
     """Differences from hub `a` (before) to hub `b` (after)."""
     results_a, results_b = load_results(a), load_results(b)
     old, new = _by_identity(results_a), _by_identity(results_b)
-    new_failures, fixed, still, moved = [], [], [], []
+    new_failures, fixed, still, moved, known = [], [], [], [], []
     for key in sorted(set(old) | set(new), key=lambda k: _order(k, new.get(k) or old[k])):
         before, after = old.get(key), new.get(key)
-        if after is not None and not after["passed"]:
+        if after is not None and not after["passed"] and after.get("baseline") == KNOWN:
+            known.append(DiffEntry(key, _headline(after)))
+        elif after is not None and not after["passed"]:
             if before is None or before["passed"]:
                 new_failures.append(DiffEntry(key, _headline(after)))
             else:
@@ -137,7 +144,13 @@ def diff_hubs(a: str | os.PathLike, b: str | os.PathLike) -> DiffReport:
                                         (configs_b.get(c) or {}).get("first_divergence"))
                                        for c in sorted(set(configs_a) | set(configs_b))),
                       absent_a=tuple(sorted(set(configs_b) - set(configs_a))),
-                      absent_b=tuple(sorted(set(configs_a) - set(configs_b))))
+                      absent_b=tuple(sorted(set(configs_a) - set(configs_b))),
+                      known=tuple(known), baseline_fixed=_baseline_fixed(results_b))
+
+
+def _baseline_fixed(results: Mapping) -> tuple[str, ...]:
+    info = results.get("baseline") or {}
+    return tuple(f"entry {index}: {entry_text(info['entries'][index])}" for index in info.get("fixed", ()))
 
 
 def render_diff_text(report: DiffReport) -> str:
@@ -153,14 +166,15 @@ def render_diff_text(report: DiffReport) -> str:
     lines = [f"A: {report.hub_a} ({state(report.complete_a)})",
              f"B: {report.hub_b} ({state(report.complete_b)})",
              f"{len(report.new_failures)} new failures, {len(report.still_failing)} still failing, "
-             f"{len(report.fixed)} fixed, {len(report.moved)} moved more than their tolerance"]
+             f"{len(report.fixed)} fixed, {len(report.moved)} moved more than their tolerance"
+             + (f", {len(report.known)} known splits (B's baseline)" if report.known else "")]
     entries: dict[str, list[tuple[int, int, str]]] = {}
 
     def add(config_id: str, stage: str, text: str) -> None:
         entries.setdefault(config_id, []).append((stage_index(stage), len(entries.get(config_id, [])), text))
 
     for title, found in (("new failure", report.new_failures), ("still failing", report.still_failing),
-                         ("fixed", report.fixed)):
+                         ("fixed", report.fixed), ("known split", report.known)):
         for entry in found:
             add(entry.identity[0], entry.identity[1], f"{title}: {entry.headline}")
     for move in report.moved:
@@ -175,4 +189,5 @@ def render_diff_text(report: DiffReport) -> str:
         lines.append(f"{config_id}: first divergence: {divergence(before, config_id in report.absent_a)} -> "
                      f"{divergence(after, config_id in report.absent_b)}")
         lines.extend(f"  {text}" for _, _, text in sorted(entries.get(config_id, [])))
+    lines.extend(f"baseline entry fixed in B (matched nothing): {text}" for text in report.baseline_fixed)
     return "\n".join(lines) + "\n"

@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from html import escape
 
+from parity.baseline import entry_text, known_rows
 from parity.report.numbers import failure_rows, first_rows, fmt_ratio, stage_anchor, stage_margins
 from parity.report.summary import (FAILURE_COLUMNS, FAILURES_NOTE, INCOMPLETE_NOTE, MARGIN_NOTE, environment_line,
-                                   failure_cells, notes_lines, stage_notes, status_cell)
+                                   failure_cells, new_failure_rows, notes_lines, stage_notes, status_cell)
 from parity.stages import DESCRIPTIONS, STAGES
 
 STYLE = """
@@ -66,8 +67,36 @@ def _table(results: Mapping) -> list[str]:
         f'<p class="note">{escape(line)}</p>' for line in notes_lines(results)]
 
 
+def _baseline(results: Mapping) -> list[str]:
+    """Known splits (failures the profile's baseline accepts, with reason and link) and fixed entries."""
+    info = results.get("baseline") or {}
+    parts = []
+    rows = known_rows(results)
+    if rows:
+        parts += ['<h2 id="known-splits">Known splits</h2>',
+                  f'<p class="note">Failures accepted by the baseline {escape(str(info.get("file")))}; '
+                  'they do not fail their test.</p>', '<table class="failures">',
+                  "<tr><th>config</th><th>stage</th><th>check</th><th>metric</th><th>reason</th><th>link</th></tr>"]
+        for record, entry in rows:
+            link = entry.get("link") or ""
+            cell = f'<a href="{escape(link)}">{escape(link)}</a>' if link.startswith(("http://", "https://")) \
+                else escape(link or "-")
+            parts.append(f"<tr><td>{escape(record['config_id'])}</td><td>{escape(record['stage'])}</td>"
+                         f"<td><a href=\"#msg-{results['comparisons'].index(record)}\">{escape(record['check'])}</a>"
+                         f"</td><td>{escape(record['metric'])}</td><td>{escape(entry['reason'])}</td>"
+                         f"<td>{cell}</td></tr>")
+        parts.append("</table>")
+    if info.get("fixed"):
+        parts += ['<h2 id="fixed-baseline">Fixed baseline entries</h2>',
+                  '<p class="note">Entries that matched no failure although their stage ran: remove them '
+                  '(--parity-strict-baseline fails the run on these).</p>', "<ul>"]
+        parts += [f"<li>entry {index}: {escape(entry_text(info['entries'][index]))}</li>" for index in info["fixed"]]
+        parts.append("</ul>")
+    return parts
+
+
 def _failures(results: Mapping) -> list[str]:
-    rows = failure_rows(results)
+    rows = new_failure_rows(results)
     if not rows:
         return []
     firsts = first_rows(rows)
@@ -100,7 +129,7 @@ def render_index(results: Mapping, figures: Mapping[str, list]) -> str:
               f"{len(results['configs'])} configs. Details: <a href=\"summary.md\">summary.md</a>, "
               "<a href=\"results.json\">results.json</a>, <a href=\"env.json\">env.json</a>, "
               "<a href=\"run.log\">run.log</a>.</p>",
-              "<h2>Stages</h2>", *_table(results), *_failures(results)]
+              "<h2>Stages</h2>", *_table(results), *_failures(results), *_baseline(results)]
     failed = failure_rows(results)
     for config_id, entry in results["configs"].items():
         stage = entry["first_divergence"]

@@ -33,6 +33,7 @@ import numpy as np
 
 from backends.common.fileio import (VersionedJsonError, atomic_write_json, atomic_write_text, read_versioned_json,
                                     save_npz)
+from parity import baseline as baselines
 from parity.comparison import Comparison, to_jsonable
 from parity.envinfo import check_name, utc_now
 from parity.report import html, plots, summary
@@ -181,10 +182,11 @@ def summarize_configs(comparisons: list[dict], notes: Iterable[Mapping] = ()) ->
             for config_id, stages in sorted(status.items())}
 
 
-def build_results(hub: Path, env: Mapping, complete: bool) -> dict:
+def build_results(hub: Path, env: Mapping, complete: bool, baseline: baselines.Baseline | None = None) -> dict:
     comparisons, artifacts, notes, warnings = read_parts(hub)
     comparisons.sort(key=lambda c: (c["config_id"], stage_index(c["stage"]), c["check"],
                                     c["metric"]))
+    known = baselines.classify(comparisons, baseline or baselines.EMPTY)  # marks each failure known or new
     return {
         "schema": RESULTS_SCHEMA, "schema_version": RESULTS_SCHEMA_VERSION,
         "created": utc_now(), "hub": hub.name, "env": dict(env), "complete": bool(complete),
@@ -192,16 +194,18 @@ def build_results(hub: Path, env: Mapping, complete: bool) -> dict:
                    "failed": sum(1 for c in comparisons if not c["passed"])},
         "configs": summarize_configs(comparisons, notes),
         "comparisons": comparisons, "artifacts": artifacts, "notes": notes, "warnings": warnings,
+        "baseline": known,
     }
 
 
-def finalize(hub: str | os.PathLike, env: Mapping, log_text: str, complete: bool) -> dict:
+def finalize(hub: str | os.PathLike, env: Mapping, log_text: str, complete: bool,
+             baseline: baselines.Baseline | None = None) -> dict:
     """Merge the parts, write results.json, env.json, the log and the rendered report;
     drop INCOMPLETE only when `complete`; point reports/latest here. Returns the results."""
     hub = Path(hub)
     if not (hub / PARTS_DIR).is_dir():
         raise HubError(f"{hub} is not a hub (no {PARTS_DIR}/ folder)")
-    results = build_results(hub, env, complete)
+    results = build_results(hub, env, complete, baseline)
     _write_json(hub / "results.json", results)
     _write_json(hub / "env.json", env)
     atomic_write_text(hub / LOG_NAME, log_text)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from parity.baseline import KNOWN, known_rows
 from parity.report.numbers import FailureRow, failure_rows, first_rows, fmt_ratio, stage_anchor, stage_margins
 from parity.stages import DESCRIPTIONS, STAGES
 
@@ -66,12 +67,45 @@ def failure_cells(row: FailureRow) -> list[str]:
             row.ratio, row.worst, row.fix]
 
 
+def _known_note(results: Mapping) -> str:
+    known = (results.get("baseline") or {}).get("known", 0)
+    return f" ({known} known splits of the baseline)" if known else ""
+
+
 def _md(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def new_failure_rows(results: Mapping) -> list[FailureRow]:
+    """The failures table's rows: every failure but the known splits of the profile's baseline."""
+    return [row for row in failure_rows(results) if results["comparisons"][row.index].get("baseline") != KNOWN]
+
+
+def baseline_lines(results: Mapping) -> list[str]:
+    """"Known splits" (failures the baseline accepts, with reason and link) and "Fixed baseline entries"."""
+    info = results.get("baseline") or {}
+    lines = []
+    rows = known_rows(results)
+    if rows:
+        lines += ["", "## Known splits", "", f"Failures accepted by the baseline {info.get('file')}; they do not "
+                  "fail their test.", "", "| config | stage | check | metric | entry | reason | link |",
+                  "|---|---|---|---|---|---|---|"]
+        for record, entry in rows:
+            cells = [record["config_id"], record["stage"], record["check"], record["metric"],
+                     str(record["baseline_entry"]), entry["reason"], entry.get("link", "") or "-"]
+            lines.append("| " + " | ".join(_md(cell) for cell in cells) + " |")
+    if info.get("fixed"):
+        lines += ["", "## Fixed baseline entries", "", "Entries that matched no failure although their stage ran: "
+                  "remove them (`--parity-strict-baseline` fails the run on these).", ""]
+        for index in info["fixed"]:
+            entry = info["entries"][index]
+            lines.append(f"- entry {index}: {_md(entry['config'])} {entry['stage']} {_md(entry['check'])} "
+                         f"{_md(entry['metric'])} ({_md(entry['reason'])})")
+    return lines
+
+
 def _failures_table(results: Mapping) -> list[str]:
-    rows = failure_rows(results)
+    rows = new_failure_rows(results)
     if not rows:
         return []
     firsts = first_rows(rows)
@@ -91,7 +125,8 @@ def render_summary(results: Mapping) -> str:
         lines += [INCOMPLETE_NOTE, ""]
     totals = results.get("totals", {})
     lines += [f"Created {results['created']}. {environment_line(results.get('env', {}))}.", "",
-              f"{totals.get('comparisons', 0)} comparisons, {totals.get('failed', 0)} failed, "
+              f"{totals.get('comparisons', 0)} comparisons, {totals.get('failed', 0)} failed"
+              f"{_known_note(results)}, "
               f"{len(results['configs'])} configs.", "", "## Stages", ""]
     if results["configs"]:
         margins = stage_margins(results["comparisons"])
@@ -112,6 +147,7 @@ def render_summary(results: Mapping) -> str:
         lines += ["", MARGIN_NOTE]
         lines += [f"- {_md(line)}" for line in notes_lines(results)]
         lines += _failures_table(results)
+        lines += baseline_lines(results)
     else:
         lines.append("No comparison was recorded.")
     lines += ["", "## First divergence", ""]
@@ -119,7 +155,7 @@ def render_summary(results: Mapping) -> str:
         stage = entry["first_divergence"]
         lines.append(f"- {config_id}: " + (f"**{stage}** ({DESCRIPTIONS[stage]})" if stage
                                            else "none"))
-    failures = [results["comparisons"][row.index] for row in failure_rows(results)]
+    failures = [results["comparisons"][row.index] for row in new_failure_rows(results)]
     if failures:
         lines += ["", "## Failure messages", ""]
         for item in failures:

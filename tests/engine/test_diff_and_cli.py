@@ -154,7 +154,7 @@ def test_unknown_verb_and_usage(capsys):
 
 
 def test_run_and_regen_build_the_pytest_command():
-    assert list(VERBS) == ["run", "regen", "report", "diff", "tolerances", "audit"]
+    assert list(VERBS) == ["run", "regen", "report", "diff", "baseline", "tolerances", "audit"]
     assert pytest_command(["-k", "forward"]) == [sys.executable, "-m", "pytest", "parity/",
                                                  "-n", "auto", "-k", "forward"]
     assert pytest_command(["--parity-config", "gs1"], regen=True)[-3:] == [

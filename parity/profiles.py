@@ -1,0 +1,210 @@
+"""Profiles: what one family of backends is checked with, bundled in one place.
+
+A profile names the config matrix, the tolerance ledger, the golden folder, which
+contract checks apply (backend against backend always; "spec", "referee" and "golden" on
+every stage, on some, or on none) and a baseline of known splits (parity/baseline.py).
+
+"bundled" is the bundled tf/torch pair: parity/matrix.py's MATRIX, parity/tolerances.json,
+golden/, every contract check, no baseline. Any other profile is a folder holding
+profile.json (schema "pinn-parity-profile" version 1), kept in the team's own repository:
+
+    {"schema": "pinn-parity-profile", "schema_version": 1, "name": "ptychopinn",
+     "cases": [{"id": "gs2-k4-poisson-n64", "data": {"seed": 8, "n_positions": 64, "n": 64},
+                "overrides": {"gridsize": 2}, "train_steps": 6, "stage_groups": 16}],
+     "contract_checks": {"referee": ["translation", "forward"], "spec": [], "golden": false},
+     "ledger": "tolerances.json", "golden": "golden", "baseline": "baseline.json"}
+
+Paths are relative to the folder. Every problem is one ProfileError naming the file and key.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from backends.common.fileio import VersionedJsonError, read_versioned_json
+from parity.comparison import GOLDEN, REFEREE, SPEC
+from parity.envinfo import REPO_ROOT
+from parity.matrix import MATRIX, ParityCase, SimulatedData
+from parity.stages import STAGES
+from parity.tolerances import DEFAULT_LEDGER_PATH
+
+PROFILE_SCHEMA = "pinn-parity-profile"
+PROFILE_SCHEMA_VERSION = 1
+PROFILE_FILE = "profile.json"
+CONTRACT_CHECKS = (SPEC, REFEREE, GOLDEN)
+MIN_GROUPED_STAGE_GROUPS = 16
+"""Foreign profiles feed at least this many groups to isolated stages when gridsize > 1,
+so batch-level bugs (a group mixed into another) can show."""
+_CASE_KEYS = {"id", "data", "overrides", "train_steps", "stage_groups", "cli_sweep"}
+_DATA_KEYS = {"seed", "n_positions", "n", "nphotons", "jitter"}
+_KEYS = {"schema", "schema_version", "name", "cases", "contract_checks", "ledger", "golden", "baseline"}
+
+
+class ProfileError(ValueError):
+    """A profile cannot be found or its file is malformed."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    cases: tuple
+    ledger: Path
+    golden_root: Path
+    baseline: Path | None = None
+    contract: Mapping = field(default_factory=lambda: {kind: frozenset(STAGES) for kind in CONTRACT_CHECKS})
+    """kind (spec, referee, golden) -> the stages where that contract check applies."""
+    source: Path | None = None
+    """profile.json, None for the bundled profile."""
+
+    def applies(self, kind: str, stage: str) -> bool:
+        """Whether a contract check (Check.right: spec, referee, golden) counts at `stage`; any other
+        right side is a backend, and backend-against-backend checks always count."""
+        return kind not in CONTRACT_CHECKS or stage in self.contract.get(kind, ())
+
+
+BUNDLED = Profile(name="bundled", cases=MATRIX, ledger=DEFAULT_LEDGER_PATH, golden_root=REPO_ROOT / "golden")
+NAMED = {"bundled": BUNDLED}
+
+
+def _fail(path, key, text) -> ProfileError:
+    return ProfileError(f"{path}: key {key!r}: {text}")
+
+
+def _case(raw, path, index) -> ParityCase:
+    key = f"cases[{index}]"
+    if not isinstance(raw, Mapping):
+        raise _fail(path, key, "a case is a JSON object")
+    unknown = sorted(set(raw) - _CASE_KEYS)
+    if unknown:
+        raise _fail(path, key, f"unknown field(s) {unknown}; known: {sorted(_CASE_KEYS)}")
+    data = raw.get("data", {})
+    if not isinstance(data, Mapping) or set(data) - _DATA_KEYS:
+        raise _fail(path, f"{key}.data", f"an object with fields among {sorted(_DATA_KEYS)}")
+    overrides = raw.get("overrides", {})
+    if not isinstance(overrides, Mapping):
+        raise _fail(path, f"{key}.overrides", "an object of config fields")
+    for name in ("train_steps", "stage_groups"):
+        value = raw.get(name, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise _fail(path, f"{key}.{name}", f"a positive integer, got {value!r}")
+    try:
+        case = ParityCase(raw.get("id"), SimulatedData(**data), dict(overrides),
+                          **{k: raw[k] for k in ("train_steps", "stage_groups", "cli_sweep") if k in raw})
+    except (TypeError, ValueError) as error:
+        raise _fail(path, key, str(error)) from None
+    if case.config.gridsize > 1 and case.stage_groups < MIN_GROUPED_STAGE_GROUPS:
+        raise _fail(path, f"{key}.stage_groups", f"gridsize {case.config.gridsize} needs at least "
+                    f"{MIN_GROUPED_STAGE_GROUPS} groups fed to isolated stages, got {case.stage_groups}")
+    return case
+
+
+def _contract(raw, path) -> dict:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping) or set(raw) - set(CONTRACT_CHECKS):
+        raise _fail(path, "contract_checks", f"an object with keys among {list(CONTRACT_CHECKS)}")
+    out = {}
+    for kind in CONTRACT_CHECKS:
+        value = raw.get(kind, False)
+        if value is True:
+            out[kind] = frozenset(STAGES)
+        elif value is False:
+            out[kind] = frozenset()
+        elif isinstance(value, list) and all(stage in STAGES for stage in value):
+            out[kind] = frozenset(value)
+        else:
+            raise _fail(path, f"contract_checks.{kind}", f"true, false or a list of stages ({', '.join(STAGES)}); "
+                        f"got {value!r}")
+    return out
+
+
+def _path(document, key, folder, path, *, required=True) -> Path | None:
+    value = document.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise _fail(path, key, f"a path relative to {folder}, got {value!r}")
+    return (folder / value).resolve()
+
+
+def load_profile_file(path: str | os.PathLike) -> Profile:
+    """The profile in `path` (profile.json, or the folder holding one), validated."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / PROFILE_FILE
+    try:
+        document = read_versioned_json(path, kind=PROFILE_SCHEMA, version=PROFILE_SCHEMA_VERSION, what="profile")
+    except VersionedJsonError as error:
+        raise ProfileError(str(error)) from None
+    unknown = sorted(set(document) - _KEYS)
+    if unknown:
+        raise _fail(path, unknown[0], f"unknown key; known: {sorted(_KEYS)}")
+    name = document.get("name")
+    if not isinstance(name, str) or not name:
+        raise _fail(path, "name", f"a non-empty string, got {name!r}")
+    raw_cases = document.get("cases")
+    if not isinstance(raw_cases, list) or not raw_cases:
+        raise _fail(path, "cases", "a non-empty list of cases")
+    cases = tuple(_case(raw, path, index) for index, raw in enumerate(raw_cases))
+    ids = [case.id for case in cases]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise _fail(path, "cases", f"case id(s) {repeated} appear more than once")
+    folder = path.parent.resolve()
+    profile = Profile(name=name, cases=cases, ledger=_path(document, "ledger", folder, path),
+                      golden_root=_path(document, "golden", folder, path),
+                      baseline=_path(document, "baseline", folder, path, required=False),
+                      contract=_contract(document.get("contract_checks"), path), source=path.resolve())
+    if not profile.ledger.is_file():
+        raise _fail(path, "ledger", f"no ledger file at {profile.ledger}")
+    if profile.baseline is not None and not profile.baseline.is_file():
+        raise _fail(path, "baseline", f"no baseline file at {profile.baseline}")
+    return profile
+
+
+def load_profile(spec: str | os.PathLike, *, relative_to: Path | None = None) -> Profile:
+    """A profile by name ("bundled") or path (a folder with profile.json, or the file)."""
+    if isinstance(spec, str) and spec in NAMED:
+        return NAMED[spec]
+    path = Path(spec)
+    if relative_to is not None and not path.is_absolute():
+        path = relative_to / path
+    if not path.exists():
+        raise ProfileError(f"--parity-profile: no profile {str(spec)!r}: not a known name ({', '.join(NAMED)}) "
+                           f"and no folder or file at {path}")
+    return load_profile_file(path)
+
+
+def adapter_default(backend) -> str | None:
+    """An adapter's `default_profile` (a name, or a path relative to its module's folder), if it names one."""
+    named = getattr(backend, "default_profile", None)
+    if named is None:
+        return None
+    if not isinstance(named, str) or not named:
+        raise ProfileError(f"adapter {getattr(backend, 'name', backend)!r}: default_profile must be a profile "
+                           f"name or path, got {named!r}")
+    if named in NAMED or Path(named).is_absolute():
+        return named
+    module = sys.modules.get(type(backend).__module__)
+    where = Path(getattr(module, "__file__", "") or ".").resolve().parent
+    return str(where / named)
+
+
+def resolve(option: str | None, backends=()) -> Profile:
+    """--parity-profile when given; else the profile the adapters name (they must agree); else bundled."""
+    if option:
+        return load_profile(option)
+    named = {}
+    for backend in backends:
+        default = adapter_default(backend)
+        if default is not None:
+            named.setdefault(default, backend.name)
+    if len(named) > 1:
+        raise ProfileError("the adapters name different default profiles ("
+                           + ", ".join(f"{who}: {what}" for what, who in named.items())
+                           + "); choose one with --parity-profile")
+    return load_profile(next(iter(named))) if named else BUNDLED
