@@ -31,7 +31,7 @@ from parity.comparators import (check_invariants, compare_allclose, compare_band
 from parity.comparison import REFEREE, SPEC, Check, Comparison, referee_distance
 from parity.report.hub import Artifact, StageNote
 from parity.matrix import CLI_ALTERNATIVES, CLI_SWEEP_FIELDS, ParityCase
-from parity.stage_outputs import OUTPUT_KEYS, BackendRun, CaseInputs
+from parity.stage_outputs import OUTPUT_KEYS, BackendRun, CaseInputs, OutputError
 from parity.tolerances import LedgerError, precision_name, tolerance
 
 REFEREE_STAGES = ("grouping", "translation", "forward", "loss", "optimizer",
@@ -210,6 +210,8 @@ def _attempt(ctx: CaseContext, stage: str, check: Check, call, result: StageResu
         raise  # an input no backend can produce: the stage (or its part) is n/a, not this backend's failure
     except UpstreamFailed as exc:
         metric, error = "upstream", exc
+    except OutputError as exc:  # a missing, extra or mistyped output key (stage_outputs.OUTPUT_KEYS)
+        metric, error = "outputs", exc
     except NotImplementedError as exc:  # the harness calls a backend only for the stages it declares
         metric = "declared"
         error = (f"{check.left} declares stage {stage!r} (supported_stages) but raised NotImplementedError: "

@@ -81,7 +81,7 @@ def check_outputs(backend: str, method: str, out):
     spec = OUTPUT_KEYS[method]
     expected = {**spec.required, **spec.optional}
     if not isinstance(out, Mapping):
-        raise OutputError(f"{backend}.{method} returned {type(out).__name__}, expected a mapping with keys "
+        raise OutputError(f"{backend}.{method}: returned {type(out).__name__}, expected a mapping with keys "
                           f"{sorted(spec.required)}" + (f" (optional {sorted(spec.optional)})" if spec.optional else ""))
     problems = [f"missing key {key!r} (expected {kind})" for key, kind in spec.required.items() if key not in out]
     problems += [f"extra key {key!r} (expected only {sorted(expected)})" for key in out if key not in expected]

@@ -5,8 +5,15 @@ the matrix of parity/matrix.py times parity.stages.STAGES, each config in one
 xdist group so its backend runs happen once, in one worker.
 """
 
+import pytest
+
+from parity.checks import Unsupported
 from parity.comparison import assert_passed
 
 
 def test_stage(parity_case, stage, parity_session):
-    assert_passed(parity_session.run(parity_case, stage))
+    try:
+        comparisons = parity_session.run(parity_case, stage)
+    except Unsupported as exc:  # n/a: fewer than two backends can do this stage here; not a pass
+        pytest.skip(str(exc))
+    assert_passed(comparisons)
