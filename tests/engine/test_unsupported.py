@@ -225,3 +225,19 @@ def test_a_wrong_layout_fails_naming_the_key(tmp_path):
     cross = [c for c in failed if str(c.check) == "transposed1~float32referee0"]
     assert {c.metric for c in cross} == {"amplitude", "far_field"}
     assert all("shape differs" in c.message for c in cross)
+
+
+def test_the_session_records_an_na_stage_in_the_hub_and_raises_unsupported(tmp_path):
+    from parity.checks import Unsupported
+    from parity.session import ParitySession
+
+    hub = hubs.new_hub(tmp_path / "reports")
+    session = ParitySession(backends=["tf", "torch"], workdir=tmp_path, golden_root=tmp_path / "golden",
+                            regen=False, hub=hub, worker="main")
+    session.adapters = {"full": Float32Referee(), "partial": Partial()}
+    session.adapters["full"].name, session.adapters["partial"].name = "full", "partial"
+    with pytest.raises(Unsupported, match="lacking grouping: partial"):
+        session.run(CASE, "grouping")
+    results = hubs.finalize(hub, {}, "", complete=True)
+    assert results["configs"][CASE.id]["stages"] == {"grouping": "n/a"}
+    assert results["totals"]["stages"] == {"pass": 0, "fail": 0, "n/a": 1}
