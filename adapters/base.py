@@ -6,6 +6,12 @@ with kernels `(out, in, kh, kw)`. Every stage takes its inputs from outside, so
 the harness can feed both backends identical inputs and check one stage in
 isolation. A stage an adapter cannot do raises NotImplementedError; it never
 returns None.
+
+Capabilities are declared up front: `Backend.supported_stages()` names the stages an
+adapter does (by default those whose STAGE_METHODS it overrides). The harness calls an
+adapter only for the stages it declares; a stage fewer than two backends declare is
+"n/a" (reported apart, never a failure), and a declared stage that raises
+NotImplementedError at run time is a failure: the declaration lied.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from abc import ABC
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import ClassVar
 
 import numpy as np
 
@@ -36,6 +43,36 @@ class Batch:
     offsets_px: np.ndarray  # (B, C, 2) float32 (x, y) offsets from the group centre
 
 
+STAGE_METHODS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "config": ("resolve_config",),
+    "data": ("load_dataset",),
+    "grouping": ("group",),
+    "shapes": ("model_shapes",),
+    "translation": ("translate",),
+    "forward": ("forward",),
+    "loss": ("loss",),
+    "model": ("scales", "initial_weights", "predict"),
+    "gradients": ("gradients",),
+    "optimizer": ("optimizer_steps",),
+    "training": ("train",),
+    "reconstruction": ("stitch", "reconstruct"),
+    "bundle": ("save_bundle", "load_bundle", "predict"),
+    "cli": ("run_train_cli",),
+})
+"""Stage (parity/stages.py order) -> the Backend methods it calls."""
+
+STAGE_MINIMUM: Mapping[str, tuple[str, ...]] = MappingProxyType({"reconstruction": ("stitch",)})
+"""Stages an adapter supports with fewer methods than STAGE_METHODS lists. Reconstruction has two
+parts: stitching given patches (`stitch`) and the trained model's object (`reconstruct`); `stitch`
+alone supports the stage, and only the backends that also override `reconstruct` take part in the
+second part (the others are noted n/a there)."""
+
+
+def overrides(backend, method: str) -> bool:
+    """Whether `backend`'s class implements `method` itself rather than inheriting Backend's stub."""
+    return getattr(type(backend), method, None) is not getattr(Backend, method)
+
+
 class Backend(ABC):
     """A system under test. Subclasses implement the stages they support."""
 
@@ -44,6 +81,22 @@ class Backend(ABC):
     """stage -> the one implementation this adapter shares with others there (a dotted name).
     Where every backend of a run names the same one, the report says the stage is shared by
     construction: its checks pass whatever that code does."""
+
+    declared_stages: ClassVar[tuple[str, ...] | None] = None
+    """The stages this adapter supports, said explicitly; None: those whose methods it overrides."""
+
+    def supported_stages(self) -> tuple[str, ...]:
+        """The stages this adapter does, in pipeline order: `declared_stages` when the class sets it
+        (unknown names raise ValueError), else every stage of STAGE_METHODS whose methods (or
+        STAGE_MINIMUM's) the class overrides."""
+        if self.declared_stages is not None:
+            unknown = sorted(set(self.declared_stages) - set(STAGE_METHODS))
+            if unknown:
+                raise ValueError(f"{self.name}: declared_stages names unknown stage(s) {unknown}; "
+                                 f"stages are {', '.join(STAGE_METHODS)}")
+            return tuple(stage for stage in STAGE_METHODS if stage in self.declared_stages)
+        return tuple(stage for stage, methods in STAGE_METHODS.items()
+                     if all(overrides(self, m) for m in STAGE_MINIMUM.get(stage, methods)))
 
     def versions(self) -> dict:
         """Framework name -> version, for env.json and golden manifests."""

@@ -74,6 +74,10 @@ class Mutant(Backend):
         return importlib.import_module(f"backends.{package}.{name}")
 
     # --- delegation: one method per stage of adapters.base.Backend ---------
+    def supported_stages(self) -> tuple[str, ...]:
+        """The wrapped adapter's: a mutant delegates every method, so its own overrides say nothing."""
+        return self.inner.supported_stages()
+
     def versions(self) -> dict:
         return self.inner.versions()
 

@@ -64,3 +64,13 @@ def get_backend(name: str) -> Backend:
             raise AdapterError(f"adapter {name!r} ({table[name]}) has a read-only name {backend.name!r}; "
                                "the harness needs it to be the registered name") from None
     return backend
+
+
+def capabilities(name: str) -> str:
+    """One line: the stages adapter `name` supports (adapters.base.Backend.supported_stages), or why
+    they could not be read. Building an adapter imports no framework (they load on first use)."""
+    try:
+        stages = get_backend(name).supported_stages()
+    except Exception as exc:  # a broken third-party adapter must not hide the others
+        return f"capabilities unknown ({type(exc).__name__}: {exc})"
+    return "stages: " + (", ".join(stages) or "none")

@@ -48,7 +48,15 @@ def suite_help(verb: str, *, regen: bool) -> str:
     return (f"usage: python -m parity {verb} [--parity-... VALUE] [PYTEST ARGS]\n\n{what}\n\n"
             f"parity options:\n{rows}\n\n"
             "Every other argument goes to pytest, after the defaults (so it wins): e.g. -k forward, -x, -n 2,\n"
-            "-v (one line per test). pytest's own options: python -m pytest --help.\n")
+            "-v (one line per test). pytest's own options: python -m pytest --help.\n"
+            f"\nadapters (python -m adapters), with the stages each supports:\n{adapter_lines()}")
+
+
+def adapter_lines() -> str:
+    """One line per adapter: its name and supported stages (a stage fewer than two support is n/a)."""
+    from adapters.registry import capabilities
+
+    return "".join(f"  {name:10s} {capabilities(name)}\n" for name in available_backends())
 
 
 def _check_profile_argument(argv: Sequence[str]) -> None:

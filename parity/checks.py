@@ -24,14 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
-from adapters.base import Backend, ModelState
+from adapters.base import Backend, ModelState, overrides
 from backends.common.config import make_config
 from parity.comparators import (check_invariants, compare_allclose, compare_band, compare_exact,
                             compare_reconstruction, compare_update, error_comparison)
 from parity.comparison import REFEREE, SPEC, Check, Comparison, referee_distance
 from parity.report.hub import Artifact, StageNote
 from parity.matrix import CLI_ALTERNATIVES, CLI_SWEEP_FIELDS, ParityCase
-from parity.stage_outputs import BackendRun, CaseInputs
+from parity.stage_outputs import OUTPUT_KEYS, BackendRun, CaseInputs, OutputError
 from parity.tolerances import LedgerError, precision_name, tolerance
 
 REFEREE_STAGES = ("grouping", "translation", "forward", "loss", "optimizer",
@@ -39,7 +39,12 @@ REFEREE_STAGES = ("grouping", "translation", "forward", "loss", "optimizer",
 
 
 class UpstreamFailed(RuntimeError):
-    """A stage needs an output of the reference backend that could not be produced."""
+    """A stage needs an output that the backend producing it could not produce (a failure)."""
+
+
+class Unsupported(Exception):
+    """A stage (or part of one) fewer than two backends support, or whose input no backend can
+    produce: "n/a", reported apart, never a failure."""
 
 
 @dataclass
@@ -50,15 +55,84 @@ class StageResult:
     golden_metric: str = "max_abs"
     artifacts: list = field(default_factory=list)
     notes: list = field(default_factory=list)  # parity.report.hub.StageNote: facts beside the comparisons
+    reference: str | None = None  # the stage's reference: the first backend that supports it
+    unsupported: str | None = None  # why the stage is n/a for this config (then no comparison ran)
+
+
+class StageInputs:
+    """What stages take from upstream stages, shared by every stage of one case.
+
+    Each input comes from the first backend (in --parity-backends order) that supports the
+    stage producing it: group offsets from "grouping", scales from "model" (its `scales`
+    method), trained weights from "training". Grouping and scales fall back to the float64
+    referee (the contract's grouping and scales: harness-side, like CaseInputs); trained
+    weights have no fallback, so without a backend that trains, the stages needing them are
+    n/a. A producer that declares the stage but raises is UpstreamFailed: a failure."""
+
+    FALLBACK = ("grouping", "model")  # producing stages the referee can stand in for
+
+    def __init__(self, inputs: CaseInputs, runs: Mapping[str, BackendRun], referee: BackendRun | None):
+        self.inputs, self.runs, self.referee = inputs, dict(runs), referee
+
+    def producer(self, stage: str) -> tuple[str, BackendRun] | None:
+        """(name, run) of the first backend supporting `stage`, else the referee where it may stand in."""
+        for name, run in self.runs.items():
+            if stage in run.backend.supported_stages():
+                return name, run
+        if stage in self.FALLBACK and self.referee is not None:
+            return REFEREE, self.referee
+        return None
+
+    def fetch(self, label: str, stage: str, fn):
+        found = self.producer(stage)
+        if found is None:
+            raise Unsupported(f"no backend supports {stage}, which produces the {label} this stage needs")
+        name, run = found
+        try:
+            return fn(run)
+        except Exception as exc:
+            raise UpstreamFailed(f"backend {name!r} (the first that supports {stage}) could not produce {label}: "
+                                 f"{type(exc).__name__}: {exc}") from exc
+
+    @cached_property
+    def groups(self) -> dict:
+        return self.fetch("group offsets", "grouping", lambda run: run.groups)
+
+    @cached_property
+    def batch(self):
+        return self.inputs.batch(self.groups)
+
+    @cached_property
+    def scales(self) -> dict:
+        return self.fetch("scales", "model", lambda run: run.scales)
+
+    @cached_property
+    def initial_state(self) -> ModelState:
+        return self.inputs.initial_state(self.scales)
+
+    @cached_property
+    def training(self) -> dict:
+        return self.fetch("trained weights", "training", lambda run: run.train(self.initial_state.weights))
+
+    @cached_property
+    def trained_state(self) -> ModelState:
+        return ModelState(config=self.initial_state.config, weights=self.training["weights"],
+                          probe=self.initial_state.probe, input_scale=self.initial_state.input_scale)
 
 
 @dataclass
 class CaseContext:
-    """One case as every stage check sees it; made by make_context."""
+    """One case as every stage check sees it; made by make_context. run_stage gives each check
+    the context of the backends that support its stage (`for_stage`), the first the reference."""
 
     inputs: CaseInputs
     runs: dict  # backend name -> BackendRun, reference first
     referee: BackendRun | None = None  # the float64 arbiter of REFEREE_STAGES; None: no referee checks
+    upstream_inputs: StageInputs | None = None  # None: made from `runs` (shared by for_stage's contexts)
+
+    def __post_init__(self):
+        if self.upstream_inputs is None:
+            self.upstream_inputs = StageInputs(self.inputs, self.runs, self.referee)
 
     def against(self, adapter: Backend) -> "CaseContext":
         """This case with `adapter` as the only other backend: the same inputs, and the same
@@ -66,6 +140,14 @@ class CaseContext:
         return CaseContext(inputs=self.inputs, runs={self.reference: self.ref_run,
                                                      adapter.name: BackendRun(backend=adapter, inputs=self.inputs)},
                            referee=self.referee)
+
+    def only(self, names) -> "CaseContext":
+        """The same case compared between `names` only (in this context's order), same upstream inputs."""
+        return CaseContext(inputs=self.inputs, runs={n: r for n, r in self.runs.items() if n in names},
+                           referee=self.referee, upstream_inputs=self.upstream_inputs)
+
+    def supporting(self, stage: str) -> list[str]:
+        return [name for name, run in self.runs.items() if stage in run.backend.supported_stages()]
 
     @property
     def case_id(self) -> str:
@@ -82,38 +164,29 @@ class CaseContext:
     def others(self):
         return [(name, run) for name, run in self.runs.items() if name != self.reference]
 
-    def upstream(self, label: str, fn):
-        """The reference's output needed downstream, or UpstreamFailed naming it."""
-        try:
-            return fn(self.ref_run)
-        except Exception as exc:
-            raise UpstreamFailed(f"reference backend {self.reference!r} could not produce {label}: "
-                                 f"{type(exc).__name__}: {exc}") from exc
-
-    @cached_property
+    @property
     def ref_groups(self) -> dict:
-        return self.upstream("grouping", lambda run: run.groups)
+        return self.upstream_inputs.groups
 
-    @cached_property
+    @property
     def batch(self):
-        return self.inputs.batch(self.ref_groups)
+        return self.upstream_inputs.batch
 
-    @cached_property
+    @property
     def ref_scales(self) -> dict:
-        return self.upstream("scales", lambda run: run.scales)
+        return self.upstream_inputs.scales
 
-    @cached_property
+    @property
     def initial_state(self) -> ModelState:
-        return self.inputs.initial_state(self.ref_scales)
+        return self.upstream_inputs.initial_state
 
-    @cached_property
+    @property
     def ref_training(self) -> dict:
-        return self.upstream("training", lambda run: run.train(self.initial_state.weights))
+        return self.upstream_inputs.training
 
-    @cached_property
+    @property
     def trained_state(self) -> ModelState:
-        return ModelState(config=self.initial_state.config, weights=self.ref_training["weights"],
-                          probe=self.initial_state.probe, input_scale=self.initial_state.input_scale)
+        return self.upstream_inputs.trained_state
 
 
 def make_context(case: ParityCase, adapters: Mapping[str, Backend], workdir: Path, *,
@@ -133,8 +206,16 @@ def _attempt(ctx: CaseContext, stage: str, check: Check, call, result: StageResu
     """(True, call()) or, when it raises, (False, None) with a failed comparison for `check`."""
     try:
         return True, call()
+    except Unsupported:
+        raise  # an input no backend can produce: the stage (or its part) is n/a, not this backend's failure
     except UpstreamFailed as exc:
         metric, error = "upstream", exc
+    except OutputError as exc:  # a missing, extra or mistyped output key (stage_outputs.OUTPUT_KEYS)
+        metric, error = "outputs", exc
+    except NotImplementedError as exc:  # the harness calls a backend only for the stages it declares
+        metric = "declared"
+        error = (f"{check.left} declares stage {stage!r} (supported_stages) but raised NotImplementedError: "
+                 f"{exc}; the declaration lied: implement it or leave the stage out")
     except Exception as exc:
         metric, error = "call", exc
     result.comparisons.append(error_comparison(config_id=ctx.case_id, stage=stage, check=check, metric=metric,
@@ -172,7 +253,7 @@ def _referee_output(ctx: CaseContext, stage: str, fn, result: StageResult):
 
 
 def _referee_checks(ctx: CaseContext, stage: str, outputs: dict, referee_output, *, ledger_metric="max_abs",
-                    keys=None, exact=(), prefix="", variant="") -> list[Comparison]:
+                    keys=None, exact=(), prefix="", variant="", optional=()) -> list[Comparison]:
     """Check(backend, REFEREE, variant) for every backend in `outputs`: the backend on the left, the
     float64 referee on the right (side b, the one relative tolerances scale with).
 
@@ -191,6 +272,8 @@ def _referee_checks(ctx: CaseContext, stage: str, outputs: dict, referee_output,
             continue
         check = Check(name, REFEREE, variant)
         for key in (referee_output if keys is None else keys):
+            if key in optional and key not in out:
+                continue  # an optional output this backend does not give (noted by the cross-backend check)
             common = dict(config_id=ctx.case_id, stage=stage, check=check, metric=prefix + key)
             try:
                 mine, truth = np.asarray(out[key]), np.asarray(referee_output[key])
@@ -384,12 +467,34 @@ def check_shapes(ctx: CaseContext) -> StageResult:
     return result
 
 
-def _allclose_stage(ctx, stage, metric, fn, result: StageResult, golden_keys=None, referee_fn=None) -> StageResult:
+def _optional_note(ctx: CaseContext, stage: str, outputs: dict, optional, result: StageResult) -> None:
+    """A note for each optional output key some backends do not give: it is compared only where
+    both sides give it (stage_outputs.OUTPUT_KEYS defines the optional keys)."""
+    for key in optional:
+        lacking = [name for name, out in outputs.items() if key not in out]
+        if lacking:
+            given = [name for name in outputs if name not in lacking]
+            result.notes.append(StageNote(ctx.case_id, stage, "optional",
+                                          f"{key} (optional) not given by {', '.join(lacking)}: compared "
+                                          + (f"between {', '.join(given)} only" if len(given) > 1 else "nowhere")))
+
+
+def _allclose_stage(ctx, stage, metric, fn, result: StageResult, golden_keys=None, referee_fn=None,
+                    optional=()) -> StageResult:
     """Shared path of the array stages: every other backend allclose to the reference,
-    and, given `referee_fn` (its output on the same inputs), every backend to the referee."""
+    and, given `referee_fn` (its output on the same inputs), every backend to the referee.
+    Keys in `optional` are compared where both sides give them, noted otherwise."""
     outputs = _outputs(ctx, stage, fn, result)
+    _optional_note(ctx, stage, outputs, optional, result)
     for label, ref, other in _pairs(ctx, outputs):
-        for key in ref:
+        for key in list(ref) + [k for k in other if k not in ref]:
+            if key in optional and not (key in ref and key in other):
+                continue
+            if key not in ref or key not in other:  # outputs are checked on arrival; a harness-made key
+                result.comparisons.append(error_comparison(
+                    config_id=ctx.case_id, stage=stage, check=label, metric=key,
+                    error=f"key {key!r} given by {label.right if key in ref else label.left} only"))
+                continue
             # The looser precision of the two decides which ledger entry applies.
             wide = all(np.asarray(x).dtype in (np.float64, np.complex128) for x in (ref[key], other[key]))
             dtype = "float64" if wide else "float32"
@@ -397,7 +502,7 @@ def _allclose_stage(ctx, stage, metric, fn, result: StageResult, golden_keys=Non
                                                        config_id=ctx.case_id, stage=stage, check=label, metric=key))
     if referee_fn is not None:
         result.comparisons.extend(_referee_checks(ctx, stage, outputs, _referee_output(ctx, stage, referee_fn, result),
-                                                  ledger_metric=metric))
+                                                  ledger_metric=metric, optional=optional))
     pick = (lambda out: _first_group(out)) if golden_keys is None else golden_keys
     result.golden_by_backend = {name: pick(out) for name, out in outputs.items()}
     result.golden_metric = metric
@@ -415,7 +520,8 @@ def check_forward(ctx: CaseContext) -> StageResult:
     def forward(run):
         return run.forward(ctx.ref_groups["offsets_px"][: ctx.inputs.case.stage_groups])
 
-    return _allclose_stage(ctx, "forward", "max_abs", forward, StageResult(), referee_fn=forward)
+    return _allclose_stage(ctx, "forward", "max_abs", forward, StageResult(), referee_fn=forward,
+                           optional=tuple(OUTPUT_KEYS["forward"].optional))
 
 
 def check_loss(ctx: CaseContext) -> StageResult:
@@ -433,8 +539,7 @@ def check_model(ctx: CaseContext) -> StageResult:
     # The backend's own initial weights must be the shared initializer's, bit for bit.
     init = _outputs(ctx, "model", lambda run: run.own_initial_weights, result)
     for name, weights in init.items():
-        expected = ctx.inputs.initial_state(ctx.ref_scales).weights if name == ctx.reference else \
-            ctx.inputs.initial_state(ctx.runs[name].scales).weights
+        expected = ctx.inputs.initial_state(ctx.runs[name].scales).weights
         result.comparisons.append(compare_exact(weights, expected, config_id=ctx.case_id, stage="model",
                                                 check=Check(name, SPEC), metric="initial_weights"))
 
@@ -484,8 +589,9 @@ def check_training(ctx: CaseContext) -> StageResult:
     result = StageResult()
     init = ctx.initial_state.weights
     # The reference trains once per case: its result also feeds reconstruction and bundle.
-    outputs = _outputs(ctx, "training", lambda run: ctx.ref_training if run is ctx.ref_run else run.train(init),
-                       result)
+    producer = ctx.upstream_inputs.producer("training")
+    outputs = _outputs(ctx, "training", lambda run: ctx.ref_training if producer and run is producer[1]
+                       else run.train(init), result)
     band, final = tolerance("training", "loss_band", "float32"), tolerance("training", "update_rel_l2", "float32")
     for label, ref, other in _pairs(ctx, outputs):
         result.comparisons.append(compare_band(other["history"]["step_loss"], ref["history"]["step_loss"], band,
@@ -521,7 +627,7 @@ def check_reconstruction(ctx: CaseContext) -> StageResult:
     result.comparisons.extend(_referee_checks(
         ctx, "reconstruction", stitched, _referee_output(ctx, "reconstruction", lambda run: run.stitched, result),
         ledger_metric="stitch", keys=("origin_px", "object"), exact=("origin_px",), prefix="stitch."))
-    outputs = _outputs(ctx, "reconstruction", lambda run: run.reconstruct(ctx.trained_state), result)
+    outputs = _trained_reconstructions(ctx, result)
     tols = {m: tolerance("reconstruction", m, "float32") for m in ("rel_error", "ssim", "frc")}
     for label, ref, other in _pairs(ctx, outputs):
         result.comparisons.append(compare_exact(other["origin_px"], ref["origin_px"], config_id=ctx.case_id,
@@ -539,6 +645,23 @@ def check_reconstruction(ctx: CaseContext) -> StageResult:
                                 for name, out in stitched.items()}
     result.golden_metric = "stitch"
     return result
+
+
+def _trained_reconstructions(ctx: CaseContext, result: StageResult) -> dict:
+    """The trained model's object from every backend that overrides `reconstruct` (the stage's second
+    part, adapters.base.STAGE_MINIMUM); with fewer than two, or no trained weights, that part is
+    n/a and noted."""
+    makers = [name for name, run in ctx.runs.items() if overrides(run.backend, "reconstruct")]
+    try:
+        if len(makers) < 2:
+            lacking = [name for name in ctx.runs if name not in makers]
+            raise Unsupported(f"{', '.join(lacking)} implement(s) stitch but not reconstruct")
+        state = ctx.trained_state
+    except Unsupported as exc:
+        result.notes.append(StageNote(ctx.case_id, "reconstruction", "n/a",
+                                      f"trained-model part n/a: {exc}; stitch part compared"))
+        return {}
+    return _outputs(ctx.only(makers), "reconstruction", lambda run: run.reconstruct(state), result)
 
 
 def check_bundle(ctx: CaseContext) -> StageResult:
@@ -596,16 +719,36 @@ STAGE_CHECKS = {
 }
 
 
+def _names(names) -> str:
+    return ", ".join(names) or "none"
+
+
 def run_stage(ctx: CaseContext, stage: str) -> StageResult:
-    """The stage's check; an upstream failure of the reference fails this stage clearly."""
+    """The stage's check between the backends that support it (the first the reference); a backend
+    that lacks it is left out and noted. With fewer than two, or an input no backend can produce,
+    the result is `unsupported` (n/a, with a note saying why); an upstream failure fails the stage."""
+    supporting = ctx.supporting(stage)
+    lacking = [name for name in ctx.runs if name not in supporting]
+    na = f"lacking {stage}: {_names(lacking)}"
+    if len(supporting) < 2:
+        reason = f"stage {stage} n/a: fewer than two backends support it ({na}; supporting: {_names(supporting)})"
+        return StageResult(unsupported=reason, notes=[StageNote(ctx.case_id, stage, "n/a", reason)])
+    stage_ctx = ctx.only(supporting)
+    notes = [StageNote(ctx.case_id, stage, "n/a", f"{na}: compared {', '.join(supporting)}")] if lacking else []
     try:
-        result = STAGE_CHECKS[stage](ctx)
+        result = STAGE_CHECKS[stage](stage_ctx)
         if stage in REFEREE_STAGES and ctx.referee is not None:
-            result.comparisons = _with_referee_note(ctx, result.comparisons)
+            result.comparisons = _with_referee_note(stage_ctx, result.comparisons)
+        result.reference, result.notes = stage_ctx.reference, notes + list(result.notes)
         return result
+    except Unsupported as exc:
+        reason = f"stage {stage} n/a: {exc}"
+        return StageResult(unsupported=reason, notes=notes + [StageNote(ctx.case_id, stage, "n/a", reason)])
     except UpstreamFailed as exc:
         return StageResult(comparisons=[error_comparison(config_id=ctx.case_id, stage=stage,
-                                                         check=Check(ctx.reference), metric="upstream", error=exc)])
+                                                         check=Check(stage_ctx.reference), metric="upstream",
+                                                         error=exc)], reference=stage_ctx.reference)
     except LedgerError as exc:  # a check the ledger has no tolerance for fails the stage; it does not crash the run
         return StageResult(comparisons=[error_comparison(config_id=ctx.case_id, stage=stage,
-                                                         check=Check("ledger"), metric="tolerance", error=exc)])
+                                                         check=Check("ledger"), metric="tolerance", error=exc)],
+                           reference=stage_ctx.reference)

@@ -219,8 +219,10 @@ def pytest_terminal_summary(terminalreporter, config):
         return
     terminalreporter.section("parity: first divergence per config")
     for config_id, info in results.get("configs", {}).items():
-        first = info.get("first_divergence")
-        terminalreporter.write_line(f"{config_id:24s} {'no split' if first is None else 'FIRST SPLIT AT ' + first}")
+        first = info.get("first_divergence")  # n/a stages are neither splits nor passes
+        na = [stage for stage, status in info.get("stages", {}).items() if status == "n/a"]
+        terminalreporter.write_line(f"{config_id:24s} {'no split' if first is None else 'FIRST SPLIT AT ' + first}"
+                                    + (f" (n/a: {', '.join(na)})" if na else ""))
     for line in baselines.summary_lines(results.get("baseline") or {}, results.get("comparisons", ())):
         terminalreporter.write_line(line)
     if baselines.strict_failure(results.get("baseline"), config.getoption("--parity-strict-baseline")):

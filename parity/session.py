@@ -14,7 +14,7 @@ from adapters.registry import get_backend
 from backends.common.fileio import atomic_write_json, installed_versions
 from parity.report import hub as hubs
 from parity.report import plots
-from parity.checks import REFEREE, CaseContext, StageResult, make_context, run_stage
+from parity.checks import REFEREE, CaseContext, StageResult, Unsupported, make_context, run_stage
 from parity.comparators import error_comparison
 from parity.comparison import GOLDEN, Check, Comparison
 from parity.golden import GoldenError, GoldenRefused, GoldenStore
@@ -53,9 +53,13 @@ class ParitySession:
         return self.contexts[case.id]
 
     def run(self, case: ParityCase, stage: str) -> list[Comparison]:
-        """Cross-backend checks, then goldens (blessed first under --force-regen); parts written at once."""
+        """Cross-backend checks, then goldens (blessed first under --force-regen); parts written at once.
+        A stage n/a for this case (parity.checks.run_stage) raises Unsupported with the reason."""
         ctx = self.context(case)
         result = run_stage(ctx, stage)
+        if result.unsupported:  # n/a: recorded as a note, then the test is skipped with the reason
+            hubs.write_part(self.hub, self.worker, [], notes=result.notes)
+            raise Unsupported(result.unsupported)
         comparisons = self.contract_checks(stage, result.comparisons)
         if self.profile.applies(GOLDEN, stage):
             comparisons += self._golden(ctx, stage, result)
@@ -73,7 +77,7 @@ class ParitySession:
         baselines.assert_passed(comparisons, self.baseline)
 
     def _golden(self, ctx: CaseContext, stage: str, result: StageResult) -> list[Comparison]:
-        reference = ctx.reference
+        reference = result.reference or ctx.reference  # the stage's: the first backend that supports it
         golden = result.golden_by_backend.get(reference)  # the reference's data is what a golden holds
         if golden is None:
             return []

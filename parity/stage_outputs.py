@@ -3,8 +3,11 @@
 The harness feeds every backend identical canonical inputs, made here with
 numpy from the case's seed (never by one backend's physics), so that each
 stage is checked in isolation: an error in grouping does not hide in the
-forward model. Where a stage needs upstream results (group offsets, trained
-weights) it takes the reference backend's, the same for every backend.
+forward model. Where a stage needs upstream results (group offsets, scales, trained
+weights) it takes those of the first backend that supports the producing stage
+(parity.checks.StageInputs), the same for every backend. Outputs are checked
+against OUTPUT_KEYS as they come back: a missing, extra or mistyped key is an
+OutputError naming it, which the checks report as a failed comparison.
 Training and reconstruction are also run chained, each backend from its own
 outputs, for the end-to-end view.
 """
@@ -12,8 +15,10 @@ outputs, for the end-to-end view.
 from __future__ import annotations
 
 import json
+import numbers
 import time
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +33,63 @@ from parity.matrix import CLI_ALTERNATIVES, ParityCase
 
 # The CLI stage trains with flags left out (50 epochs): a scan this small keeps it to one step an epoch.
 CLI_DATA = dict(seed=5, n_positions=16, n=16, nphotons=1e4, step=2.0)
+
+
+@dataclass(frozen=True)
+class OutputKeys:
+    """The keys of one Backend method's output mapping, each with the kind of value it must be."""
+
+    required: Mapping[str, str]
+    """key -> kind ("array": numpy.ndarray, "number": a real number, "mapping")."""
+    optional: Mapping[str, str] = field(default_factory=dict)
+    """Keys a backend may leave out: compared where both backends give them, noted otherwise."""
+
+
+_ARRAY, _NUMBER, _MAPPING = "array", "number", "mapping"
+_GROUPS = OutputKeys({"nn_indices": _ARRAY, "coords_px": _ARRAY, "center_px": _ARRAY, "offsets_px": _ARRAY})
+_OBJECT = OutputKeys({"object": _ARRAY, "origin_px": _ARRAY})
+OUTPUT_KEYS: Mapping[str, OutputKeys] = {
+    "load_dataset": OutputKeys({"diffraction": _ARRAY, "xcoords": _ARRAY, "ycoords": _ARRAY, "probe": _ARRAY}),
+    "group": _GROUPS,
+    # a backend may expose the amplitude only: the complex far field is then not compared
+    "forward": OutputKeys({"amplitude": _ARRAY}, optional={"far_field": _ARRAY}),
+    "scales": OutputKeys({"input_scale": _NUMBER, "log_intensity_scale": _NUMBER}),
+    "predict": OutputKeys({"object_patches": _ARRAY, "amplitude": _ARRAY}),
+    "gradients": OutputKeys({"loss": _NUMBER, "grads": _MAPPING}),
+    "train": OutputKeys({"history": _MAPPING, "weights": _MAPPING}),
+    "stitch": _OBJECT,
+    "reconstruct": _OBJECT,
+}
+"""Backend method -> the keys of its output: the one place optional keys are defined."""
+
+
+class OutputError(ValueError):
+    """A backend's output lacks a key, has one too many, or a value of the wrong kind."""
+
+
+def _kind_ok(value, kind: str) -> bool:
+    if kind == _ARRAY:
+        return isinstance(value, np.ndarray)
+    if kind == _NUMBER:
+        return isinstance(value, (numbers.Real, np.ndarray)) and not isinstance(value, bool) and np.ndim(value) == 0
+    return isinstance(value, Mapping)
+
+
+def check_outputs(backend: str, method: str, out):
+    """`out` itself when it has OUTPUT_KEYS[method]'s keys, each of the right kind; else OutputError
+    naming every missing, extra or mistyped key and what was expected."""
+    spec = OUTPUT_KEYS[method]
+    expected = {**spec.required, **spec.optional}
+    if not isinstance(out, Mapping):
+        raise OutputError(f"{backend}.{method}: returned {type(out).__name__}, expected a mapping with keys "
+                          f"{sorted(spec.required)}" + (f" (optional {sorted(spec.optional)})" if spec.optional else ""))
+    problems = [f"missing key {key!r} (expected {kind})" for key, kind in spec.required.items() if key not in out]
+    problems += [f"extra key {key!r} (expected only {sorted(expected)})" for key in out if key not in expected]
+    problems += [f"key {key!r} is {type(out[key]).__name__}, expected {kind}"
+                 for key, kind in expected.items() if key in out and not _kind_ok(out[key], kind)]
+    if problems:
+        raise OutputError(f"{backend}.{method}: " + "; ".join(problems))
+    return out
 
 
 @dataclass
@@ -155,23 +217,28 @@ class BackendRun:
         finally:
             self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
 
+    def _checked(self, method: str, out):
+        return check_outputs(self.backend.name, method, out)
+
     @cached_property
     def config(self) -> dict:
         return self._timed("config", self.backend.resolve_config, dict(self.inputs.case.overrides))
 
     @cached_property
     def data(self) -> dict:
-        return self._timed("data", self.backend.load_dataset, self.inputs.data_path)
+        return self._checked("load_dataset", self._timed("data", self.backend.load_dataset, self.inputs.data_path))
 
     @cached_property
     def groups(self) -> dict:
         ds = self.inputs.dataset
-        return self._timed("grouping", self.backend.group, ds.xcoords, ds.ycoords, self.inputs.config)
+        return self._checked("group", self._timed("grouping", self.backend.group, ds.xcoords, ds.ycoords,
+                                                  self.inputs.config))
 
     @cached_property
     def inference_groups(self) -> dict:
         ds = self.inputs.dataset
-        return self._timed("grouping", self.backend.group, ds.xcoords, ds.ycoords, self.inputs.config, True)
+        return self._checked("group", self._timed("grouping", self.backend.group, ds.xcoords, ds.ycoords,
+                                                  self.inputs.config, True))
 
     @cached_property
     def shapes(self) -> dict:
@@ -183,8 +250,9 @@ class BackendRun:
         return self._timed("translation", self.backend.translate, t["images"], t["shifts_px"])
 
     def forward(self, offsets_px) -> dict:
-        return self._timed("forward", self.backend.forward, self.inputs.object_patches("forward"),
-                           self.inputs.dataset.probe, offsets_px, self.inputs.case.config.object_big)
+        return self._checked("forward", self._timed(
+            "forward", self.backend.forward, self.inputs.object_patches("forward"), self.inputs.dataset.probe,
+            offsets_px, self.inputs.case.config.object_big))
 
     def loss(self, loss_inputs: dict) -> float:
         return self._timed("loss", self.backend.loss, loss_inputs["far_field"], loss_inputs["observed_amplitude"],
@@ -193,7 +261,8 @@ class BackendRun:
     @cached_property
     def scales(self) -> dict:
         ds = self.inputs.dataset
-        return self._timed("model", self.backend.scales, ds.diffraction, ds.probe, self.inputs.case.config.amp_activation)
+        return self._checked("scales", self._timed("model", self.backend.scales, ds.diffraction, ds.probe,
+                                                   self.inputs.case.config.amp_activation))
 
     @cached_property
     def own_initial_weights(self) -> dict:
@@ -201,10 +270,10 @@ class BackendRun:
                            self.scales["log_intensity_scale"])
 
     def predict(self, state: ModelState, batch: Batch) -> dict:
-        return self._timed("model", self.backend.predict, state, batch)
+        return self._checked("predict", self._timed("model", self.backend.predict, state, batch))
 
     def gradients(self, state: ModelState, batch: Batch) -> dict:
-        return self._timed("gradients", self.backend.gradients, state, batch)
+        return self._checked("gradients", self._timed("gradients", self.backend.gradients, state, batch))
 
     @cached_property
     def optimizer(self) -> dict:
@@ -213,16 +282,18 @@ class BackendRun:
                            o["grads_per_step"])
 
     def train(self, init_weights: dict) -> dict:
-        return self._timed("training", self.backend.train, self.inputs.config, self.inputs.data_path,
-                           init_weights, self.inputs.case.train_steps)
+        return self._checked("train", self._timed("training", self.backend.train, self.inputs.config,
+                                                  self.inputs.data_path, init_weights, self.inputs.case.train_steps))
 
     @cached_property
     def stitched(self) -> dict:
         t = self.inputs.stitch_inputs
-        return self._timed("reconstruction", self.backend.stitch, t["patches"], t["xcoords"], t["ycoords"])
+        return self._checked("stitch", self._timed("reconstruction", self.backend.stitch, t["patches"],
+                                                   t["xcoords"], t["ycoords"]))
 
     def reconstruct(self, state: ModelState) -> dict:
-        return self._timed("reconstruction", self.backend.reconstruct, state, self.inputs.data_path)
+        return self._checked("reconstruct", self._timed("reconstruction", self.backend.reconstruct, state,
+                                                        self.inputs.data_path))
 
     def bundle_roundtrip(self, state: ModelState, path: Path) -> None:
         self._timed("bundle", self.backend.save_bundle, state, path)

@@ -5,6 +5,14 @@ the profile's matrix (parity/profiles.py; bundled: parity/matrix.py) times parit
 xdist group so its backend runs happen once, in one worker.
 """
 
+import pytest
+
+from parity.checks import Unsupported
+
 
 def test_stage(parity_case, stage, parity_session):
-    parity_session.assert_passed(parity_session.run(parity_case, stage))  # known splits of the baseline pass
+    try:
+        comparisons = parity_session.run(parity_case, stage)
+    except Unsupported as exc:  # n/a: fewer than two backends can do this stage here; not a pass
+        pytest.skip(str(exc))
+    parity_session.assert_passed(comparisons)  # known splits of the baseline pass

@@ -16,7 +16,8 @@ from html import escape
 from parity.baseline import entry_text, known_rows
 from parity.report.numbers import failure_rows, first_rows, fmt_ratio, stage_anchor, stage_margins
 from parity.report.summary import (FAILURE_COLUMNS, FAILURES_NOTE, INCOMPLETE_NOTE, MARGIN_NOTE, environment_line,
-                                   failure_cells, new_failure_rows, notes_lines, stage_notes, status_cell)
+                                   failure_cells, new_failure_rows, notes_lines, stage_notes, stage_totals_text,
+                                   status_cell)
 from parity.stages import DESCRIPTIONS, STAGES
 
 STYLE = """
@@ -26,6 +27,7 @@ th, td { border: 1px solid #bbb; padding: 0.25em 0.5em; text-align: center; }
 th.config, td.config { text-align: left; }
 td.pass { background: #d9f2d9; } td.fail { background: #f6caca; font-weight: bold; }
 td.none { color: #999; }
+td.na { background: #e6e6e6; color: #666; }
 td a { color: inherit; }
 .margin { display: block; font-weight: normal; font-size: 0.85em; color: #555; }
 table.failures td { text-align: left; vertical-align: top; }
@@ -49,11 +51,12 @@ def _table(results: Mapping) -> list[str]:
         cells = []
         for stage in STAGES:
             status = status_cell(results, config_id, stage)
-            css, text = {"pass": ("pass", "pass"), "fail": ("fail", "FAIL")}.get(status, ("none", "-"))
+            css, text = {"pass": ("pass", "pass"), "fail": ("fail", "FAIL"),
+                         "n/a": ("na", "n/a")}.get(status, ("none", "-"))
             if status == "fail":
                 text = f'<a href="#{escape(stage_anchor(config_id, stage))}">FAIL</a>'
             text += "".join(f'<span class="margin" title="{escape(note["text"])}">{escape(note["kind"])}</span>'
-                            for note in stage_notes(results, config_id, stage))
+                            for note in stage_notes(results, config_id, stage) if note["kind"] != status)
             margin = margins.get((config_id, stage)) if status != "-" else None
             if margin is None:
                 cells.append(f'<td class="{css}">{text}</td>')
@@ -126,7 +129,7 @@ def render_index(results: Mapping, figures: Mapping[str, list]) -> str:
     parts += [f"<p>Created {escape(results['created'])}. "
               f"{escape(environment_line(results.get('env', {})))}.</p>",
               f"<p>{totals.get('comparisons', 0)} comparisons, {totals.get('failed', 0)} failed, "
-              f"{len(results['configs'])} configs. Details: <a href=\"summary.md\">summary.md</a>, "
+              f"{len(results['configs'])} configs.{escape(stage_totals_text(totals))} Details: <a href=\"summary.md\">summary.md</a>, "
               "<a href=\"results.json\">results.json</a>, <a href=\"env.json\">env.json</a>, "
               "<a href=\"run.log\">run.log</a>.</p>",
               "<h2>Stages</h2>", *_table(results), *_failures(results), *_baseline(results)]

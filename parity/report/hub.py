@@ -41,6 +41,8 @@ from parity.stages import STAGES, first_divergence, stage_index
 
 RESULTS_SCHEMA = "pinn-parity-results"
 RESULTS_SCHEMA_VERSION = 1
+NA_KIND = "n/a"  # StageNote kind of an unsupported stage; a stage with such a note and no comparison is "n/a"
+STATUSES = ("pass", "fail", NA_KIND)  # a stage cell's status in results.json configs.<id>.stages
 INCOMPLETE_MARKER = "INCOMPLETE"
 PARTS_DIR = "parts"
 LATEST_NAME = "latest"
@@ -75,7 +77,10 @@ class StageNote:
     config_id: str
     stage: str
     kind: str
-    """"shared": the backends run one implementation here, so the stage cannot tell them apart."""
+    """"shared": the backends run one implementation here, so the stage cannot tell them apart.
+    "n/a": a backend lacks the stage (it is compared between the others), or, on a stage with no
+    comparison, the whole stage is n/a for this config (NA_KIND; text: the reason).
+    "optional": an optional output some backend does not give (compared where both give it)."""
     text: str
 
     def to_dict(self) -> dict:
@@ -162,9 +167,10 @@ def read_parts(hub: Path) -> tuple[list[dict], list[dict], list[dict], list[str]
 
 
 def summarize_configs(comparisons: list[dict], notes: Iterable[Mapping] = ()) -> dict:
-    """{config_id: {"first_divergence": stage | None, "stages": {stage: "pass" | "fail"},
-    "notes": {stage: [note, ...]}}}."""
+    """{config_id: {"first_divergence": stage | None, "stages": {stage: "pass" | "fail" | "n/a"},
+    "notes": {stage: [note, ...]}}}. A stage with an "n/a" note and no comparison is "n/a"."""
     status: dict[str, dict[str, str]] = {}
+    notes = list(notes)
     for item in comparisons:
         stages = status.setdefault(item["config_id"], {})
         if not item["passed"]:
@@ -174,6 +180,8 @@ def summarize_configs(comparisons: list[dict], notes: Iterable[Mapping] = ()) ->
     by_config: dict[str, dict[str, list]] = {}
     for note in notes:
         by_config.setdefault(note["config_id"], {}).setdefault(note["stage"], []).append(note)
+        if note["kind"] == NA_KIND:
+            status.setdefault(note["config_id"], {}).setdefault(note["stage"], NA_KIND)
     return {config_id: {"first_divergence": first_divergence(
                             [s for s, v in stages.items() if v == "fail"]),
                         "stages": {s: stages[s] for s in STAGES if s in stages},
@@ -182,17 +190,25 @@ def summarize_configs(comparisons: list[dict], notes: Iterable[Mapping] = ()) ->
             for config_id, stages in sorted(status.items())}
 
 
+def stage_totals(configs: Mapping) -> dict:
+    """{"pass": n, "fail": n, "n/a": n}: (config, stage) cells per status, n/a counted apart."""
+    cells = [status for entry in configs.values() for status in entry["stages"].values()]
+    return {status: cells.count(status) for status in STATUSES}
+
+
 def build_results(hub: Path, env: Mapping, complete: bool, baseline: baselines.Baseline | None = None) -> dict:
     comparisons, artifacts, notes, warnings = read_parts(hub)
     comparisons.sort(key=lambda c: (c["config_id"], stage_index(c["stage"]), c["check"],
                                     c["metric"]))
     known = baselines.classify(comparisons, baseline or baselines.EMPTY)  # marks each failure known or new
+    configs = summarize_configs(comparisons, notes)
     return {
         "schema": RESULTS_SCHEMA, "schema_version": RESULTS_SCHEMA_VERSION,
         "created": utc_now(), "hub": hub.name, "env": dict(env), "complete": bool(complete),
         "totals": {"comparisons": len(comparisons),
-                   "failed": sum(1 for c in comparisons if not c["passed"])},
-        "configs": summarize_configs(comparisons, notes),
+                   "failed": sum(1 for c in comparisons if not c["passed"]),
+                   "stages": stage_totals(configs)},
+        "configs": configs,
         "comparisons": comparisons, "artifacts": artifacts, "notes": notes, "warnings": warnings,
         "baseline": known,
     }

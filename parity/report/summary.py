@@ -12,7 +12,7 @@ from parity.baseline import KNOWN, known_rows
 from parity.report.numbers import FailureRow, failure_rows, first_rows, fmt_ratio, stage_anchor, stage_margins
 from parity.stages import DESCRIPTIONS, STAGES
 
-CELL = {"pass": "pass", "fail": "**FAIL**"}
+CELL = {"pass": "pass", "fail": "**FAIL**", "n/a": "n/a"}  # n/a: fewer than two backends support the stage
 MARGIN_NOTE = ("Beside pass/FAIL: the stage's margin, its largest measured / tolerance "
                "((1 - measured) / (1 - tolerance) for lower bounds such as SSIM and FRC); "
                "above 1 fails. Stages with exact checks only have none.")
@@ -42,7 +42,7 @@ def environment_line(env: Mapping) -> str:
 
 
 def status_cell(results: Mapping, config_id: str, stage: str) -> str:
-    """"pass", "fail" or "-" (no check of this stage ran for this config)."""
+    """"pass", "fail", "n/a" (unsupported here) or "-" (no check of this stage ran for this config)."""
     return results["configs"][config_id]["stages"].get(stage, "-")
 
 
@@ -59,6 +59,15 @@ def notes_lines(results: Mapping) -> list[str]:
             for note in notes:
                 cells.setdefault(note["text"], []).append(f"{config_id} {stage}")
     return [f"{text} ({', '.join(where)})" for text, where in cells.items()]
+
+
+def stage_totals_text(totals: Mapping) -> str:
+    """" Stages: P passed / F failed / N n/a." (n/a counted apart), or "" for older results."""
+    stages = totals.get("stages")
+    if not stages:
+        return ""
+    return (f" Stages: {stages.get('pass', 0)} passed / {stages.get('fail', 0)} failed / "
+            f"{stages.get('n/a', 0)} n/a.")
 
 
 def failure_cells(row: FailureRow) -> list[str]:
@@ -127,7 +136,7 @@ def render_summary(results: Mapping) -> str:
     lines += [f"Created {results['created']}. {environment_line(results.get('env', {}))}.", "",
               f"{totals.get('comparisons', 0)} comparisons, {totals.get('failed', 0)} failed"
               f"{_known_note(results)}, "
-              f"{len(results['configs'])} configs.", "", "## Stages", ""]
+              f"{len(results['configs'])} configs.{stage_totals_text(totals)}", "", "## Stages", ""]
     if results["configs"]:
         margins = stage_margins(results["comparisons"])
         lines.append("| config id | " + " | ".join(STAGES) + " |")
@@ -141,7 +150,8 @@ def render_summary(results: Mapping) -> str:
                     cell = f"[{cell}](#{stage_anchor(config_id, stage)})"
                 if status != "-" and (config_id, stage) in margins:
                     cell += f" {fmt_ratio(margins[config_id, stage].value)}"
-                cell += "".join(f" ({note['kind']})" for note in stage_notes(results, config_id, stage))
+                cell += "".join(f" ({note['kind']})" for note in stage_notes(results, config_id, stage)
+                                if note["kind"] != status)
                 cells.append(cell)
             lines.append(f"| {config_id} | " + " | ".join(cells) + " |")
         lines += ["", MARGIN_NOTE]
