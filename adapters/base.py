@@ -16,6 +16,7 @@ NotImplementedError at run time is a failure: the declaration lied.
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -61,6 +62,23 @@ STAGE_METHODS: Mapping[str, tuple[str, ...]] = MappingProxyType({
 })
 """Stage (parity/stages.py order) -> the Backend methods it calls."""
 
+OWN_FIELD_PREFIX = "x."
+"""Effective-config keys starting with this are a backend's own fields (no canonical counterpart)."""
+
+
+def call_resolve_config(backend, overrides: dict, data_path=None) -> dict:
+    """backend.resolve_config(overrides, data_path=data_path), or without data_path for an adapter
+    whose resolve_config predates it (takes `overrides` only): both signatures are accepted."""
+    try:
+        parameters = inspect.signature(backend.resolve_config).parameters
+    except (TypeError, ValueError):  # a builtin or C callable: assume the current signature
+        parameters = {"data_path": None}
+    takes = "data_path" in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    if takes:
+        return backend.resolve_config(overrides, data_path=data_path)
+    return backend.resolve_config(overrides)
+
+
 STAGE_MINIMUM: Mapping[str, tuple[str, ...]] = MappingProxyType({"reconstruction": ("stitch",)})
 """Stages an adapter supports with fewer methods than STAGE_METHODS lists. Reconstruction has two
 parts: stitching given patches (`stitch`) and the trained model's object (`reconstruct`); `stitch`
@@ -103,8 +121,14 @@ class Backend(ABC):
         raise NotImplementedError(f"{self.name}: versions")
 
     # config / data
-    def resolve_config(self, overrides: dict) -> dict:
-        """Effective configuration for `overrides`, every field, defaults filled in."""
+    def resolve_config(self, overrides: dict, data_path=None) -> dict:
+        """Effective configuration for `overrides`, every field, defaults filled in.
+
+        Canonical fields (backends.common.config) by their names; fields of the backend's own
+        configuration with no canonical counterpart under the namespace OWN_FIELD_PREFIX
+        ("x.<field>"): compared where two backends both have one, noted where only one does.
+        `data_path` is the case's data file, for a factory that reads something from it; the
+        harness passes it only to adapters whose resolve_config accepts it (call_resolve_config)."""
         raise NotImplementedError(f"{self.name}: stage config")
 
     def load_dataset(self, path) -> dict:
@@ -193,7 +217,7 @@ class CommonContract:
     shared_code = MappingProxyType({"config": "backends.common.config.make_config",
                                     "data": "backends.common.dataset.load_dataset"})
 
-    def resolve_config(self, overrides: dict) -> dict:
+    def resolve_config(self, overrides: dict, data_path=None) -> dict:
         from backends.common.config import make_config
 
         return make_config(overrides).to_dict()

@@ -33,7 +33,7 @@ from importlib.metadata import entry_points
 
 import numpy as np
 
-from adapters.base import Backend, Batch, ModelState
+from adapters.base import Backend, Batch, ModelState, call_resolve_config
 from adapters.registry import get_backend
 from backends.common.config import add_config_arguments, make_config
 from backends.common.weights import LOG_INTENSITY_SCALE
@@ -81,8 +81,8 @@ class Mutant(Backend):
     def versions(self) -> dict:
         return self.inner.versions()
 
-    def resolve_config(self, overrides: dict) -> dict:
-        return self.inner.resolve_config(overrides)
+    def resolve_config(self, overrides: dict, data_path=None) -> dict:
+        return call_resolve_config(self.inner, overrides, data_path)
 
     def load_dataset(self, path) -> dict:
         return self.inner.load_dataset(path)
@@ -171,7 +171,7 @@ class _FactoryDefault(Mutant):
     field = ""
     value = None
 
-    def resolve_config(self, overrides: dict) -> dict:
+    def resolve_config(self, overrides: dict, data_path=None) -> dict:
         overrides = dict(overrides)
         overrides.setdefault(self.field, self.value)
         return make_config(overrides).to_dict()

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adapters.base import Backend, ModelState, overrides
+from adapters.base import OWN_FIELD_PREFIX, Backend, ModelState, overrides
 from backends.common.config import make_config
 from parity.comparators import (check_invariants, compare_allclose, compare_band, compare_exact,
                             compare_reconstruction, compare_update, error_comparison)
@@ -34,6 +34,7 @@ from parity.matrix import CLI_ALTERNATIVES, CLI_SWEEP_FIELDS, ParityCase
 from parity.stage_outputs import OUTPUT_KEYS, BackendRun, CaseInputs, OutputError
 from parity.tolerances import LedgerError, precision_name, tolerance
 
+OWN_FIELD_KIND = "own field"  # StageNote kind: a backend's own config field another backend lacks
 REFEREE_STAGES = ("grouping", "translation", "forward", "loss", "optimizer",
                   "reconstruction")  # reconstruction: stitch only
 
@@ -360,13 +361,45 @@ def _effective_configs(ctx: CaseContext, stage: str, fn, metric: str, given: Map
     the fields `given`; returns the outputs."""
     outputs = _outputs(ctx, stage, fn, result)
     expected = make_config(dict(given)).to_dict()
-    for label, ref, other in _pairs(ctx, outputs, variant):
+    canonical = {name: _canonical_fields(cfg) for name, cfg in outputs.items()}
+    for label, ref, other in _pairs(ctx, canonical, variant):
         result.comparisons.append(compare_exact(other, ref, config_id=ctx.case_id, stage=stage, check=label,
                                                 metric=metric))
-    for name, cfg in outputs.items():
+    _own_fields(ctx, stage, outputs, metric, variant, result)
+    for name, cfg in canonical.items():
         result.comparisons.append(compare_exact(cfg, expected, config_id=ctx.case_id, stage=stage,
                                                 check=Check(name, SPEC, variant), metric=metric))
     return outputs
+
+
+def _canonical_fields(cfg) -> dict:
+    """An effective config without the backend's own fields (keys under OWN_FIELD_PREFIX)."""
+    if not isinstance(cfg, Mapping):
+        return cfg
+    return {k: v for k, v in cfg.items() if not str(k).startswith(OWN_FIELD_PREFIX)}
+
+
+def _own_fields(ctx: CaseContext, stage: str, outputs: dict, metric: str, variant: str, result: StageResult) -> None:
+    """The backends' own config fields ("x.<field>"): compared (metric "<metric>.own") between the
+    reference and each other backend on the keys both have; a key only some backends have is noted
+    (kind "own field"), never failed."""
+    own = {name: {k: v for k, v in cfg.items() if str(k).startswith(OWN_FIELD_PREFIX)}
+           for name, cfg in outputs.items() if isinstance(cfg, Mapping)}
+    for label, ref, other in _pairs(ctx, own, variant):
+        both = sorted(set(ref) & set(other))
+        if both:
+            result.comparisons.append(compare_exact({k: other[k] for k in both}, {k: ref[k] for k in both},
+                                                    config_id=ctx.case_id, stage=stage, check=label,
+                                                    metric=f"{metric}.own"))
+    for key in sorted(set().union(*own.values()) if own else ()):
+        having = [name for name, fields in own.items() if key in fields]
+        if len(having) < len(own):
+            lacking = [name for name in own if name not in having]
+            where = f" ({variant})" if variant else ""
+            result.notes.append(StageNote(ctx.case_id, stage, OWN_FIELD_KIND,
+                                          f"{key}{where} is {', '.join(having)}'s own field "
+                                          f"(= {own[having[0]][key]!r}); {', '.join(lacking)} "
+                                          f"{'has' if len(lacking) == 1 else 'have'} none: not compared"))
 
 
 def _effective_config_stage(ctx: CaseContext, stage: str, fn, metric: str, given: Mapping) -> StageResult:

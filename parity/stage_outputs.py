@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adapters.base import Backend, Batch, ModelState
+from adapters.base import Backend, Batch, ModelState, call_resolve_config
 from backends.common.dataset import load_dataset, save_dataset
 from backends.common.simulate import simulate
 from backends.common.weights import initial_weights
@@ -222,7 +222,8 @@ class BackendRun:
 
     @cached_property
     def config(self) -> dict:
-        return self._timed("config", self.backend.resolve_config, dict(self.inputs.case.overrides))
+        return self._timed("config", call_resolve_config, self.backend, dict(self.inputs.case.overrides),
+                           self.inputs.data_path)
 
     @cached_property
     def data(self) -> dict:
