@@ -1,0 +1,74 @@
+"""The backend's own configuration: resolve_config gets the case's data file when it accepts one,
+and own fields ("x.<field>") are compared where two backends have them, noted where one has."""
+
+import pytest
+
+from adapters.base import OWN_FIELD_PREFIX, call_resolve_config
+from adapters.mutants import Mutant
+from adapters.referee import Float64Referee
+from parity.checks import OWN_FIELD_KIND, make_context, run_stage
+from parity.matrix import ParityCase, SimulatedData
+
+CASE = ParityCase("gs1-k4-poisson-n32-own", SimulatedData(seed=3, n_positions=20), {})
+
+
+class Recording(Float64Referee):
+    def resolve_config(self, overrides, data_path=None):
+        self.seen = data_path
+        return super().resolve_config(overrides, data_path)
+
+
+class OldStyle(Float64Referee):
+    def resolve_config(self, overrides):  # written before data_path existed
+        return super().resolve_config(overrides)
+
+
+class Own(Float64Referee):
+    own = {}
+
+    def resolve_config(self, overrides, data_path=None):
+        return {**super().resolve_config(overrides, data_path), **self.own}
+
+
+def named(**adapters):
+    for name, adapter in adapters.items():
+        adapter.name = name
+    return adapters
+
+
+def test_the_harness_passes_the_data_file_and_still_calls_overrides_only_adapters(tmp_path):
+    recording = Recording()
+    ctx = make_context(CASE, named(rec=recording, old=OldStyle()), tmp_path)
+    result = run_stage(ctx, "config")
+    assert result.comparisons and all(c.passed for c in result.comparisons)
+    assert recording.seen == ctx.inputs.data_path and recording.seen.is_file()
+    assert call_resolve_config(OldStyle(), {"gridsize": 2}, "ignored")["gridsize"] == 2
+
+
+def test_a_mutant_passes_the_data_file_through():
+    inner = Recording()
+    Mutant(inner=inner).resolve_config({}, data_path="scan.npz")
+    assert inner.seen == "scan.npz"
+
+
+@pytest.mark.parametrize("a, b, passed", [({"x.scale_trainable": True}, {"x.scale_trainable": True}, True),
+                                          ({"x.scale_trainable": True}, {"x.scale_trainable": False}, False)])
+def test_own_fields_both_backends_have_are_compared(tmp_path, a, b, passed):
+    left, right = Own(), Own()
+    left.own, right.own = a, b
+    result = run_stage(make_context(CASE, named(a=left, b=right), tmp_path), "config")
+    by_metric = {c.metric: c for c in result.comparisons if str(c.check) == "b~a"}
+    assert by_metric["fields"].passed and by_metric["fields.own"].passed is passed
+    assert all(c.passed for c in result.comparisons if c.check.right == "spec")  # own fields are not the spec's
+    if not passed:
+        assert "x.scale_trainable: b=False, a=True" in by_metric["fields.own"].message
+
+
+def test_an_own_field_only_one_backend_has_is_noted_not_failed(tmp_path):
+    mine = Own()
+    mine.own = {OWN_FIELD_PREFIX + "planner": "fftw"}
+    result = run_stage(make_context(CASE, named(ref=Float64Referee(), mine=mine), tmp_path), "config")
+    assert all(c.passed for c in result.comparisons)
+    assert "fields.own" not in {c.metric for c in result.comparisons}
+    assert [(n.kind, n.text) for n in result.notes if n.kind != "shared"] == [
+        (OWN_FIELD_KIND, "x.planner is mine's own field (= 'fftw'); ref has none: not compared")]
