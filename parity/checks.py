@@ -34,6 +34,7 @@ from parity.matrix import CLI_ALTERNATIVES, CLI_SWEEP_FIELDS, ParityCase
 from parity.stage_outputs import OUTPUT_KEYS, BackendRun, CaseInputs, OutputError
 from parity.tolerances import LedgerError, precision_name, tolerance
 
+FIRST_SEEN_KIND = "first seen"  # StageNote kind: a split here that the config stage already showed
 OWN_FIELD_KIND = "own field"  # StageNote kind: a backend's own config field another backend lacks
 REFEREE_STAGES = ("grouping", "translation", "forward", "loss", "optimizer",
                   "reconstruction")  # reconstruction: stitch only
@@ -736,12 +737,43 @@ def check_cli(ctx: CaseContext) -> StageResult:
     field with that field's flag left out and every other flag set to a non-default value."""
     result = _effective_config_stage(ctx, "cli", lambda run: run.cli_config, "effective_config",
                                      ctx.inputs.case.cli_flags)
+    result.notes.extend(_first_seen_notes(ctx, "cli", result.golden_by_backend))
     if ctx.inputs.case.cli_sweep:
         for name in CLI_SWEEP_FIELDS:
             given = {k: v for k, v in CLI_ALTERNATIVES.items() if k != name}
             _effective_configs(ctx, "cli", lambda run, name=name: run.cli_without(name), "effective_config", given,
                                result, variant=f"without --{name.replace('_', '-')}")
     return result
+
+
+def _first_seen_notes(ctx: CaseContext, stage: str, outputs: Mapping) -> list[StageNote]:
+    """A note (kind FIRST_SEEN_KIND) for each canonical field whose value splits between the reference and
+    another backend at `stage` and already split between their resolve_config results: a default split
+    that carried forward, first seen at the config stage. Backends that lack the config stage, or whose
+    resolve_config raises, say nothing here (the config stage reports them)."""
+    def resolved(name):
+        run = ctx.runs[name]
+        if "config" not in run.backend.supported_stages():
+            return None
+        try:
+            return _canonical_fields(run.config)
+        except Exception:
+            return None
+
+    notes = []
+    for label, ref, other in _pairs(ctx, {k: _canonical_fields(v) for k, v in outputs.items()}):
+        if not (isinstance(ref, Mapping) and isinstance(other, Mapping)):
+            continue
+        split = sorted(k for k in set(ref) & set(other) if ref[k] != other[k])
+        before = {name: resolved(name) for name in (label.left, label.right)}
+        if not split or None in before.values():
+            continue
+        carried = [k for k in split if before[label.left].get(k) != before[label.right].get(k)]
+        if carried:
+            notes.append(StageNote(ctx.case_id, stage, FIRST_SEEN_KIND, "default split first seen at stage config: "
+                                   + ", ".join(f"{k} ({label.left}={other[k]!r}, {label.right}={ref[k]!r})"
+                                               for k in carried)))
+    return notes
 
 
 STAGE_CHECKS = {

@@ -72,3 +72,39 @@ def test_an_own_field_only_one_backend_has_is_noted_not_failed(tmp_path):
     assert "fields.own" not in {c.metric for c in result.comparisons}
     assert [(n.kind, n.text) for n in result.notes if n.kind != "shared"] == [
         (OWN_FIELD_KIND, "x.planner is mine's own field (= 'fftw'); ref has none: not compared")]
+
+
+class CliDefaults(Float64Referee):
+    """A backend whose own factory and train CLI fill `defaults` where the caller is silent."""
+
+    defaults = {}
+
+    def resolve_config(self, overrides, data_path=None):
+        from backends.common.config import make_config
+        return make_config({**self.defaults, **overrides}).to_dict()
+
+    def run_train_cli(self, argv):
+        import argparse
+
+        from backends.common.config import FIELD_NAMES, add_config_arguments
+        parser = argparse.ArgumentParser()
+        add_config_arguments(parser)
+        known, _ = parser.parse_known_args(argv)
+        given = {k: v for k, v in vars(known).items() if v is not None and k in FIELD_NAMES}
+        return self.resolve_config(given)
+
+
+def test_a_default_split_carried_to_the_cli_says_it_was_first_seen_at_config(tmp_path):
+    from parity.checks import FIRST_SEEN_KIND
+
+    class Six(CliDefaults):
+        defaults = {"neighbor_count": 6}
+
+    ctx = make_context(CASE, named(ref=CliDefaults(), six=Six()), tmp_path)
+    assert {c.metric for c in run_stage(ctx, "config").comparisons if not c.passed} == {"fields"}
+    cli = run_stage(ctx, "cli")
+    assert any(not c.passed and str(c.check) == "six~ref" for c in cli.comparisons)
+    assert [n.text for n in cli.notes if n.kind == FIRST_SEEN_KIND] == [
+        "default split first seen at stage config: neighbor_count (six=6, ref=4)"]
+    same = make_context(CASE, named(ref=CliDefaults(), other=CliDefaults()), tmp_path / "b")
+    assert not [n for n in run_stage(same, "cli").notes if n.kind == FIRST_SEEN_KIND]
