@@ -220,9 +220,11 @@ def pytest_terminal_summary(terminalreporter, config):
     terminalreporter.section("parity: first divergence per config")
     for config_id, info in results.get("configs", {}).items():
         first = info.get("first_divergence")  # n/a stages are neither splits nor passes
-        na = [stage for stage, status in info.get("stages", {}).items() if status == "n/a"]
+        stages = info.get("stages", {})
+        side = [f"{status}: {', '.join(s for s, v in stages.items() if v == status)}" for status in ("known", "n/a")
+                if status in stages.values()]
         terminalreporter.write_line(f"{config_id:24s} {'no split' if first is None else 'FIRST SPLIT AT ' + first}"
-                                    + (f" (n/a: {', '.join(na)})" if na else ""))
+                                    + (f" ({'; '.join(side)})" if side else ""))
     for line in baselines.summary_lines(results.get("baseline") or {}, results.get("comparisons", ())):
         terminalreporter.write_line(line)
     if baselines.strict_failure(results.get("baseline"), config.getoption("--parity-strict-baseline")):

@@ -28,6 +28,7 @@ th.config, td.config { text-align: left; }
 td.pass { background: #d9f2d9; } td.fail { background: #f6caca; font-weight: bold; }
 td.none { color: #999; }
 td.na { background: #e6e6e6; color: #666; }
+td.known { background: #f6e7b8; }
 td a { color: inherit; }
 .margin { display: block; font-weight: normal; font-size: 0.85em; color: #555; }
 table.failures td { text-align: left; vertical-align: top; }
@@ -51,10 +52,12 @@ def _table(results: Mapping) -> list[str]:
         cells = []
         for stage in STAGES:
             status = status_cell(results, config_id, stage)
-            css, text = {"pass": ("pass", "pass"), "fail": ("fail", "FAIL"),
+            css, text = {"pass": ("pass", "pass"), "fail": ("fail", "FAIL"), "known": ("known", "known"),
                          "n/a": ("na", "n/a")}.get(status, ("none", "-"))
             if status == "fail":
                 text = f'<a href="#{escape(stage_anchor(config_id, stage))}">FAIL</a>'
+            elif status == "known":
+                text = '<a href="#known-splits">known</a>'
             text += "".join(f'<span class="margin" title="{escape(note["text"])}">{escape(note["kind"])}</span>'
                             for note in stage_notes(results, config_id, stage) if note["kind"] != status)
             margin = margins.get((config_id, stage)) if status != "-" else None

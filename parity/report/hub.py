@@ -42,7 +42,8 @@ from parity.stages import STAGES, first_divergence, stage_index
 RESULTS_SCHEMA = "pinn-parity-results"
 RESULTS_SCHEMA_VERSION = 1
 NA_KIND = "n/a"  # StageNote kind of an unsupported stage; a stage with such a note and no comparison is "n/a"
-STATUSES = ("pass", "fail", NA_KIND)  # a stage cell's status in results.json configs.<id>.stages
+KNOWN = "known"  # a stage whose every failure is a known split of the baseline: green, listed apart
+STATUSES = ("pass", "fail", KNOWN, NA_KIND)  # a stage cell's status in results.json configs.<id>.stages
 INCOMPLETE_MARKER = "INCOMPLETE"
 PARTS_DIR = "parts"
 LATEST_NAME = "latest"
@@ -167,16 +168,21 @@ def read_parts(hub: Path) -> tuple[list[dict], list[dict], list[dict], list[str]
 
 
 def summarize_configs(comparisons: list[dict], notes: Iterable[Mapping] = ()) -> dict:
-    """{config_id: {"first_divergence": stage | None, "stages": {stage: "pass" | "fail" | "n/a"},
-    "notes": {stage: [note, ...]}}}. A stage with an "n/a" note and no comparison is "n/a"."""
+    """{config_id: {"first_divergence": stage | None, "stages": {stage: "pass" | "fail" | "known" | "n/a"},
+    "notes": {stage: [note, ...]}}}. A stage with an "n/a" note and no comparison is "n/a"; one whose
+    failures are all known splits (comparisons marked by baseline.classify) is "known", and only
+    "fail" stages (new splits) count for the first divergence."""
     status: dict[str, dict[str, str]] = {}
     notes = list(notes)
     for item in comparisons:
         stages = status.setdefault(item["config_id"], {})
-        if not item["passed"]:
-            stages[item["stage"]] = "fail"
-        else:
+        if item["passed"]:
             stages.setdefault(item["stage"], "pass")
+        elif item.get("baseline") == KNOWN:
+            if stages.get(item["stage"]) != "fail":
+                stages[item["stage"]] = KNOWN
+        else:
+            stages[item["stage"]] = "fail"
     by_config: dict[str, dict[str, list]] = {}
     for note in notes:
         by_config.setdefault(note["config_id"], {}).setdefault(note["stage"], []).append(note)
@@ -191,7 +197,7 @@ def summarize_configs(comparisons: list[dict], notes: Iterable[Mapping] = ()) ->
 
 
 def stage_totals(configs: Mapping) -> dict:
-    """{"pass": n, "fail": n, "n/a": n}: (config, stage) cells per status, n/a counted apart."""
+    """{"pass": n, "fail": n, "known": n, "n/a": n}: (config, stage) cells per status."""
     cells = [status for entry in configs.values() for status in entry["stages"].values()]
     return {status: cells.count(status) for status in STATUSES}
 

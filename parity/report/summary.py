@@ -12,7 +12,8 @@ from parity.baseline import KNOWN, known_rows
 from parity.report.numbers import FailureRow, failure_rows, first_rows, fmt_ratio, stage_anchor, stage_margins
 from parity.stages import DESCRIPTIONS, STAGES
 
-CELL = {"pass": "pass", "fail": "**FAIL**", "n/a": "n/a"}  # n/a: fewer than two backends support the stage
+# n/a: fewer than two backends support the stage; known: its failures are all known splits of the baseline
+CELL = {"pass": "pass", "fail": "**FAIL**", "known": "known", "n/a": "n/a"}
 MARGIN_NOTE = ("Beside pass/FAIL: the stage's margin, its largest measured / tolerance "
                "((1 - measured) / (1 - tolerance) for lower bounds such as SSIM and FRC); "
                "above 1 fails. Stages with exact checks only have none.")
@@ -42,7 +43,7 @@ def environment_line(env: Mapping) -> str:
 
 
 def status_cell(results: Mapping, config_id: str, stage: str) -> str:
-    """"pass", "fail", "n/a" (unsupported here) or "-" (no check of this stage ran for this config)."""
+    """"pass", "fail", "known" (known splits only), "n/a" (unsupported here) or "-" (no check ran)."""
     return results["configs"][config_id]["stages"].get(stage, "-")
 
 
@@ -67,7 +68,7 @@ def stage_totals_text(totals: Mapping) -> str:
     if not stages:
         return ""
     return (f" Stages: {stages.get('pass', 0)} passed / {stages.get('fail', 0)} failed / "
-            f"{stages.get('n/a', 0)} n/a.")
+            f"{stages.get('known', 0)} known splits / {stages.get('n/a', 0)} n/a.")
 
 
 def failure_cells(row: FailureRow) -> list[str]:
@@ -148,6 +149,8 @@ def render_summary(results: Mapping) -> str:
                 cell = CELL.get(status, "-")
                 if status == "fail":
                     cell = f"[{cell}](#{stage_anchor(config_id, stage)})"
+                elif status == "known":
+                    cell = f"[{cell}](#known-splits)"
                 if status != "-" and (config_id, stage) in margins:
                     cell += f" {fmt_ratio(margins[config_id, stage].value)}"
                 cell += "".join(f" ({note['kind']})" for note in stage_notes(results, config_id, stage)

@@ -271,6 +271,21 @@ def test_the_hub_and_summary_list_known_splits_apart_and_fixed_entries(tmp_path)
     assert "tf~golden" in failures and "torch~tf" not in failures
 
 
+def test_a_stage_whose_failures_are_all_known_is_known_not_a_split(tmp_path):
+    only_known = [records()[0], records()[2]]
+    hub = finalized_hub(tmp_path / "reports", known_baseline(), only_known)
+    results = hubs.load_results(hub)
+    assert results["configs"]["gs2-k4-poisson-n32"] == {
+        "first_divergence": None, "stages": {"forward": "known"}, "notes": {}}
+    assert results["totals"]["stages"] == {"pass": 1, "fail": 0, "known": 1, "n/a": 0}
+    text = (hub / "summary.md").read_text(encoding="utf-8")
+    assert "| gs2-k4-poisson-n32 | - | - | - | - | - | [known](#known-splits)" in text
+    assert "- gs2-k4-poisson-n32: none" in text
+    assert '<td class="known"><a href="#known-splits">known</a>' in (hub / "index.html").read_text(encoding="utf-8")
+    with_new = finalized_hub(tmp_path / "again", known_baseline())  # a new failure in the same stage: a split
+    assert hubs.load_results(with_new)["configs"]["gs2-k4-poisson-n32"]["stages"] == {"forward": "fail"}
+
+
 def test_diff_shows_known_splits_and_fixed_entries_apart_from_new_failures(tmp_path):
     before = finalized_hub(tmp_path / "a", baselines.EMPTY, records()[2:])
     after = finalized_hub(tmp_path / "b", known_baseline())
