@@ -620,7 +620,11 @@ def check_optimizer(ctx: CaseContext) -> StageResult:
 
 
 def check_training(ctx: CaseContext) -> StageResult:
-    result = StageResult()
+    """Each backend trains from the same initial weights with its own resolved config (BackendRun.
+    training_config): for a pair whose defaults agree that is the case's config; where they split,
+    the effect shows here and a note says the split was first seen at the config stage."""
+    result = StageResult(notes=_first_seen_notes(ctx, "training",
+                                                 {name: run.training_config for name, run in ctx.runs.items()}))
     init = ctx.initial_state.weights
     # The reference trains once per case: its result also feeds reconstruction and bundle.
     producer = ctx.upstream_inputs.producer("training")

@@ -282,8 +282,20 @@ class BackendRun:
         return self._timed("optimizer", self.backend.optimizer_steps, self.inputs.config, o["weights"],
                            o["grads_per_step"])
 
+    @cached_property
+    def training_config(self) -> dict:
+        """The configuration this backend trains with: its own resolved one (the end-to-end path, so a
+        default that splits at the config stage shows its effect downstream), or the case's when the
+        backend cannot resolve configs (then the config stage reports it)."""
+        if "config" not in self.backend.supported_stages():
+            return self.inputs.config
+        try:
+            return self.config
+        except Exception:
+            return self.inputs.config
+
     def train(self, init_weights: dict) -> dict:
-        return self._checked("train", self._timed("training", self.backend.train, self.inputs.config,
+        return self._checked("train", self._timed("training", self.backend.train, self.training_config,
                                                   self.inputs.data_path, init_weights, self.inputs.case.train_steps))
 
     @cached_property
