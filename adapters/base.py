@@ -73,9 +73,11 @@ def call_resolve_config(backend, overrides: dict, data_path=None) -> dict:
         parameters = inspect.signature(backend.resolve_config).parameters
     except (TypeError, ValueError):  # a builtin or C callable: assume the current signature
         parameters = {"data_path": None}
-    takes = "data_path" in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    if takes:
+    kinds = {p.kind for p in parameters.values()}
+    if "data_path" in parameters or inspect.Parameter.VAR_KEYWORD in kinds:
         return backend.resolve_config(overrides, data_path=data_path)
+    if inspect.Parameter.VAR_POSITIONAL in kinds:  # (*args): a wrapper that passes everything on
+        return backend.resolve_config(overrides, data_path)
     return backend.resolve_config(overrides)
 
 
