@@ -51,3 +51,56 @@ flake: setup
 # Injected bugs must each be caught at their declared stage (docs/design.md).
 audit: setup
 	$(PY) -m parity audit --sensitivity --json reports/audit.json
+
+# PtychoPINN plugin (plugins/ptychopinn, GPL-3.0-or-later). Upstream needs tf-keras and pytest<8, so it
+# gets its own environment, never .venv: `make upstream PTYCHOPINN_SRC=<checkout folder or .tar.gz>`
+# extracts an archive into .upstream/src/, installs torch (pinned first, so nothing pulls a CUDA build),
+# upstream's requirements-ci.txt, PtychoPINN itself (editable, no deps), the harness and the plugin.
+# The stamp is redone when pyproject.toml, the plugin's pyproject.toml or PTYCHOPINN_SRC changes.
+PTYCHOPINN_SRC ?=
+UPSTREAM_VENV := .venv-upstream
+UPSTREAM_PY := $(UPSTREAM_VENV)/bin/python
+UPSTREAM_STAMP := $(UPSTREAM_VENV)/.installed
+UPSTREAM_DIR := .upstream
+UPSTREAM_SOURCE_NOTE := $(UPSTREAM_DIR)/source.txt
+UPSTREAM_TORCH := torch==2.13.0
+PTYCHOPINN_PLUGIN := plugins/ptychopinn
+PTYCHOPINN_PROFILE ?= $(PTYCHOPINN_PLUGIN)/profile
+
+.PHONY: upstream parity-upstream FORCE
+
+upstream: $(UPSTREAM_STAMP)
+
+# Rewritten only when PTYCHOPINN_SRC names another source, so the stamp below stays current otherwise.
+$(UPSTREAM_SOURCE_NOTE): FORCE
+	@mkdir -p $(UPSTREAM_DIR)
+	@if [ -n "$(PTYCHOPINN_SRC)" ]; then \
+	  src="$$(realpath -m "$(PTYCHOPINN_SRC)")"; \
+	  [ "$$(cat $@ 2>/dev/null)" = "$$src" ] || echo "$$src" > $@; \
+	elif [ ! -f $@ ]; then \
+	  echo "upstream: set PTYCHOPINN_SRC=<PtychoPINN checkout folder or source archive (.tar.gz)>" >&2; exit 2; \
+	fi
+
+$(UPSTREAM_STAMP): $(UPSTREAM_SOURCE_NOTE) pyproject.toml $(PTYCHOPINN_PLUGIN)/pyproject.toml
+	@src="$$(cat $(UPSTREAM_SOURCE_NOTE))"; \
+	if [ -d "$$src" ]; then echo "$$src" > $(UPSTREAM_DIR)/folder.txt; \
+	elif [ -f "$$src" ]; then \
+	  rm -rf $(UPSTREAM_DIR)/src && mkdir -p $(UPSTREAM_DIR)/src && \
+	  tar xzf "$$src" -C $(UPSTREAM_DIR)/src --strip-components=1 && \
+	  realpath $(UPSTREAM_DIR)/src > $(UPSTREAM_DIR)/folder.txt; \
+	else echo "upstream: PTYCHOPINN_SRC=$$src is neither a folder nor a file" >&2; exit 2; fi
+	test -x $(UPSTREAM_PY) || $(PYTHON) -m venv $(UPSTREAM_VENV)
+	$(UPSTREAM_PY) -m pip install --quiet --upgrade pip
+	echo "$(UPSTREAM_TORCH)" > $(UPSTREAM_DIR)/constraints.txt
+	$(UPSTREAM_PY) -m pip install --quiet $(UPSTREAM_TORCH)
+	$(UPSTREAM_PY) -m pip install --quiet -r "$$(cat $(UPSTREAM_DIR)/folder.txt)/requirements-ci.txt" -c $(UPSTREAM_DIR)/constraints.txt
+	SETUPTOOLS_SCM_PRETEND_VERSION=0.0.0 $(UPSTREAM_PY) -m pip install --quiet --no-deps -e "$$(cat $(UPSTREAM_DIR)/folder.txt)"
+	# The harness replaces upstream's pytest 7.4 with its own 9.0; upstream's tests still run under it.
+	$(UPSTREAM_PY) -m pip install --quiet -e . -c $(UPSTREAM_DIR)/constraints.txt
+	$(UPSTREAM_PY) -m pip install --quiet -e $(PTYCHOPINN_PLUGIN) -c $(UPSTREAM_DIR)/constraints.txt
+	$(UPSTREAM_PY) -c "import ptycho, ptycho_torch, pinn_parity_ptychopinn"
+	touch $(UPSTREAM_STAMP)
+
+parity-upstream: upstream
+	$(UPSTREAM_PY) -m pytest parity/ -n auto --parity-backends ptychopinn-tf,ptychopinn-torch \
+	  --parity-profile $(PTYCHOPINN_PROFILE)
