@@ -11,7 +11,8 @@ config  TF:    ptycho.config.config.TrainingConfig(model=ModelConfig(...), ...),
                values are read from payload.tf_training_config (the factory's bridge output),
                with the torch-only fields from payload.pt_*_config under "x.".
 data    TF:    ptycho.workflows.components.load_data(path) (scripts/training/train.py).
-        torch: ptycho.raw_data.RawData.from_file(path) (ptycho_torch/train.py's cli_main).
+        torch: ptycho.raw_data.RawData.from_file(path) (ptycho_torch/train.py's cli_main), which
+               reads the key 'diff3d' only: the adapter renames the harness's 'diffraction' to it.
 
 Canonical fields with no counterpart in a backend's configuration (seed, adam_epsilon; the TF
 side's learning_rate, which lives in its model code, not its config) are left out of that
@@ -199,7 +200,17 @@ class PtychoPINNTorch(_PtychoPINN):
     def load_dataset(self, path) -> dict:
         from ptycho.raw_data import RawData
 
-        return _raw_data_arrays(RawData.from_file(str(path)))
+        # RawData.from_file reads the key 'diff3d' only (KeyError on the harness's 'diffraction', which
+        # ptycho.workflows.components.load_data accepts): the file is handed over under their key name.
+        with np.load(path) as f:
+            arrays = {k: f[k] for k in f.files}
+        if "diff3d" in arrays:
+            return _raw_data_arrays(RawData.from_file(str(path)))
+        arrays["diff3d"] = arrays.pop("diffraction")
+        with tempfile.TemporaryDirectory(prefix="ptychopinn-torch-data-") as folder:
+            renamed = Path(folder) / Path(path).name
+            np.savez(renamed, **arrays)
+            return _raw_data_arrays(RawData.from_file(str(renamed)))
 
 
 def _raw_data_arrays(raw) -> dict:
