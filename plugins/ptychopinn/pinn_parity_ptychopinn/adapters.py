@@ -13,6 +13,22 @@ config  TF:    ptycho.config.config.TrainingConfig(model=ModelConfig(...), ...),
 data    TF:    ptycho.workflows.components.load_data(path) (scripts/training/train.py).
         torch: ptycho.raw_data.RawData.from_file(path) (ptycho_torch/train.py's cli_main), which
                reads the key 'diff3d' only: the adapter renames the harness's 'diffraction' to it.
+grouping TF:   ptycho.raw_data.RawData.generate_grouped_data(N, K, nsamples, seed, gridsize, ...), as
+               ptycho.workflows.components.create_ptycho_data_container calls it (K = neighbor_count,
+               nsamples = n_groups).
+        torch: ptycho_torch.raw_data_bridge.RawDataTorch.generate_grouped_data, as
+               ptycho_torch.workflows.components calls it; it delegates to the TF RawData unchanged,
+               so the pair is shared by construction there (shared_code).
+               Their output is (B, 1, 2, C) with coords_relative = centre - position
+               (ptycho.raw_data.local_offset_sign = -1): the adapter moves the axes to (B, C, 2) and
+               negates. seed: canonical seed is passed as generate_grouped_data's seed (np.random.seed,
+               global); note the TF workflow passes none (unseeded), the torch one subsample_seed.
+               inference: sequential_sampling=True, nsamples = M (every position, in order).
+translation TF: ptycho.tf_helper.Translation (the model's layer, XLA path, jitter 0) on
+               (B*C, H, W, 1) images and (B*C, 2) offsets read as (x, y), content moved by +d:
+               the canonical convention, no sign change.
+        torch: ptycho_torch.helper.Translation(img (B*C, H, W), offset (B*C, 1, 2), jitter_amt=0):
+               grid_sample bilinear, align_corners=True, zero fill; (x, y), +d, no sign change.
 
 Canonical fields with no counterpart in a backend's configuration (seed, adam_epsilon; the TF
 side's learning_rate, which lives in its model code, not its config) are left out of that
@@ -23,8 +39,11 @@ Frameworks are imported inside the methods: the pytest controller never loads th
 
 from __future__ import annotations
 
+import contextlib
+import io
 import tempfile
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 
@@ -95,8 +114,47 @@ TF_OWN = ("nphotons", "intensity_scale_trainable", "probe_trainable", "nll_weigh
 TF_MODEL_OWN = ("N", "model_type", "architecture", "probe_big", "probe_mask", "pad_object", "probe_scale")
 
 
+def _grouping_inputs(xcoords, ycoords, config: dict, inference: bool):
+    """Positions, gridsize, K, nsamples and seed for generate_grouped_data from the canonical config."""
+    x = np.asarray(xcoords, np.float64).ravel()
+    y = np.asarray(ycoords, np.float64).ravel()
+    m = x.size
+    gridsize = int(config.get("gridsize", 1))
+    k = int(config.get("neighbor_count", 4))
+    n_groups = config.get("n_groups")
+    nsamples = m if (inference or n_groups is None) else int(n_groups)
+    seed = config.get("seed", 42)
+    return x, y, gridsize, k, nsamples, None if seed is None else int(seed)
+
+
+# generate_grouped_data indexes diffraction patterns too; grouping never reads their values.
+_DUMMY_N = 4
+
+
+def _dummy_arrays(m: int):
+    return (np.ones((m, _DUMMY_N, _DUMMY_N), np.float32), np.ones((_DUMMY_N, _DUMMY_N), np.complex64),
+            np.arange(m))
+
+
+def canonical_groups(grouped: dict, xcoords, ycoords) -> dict:
+    """PtychoPINN's grouped dict -> canonical groups.
+
+    Theirs: nn_indices (B, C) int32; coords_nn (B, 1, 2, C) with row 0 = x, row 1 = y;
+    coords_offsets (B, 1, 2, 1) the group centre (mean); coords_relative (B, 1, 2, C) =
+    local_offset_sign * (coords_nn - centre), local_offset_sign = -1 (centre - position).
+    Ours: (B, C, 2) as (x, y), offsets = position - centre."""
+    from ptycho import raw_data
+
+    idx = np.ascontiguousarray(grouped["nn_indices"], np.int64)
+    coords = np.moveaxis(np.asarray(grouped["coords_nn"], np.float64)[:, 0], 1, 2)  # (B, 2, C) -> (B, C, 2)
+    center = np.asarray(grouped["coords_offsets"], np.float64)[:, 0, :, 0]  # (B, 2)
+    relative = np.moveaxis(np.asarray(grouped["coords_relative"], np.float64)[:, 0], 1, 2)
+    offsets = relative / raw_data.local_offset_sign  # their sign -> position - centre
+    return {"nn_indices": idx, "coords_px": coords, "center_px": center, "offsets_px": offsets}
+
+
 class _PtychoPINN(Backend):
-    declared_stages = ("config", "data")
+    declared_stages = ("config", "data", "grouping", "translation")
     default_profile = "../profile"
 
     def versions(self) -> dict:
@@ -115,6 +173,7 @@ class PtychoPINNTF(_PtychoPINN):
     """PtychoPINN's TensorFlow backend (package `ptycho`)."""
 
     name = "ptychopinn-tf"
+    shared_code = MappingProxyType({"grouping": "ptycho.raw_data.RawData.generate_grouped_data"})
 
     def resolve_config(self, overrides: dict, data_path=None) -> dict:
         from ptycho.config.config import ModelConfig, TrainingConfig
@@ -149,11 +208,38 @@ class PtychoPINNTF(_PtychoPINN):
         raw = load_data(str(path))
         return _raw_data_arrays(raw)
 
+    def group(self, xcoords, ycoords, config: dict, inference: bool = False) -> dict:
+        from ptycho.raw_data import RawData
+
+        x, y, gridsize, k, nsamples, seed = _grouping_inputs(xcoords, ycoords, config, inference)
+        diff3d, probe, scan_index = _dummy_arrays(x.size)
+        with contextlib.redirect_stdout(io.StringIO()):
+            raw = RawData.from_coords_without_pc(x, y, diff3d, probe, scan_index)
+        with contextlib.redirect_stdout(io.StringIO()):  # RawData prints shapes and DEBUG lines
+            grouped = raw.generate_grouped_data(_DUMMY_N, K=k, nsamples=nsamples, seed=seed,
+                                                sequential_sampling=inference, gridsize=gridsize)
+        return canonical_groups(grouped, x, y)
+
+    def translate(self, images, shifts_px):
+        import tensorflow as tf
+        from ptycho import tf_helper
+
+        images = np.asarray(images)
+        b, c, h, w = images.shape
+        flat = images.reshape(b * c, h, w)[..., None]  # (B*C, H, W, 1): their channel-last layout
+        shifts = np.asarray(shifts_px, np.float32).reshape(b * c, 2)  # (x, y) both sides
+        layer = tf_helper.Translation(jitter_stddev=0.0)
+        dtype = tf.complex64 if np.iscomplexobj(images) else tf.float32
+        out = layer([tf.constant(flat, dtype), tf.constant(shifts, tf.float32)])
+        return np.asarray(out)[..., 0].reshape(b, c, h, w)
+
 
 class PtychoPINNTorch(_PtychoPINN):
     """PtychoPINN's PyTorch backend (package `ptycho_torch`), configured through its config factory."""
 
     name = "ptychopinn-torch"
+    # RawDataTorch.generate_grouped_data delegates to the TF RawData's, unchanged.
+    shared_code = MappingProxyType({"grouping": "ptycho.raw_data.RawData.generate_grouped_data"})
 
     def resolve_config(self, overrides: dict, data_path=None) -> dict:
         from ptycho_torch.config_factory import create_training_payload
@@ -211,6 +297,30 @@ class PtychoPINNTorch(_PtychoPINN):
             renamed = Path(folder) / Path(path).name
             np.savez(renamed, **arrays)
             return _raw_data_arrays(RawData.from_file(str(renamed)))
+
+    def group(self, xcoords, ycoords, config: dict, inference: bool = False) -> dict:
+        from ptycho_torch.raw_data_bridge import RawDataTorch
+
+        x, y, gridsize, k, nsamples, seed = _grouping_inputs(xcoords, ycoords, config, inference)
+        diff3d, probe, scan_index = _dummy_arrays(x.size)
+        with contextlib.redirect_stdout(io.StringIO()):  # RawData prints shapes and DEBUG lines
+            raw = RawDataTorch(x, y, diff3d, probe, scan_index)
+            grouped = raw.generate_grouped_data(N=_DUMMY_N, K=k, nsamples=nsamples, seed=seed,
+                                                sequential_sampling=inference, gridsize=gridsize)
+        return canonical_groups(grouped, x, y)
+
+    def translate(self, images, shifts_px):
+        import torch
+        from ptycho_torch.helper import Translation
+
+        images = np.asarray(images)
+        b, c, h, w = images.shape
+        dtype = torch.complex64 if np.iscomplexobj(images) else torch.float32
+        flat = torch.as_tensor(images.reshape(b * c, h, w)).to(dtype)
+        shifts = torch.as_tensor(np.asarray(shifts_px, np.float32).reshape(b * c, 1, 2))  # (x, y)
+        with torch.no_grad():
+            out = Translation(flat, shifts, jitter_amt=0)  # (B*C, 1, H, W)
+        return out.numpy().reshape(b, c, h, w)
 
 
 def _raw_data_arrays(raw) -> dict:
