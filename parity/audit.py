@@ -40,7 +40,8 @@ import numpy as np
 from adapters.mutants import PERTURBATIONS, Harmless, Mutant, available, get_mutant
 from adapters.registry import get_backend
 from backends.common.fileio import atomic_write_json
-from parity.checks import REFEREE, CaseContext, make_context, run_stage
+from parity.case_context import CaseContext, make_context
+from parity.checks import REFEREE, run_stage
 from parity.comparators import error_comparison
 from parity.comparison import Check
 from parity.matrix import AUDIT

@@ -14,7 +14,8 @@ from adapters.registry import get_backend
 from backends.common.fileio import atomic_write_json, installed_versions
 from parity.report import hub as hubs
 from parity.report import plots
-from parity.checks import REFEREE, CaseContext, StageResult, Unsupported, make_context, run_stage
+from parity.case_context import CaseContext, StageResult, Unsupported, make_context
+from parity.checks import REFEREE, run_stage
 from parity.comparators import error_comparison
 from parity.comparison import GOLDEN, Check, Comparison
 from parity.golden import GoldenError, GoldenRefused, GoldenStore

@@ -5,7 +5,7 @@ numpy from the case's seed (never by one backend's physics), so that each
 stage is checked in isolation: an error in grouping does not hide in the
 forward model. Where a stage needs upstream results (group offsets, scales, trained
 weights) it takes those of the first backend that supports the producing stage
-(parity.checks.StageInputs), the same for every backend. Outputs are checked
+(parity.case_context.StageInputs), the same for every backend. Outputs are checked
 against OUTPUT_KEYS as they come back: a missing, extra or mistyped key is an
 OutputError naming it, which the checks report as a failed comparison.
 Training and reconstruction are also run chained, each backend from its own

@@ -7,7 +7,7 @@ xdist group so its backend runs happen once, in one worker.
 
 import pytest
 
-from parity.checks import Unsupported
+from parity.case_context import Unsupported
 
 
 def test_stage(parity_case, stage, parity_session):

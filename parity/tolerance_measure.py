@@ -22,7 +22,8 @@ import numpy as np
 
 from adapters.registry import get_backend
 from backends.common.fileio import installed_versions
-from parity.checks import REFEREE, make_context, run_stage
+from parity.case_context import make_context
+from parity.checks import REFEREE, run_stage
 from parity.envinfo import collect_environment, utc_now
 from parity.matrix import MATRIX
 from parity.stages import STAGES

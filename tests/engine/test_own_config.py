@@ -6,7 +6,8 @@ import pytest
 from adapters.base import OWN_FIELD_PREFIX, call_resolve_config
 from adapters.mutants import Mutant
 from adapters.referee import Float64Referee
-from parity.checks import OWN_FIELD_KIND, make_context, run_stage
+from parity.case_context import make_context
+from parity.checks import OWN_FIELD_KIND, run_stage
 from parity.matrix import ParityCase, SimulatedData
 
 CASE = ParityCase("gs1-k4-poisson-n32-own", SimulatedData(seed=3, n_positions=20), {})

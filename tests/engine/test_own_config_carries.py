@@ -6,7 +6,8 @@ import numpy as np
 
 from adapters.referee import Float64Referee
 from backends.common.config import make_config
-from parity.checks import FIRST_SEEN_KIND, make_context, run_stage
+from parity.case_context import make_context
+from parity.checks import FIRST_SEEN_KIND, run_stage
 from parity.matrix import ParityCase, SimulatedData
 
 CASE = ParityCase("gs2-k4-poisson-n32-own", SimulatedData(seed=3, n_positions=20), {"gridsize": 2}, train_steps=2)

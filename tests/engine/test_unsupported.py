@@ -10,7 +10,8 @@ from adapters.base import STAGE_METHODS, Backend
 from adapters.mutants import Mutant
 from adapters.referee import Float64Referee
 from adapters.registry import get_backend
-from parity.checks import make_context, run_stage
+from parity.case_context import make_context
+from parity.checks import run_stage
 from parity.matrix import ParityCase, SimulatedData
 from parity.report import hub as hubs
 from parity.stages import STAGES
@@ -228,7 +229,7 @@ def test_a_wrong_layout_fails_naming_the_key(tmp_path):
 
 
 def test_the_session_records_an_na_stage_in_the_hub_and_raises_unsupported(tmp_path):
-    from parity.checks import Unsupported
+    from parity.case_context import Unsupported
     from parity.session import ParitySession
 
     hub = hubs.new_hub(tmp_path / "reports")

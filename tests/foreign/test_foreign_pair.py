@@ -22,7 +22,8 @@ from backends.common.simulate import simulate
 from foreign_adapters import ForeignA, ForeignB, make_groups
 from parity import baseline as baselines
 from parity import profiles
-from parity.checks import OWN_FIELD_KIND, Unsupported, make_context, run_stage
+from parity.case_context import Unsupported, make_context
+from parity.checks import OWN_FIELD_KIND, run_stage
 from parity.report import hub as hubs
 from parity.session import ParitySession
 from parity.stages import STAGES

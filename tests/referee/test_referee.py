@@ -372,7 +372,8 @@ class _Float32Copy(Float64Referee):
 
 
 def test_a_split_names_the_backend_farther_from_the_referee(tmp_path):
-    from parity.checks import CaseContext, make_context, run_stage
+    from parity.case_context import CaseContext, make_context
+    from parity.checks import run_stage
     from parity.comparison import Check
     from parity.matrix import MATRIX
 
