@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 
 from backends.common.simulate import simulate
 from backends.common.imagemetrics import crop_truth, interior_box
-from parity.imagemetrics import align_global_phase_scale
+from backends.common.imagemetrics import align_global_phase_scale
 
 
 def quality_png(section: dict, data_spec: dict, path: Path) -> Path:

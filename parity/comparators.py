@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from parity import imagemetrics
+from backends.common import imagemetrics
 from parity.comparison import (Check, Comparison, closing_line, fmt_error, fmt_index, fmt_value,
                                headline, percent)
 from parity.tolerances import Tolerance

@@ -4,9 +4,8 @@ Ptychography recovers an object only up to a global complex factor, so two
 correct reconstructions may differ by a constant phase and amplitude scale.
 These metrics are used after removing that factor; numpy/scipy only.
 
-Shared by the harness (parity.imagemetrics re-exports them), the benchmarks and
-the infer command line, which compares a reconstruction with the simulator's
-truth (`compare_with_truth`). Metrics, not numerics of a backend: nothing here
+Shared by the harness, the benchmarks and the infer command line, which
+compares a reconstruction with the simulator's truth (`compare_with_truth`). Metrics, not numerics of a backend: nothing here
 computes what the backends are compared on.
 """
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from backends.common.fileio import atomic_write
 from parity.comparison import check_of, from_jsonable
-from parity.imagemetrics import HALF_NYQUIST, align_global_phase_scale
+from backends.common.imagemetrics import HALF_NYQUIST, align_global_phase_scale
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

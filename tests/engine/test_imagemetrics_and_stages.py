@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from parity import imagemetrics
+from backends.common import imagemetrics
 from parity.stages import STAGES, first_divergence, stage_index
 
 

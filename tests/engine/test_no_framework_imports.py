@@ -7,7 +7,7 @@ from pathlib import Path
 
 PARITY = Path(__file__).resolve().parents[2] / "parity"
 FORBIDDEN = {"tensorflow", "torch", "keras", "lightning", "pytorch_lightning", "jax"}
-ENGINE_MODULES = ("stages", "comparison", "comparators", "imagemetrics", "tolerances", "golden",
+ENGINE_MODULES = ("stages", "comparison", "comparators", "tolerances", "golden",
                   "report.hub", "report.summary", "report.html", "report.plots", "report.diff", "envinfo",
                   "__main__", "audit", "tolerance_measure", "case_context", "checks")
 
