@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from parity.baseline import KNOWN, known_rows
+from parity.baseline import KNOWN, entry_text, known_rows
 from parity.report.numbers import FailureRow, failure_rows, first_rows, fmt_ratio, stage_anchor, stage_margins
 from parity.stages import DESCRIPTIONS, STAGES
 
@@ -107,10 +107,7 @@ def baseline_lines(results: Mapping) -> list[str]:
     if info.get("fixed"):
         lines += ["", "## Fixed baseline entries", "", "Entries that matched no failure although their stage ran: "
                   "remove them (`--parity-strict-baseline` fails the run on these).", ""]
-        for index in info["fixed"]:
-            entry = info["entries"][index]
-            lines.append(f"- entry {index}: {_md(entry['config'])} {entry['stage']} {_md(entry['check'])} "
-                         f"{_md(entry['metric'])} ({_md(entry['reason'])})")
+        lines += [f"- entry {index}: {_md(entry_text(info['entries'][index]))}" for index in info["fixed"]]
     return lines
 
 
