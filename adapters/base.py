@@ -81,6 +81,13 @@ def call_resolve_config(backend, overrides: dict, data_path=None) -> dict:
     return backend.resolve_config(overrides)
 
 
+def _check_stage_names(backend: str, attribute: str, stages) -> None:
+    unknown = sorted(set(stages) - set(STAGE_METHODS))
+    if unknown:
+        raise ValueError(f"{backend}: {attribute} names unknown stage(s) {unknown}; "
+                         f"stages are {', '.join(STAGE_METHODS)}")
+
+
 STAGE_MINIMUM: Mapping[str, tuple[str, ...]] = MappingProxyType({"reconstruction": ("stitch",)})
 """Stages an adapter supports with fewer methods than STAGE_METHODS lists. Reconstruction has two
 parts: stitching given patches (`stitch`) and the trained model's object (`reconstruct`); `stitch`
@@ -105,18 +112,35 @@ class Backend(ABC):
     declared_stages: ClassVar[tuple[str, ...] | None] = None
     """The stages this adapter supports, said explicitly; None: those whose methods it overrides."""
 
+    unsupported_stages: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    """stage -> one line saying why this adapter cannot do it (e.g. the system under test has no public
+    entry point there); shown in the stage's n/a note. Only stages it does not support may be named."""
+
     def supported_stages(self) -> tuple[str, ...]:
         """The stages this adapter does, in pipeline order: `declared_stages` when the class sets it
         (unknown names raise ValueError), else every stage of STAGE_METHODS whose methods (or
         STAGE_MINIMUM's) the class overrides."""
         if self.declared_stages is not None:
-            unknown = sorted(set(self.declared_stages) - set(STAGE_METHODS))
-            if unknown:
-                raise ValueError(f"{self.name}: declared_stages names unknown stage(s) {unknown}; "
-                                 f"stages are {', '.join(STAGE_METHODS)}")
-            return tuple(stage for stage in STAGE_METHODS if stage in self.declared_stages)
-        return tuple(stage for stage, methods in STAGE_METHODS.items()
-                     if all(overrides(self, m) for m in STAGE_MINIMUM.get(stage, methods)))
+            _check_stage_names(self.name, "declared_stages", self.declared_stages)
+            supported = tuple(stage for stage in STAGE_METHODS if stage in self.declared_stages)
+        else:
+            supported = tuple(stage for stage, methods in STAGE_METHODS.items()
+                              if all(overrides(self, m) for m in STAGE_MINIMUM.get(stage, methods)))
+        _check_stage_names(self.name, "unsupported_stages", self.unsupported_stages)
+        contradicted = [stage for stage in supported if stage in self.unsupported_stages]
+        if contradicted:
+            raise ValueError(f"{self.name}: unsupported_stages gives a reason for stage(s) {contradicted}, "
+                             "which it supports")
+        bad = [stage for stage, reason in self.unsupported_stages.items()
+               if not isinstance(reason, str) or not reason.strip() or "\n" in reason]
+        if bad:
+            raise ValueError(f"{self.name}: unsupported_stages needs a one-line reason for stage(s) {bad}")
+        return supported
+
+    def unsupported_reason(self, stage: str) -> str | None:
+        """Why this adapter cannot do `stage` (unsupported_stages), or None where it gives no reason."""
+        self.supported_stages()  # validates unsupported_stages
+        return self.unsupported_stages.get(stage)
 
     def versions(self) -> dict:
         """Framework name -> version, for env.json and golden manifests."""

@@ -78,6 +78,9 @@ class Mutant(Backend):
         """The wrapped adapter's: a mutant delegates every method, so its own overrides say nothing."""
         return self.inner.supported_stages()
 
+    def unsupported_reason(self, stage: str) -> str | None:
+        return self.inner.unsupported_reason(stage)
+
     def versions(self) -> dict:
         return self.inner.versions()
 

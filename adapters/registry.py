@@ -70,7 +70,9 @@ def capabilities(name: str) -> str:
     """One line: the stages adapter `name` supports (adapters.base.Backend.supported_stages), or why
     they could not be read. Building an adapter imports no framework (they load on first use)."""
     try:
-        stages = get_backend(name).supported_stages()
+        backend = get_backend(name)
+        stages = backend.supported_stages()
     except Exception as exc:  # a broken third-party adapter must not hide the others
         return f"capabilities unknown ({type(exc).__name__}: {exc})"
-    return "stages: " + (", ".join(stages) or "none")
+    reasons = [f"{stage} ({reason})" for stage, reason in backend.unsupported_stages.items()]
+    return "stages: " + (", ".join(stages) or "none") + (f"; n/a: {'; '.join(reasons)}" if reasons else "")

@@ -627,13 +627,22 @@ def _names(names) -> str:
     return ", ".join(names) or "none"
 
 
+def _with_reasons(ctx: CaseContext, stage: str, lacking) -> list[str]:
+    """Each backend lacking `stage`, followed by its own reason (Backend.unsupported_reason) where it gives one."""
+    named = []
+    for name in lacking:
+        reason = ctx.runs[name].backend.unsupported_reason(stage)
+        named.append(f"{name} ({reason})" if reason else name)
+    return named
+
+
 def run_stage(ctx: CaseContext, stage: str) -> StageResult:
     """The stage's check between the backends that support it (the first the reference); a backend
     that lacks it is left out and noted. With fewer than two, or an input no backend can produce,
     the result is `unsupported` (n/a, with a note saying why); an upstream failure fails the stage."""
     supporting = ctx.supporting(stage)
     lacking = [name for name in ctx.runs if name not in supporting]
-    na = f"lacking {stage}: {_names(lacking)}"
+    na = f"lacking {stage}: {_names(_with_reasons(ctx, stage, lacking))}"
     if len(supporting) < 2:
         reason = f"stage {stage} n/a: fewer than two backends support it ({na}; supporting: {_names(supporting)})"
         return StageResult(unsupported=reason, notes=[StageNote(ctx.case_id, stage, "n/a", reason)])

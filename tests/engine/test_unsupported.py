@@ -90,6 +90,34 @@ def test_declared_stages_override_and_unknown_names_raise():
         Typo().supported_stages()
 
 
+class PartialWithReasons(Partial):
+    unsupported_stages = {"grouping": "its grouping draws from a global random stream",
+                          "optimizer": "its optimiser is built inside its training loop only"}
+
+
+def test_unsupported_stages_give_one_line_reasons_for_stages_not_supported():
+    assert PartialWithReasons().unsupported_reason("grouping") == "its grouping draws from a global random stream"
+    assert PartialWithReasons().unsupported_reason("model") is None
+    assert Mutant(inner=PartialWithReasons()).unsupported_reason("optimizer").startswith("its optimiser")
+
+    for stages, message in [({"forwrd": "typo"}, "unknown stage"), ({"forward": "but it declares it"}, "which it supports"),
+                            ({"grouping": "two\nlines"}, "one-line reason"), ({"grouping": " "}, "one-line reason")]:
+        bad = type("Bad", (Partial,), {"unsupported_stages": stages})
+        with pytest.raises(ValueError, match=message):
+            bad().supported_stages()
+
+
+def test_an_na_note_and_skip_reason_give_the_lacking_backends_reason(tmp_path):
+    result = run_stage(_context(tmp_path, Float32Referee(), PartialWithReasons()), "grouping")
+    assert "lacking grouping: partialwithreasons1 (its grouping draws from a global random stream)" \
+        in result.unsupported
+    assert result.notes[0].text == result.unsupported
+    three = run_stage(_context(tmp_path, PartialWithReasons(), Float32Referee(), Float32Referee()), "optimizer")
+    assert [n.text for n in three.notes] == [
+        "lacking optimizer: partialwithreasons0 (its optimiser is built inside its training loop only): "
+        "compared float32referee1, float32referee2"]
+
+
 def test_stitch_alone_supports_reconstruction():
     class StitchOnly(Backend):
         def stitch(self, patches, xcoords, ycoords):
