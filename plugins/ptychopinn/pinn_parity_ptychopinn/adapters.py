@@ -153,9 +153,61 @@ def canonical_groups(grouped: dict, xcoords, ycoords) -> dict:
     return {"nn_indices": idx, "coords_px": coords, "center_px": center, "offsets_px": offsets}
 
 
+def their_offsets(offsets_px) -> np.ndarray:
+    """Canonical offsets (B, C, 2), position - centre, -> PtychoPINN's coords_relative sign,
+    centre - position (ptycho.raw_data.local_offset_sign = -1), float32, still (B, C, 2)."""
+    return (np.asarray(offsets_px, np.float64) * _raw_data_sign()).astype(np.float32)
+
+
+def _raw_data_sign() -> int:
+    from ptycho import raw_data
+
+    return int(raw_data.local_offset_sign)
+
+
+STITCH_M = 20
+"""M of ptycho.tf_helper.reassemble_position (the central M x M of each patch is stitched): the default of
+the stitching both workflows call (ptycho.workflows.components.reassemble_cdi_image and
+ptycho_torch.workflows.components._reassemble_cdi_image_torch, M = 20)."""
+
+
+def set_legacy_params(n: int, gridsize: int, object_big: bool) -> None:
+    """Set PtychoPINN's global ptycho.params.cfg for one call, through its own update_legacy_dict.
+
+    Their TF layers and helpers read N, gridsize, object.big, the padded size and probe settings from
+    that global dict, which create_training_payload (the torch config factory) also writes: set it
+    explicitly before every call so one case's values never leak into the next."""
+    from ptycho import params
+    from ptycho.config.config import ModelConfig, TrainingConfig, update_legacy_dict
+
+    update_legacy_dict(params.cfg, TrainingConfig(model=ModelConfig(N=n, gridsize=gridsize, object_big=object_big)))
+
+
+def stitch_with_reassemble_position(patches, xcoords, ycoords) -> dict:
+    """ptycho.tf_helper.reassemble_position on (P, N, N) patches at their scan positions.
+
+    Its canvas is centred on the mean position (com) with side S = M + 2 * even(ceil(max |p - com|)); canvas
+    pixel i is scan coordinate com + i - S/2, so origin_px (x, y) = com - S/2 (fractional)."""
+    from ptycho import tf_helper
+
+    patches = np.asarray(patches, np.complex64)
+    n = patches.shape[-1]
+    require_n(n, "stitch")
+    set_legacy_params(n, 1, False)
+    positions = np.stack([np.asarray(xcoords, np.float64), np.asarray(ycoords, np.float64)], -1)  # (P, 2) x, y
+    with contextlib.redirect_stdout(io.StringIO()):
+        obj = np.asarray(tf_helper.reassemble_position(patches[..., None], positions[:, None, None, :], M=STITCH_M))
+    side = obj.shape[0]
+    com = positions.astype(np.float32).mean(0).astype(np.float64)  # reassemble_position centres in float32
+    return {"object": obj[..., 0].astype(np.complex64), "origin_px": com - side / 2}
+
+
 class _PtychoPINN(Backend):
-    declared_stages = ("config", "data", "grouping", "translation")
+    declared_stages = ("config", "data", "grouping", "translation", "forward", "loss", "reconstruction")
     default_profile = "../profile"
+
+    def stitch(self, patches, xcoords, ycoords) -> dict:
+        return stitch_with_reassemble_position(patches, xcoords, ycoords)
 
     def versions(self) -> dict:
         from importlib.metadata import PackageNotFoundError, version
@@ -173,7 +225,8 @@ class PtychoPINNTF(_PtychoPINN):
     """PtychoPINN's TensorFlow backend (package `ptycho`)."""
 
     name = "ptychopinn-tf"
-    shared_code = MappingProxyType({"grouping": "ptycho.raw_data.RawData.generate_grouped_data"})
+    shared_code = MappingProxyType({"grouping": "ptycho.raw_data.RawData.generate_grouped_data",
+                                    "reconstruction": "ptycho.tf_helper.reassemble_position"})
 
     def resolve_config(self, overrides: dict, data_path=None) -> dict:
         from ptycho.config.config import ModelConfig, TrainingConfig
@@ -233,13 +286,65 @@ class PtychoPINNTF(_PtychoPINN):
         out = layer([tf.constant(flat, dtype), tf.constant(shifts, tf.float32)])
         return np.asarray(out)[..., 0].reshape(b, c, h, w)
 
+    def forward(self, object_patches, probe, offsets_px, object_big) -> dict:
+        """The layers ptycho.model.create_model_with_gridsize chains after the object ('obj'):
+        ReassemblePatchesLayer (object_big) or PadReconstructionLayer, ExtractPatchesPositionLayer,
+        ProbeIllumination, PadAndDiffractLayer(pad=False), FlatToChannelLayer; amplitude only."""
+        import tensorflow as tf
+        from ptycho import params
+        from ptycho.custom_layers import (ExtractPatchesPositionLayer, FlatToChannelLayer, PadAndDiffractLayer,
+                                          PadReconstructionLayer, ReassemblePatchesLayer)
+        from ptycho.model import ProbeIllumination
+
+        patches = np.asarray(object_patches, np.complex64)
+        b, c, n, _ = patches.shape
+        require_n(n, "ptychopinn-tf forward")
+        gridsize = int(round(c ** 0.5))
+        set_legacy_params(n, gridsize, bool(object_big))
+        obj = tf.constant(np.moveaxis(patches, 1, -1))  # (B, N, N, C): their channel-last layout
+        # coords_relative layout (B, 1, 2, C): row 0 x, row 1 y, their sign
+        positions = tf.constant(np.moveaxis(their_offsets(offsets_px), 1, -1)[:, None])
+        with contextlib.redirect_stdout(io.StringIO()):  # pad_and_diffract prints shapes
+            if object_big:
+                padded = ReassemblePatchesLayer(padded_size=params.get_padded_size(), N=n, gridsize=gridsize,
+                                                dtype=tf.complex64)([obj, positions])
+            else:
+                padded = PadReconstructionLayer(dtype=tf.complex64)(obj)
+            flat = ExtractPatchesPositionLayer(jitter=0.0, N=n, gridsize=gridsize, dtype=tf.complex64)(
+                [padded, positions])
+            illuminated, _ = ProbeIllumination(initial_probe=np.asarray(probe, np.complex64)[..., None], N=n)([flat])
+            _, amplitude = PadAndDiffractLayer(h=n, w=n, pad=False)(illuminated)
+            amplitude = FlatToChannelLayer(N=n, gridsize=gridsize)(amplitude)
+        return {"amplitude": np.ascontiguousarray(np.moveaxis(np.asarray(amplitude, np.float32), -1, 1))}
+
+    def loss(self, far_field, observed_amplitude, log_intensity_scale, loss_name) -> float:
+        """The loss create_compiled_model compiles: negloglik(X^2, I) for poisson (nll_weight),
+        Keras 'mean_absolute_error'(X, g|far field|) for mae (mae_weight), each reduced by Keras's
+        default mean over every element; I = (g |far field|)^2 as its 'pred_intensity' output."""
+        import tensorflow as tf
+        from ptycho.model import negloglik
+
+        g = np.float32(np.exp(np.float64(log_intensity_scale)))
+        predicted = tf.constant(g * np.abs(np.asarray(far_field, np.complex64)))  # pred_amp_scaled
+        observed = tf.constant(np.asarray(observed_amplitude, np.float32))
+        if loss_name == "poisson":
+            per_element = negloglik(tf.square(observed), tf.square(predicted))
+        elif loss_name == "mae":
+            # the function compile(loss='mean_absolute_error') resolves to (mean over the last axis)
+            per_element = tf.keras.losses.get("mean_absolute_error")(observed, predicted)
+        else:
+            raise ValueError(f"ptychopinn-tf: no loss for {loss_name!r}")
+        return float(tf.reduce_mean(per_element))
+
 
 class PtychoPINNTorch(_PtychoPINN):
     """PtychoPINN's PyTorch backend (package `ptycho_torch`), configured through its config factory."""
 
     name = "ptychopinn-torch"
-    # RawDataTorch.generate_grouped_data delegates to the TF RawData's, unchanged.
-    shared_code = MappingProxyType({"grouping": "ptycho.raw_data.RawData.generate_grouped_data"})
+    # RawDataTorch.generate_grouped_data delegates to the TF RawData's, unchanged; the torch workflow's
+    # stitching (ptycho_torch.workflows.components._reassemble_cdi_image_torch) calls the TF helper.
+    shared_code = MappingProxyType({"grouping": "ptycho.raw_data.RawData.generate_grouped_data",
+                                    "reconstruction": "ptycho.tf_helper.reassemble_position"})
 
     def resolve_config(self, overrides: dict, data_path=None) -> dict:
         from ptycho_torch.config_factory import create_training_payload
@@ -321,6 +426,43 @@ class PtychoPINNTorch(_PtychoPINN):
         with torch.no_grad():
             out = Translation(flat, shifts, jitter_amt=0)  # (B*C, 1, H, W)
         return out.numpy().reshape(b, c, h, w)
+
+    def forward(self, object_patches, probe, offsets_px, object_big) -> dict:
+        """ptycho_torch.model.ForwardModel (amplitude mode, output scale 1) with the configs
+        create_training_payload builds: DataConfig(N, grid_size, C) and ModelConfig(object_big,
+        C_forward = C_model = C), every other field its dataclass default."""
+        import torch
+        from ptycho_torch.config_params import DataConfig, ModelConfig
+        from ptycho_torch.model import ForwardModel
+
+        patches = np.asarray(object_patches, np.complex64)
+        b, c, n, _ = patches.shape
+        require_n(n, "ptychopinn-torch forward")
+        gridsize = int(round(c ** 0.5))
+        model = ForwardModel(ModelConfig(object_big=bool(object_big), C_forward=c, C_model=c),
+                             DataConfig(N=n, grid_size=(gridsize, gridsize), C=c))
+        positions = torch.from_numpy(their_offsets(offsets_px)[:, :, None, :])  # (B, C, 1, 2), their sign
+        probe_batch = torch.from_numpy(np.asarray(probe, np.complex64).reshape(1, 1, 1, n, n))  # (1, 1, P=1, N, N)
+        with torch.no_grad():
+            amplitude = model(torch.from_numpy(patches), None, positions, probe_batch, torch.tensor(1.0))
+        return {"amplitude": np.ascontiguousarray(amplitude.numpy().astype(np.float32))}
+
+    def loss(self, far_field, observed_amplitude, log_intensity_scale, loss_name) -> float:
+        """PtychoPINN_Lightning.compute_loss's unsupervised amplitude path with physics scale 1: its Loss
+        module (PoissonLoss: -log Poisson(X^2; (g|far field|)^2) summed over (C, N, N); MAELoss:
+        elementwise |.|), .mean(), divided by intensity_norm_factor = mean(X) + 1e-8."""
+        import torch
+        from ptycho_torch.model import MAELoss, PoissonLoss
+
+        modules = {"poisson": PoissonLoss, "mae": MAELoss}
+        if loss_name not in modules:
+            raise ValueError(f"ptychopinn-torch: no loss for {loss_name!r}")
+        g = np.float32(np.exp(np.float64(log_intensity_scale)))
+        predicted = torch.from_numpy(g * np.abs(np.asarray(far_field, np.complex64)))
+        observed = torch.from_numpy(np.asarray(observed_amplitude, np.float32))
+        with torch.no_grad():
+            value = modules[loss_name]()(predicted, observed).mean() / (torch.mean(observed) + 1e-8)
+        return float(value)
 
 
 def _raw_data_arrays(raw) -> dict:
