@@ -58,6 +58,7 @@ _TF_LOSS = {"poisson": {"nll_weight": 1.0, "mae_weight": 0.0}, "mae": {"nll_weig
 _TORCH_LOSS = {"poisson": {"loss_function": "Poisson", "torch_loss_mode": "poisson"},
                "mae": {"loss_function": "MAE", "torch_loss_mode": "mae"}}
 # PtychoPINN's amp_activation names -> canonical ones (the bridge normalises torch's silu to swish)
+_ACTIVATION_TO_TORCH = {"swish": "silu"}  # canonical -> ptycho_torch's name, where they differ
 _ACTIVATION_TO_CANONICAL = {"sigmoid": "sigmoid", "softplus": "softplus", "swish": "swish", "silu": "swish",
                             "relu": "relu"}
 
@@ -183,6 +184,21 @@ def set_legacy_params(n: int, gridsize: int, object_big: bool) -> None:
     update_legacy_dict(params.cfg, TrainingConfig(model=ModelConfig(N=n, gridsize=gridsize, object_big=object_big)))
 
 
+def torch_configs(n: int, gridsize: int, object_big: bool, **model_fields):
+    """(ModelConfig, DataConfig) of ptycho_torch.config_params with the fields create_training_payload sets
+    from its overrides (N, grid_size, C, object_big, C_forward = C_model = C, and `model_fields` such as
+    n_filters_scale and amp_activation); every other field keeps its dataclass default, as there."""
+    from ptycho_torch.config_params import DataConfig, ModelConfig
+
+    c = gridsize * gridsize
+    return (ModelConfig(object_big=bool(object_big), C_forward=c, C_model=c, **model_fields),
+            DataConfig(N=n, grid_size=(gridsize, gridsize), C=c))
+
+
+def shape_entry(shape, dtype) -> list:
+    return [[int(d) for d in shape], str(np.dtype(dtype))]
+
+
 def stitch_with_reassemble_position(patches, xcoords, ycoords) -> dict:
     """ptycho.tf_helper.reassemble_position on (P, N, N) patches at their scan positions.
 
@@ -203,7 +219,7 @@ def stitch_with_reassemble_position(patches, xcoords, ycoords) -> dict:
 
 
 class _PtychoPINN(Backend):
-    declared_stages = ("config", "data", "grouping", "translation", "forward", "loss", "reconstruction")
+    declared_stages = ("config", "data", "grouping", "shapes", "translation", "forward", "loss", "reconstruction")
     default_profile = "../profile"
 
     def stitch(self, patches, xcoords, ycoords) -> dict:
@@ -285,6 +301,34 @@ class PtychoPINNTF(_PtychoPINN):
         dtype = tf.complex64 if np.iscomplexobj(images) else tf.float32
         out = layer([tf.constant(flat, dtype), tf.constant(shifts, tf.float32)])
         return np.asarray(out)[..., 0].reshape(b, c, h, w)
+
+    def model_shapes(self, config: dict, n: int) -> dict:
+        """ptycho.model.create_model_with_gridsize's autoencoder: its inputs, its object output
+        ('trimmed_obj') and amplitude output ('pred_amp_scaled'), in canonical layout, and the shape of all
+        its trainable weights concatenated (their names have no canonical counterpart)."""
+        from ptycho import params
+        from ptycho.config.config import ModelConfig, TrainingConfig, update_legacy_dict
+        from ptycho.model import create_model_with_gridsize
+
+        require_n(n, "ptychopinn-tf model_shapes")
+        gridsize = int(config.get("gridsize", 1))
+        model_fields = {k: config[k] for k in ("n_filters_scale", "amp_activation", "object_big") if k in config}
+        # the global params.cfg the model factory reads (see set_legacy_params), from this case's config
+        update_legacy_dict(params.cfg, TrainingConfig(model=ModelConfig(N=n, gridsize=gridsize, **model_fields)))
+        # Their training flow sets intensity_scale from the data before building the model; a shape never
+        # depends on its value.
+        params.set("intensity_scale", 1.0)
+        with contextlib.redirect_stdout(io.StringIO()):
+            autoencoder, _ = create_model_with_gridsize(gridsize, n)
+        diffraction, positions = autoencoder.inputs  # (B, N, N, C), (B, 1, 2, C)
+        obj, amplitude, _ = autoencoder.outputs  # trimmed_obj, pred_amp_scaled, pred_intensity
+        channels_first = (lambda t: (1, t.shape[3], t.shape[1], t.shape[2]))
+        return {"input.diffraction": shape_entry(channels_first(diffraction), diffraction.dtype),
+                "input.offsets": shape_entry((1, positions.shape[3], 2), positions.dtype),
+                "output.object": shape_entry(channels_first(obj), obj.dtype),
+                "output.amplitude": shape_entry(channels_first(amplitude), amplitude.dtype),
+                "weights.trainable": shape_entry((sum(int(np.prod(w.shape)) for w in autoencoder.trainable_weights),),
+                                                 "float32")}
 
     def forward(self, object_patches, probe, offsets_px, object_big) -> dict:
         """The layers ptycho.model.create_model_with_gridsize chains after the object ('obj'):
@@ -427,20 +471,52 @@ class PtychoPINNTorch(_PtychoPINN):
             out = Translation(flat, shifts, jitter_amt=0)  # (B*C, 1, H, W)
         return out.numpy().reshape(b, c, h, w)
 
+    def model_shapes(self, config: dict, n: int) -> dict:
+        """ptycho_torch.model.PtychoPINN (the network PtychoPINN_Lightning wraps) with the factory's configs
+        (torch_configs; amp_activation mapped back to theirs): forward's inputs, forward_predict's object
+        output and forward's amplitude on a batch of one, and all trainable parameters concatenated."""
+        import torch
+        from ptycho_torch.config_params import TrainingConfig
+        from ptycho_torch.model import PtychoPINN
+
+        require_n(n, "ptychopinn-torch model_shapes")
+        gridsize = int(config.get("gridsize", 1))
+        c = gridsize * gridsize
+        model_fields = {}
+        if "n_filters_scale" in config:
+            model_fields["n_filters_scale"] = int(config["n_filters_scale"])
+        if "amp_activation" in config:
+            model_fields["amp_activation"] = _ACTIVATION_TO_TORCH.get(config["amp_activation"],
+                                                                      config["amp_activation"])
+        model_config, data_config = torch_configs(n, gridsize, bool(config.get("object_big", gridsize > 1)),
+                                                  **model_fields)
+        network = PtychoPINN(model_config, data_config, TrainingConfig()).eval()
+        diffraction = torch.ones((1, c, n, n))
+        positions = torch.zeros((1, c, 1, 2))
+        probe = torch.ones((1, 1, 1, n, n), dtype=torch.complex64)
+        scale = torch.ones((1, 1, 1, 1))
+        with torch.no_grad():
+            obj = network.forward_predict(diffraction, positions, probe, scale)
+            amplitude, _, _ = network(diffraction, positions, probe, scale, scale,
+                                      experiment_ids=torch.zeros(1, dtype=torch.long))
+        return {"input.diffraction": shape_entry(diffraction.shape, np.float32),
+                "input.offsets": shape_entry((1, c, 2), np.float32),
+                "output.object": shape_entry(obj.shape, np.complex64 if obj.is_complex() else np.float32),
+                "output.amplitude": shape_entry(amplitude.shape, np.float32),
+                "weights.trainable": shape_entry((sum(p.numel() for p in network.parameters() if p.requires_grad),),
+                                                 "float32")}
+
     def forward(self, object_patches, probe, offsets_px, object_big) -> dict:
         """ptycho_torch.model.ForwardModel (amplitude mode, output scale 1) with the configs
-        create_training_payload builds: DataConfig(N, grid_size, C) and ModelConfig(object_big,
-        C_forward = C_model = C), every other field its dataclass default."""
+        create_training_payload builds (torch_configs)."""
         import torch
-        from ptycho_torch.config_params import DataConfig, ModelConfig
         from ptycho_torch.model import ForwardModel
 
         patches = np.asarray(object_patches, np.complex64)
         b, c, n, _ = patches.shape
         require_n(n, "ptychopinn-torch forward")
         gridsize = int(round(c ** 0.5))
-        model = ForwardModel(ModelConfig(object_big=bool(object_big), C_forward=c, C_model=c),
-                             DataConfig(N=n, grid_size=(gridsize, gridsize), C=c))
+        model = ForwardModel(*torch_configs(n, gridsize, object_big))
         positions = torch.from_numpy(their_offsets(offsets_px)[:, :, None, :])  # (B, C, 1, 2), their sign
         probe_batch = torch.from_numpy(np.asarray(probe, np.complex64).reshape(1, 1, 1, n, n))  # (1, 1, P=1, N, N)
         with torch.no_grad():
