@@ -150,6 +150,8 @@ def verb_tolerances(argv: Sequence[str]) -> int:
                         "names, the first the reference (default: tf,torch)")
     parser.add_argument("--parity-stage", default=None, help="with --measure: comma-separated stages "
                         "(default: all)")
+    parser.add_argument("--parity-profile", default=None, help="profile name or folder whose cases, ledger and "
+                        "baseline are used (default: the adapters' default_profile, else bundled)")
     args = parser.parse_args(argv)
     backends = split_names(args.parity_backends)
     stages = split_names(args.parity_stage) if args.parity_stage else list(STAGES)
@@ -158,24 +160,27 @@ def verb_tolerances(argv: Sequence[str]) -> int:
         check_names("--parity-stage", stages, STAGES, what="stage")
     except ValueError as exc:
         parser.error(str(exc))
-    from parity import tolerance_measure as measuring
+    from adapters.registry import get_backend
+    from parity import baseline as baselines, profiles, tolerance_measure as measuring
     from parity.matrix import select
     from parity.tolerances import load_ledger
 
-    ledger = load_ledger()
+    profile = profiles.resolve(args.parity_profile, [] if args.parity_profile else [get_backend(b) for b in backends])
+    ledger = load_ledger(profile.ledger)
     if not args.measure:
         for key, entry in sorted(ledger.entries.items()):
             print(f"{key:34s} {entry.value:11.3g}  {entry.summary()}")
         return 0
     try:
-        cases = select(args.parity_config)
+        cases = select(args.parity_config, profile.cases)
     except ValueError as exc:
         raise LedgerError(str(exc)) from exc
-    found = measuring.measure(range(args.seeds), backends, cases, stages=stages)
+    found = measuring.measure(range(args.seeds), backends, cases, stages=stages, profile=profile,
+                              baseline=baselines.load_baseline(profile.baseline))
     lines, ok = measuring.report(found, ledger)
     print("\n".join(lines))
     if args.write:
-        measuring.write_ledger(found)
+        measuring.write_ledger(found, ledger.path)
         print(f"wrote {ledger.path}")
         return 0
     return 0 if ok else 1

@@ -1,10 +1,14 @@
 """Measure the errors behind the tolerance ledger over several seeds.
 
     python -m parity tolerances --measure --seeds N [--write] [--parity-config IDS]
+        [--parity-backends A,B] [--parity-profile NAME|PATH]
 
-Runs every stage check of the matrix (cross-backend only, no goldens) with the
-data seed of each case shifted N times, keeps the worst value measured for each
-ledger key and prints it beside the ledger. It fails when a measured error
+Runs every stage check of the profile's cases (cross-backend only, no goldens;
+contract checks where the profile counts them) with the data seed of each case
+shifted N times, keeps the worst value measured for each ledger key and prints
+it beside the profile's ledger. A failure the profile's baseline lists is a
+known split, not float32 noise: it is counted apart and never measured, so a
+split cannot widen a tolerance. It fails when a measured error
 exceeds its tolerance, and flags entries with headroom over 100x (candidates to
 tighten). `--write` sets each measured entry to worst x headroom, with its
 provenance (seeds, environment, date); it never loosens an entry without
@@ -25,9 +29,12 @@ from backends.common.fileio import installed_versions
 from parity.case_context import make_context
 from parity.checks import REFEREE, run_stage
 from parity.envinfo import collect_environment, utc_now
+from parity.baseline import EMPTY, Baseline
 from parity.matrix import MATRIX
+from parity.profiles import BUNDLED, Profile
 from parity.stages import STAGES
-from parity.tolerances import DEFAULT_LEDGER_PATH, load_ledger, read_ledger_document, save_ledger_document
+from parity.tolerances import (DEFAULT_LEDGER_PATH, load_ledger, read_ledger_document, save_ledger_document,
+                               use_ledger)
 
 HEADROOM = 10.0
 SEED_STRIDE = 1000  # measurement seed s uses data seed case.seed + s * SEED_STRIDE
@@ -49,23 +56,41 @@ def _observed(comparison) -> tuple[str, float, float] | None:
     return key, float(comparison.measured[measure]), float(comparison.measured.get("max_ref", 1.0))
 
 
-def measure(seeds, backends=("tf", "torch"), cases=MATRIX, log=print, stages=STAGES) -> dict:
-    """ledger key -> {"worst": value, "max_ref": magnitude, "seeds": [...], "n": count}."""
-    adapters = {name: get_backend(name) for name in backends}
-    referee = get_backend(REFEREE)  # "<backend>~referee" comparisons use the same ledger entries: measured too
-    ledger = load_ledger()
-    found = {}
-    with tempfile.TemporaryDirectory(prefix="parity-measure-") as workdir:
-        for seed, case in shifted_cases(seeds, cases):
-            ctx = make_context(case, adapters, Path(workdir), referee=referee)
-            for stage in stages:
-                for comparison in run_stage(ctx, stage).comparisons:
-                    if comparison.kind == "error":
-                        log(f"  seed {seed} {case.id} {stage}: {comparison.headline}")
-                    got = _observed(comparison)
-                    if got is not None:
-                        _keep_worst(found, ledger, seed, *got)
-            log(f"seed {seed} {case.id}: done")
+def measure(seeds, backends=("tf", "torch"), cases=None, log=print, stages=STAGES, profile: Profile = BUNDLED,
+            baseline: Baseline = EMPTY, adapters=None) -> dict:
+    """ledger key -> {"worst": value, "max_ref": magnitude, "seeds": [...], "n": count}, over the profile's
+    cases (or `cases`), judged with the profile's ledger; comparisons of contract checks the profile leaves
+    out, and failures `baseline` knows (splits, not noise), are not measured. `adapters` (name -> Backend)
+    stands in for the registered `backends` where given."""
+    adapters = adapters if adapters is not None else {name: get_backend(name) for name in backends}
+    # "<backend>~referee" comparisons use the same ledger entries: measured too, where the profile counts them
+    uses_referee = any(profile.applies(REFEREE, stage) for stage in stages)
+    referee = get_backend(REFEREE) if uses_referee else None
+    ledger = load_ledger(profile.ledger)
+    previous = use_ledger(profile.ledger)  # the checks' tolerance() reads the profile's ledger
+    found, known = {}, 0
+    try:
+        with tempfile.TemporaryDirectory(prefix="parity-measure-") as workdir:
+            for seed, case in shifted_cases(seeds, profile.cases if cases is None else cases):
+                ctx = make_context(case, adapters, Path(workdir), referee=referee)
+                for stage in stages:
+                    for comparison in run_stage(ctx, stage).comparisons:
+                        if not profile.applies(comparison.check.right, stage):
+                            continue
+                        if not comparison.passed and baseline.match(
+                                case.id, stage, str(comparison.check), comparison.metric) is not None:
+                            known += 1  # seed-shifted cases keep their id, so the baseline still matches
+                            continue
+                        if comparison.kind == "error":
+                            log(f"  seed {seed} {case.id} {stage}: {comparison.headline}")
+                        got = _observed(comparison)
+                        if got is not None:
+                            _keep_worst(found, ledger, seed, *got)
+                log(f"seed {seed} {case.id}: done")
+    finally:
+        use_ledger(previous)
+    if known:
+        log(f"{known} failed comparison(s) are known splits of the baseline: not measured")
     return found
 
 
