@@ -220,6 +220,20 @@ def stitch_with_reassemble_position(patches, xcoords, ycoords) -> dict:
 
 class _PtychoPINN(Backend):
     declared_stages = ("config", "data", "grouping", "shapes", "translation", "forward", "loss", "reconstruction")
+    unsupported_stages = MappingProxyType({
+        "model": "predict takes the harness's canonical weights, which neither network can load: their layers "
+                 "differ from the canonical network's and from each other's (see the shapes stage)",
+        "gradients": "gradients by canonical weight name: both networks have their own weights, and no public "
+                     "function of either returns per-weight gradients outside its training step",
+        "optimizer": "their optimisers are built inside training (ptycho.model.create_compiled_model's "
+                     "Adam(1e-3), PtychoPINN_Lightning.configure_optimizers) over their own weights only",
+        "training": "training starts from the harness's canonical initial weights, which neither ptycho.model nor "
+                    "ptycho_torch.model can load (different layers), so trajectories would not be comparable",
+        "bundle": "bundles carry a canonical ModelState (canonical weights): ptycho.model_manager and "
+                  "ptycho_torch's bundles hold their own networks' weights, which have no canonical mapping",
+        "cli": "the cli stage trains on the harness's 16x16 scan (parity.stage_outputs.CLI_DATA); PtychoPINN's "
+               "ModelConfig.N is Literal[64, 128, 256] and refuses it",
+    })
     default_profile = "../profile"
 
     def stitch(self, patches, xcoords, ycoords) -> dict:

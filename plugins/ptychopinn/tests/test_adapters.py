@@ -6,9 +6,10 @@
 import numpy as np
 import pytest
 
-from pinn_parity_ptychopinn import adapters as a
+# Collected by `make test` in the project's .venv too, which has no PtychoPINN: skip, with the reason.
+pytest.importorskip("ptycho", reason="PtychoPINN (ptycho) is not installed: run in .venv-upstream")
 
-pytest.importorskip("ptycho")
+from pinn_parity_ptychopinn import adapters as a  # noqa: E402
 
 
 def _npz(tmp_path, n=64, m=12, diff_key="diffraction"):
@@ -124,3 +125,98 @@ def test_translate_fractional_matches_referee_convention(backend):
     images, shifts = _translation_inputs(False)
     out = backend().translate(images, shifts)
     np.testing.assert_allclose(out, translate(images, shifts), rtol=0, atol=1e-4)
+
+
+# --- forward, loss, stitch, shapes ------------------------------------------------------------------
+
+
+def _forward_inputs(b, gridsize, n=64, integer=True, seed=4):
+    """Smooth patches inside the support, a Gaussian probe and per-group offsets (mean 0)."""
+    rng = np.random.default_rng(seed)
+    c = gridsize * gridsize
+    patches = np.zeros((b, c, n, n), np.complex64)
+    inner = rng.uniform(0.5, 1, (b, c, n // 2, n // 2)) * np.exp(1j * rng.uniform(-1, 1, (b, c, n // 2, n // 2)))
+    patches[..., n // 4: 3 * n // 4, n // 4: 3 * n // 4] = inner
+    yy, xx = np.mgrid[:n, :n]
+    probe = np.exp(-((xx - n / 2) ** 2 + (yy - n / 2) ** 2) / (2 * (n / 8) ** 2)).astype(np.complex64)
+    if gridsize == 1:
+        return patches, probe, np.zeros((b, 1, 2))
+    # a square of side 2k per group: integer offsets with mean 0, member order (x, y) distinguishable
+    corners = np.array([[-1, -1], [1, -1], [-1, 1], [1, 1]], float) * rng.integers(1, 4, (b, 1, 1))
+    offsets = corners if integer else corners + rng.uniform(-0.5, 0.5, (b, 4, 2))
+    return patches, probe, offsets - offsets.mean(1, keepdims=True)
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.name)
+@pytest.mark.parametrize("gridsize,object_big", [(1, False), (2, True)])
+def test_forward_layout_and_offset_sign_match_the_referee(backend, gridsize, object_big):
+    """(B, C, N, N) <-> their layouts, offsets negated to coords_relative, probe (N, N) -> theirs: with integer
+    offsets every translation is exact, so a wrong sign, (x, y) order or channel order errs by O(1)."""
+    from adapters.referee import Float64Referee
+
+    patches, probe, offsets = _forward_inputs(3, gridsize)
+    out = backend().forward(patches, probe, offsets, object_big)["amplitude"]
+    truth = Float64Referee().forward(patches, probe, offsets, object_big)["amplitude"]
+    assert out.shape == patches.shape and out.dtype == np.float32
+    np.testing.assert_allclose(out, truth, rtol=0, atol=1e-5 * truth.max())
+
+
+def test_tf_object_big_merges_groups_of_a_batch_of_16_groups_of_4():
+    """PtychoPINN bug (README): ReassemblePatchesLayer -> tf_helper._reassemble_position_batched sums every
+    patch of the batch into one canvas once B*C >= 64, so ExtractPatchesPositionLayer sees 1 canvas for 16
+    groups. 15 groups work (test above); 16 fail."""
+    patches, probe, offsets = _forward_inputs(16, 2)
+    with pytest.raises(AssertionError):
+        a.PtychoPINNTF().forward(patches, probe, offsets, True)
+    assert a.PtychoPINNTorch().forward(patches, probe, offsets, True)["amplitude"].shape == patches.shape
+
+
+def test_torch_object_big_weights_patches_by_their_mask_where_tf_does_not():
+    """A deliberate difference (README): at fractional offsets ptycho_torch's reassembly multiplies each
+    translated patch by its translated mask, TF's does not; integer offsets agree (test above)."""
+    patches, probe, offsets = _forward_inputs(3, 2, integer=False)
+    tf_out, torch_out = (b().forward(patches, probe, offsets, True)["amplitude"] for b in BACKENDS)
+    assert np.abs(torch_out - tf_out).max() > 1e-2 * tf_out.max()
+
+
+def _loss_inputs():
+    rng = np.random.default_rng(5)
+    shape = (2, 4, 64, 64)
+    far = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
+    return far, (3 * np.abs(rng.standard_normal(shape))).astype(np.float32), 0.7
+
+
+def test_loss_takes_g_times_the_far_field_amplitude():
+    """mae: TF's mean |g |far field| - X| is the canonical formula; torch's is the same divided by mean(X)
+    (compute_loss's intensity_norm_factor). A wrong g (log g not exponentiated) errs by O(1)."""
+    from adapters.referee import Float64Referee
+
+    far, observed, log_g = _loss_inputs()
+    canonical = Float64Referee().loss(far, observed, log_g, "mae")
+    assert a.PtychoPINNTF().loss(far, observed, log_g, "mae") == pytest.approx(canonical, rel=1e-5)
+    torch_mae = a.PtychoPINNTorch().loss(far, observed, log_g, "mae")
+    assert torch_mae * (observed.mean() + 1e-8) == pytest.approx(canonical, rel=1e-5)
+    with pytest.raises(ValueError, match="no loss for 'l2'"):
+        a.PtychoPINNTF().loss(far, observed, log_g, "l2")
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.name)
+def test_stitch_places_patch_centres_at_their_positions_from_the_origin(backend):
+    """One bright pixel at each patch's centre (N/2, N/2) lands at canvas (y, x) = position - origin_px:
+    the (x, y) order of the positions and the origin of reassemble_position's canvas."""
+    n = 64
+    x, y = np.array([10.0, 30.0, 20.0]), np.array([12.0, 12.0, 42.0])  # integer mean: exact shifts
+    patches = np.zeros((3, n, n), np.complex64)
+    patches[:, n // 2, n // 2] = [1, 2, 3]
+    out = backend().stitch(patches, x, y)
+    for value, px, py in zip((1, 2, 3), x, y):
+        col, row = np.round(np.array([px, py]) - out["origin_px"]).astype(int)
+        assert out["object"][row, col] == pytest.approx(value, rel=1e-5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.name)
+def test_model_shapes_are_channels_first(backend):
+    shapes = backend().model_shapes({"gridsize": 2, "object_big": True}, 64)
+    assert shapes["input.diffraction"] == [[1, 4, 64, 64], "float32"]
+    assert shapes["input.offsets"] == [[1, 4, 2], "float32"]
+    assert shapes["output.amplitude"][0] == [1, 4, 64, 64]
