@@ -216,6 +216,24 @@ def test_reconstruction_without_reconstruct_compares_the_stitch_and_notes_the_re
     assert any(n.kind == "n/a" and n.text.startswith("trained-model part n/a") for n in result.notes)
 
 
+def test_a_stitch_only_pair_needs_no_ledger_entries_of_the_trained_part(tmp_path):
+    import json
+
+    from parity.tolerances import use_ledger
+
+    from .factories import ledger_document, ledger_entry
+
+    path = tmp_path / "stitch-only.json"
+    path.write_text(json.dumps(ledger_document([ledger_entry("reconstruction", "stitch", 1e-5)])))
+    previous = use_ledger(path)
+    try:
+        result = run_stage(_context(tmp_path, Float32Referee(), Float32Referee(), referee=False), "reconstruction")
+    finally:
+        use_ledger(previous)
+    assert {c.metric for c in result.comparisons} == {"stitch.object", "stitch.origin_px"}
+    assert not _failed(result)
+
+
 # --- outputs checked key by key -------------------------------------------------------
 
 
