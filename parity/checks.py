@@ -629,12 +629,12 @@ def _names(names) -> str:
 
 
 def _with_reasons(ctx: CaseContext, stage: str, lacking) -> list[str]:
-    """Each backend lacking `stage`, followed by its own reason (Backend.unsupported_reason) where it gives one."""
-    named = []
+    """The backends lacking `stage`, each followed by its reason (Backend.unsupported_reason) where it gives
+    one; backends giving the same reason share it ("a, b (reason)")."""
+    by_reason = {}
     for name in lacking:
-        reason = ctx.runs[name].backend.unsupported_reason(stage)
-        named.append(f"{name} ({reason})" if reason else name)
-    return named
+        by_reason.setdefault(ctx.runs[name].backend.unsupported_reason(stage), []).append(name)
+    return [", ".join(names) + (f" ({reason})" if reason else "") for reason, names in by_reason.items()]
 
 
 def run_stage(ctx: CaseContext, stage: str) -> StageResult:

@@ -116,6 +116,9 @@ def test_an_na_note_and_skip_reason_give_the_lacking_backends_reason(tmp_path):
     assert [n.text for n in three.notes] == [
         "lacking optimizer: partialwithreasons0 (its optimiser is built inside its training loop only): "
         "compared float32referee1, float32referee2"]
+    both = run_stage(_context(tmp_path, PartialWithReasons(), PartialWithReasons(), Float32Referee()), "grouping")
+    assert "lacking grouping: partialwithreasons0, partialwithreasons1 (its grouping draws from a global random " \
+        "stream)" in both.unsupported
 
 
 def test_stitch_alone_supports_reconstruction():
