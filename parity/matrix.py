@@ -34,6 +34,9 @@ class ParityCase:
     train_steps: int = 6  # optimiser steps of the training stage
     stage_groups: int = 2  # groups fed to the isolated translation/forward/model/gradient stages
     cli_sweep: bool = False  # the cli stage also leaves out each flag in turn (CLI_ALTERNATIVES)
+    # The cli stage's scan; None = the harness's tiny 16 x 16 one (stage_outputs.CLI_DATA). A pair whose
+    # command lines refuse that size (PtychoPINN's takes N in 64, 128, 256 only) names its own.
+    cli_data: SimulatedData | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "overrides", MappingProxyType(dict(self.overrides)))

@@ -29,7 +29,7 @@ from adapters.base import Backend, Batch, ModelState, call_resolve_config
 from backends.common.dataset import load_dataset, save_dataset
 from backends.common.simulate import simulate
 from backends.common.weights import initial_weights
-from parity.matrix import CLI_ALTERNATIVES, ParityCase
+from parity.matrix import CLI_ALTERNATIVES, ParityCase, SimulatedData
 
 # The CLI stage trains with flags left out (50 epochs): a scan this small keeps it to one step an epoch.
 CLI_DATA = dict(seed=5, n_positions=16, n=16, nphotons=1e4, step=2.0)
@@ -92,6 +92,13 @@ def check_outputs(backend: str, method: str, out):
     return out
 
 
+def _simulated(d: SimulatedData, path: Path) -> Path:
+    """`path`, holding the scan `d` describes (simulated once per work folder)."""
+    if not path.exists():
+        save_dataset(simulate(d.seed, d.n_positions, d.n, d.nphotons, jitter=d.jitter), path)
+    return path
+
+
 @dataclass
 class CaseInputs:
     """Canonical inputs of one case, shared by every backend."""
@@ -101,14 +108,12 @@ class CaseInputs:
 
     @cached_property
     def data_path(self) -> Path:
-        path = self.workdir / f"{self.case.id}.npz"
-        if not path.exists():
-            d = self.case.data
-            save_dataset(simulate(d.seed, d.n_positions, d.n, d.nphotons, jitter=d.jitter), path)
-        return path
+        return _simulated(self.case.data, self.workdir / f"{self.case.id}.npz")
 
     @cached_property
     def cli_data_path(self) -> Path:
+        if self.case.cli_data is not None:
+            return _simulated(self.case.cli_data, self.workdir / f"cli-{self.case.id}.npz")
         path = self.workdir / "cli-tiny.npz"
         if not path.exists():
             save_dataset(simulate(**CLI_DATA), path)

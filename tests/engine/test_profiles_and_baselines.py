@@ -16,7 +16,7 @@ from parity import profiles
 from parity.__main__ import main
 from parity.comparison import GOLDEN, REFEREE, SPEC, Check
 from parity.golden import GoldenStore
-from parity.matrix import MATRIX
+from parity.matrix import MATRIX, SimulatedData
 from parity.report import hub as hubs
 from parity.report.diff import diff_hubs, render_diff_text
 from parity.stages import STAGES
@@ -48,7 +48,8 @@ def profile_folder(root: Path, **changes) -> Path:
     document = {"schema": "pinn-parity-profile", "schema_version": 1, "name": "foreign",
                 "cases": [{"id": "gs2-k4-poisson-n128", "data": {"seed": 3, "n_positions": 48, "n": 128},
                            "overrides": {"gridsize": 2}, "train_steps": 2, "stage_groups": 16},
-                          {"id": "gs1-k4-poisson-n16", "data": {"n": 16, "n_positions": 24}}],
+                          {"id": "gs1-k4-poisson-n16", "data": {"n": 16, "n_positions": 24},
+                           "cli_data": {"seed": 2, "n_positions": 20, "n": 64}}],
                 "contract_checks": {"referee": ["translation", "forward"], "spec": True},
                 "ledger": "ledger.json", "golden": "goldens", "baseline": "baseline.json"}
     document.update(changes)
@@ -77,6 +78,8 @@ def test_a_profile_folder_gives_cases_paths_and_contract_checks(tmp_path):
     assert profile.applies(REFEREE, "forward") and not profile.applies(REFEREE, "loss")
     assert profile.applies(SPEC, "config") and not profile.applies(GOLDEN, "forward")
     assert profile.applies("torch", "loss")  # backend against backend always counts
+    # The cli stage runs on the harness's tiny scan unless a case names its own.
+    assert big.cli_data is None and profile.cases[1].cli_data == SimulatedData(seed=2, n_positions=20, n=64)
 
 
 @pytest.mark.parametrize("changes, key", [
@@ -91,6 +94,7 @@ def test_a_profile_folder_gives_cases_paths_and_contract_checks(tmp_path):
     ({"cases": [{"id": "gs1-k4-poisson-n32", "colour": 1}]}, "'cases[0]'"),
     ({"cases": [{"id": "gs1-k4-mae-n32"}]}, "'cases[0]'"),  # the id does not describe the content
     ({"cases": [{"id": "gs1-k4-poisson-n32", "data": {"n_positions": 4}, "stage_groups": 8}]}, "'cases[0]'"),
+    ({"cases": [{"id": "gs1-k4-poisson-n32", "cli_data": {"size": 64}}]}, "'cases[0].cli_data'"),
     ({"extra": 1}, "'extra'"),
 ])
 def test_a_bad_profile_file_is_one_error_naming_the_file_and_key(tmp_path, changes, key):
@@ -319,3 +323,17 @@ def test_literal_entries_match_metrics_with_brackets():
     base = baselines.Baseline(path=None, entries=tuple(entries))
     assert base.match("gs1", "gradients", "tf~torch", "max_abs[conv1.weight]") == 0
     assert base.match("gs1", "gradients", "tf~torch", "max_abs[c]") is None
+
+
+def test_the_cli_stage_runs_on_the_cases_own_scan_when_it_names_one(tmp_path):
+    from dataclasses import replace
+
+    from backends.common.dataset import load_dataset
+    from parity.matrix import ParityCase
+    from parity.stage_outputs import CaseInputs
+
+    case = ParityCase("gs1-k4-poisson-n16", SimulatedData(n=16, n_positions=24),
+                      cli_data=SimulatedData(seed=2, n_positions=20, n=64))
+    own = load_dataset(CaseInputs(case, tmp_path).cli_data_path)
+    tiny = load_dataset(CaseInputs(replace(case, cli_data=None), tmp_path).cli_data_path)
+    assert own.diffraction.shape == (20, 64, 64) and tiny.diffraction.shape == (16, 16, 16)

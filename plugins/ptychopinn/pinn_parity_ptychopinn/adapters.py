@@ -219,7 +219,8 @@ def stitch_with_reassemble_position(patches, xcoords, ycoords) -> dict:
 
 
 class _PtychoPINN(Backend):
-    declared_stages = ("config", "data", "grouping", "shapes", "translation", "forward", "loss", "reconstruction")
+    declared_stages = ("config", "data", "grouping", "shapes", "translation", "forward", "loss", "reconstruction",
+                       "cli")
     unsupported_stages = MappingProxyType({
         "model": "predict takes the harness's canonical weights, which neither network can load: their layers "
                  "differ from the canonical network's and from each other's (see the shapes stage)",
@@ -231,8 +232,6 @@ class _PtychoPINN(Backend):
                     "ptycho_torch.model can load (different layers), so trajectories would not be comparable",
         "bundle": "bundles carry a canonical ModelState (canonical weights): ptycho.model_manager and "
                   "ptycho_torch's bundles hold their own networks' weights, which have no canonical mapping",
-        "cli": "the cli stage trains on the harness's 16x16 scan (parity.stage_outputs.CLI_DATA); PtychoPINN's "
-               "ModelConfig.N is Literal[64, 128, 256] and refuses it",
     })
     default_profile = "../profile"
 
@@ -290,6 +289,11 @@ class PtychoPINNTF(_PtychoPINN):
 
         raw = load_data(str(path))
         return _raw_data_arrays(raw)
+
+    def run_train_cli(self, argv: list) -> dict:
+        from pinn_parity_ptychopinn.cli import run_tf_train_cli
+
+        return run_tf_train_cli(argv)
 
     def group(self, xcoords, ycoords, config: dict, inference: bool = False) -> dict:
         from ptycho.raw_data import RawData
@@ -449,17 +453,13 @@ class PtychoPINNTorch(_PtychoPINN):
     def load_dataset(self, path) -> dict:
         from ptycho.raw_data import RawData
 
-        # RawData.from_file reads the key 'diff3d' only (KeyError on the harness's 'diffraction', which
-        # ptycho.workflows.components.load_data accepts): the file is handed over under their key name.
-        with np.load(path) as f:
-            arrays = {k: f[k] for k in f.files}
-        if "diff3d" in arrays:
-            return _raw_data_arrays(RawData.from_file(str(path)))
-        arrays["diff3d"] = arrays.pop("diffraction")
         with tempfile.TemporaryDirectory(prefix="ptychopinn-torch-data-") as folder:
-            renamed = Path(folder) / Path(path).name
-            np.savez(renamed, **arrays)
-            return _raw_data_arrays(RawData.from_file(str(renamed)))
+            return _raw_data_arrays(RawData.from_file(str(with_diff3d_key(path, Path(folder)))))
+
+    def run_train_cli(self, argv: list) -> dict:
+        from pinn_parity_ptychopinn.cli import run_torch_train_cli
+
+        return run_torch_train_cli(argv)
 
     def group(self, xcoords, ycoords, config: dict, inference: bool = False) -> dict:
         from ptycho_torch.raw_data_bridge import RawDataTorch
@@ -553,6 +553,21 @@ class PtychoPINNTorch(_PtychoPINN):
         with torch.no_grad():
             value = modules[loss_name]()(predicted, observed).mean() / (torch.mean(observed) + 1e-8)
         return float(value)
+
+
+def with_diff3d_key(path, folder: Path) -> Path:
+    """`path`, or a copy of it in `folder` with the diffraction under the key 'diff3d'.
+
+    ptycho.raw_data.RawData.from_file, which ptycho_torch.train's cli_main loads with, reads 'diff3d'
+    only (KeyError on the harness's 'diffraction', which ptycho.workflows.components.load_data accepts)."""
+    with np.load(path) as f:
+        if "diff3d" in f.files:
+            return Path(path)
+        arrays = {k: f[k] for k in f.files}
+    arrays["diff3d"] = arrays.pop("diffraction")
+    renamed = folder / Path(path).name
+    np.savez(renamed, **arrays)
+    return renamed
 
 
 def _raw_data_arrays(raw) -> dict:
