@@ -26,7 +26,7 @@ from adapters.base import OWN_FIELD_PREFIX, overrides
 from backends.common.config import make_config
 from parity.comparators import (check_invariants, compare_allclose, compare_band, compare_exact,
                             compare_reconstruction, compare_update, error_comparison)
-from parity.comparison import REFEREE, SPEC, Check, Comparison, referee_distance
+from parity.comparison import GIVEN, REFEREE, SPEC, Check, Comparison, referee_distance
 from parity.report.hub import Artifact, StageNote
 from parity.matrix import CLI_ALTERNATIVES, CLI_SWEEP_FIELDS
 from parity.case_context import CaseContext, StageResult, Unsupported, UpstreamFailed
@@ -193,8 +193,8 @@ def _exact_pairs(ctx: CaseContext, stage: str, outputs: dict, metric: str, resul
 
 def _effective_configs(ctx: CaseContext, stage: str, fn, metric: str, given: Mapping, result: StageResult,
                        variant: str = "") -> dict:
-    """Every backend's effective config (fn(run)) equal to the others' and to the contract's for
-    the fields `given`; returns the outputs."""
+    """Every backend's effective config (fn(run)) equal to the others', its fields `given` equal to the
+    values given (GIVEN) and the fields left out equal to the contract's defaults (SPEC); returns the outputs."""
     outputs = _outputs(ctx, stage, fn, result)
     expected = make_config(dict(given)).to_dict()
     canonical = {name: _canonical_fields(cfg) for name, cfg in outputs.items()}
@@ -203,9 +203,18 @@ def _effective_configs(ctx: CaseContext, stage: str, fn, metric: str, given: Map
                                                 metric=metric))
     _own_fields(ctx, stage, outputs, metric, variant, result)
     for name, cfg in canonical.items():
-        result.comparisons.append(compare_exact(cfg, expected, config_id=ctx.case_id, stage=stage,
-                                                check=Check(name, SPEC, variant), metric=metric))
+        for right, keep in ((GIVEN, lambda key: key in given), (SPEC, lambda key: key not in given)):
+            if right == GIVEN and not given:
+                continue
+            result.comparisons.append(compare_exact(_fields_where(cfg, keep), _fields_where(expected, keep),
+                                                    config_id=ctx.case_id, stage=stage,
+                                                    check=Check(name, right, variant), metric=metric))
     return outputs
+
+
+def _fields_where(cfg, keep):
+    """The fields of an effective config whose names pass `keep` (a config that is not a mapping as it is)."""
+    return {k: v for k, v in cfg.items() if keep(k)} if isinstance(cfg, Mapping) else cfg
 
 
 def _canonical_fields(cfg) -> dict:

@@ -35,6 +35,9 @@ REFEREE = "referee"
 """Check.right of a comparison with the float64 referee (adapters/referee.py; also its registry name)."""
 GOLDEN = "golden"
 """Check.right of a comparison with the stored golden."""
+GIVEN = "given"
+"""Check.right of a comparison of the config fields a case sets (overrides, command-line flags) with the
+values set: no contract is needed to say a setting must be honoured, so it counts for every profile."""
 
 
 

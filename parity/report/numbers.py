@@ -13,12 +13,13 @@ edge, above 1 it failed):
 - exact, invariant and error checks: none (they either match or not).
 
 The margin of a stage is the largest ratio over its comparisons (every check: cross-backend,
-referee, spec, golden), and names the comparison it came from.
+given, referee, spec, golden), and names the comparison it came from.
 
 The failures table lists the failed comparisons by config (results order), stage (pipeline
 order) and then kind of check, in CHECK_ORDER: a check that raised first (nothing could be
 compared), then backend against backend (their split is what the run is about; bundle
-cross-loads included), then against the float64 referee (which one is wrong), then against
+cross-loads included), then against the values a case gives (a setting not honoured), then
+against the float64 referee (which one is wrong), then against
 the spec (the contract's exact facts), then against the stored golden last (a golden
 failure alone may only mean the golden is stale); within a kind by check label and metric.
 """
@@ -29,11 +30,11 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from parity.comparison import (GOLDEN, REFEREE, SPEC, Check, check_of, fmt_error, fmt_index, fmt_value, from_jsonable,
+from parity.comparison import (GIVEN, GOLDEN, REFEREE, SPEC, Check, check_of, fmt_error, fmt_index, fmt_value, from_jsonable,
                                referee_distance)
 from parity.stages import stage_index
 
-CHECK_ORDER = ("error", "cross-backend", "referee", "spec", "golden")
+CHECK_ORDER = ("error", "cross-backend", "given", "referee", "spec", "golden")
 """Order of the kinds of check within one (config, stage) of the failures table."""
 
 
@@ -41,7 +42,7 @@ def check_category(check: Check) -> str:
     """One of CHECK_ORDER: what `check` compared its left side with."""
     if not check.right:
         return "error"
-    return {REFEREE: "referee", SPEC: "spec", GOLDEN: "golden"}.get(check.right, "cross-backend")
+    return {GIVEN: "given", REFEREE: "referee", SPEC: "spec", GOLDEN: "golden"}.get(check.right, "cross-backend")
 
 
 def _number(value) -> float | None:
@@ -173,11 +174,11 @@ def fix_first(item: Mapping, by_identity: Mapping[tuple, Mapping]) -> str:
 
     Backend against backend (no bundle): the side farther from the float64 referee, from
     the <backend>~referee records of the same config, stage, variant and metric; "both"
-    when they are equally far; "-" without both referee records. Against the referee or
-    the spec: the side judged. Against a golden: "-" (the golden may be what is stale)."""
+    when they are equally far; "-" without both referee records. Against the values given, the
+    referee or the spec: the side judged. Against a golden: "-" (the golden may be what is stale)."""
     check = check_of(item)
     category = check_category(check)
-    if category in ("referee", "spec"):
+    if category in ("given", "referee", "spec"):
         return check.left
     if category != "cross-backend" or check.via:
         return "-"

@@ -18,7 +18,7 @@ MARGIN_NOTE = ("Beside pass/FAIL: the stage's margin, its largest measured / tol
                "((1 - measured) / (1 - tolerance) for lower bounds such as SSIM and FRC); "
                "above 1 fails. Stages with exact checks only have none.")
 FAILURES_NOTE = ("Ordered by config, stage, then: checks that raised, backend against backend, "
-                 "against the float64 referee, against the spec, against the golden. "
+                 "against the values given, against the float64 referee, against the spec, against the golden. "
                  "fix first: the backend farther from the referee (\"-\": the results do not say).")
 FAILURE_COLUMNS = ("config", "stage", "check", "metric", "measured", "tolerance", "ratio",
                    "worst element", "fix first")

@@ -99,6 +99,21 @@ def test_own_fields_are_compared_where_both_have_them_and_noted_where_one_has(tm
     assert ctx.runs["foreignB"].config["x.fft_planner"] == "estimate"
 
 
+def test_a_setting_both_backends_drop_fails_against_the_value_given_though_they_agree(tmp_path, profile, monkeypatch):
+    from foreign_adapters import _ForeignAdapter
+
+    resolve = _ForeignAdapter.resolve_config
+    monkeypatch.setattr(_ForeignAdapter, "resolve_config",  # the bug: the factory ignores gridsize
+                        lambda self, overrides, data_path=None: resolve(
+                            self, {k: v for k, v in overrides.items() if k != "gridsize"}, data_path))
+    result = run_stage(make_context(case(profile, 2), pair(), tmp_path), "config")
+    by_check = {str(c.check): c for c in result.comparisons if c.metric == "fields"}
+    assert "gridsize" not in by_check["foreignB~foreignA"].message  # the pair agrees on it (its planted
+    # neighbor_count split aside)...
+    for name in ("foreignA", "foreignB"):  # ...and neither honours the case's gridsize 2
+        assert not by_check[f"{name}~given"].passed and "gridsize" in by_check[f"{name}~given"].message
+
+
 # --- through the session: n/a, known, no knock-on ----------------------------------------------
 
 
