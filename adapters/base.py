@@ -115,6 +115,10 @@ class Backend(ABC):
     unsupported_stages: ClassVar[Mapping[str, str]] = MappingProxyType({})
     """stage -> one line saying why this adapter cannot do it (e.g. the system under test has no public
     entry point there); shown in the stage's n/a note. Only stages it does not support may be named."""
+    native_weights: ClassVar[bool] = False
+    """True for a system whose networks have their own weights, not the canonical ones (a foreign pair):
+    the training stage then calls train(..., init_weights=None, ...), each backend starting from its own
+    initial weights, and compares schedules and loss drops instead of trajectories."""
 
     def supported_stages(self) -> tuple[str, ...]:
         """The stages this adapter does, in pipeline order: `declared_stages` when the class sets it
@@ -209,8 +213,11 @@ class Backend(ABC):
         raise NotImplementedError(f"{self.name}: stage optimizer")
 
     # training and reconstruction
-    def train(self, config: dict, data_path, init_weights: dict, max_steps: int) -> dict:
-        """history (docs/spec.md §10) and weights (canonical) after `max_steps` steps."""
+    def train(self, config: dict, data_path, init_weights: dict | None, max_steps: int) -> dict:
+        """history (docs/spec.md §10) and weights (canonical) after `max_steps` steps. With native_weights,
+        init_weights is None: train the backend's own network from its own initial weights, for about
+        `max_steps` steps in whole epochs (at least two), and return the history only: epoch_loss,
+        steps_per_epoch, n_groups."""
         raise NotImplementedError(f"{self.name}: stage training")
 
     def stitch(self, patches: np.ndarray, xcoords: np.ndarray, ycoords: np.ndarray) -> dict:

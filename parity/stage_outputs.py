@@ -57,6 +57,9 @@ OUTPUT_KEYS: Mapping[str, OutputKeys] = {
     "predict": OutputKeys({"object_patches": _ARRAY, "amplitude": _ARRAY}),
     "gradients": OutputKeys({"loss": _NUMBER, "grads": _MAPPING}),
     "train": OutputKeys({"history": _MAPPING, "weights": _MAPPING}),
+    # A pair without canonical weights trains its own networks from their own initial weights:
+    # history only (epoch_loss, steps_per_epoch, n_groups; checks.check_training).
+    "train_native": OutputKeys({"history": _MAPPING}),
     "stitch": _OBJECT,
     "reconstruct": _OBJECT,
 }
@@ -299,9 +302,11 @@ class BackendRun:
         except Exception:
             return self.inputs.config
 
-    def train(self, init_weights: dict) -> dict:
-        return self._checked("train", self._timed("training", self.backend.train, self.training_config,
-                                                  self.inputs.data_path, init_weights, self.inputs.case.train_steps))
+    def train(self, init_weights: dict | None) -> dict:
+        """Training from the canonical `init_weights`, or, with None, from the backend's own initial weights."""
+        return self._checked("train" if init_weights is not None else "train_native",
+                             self._timed("training", self.backend.train, self.training_config,
+                                         self.inputs.data_path, init_weights, self.inputs.case.train_steps))
 
     @cached_property
     def stitched(self) -> dict:

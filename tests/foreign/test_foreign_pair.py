@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import replace
 import subprocess
 import sys
 from pathlib import Path
@@ -112,6 +113,63 @@ def test_a_setting_both_backends_drop_fails_against_the_value_given_though_they_
     # neighbor_count split aside)...
     for name in ("foreignA", "foreignB"):  # ...and neither honours the case's gridsize 2
         assert not by_check[f"{name}~given"].passed and "gridsize" in by_check[f"{name}~given"].message
+
+
+# --- native training: their own networks, compared by schedule and loss drop --------------------
+
+
+def fit_mean_amplitude(config: dict, data_path, epochs: int = 3, learning_rate: float = 0.5) -> dict:
+    """A stand-in network of one parameter (a constant amplitude), fitted to the scan by gradient
+    descent: real arithmetic with a falling loss, as a foreign pair's own training would report it."""
+    with np.load(data_path) as f:
+        amplitudes = f["diffraction"].astype(np.float64)
+    n_groups = int(config.get("n_groups") or len(amplitudes))
+    batch = int(config.get("batch_size") or 16)
+    guess, losses = 0.0, []
+    for _ in range(epochs):
+        losses.append(float(np.mean((guess - amplitudes) ** 2)))
+        guess += learning_rate * float(np.mean(amplitudes - guess))
+    return {"history": {"epoch_loss": losses, "steps_per_epoch": -(-n_groups // batch), "n_groups": n_groups}}
+
+
+class TrainingA(ForeignA):
+    declared_stages = SIX + ("training",)
+    native_weights = True
+
+    def train(self, config, data_path, init_weights, max_steps):
+        assert init_weights is None  # no canonical weights: the harness asks for native training
+        return fit_mean_amplitude(config, data_path)
+
+
+class TrainingB(ForeignB):
+    declared_stages = SIX + ("training",)
+    native_weights = True
+    learning_rate = 0.5
+
+    def train(self, config, data_path, init_weights, max_steps):
+        return fit_mean_amplitude({**config, "batch_size": 16}, data_path, learning_rate=self.learning_rate)
+
+
+@pytest.mark.parametrize("change, failing", [({}, []), ({"learning_rate": 0.0}, ["loss_drop"])])
+def test_a_pair_without_canonical_weights_trains_natively_and_compares_schedule_and_loss_drop(
+        tmp_path, profile, change, failing):
+    a, b = TrainingA(), TrainingB()
+    a.name, b.name = "foreignA", "foreignB"
+    for key, value in change.items():
+        setattr(b, key, value)  # the split: B's optimiser does not move
+    result = run_stage(make_context(case(profile, 1), {"foreignA": a, "foreignB": b}, tmp_path), "training")
+    assert sorted(c.metric for c in result.comparisons) == ["loss_drop", "schedule"]
+    assert sorted(c.metric for c in result.comparisons if not c.passed) == failing
+    assert any(n.kind == "native" for n in result.notes)
+
+
+def test_native_training_schedules_differ_when_a_backend_batches_differently(tmp_path, profile):
+    a, b = TrainingA(), TrainingB()
+    a.name, b.name = "foreignA", "foreignB"
+    cfg_case = replace(case(profile, 1), overrides={"batch_size": 4})  # B keeps its own batch of 16
+    result = run_stage(make_context(cfg_case, {"foreignA": a, "foreignB": b}, tmp_path), "training")
+    schedule = next(c for c in result.comparisons if c.metric == "schedule")
+    assert not schedule.passed and "steps_per_epoch" in schedule.message
 
 
 # --- through the session: n/a, known, no knock-on ----------------------------------------------
