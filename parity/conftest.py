@@ -143,7 +143,7 @@ def pytest_generate_tests(metafunc):
     if {"parity_case", "stage"} <= set(metafunc.fixturenames):
         cases = metafunc.config.parity_cases
         params = [pytest.param(case, stage, id=f"{case.id}-{stage}", marks=pytest.mark.xdist_group(case.id))
-                  for case in cases for stage in metafunc.config.parity_stages if case.runs(stage)]
+                  for case in cases for stage in metafunc.config.parity_stages]
         metafunc.parametrize(("parity_case", "stage"), params)
 
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from backends.common.config import make_config
-from parity.stages import STAGES
 
 
 @dataclass(frozen=True)
@@ -38,18 +37,9 @@ class ParityCase:
     # The cli stage's scan; None = the harness's tiny 16 x 16 one (stage_outputs.CLI_DATA). A pair whose
     # command lines refuse that size (PtychoPINN's takes N in 64, 128, 256 only) names its own.
     cli_data: SimulatedData | None = None
-    # The stages this case runs; None = every one. A foreign profile spends its CI minutes where a case
-    # tells most (its command lines and training take tens of seconds each).
-    stages: tuple | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "overrides", MappingProxyType(dict(self.overrides)))
-        if self.stages is not None:
-            object.__setattr__(self, "stages", tuple(self.stages))
-            unknown = sorted(set(self.stages) - set(STAGES))
-            if unknown or not self.stages:
-                raise ValueError(f"parity case {self.id}: stages must be a non-empty list among {', '.join(STAGES)}; "
-                                 f"unknown: {unknown}")
         if not isinstance(self.id, str) or not self.id:
             raise ValueError(f"parity case id must be a non-empty string, got {self.id!r}")
         if not 1 <= self.stage_groups <= self.data.n_positions:
@@ -64,11 +54,6 @@ class ParityCase:
     @property
     def config(self):
         return make_config(dict(self.overrides))
-
-    def runs(self, stage: str) -> bool:
-        """Whether this case runs `stage` (its `stages`, or every stage)."""
-        return self.stages is None or stage in self.stages
-
     @property
     def cli_flags(self) -> dict:
         """The config fields the cli stage's own run gives as flags (see BackendRun.cli_config)."""

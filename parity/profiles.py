@@ -11,7 +11,7 @@ profile.json (schema "pinn-parity-profile" version 1), kept in the team's own re
     {"schema": "pinn-parity-profile", "schema_version": 1, "name": "ptychopinn",
      "cases": [{"id": "gs2-k4-poisson-n64", "data": {"seed": 8, "n_positions": 64, "n": 64},
                 "overrides": {"gridsize": 2}, "train_steps": 6, "stage_groups": 16,
-                "cli_data": {"seed": 5, "n_positions": 512, "n": 64}, "stages": ["config", "cli"]}],
+                "cli_data": {"seed": 5, "n_positions": 512, "n": 64}}],
      "contract_checks": {"referee": ["translation", "forward"], "spec": [], "golden": false},
      "ledger": "tolerances.json", "golden": "golden", "baseline": "baseline.json"}
 
@@ -40,7 +40,7 @@ CONTRACT_CHECKS = (SPEC, REFEREE, GOLDEN)
 MIN_GROUPED_STAGE_GROUPS = 16
 """Foreign profiles feed at least this many groups to isolated stages when gridsize > 1,
 so batch-level bugs (a group mixed into another) can show."""
-_CASE_KEYS = {"id", "data", "overrides", "train_steps", "stage_groups", "cli_sweep", "cli_data", "stages"}
+_CASE_KEYS = {"id", "data", "overrides", "train_steps", "stage_groups", "cli_sweep", "cli_data"}
 _DATA_KEYS = {"seed", "n_positions", "n", "nphotons", "jitter"}
 _KEYS = {"schema", "schema_version", "name", "cases", "contract_checks", "ledger", "golden", "baseline"}
 
@@ -96,15 +96,13 @@ def _case(raw, path, index) -> ParityCase:
     overrides = raw.get("overrides", {})
     if not isinstance(overrides, Mapping):
         raise _fail(path, f"{key}.overrides", "an object of config fields")
-    if "stages" in raw and not (isinstance(raw["stages"], list) and all(isinstance(x, str) for x in raw["stages"])):
-        raise _fail(path, f"{key}.stages", f"a list of stage names ({', '.join(STAGES)}), got {raw['stages']!r}")
     for name in ("train_steps", "stage_groups"):
         value = raw.get(name, 1)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise _fail(path, f"{key}.{name}", f"a positive integer, got {value!r}")
     try:
         case = ParityCase(raw.get("id"), SimulatedData(**data), dict(overrides), cli_data=cli_data,
-                          **{k: raw[k] for k in ("train_steps", "stage_groups", "cli_sweep", "stages") if k in raw})
+                          **{k: raw[k] for k in ("train_steps", "stage_groups", "cli_sweep") if k in raw})
     except (TypeError, ValueError) as error:
         raise _fail(path, key, str(error)) from None
     if case.config.gridsize > 1 and case.stage_groups < MIN_GROUPED_STAGE_GROUPS:

@@ -49,7 +49,7 @@ def profile_folder(root: Path, **changes) -> Path:
                 "cases": [{"id": "gs2-k4-poisson-n128", "data": {"seed": 3, "n_positions": 48, "n": 128},
                            "overrides": {"gridsize": 2}, "train_steps": 2, "stage_groups": 16},
                           {"id": "gs1-k4-poisson-n16", "data": {"n": 16, "n_positions": 24},
-                           "cli_data": {"seed": 2, "n_positions": 20, "n": 64}, "stages": ["config", "cli"]}],
+                           "cli_data": {"seed": 2, "n_positions": 20, "n": 64}}],
                 "contract_checks": {"referee": ["translation", "forward"], "spec": True},
                 "ledger": "ledger.json", "golden": "goldens", "baseline": "baseline.json"}
     document.update(changes)
@@ -80,9 +80,6 @@ def test_a_profile_folder_gives_cases_paths_and_contract_checks(tmp_path):
     assert profile.applies("torch", "loss")  # backend against backend always counts
     # The cli stage runs on the harness's tiny scan unless a case names its own.
     assert big.cli_data is None and profile.cases[1].cli_data == SimulatedData(seed=2, n_positions=20, n=64)
-    # A case runs every stage unless it names its own.
-    assert all(big.runs(stage) for stage in STAGES)
-    assert [stage for stage in STAGES if profile.cases[1].runs(stage)] == ["config", "cli"]
 
 
 @pytest.mark.parametrize("changes, key", [
@@ -98,8 +95,6 @@ def test_a_profile_folder_gives_cases_paths_and_contract_checks(tmp_path):
     ({"cases": [{"id": "gs1-k4-mae-n32"}]}, "'cases[0]'"),  # the id does not describe the content
     ({"cases": [{"id": "gs1-k4-poisson-n32", "data": {"n_positions": 4}, "stage_groups": 8}]}, "'cases[0]'"),
     ({"cases": [{"id": "gs1-k4-poisson-n32", "cli_data": {"size": 64}}]}, "'cases[0].cli_data'"),
-    ({"cases": [{"id": "gs1-k4-poisson-n32", "stages": "cli"}]}, "'cases[0].stages'"),
-    ({"cases": [{"id": "gs1-k4-poisson-n32", "stages": ["cli", "trianing"]}]}, "'cases[0]'"),
     ({"extra": 1}, "'extra'"),
 ])
 def test_a_bad_profile_file_is_one_error_naming_the_file_and_key(tmp_path, changes, key):
