@@ -2,7 +2,8 @@
 
 Each adapter calls PtychoPINN's public entry points, the ones its own train command lines use,
 and converts names, layouts and dtypes only; no numerics of the harness stand in for theirs.
-A stage PtychoPINN has no public entry point for is not declared (n/a in the report).
+A stage PtychoPINN has no public entry point for is not declared (n/a in the report, with the reason
+given in `unsupported_stages`). PtychoPINN keeps global state in ptycho.params.cfg: see set_legacy_params.
 
 config  TF:    ptycho.config.config.TrainingConfig(model=ModelConfig(...), ...), as
                scripts/training/train.py builds it from its flags (dataclass defaults).
@@ -29,6 +30,10 @@ translation TF: ptycho.tf_helper.Translation (the model's layer, XLA path, jitte
                the canonical convention, no sign change.
         torch: ptycho_torch.helper.Translation(img (B*C, H, W), offset (B*C, 1, 2), jitter_amt=0):
                grid_sample bilinear, align_corners=True, zero fill; (x, y), +d, no sign change.
+
+shapes, forward, loss, reconstruction (stitch): see each method's docstring and README.md (the
+               stage table); model, gradients, optimizer, training, bundle and cli are unsupported, with
+               the reason in `unsupported_stages`.
 
 Canonical fields with no counterpart in a backend's configuration (seed, adam_epsilon; the TF
 side's learning_rate, which lives in its model code, not its config) are left out of that
