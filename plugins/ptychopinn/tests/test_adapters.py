@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("ptycho", reason="PtychoPINN (ptycho) is not installed: run in .venv-upstream")
 
 from pinn_parity_ptychopinn import adapters as a  # noqa: E402
+from pinn_parity_ptychopinn import conversions  # noqa: E402
 
 
 def _npz(tmp_path, n=64, m=12, diff_key="diffraction"):
@@ -22,14 +23,14 @@ def _npz(tmp_path, n=64, m=12, diff_key="diffraction"):
 
 
 def test_tf_loss_name():
-    assert a.tf_loss_name(1.0, 0.0) == "poisson"
-    assert a.tf_loss_name(0.0, 1.0) == "mae"
-    assert a.tf_loss_name(1.0, 1.0).startswith("mixed")
+    assert conversions.tf_loss_name(1.0, 0.0) == "poisson"
+    assert conversions.tf_loss_name(0.0, 1.0) == "mae"
+    assert conversions.tf_loss_name(1.0, 1.0).startswith("mixed")
 
 
 def test_require_n_refuses_32():
     with pytest.raises(ValueError, match="N = 32"):
-        a.require_n(32, "x")
+        conversions.require_n(32, "x")
 
 
 def test_tf_resolve_config_maps_canonical_names(tmp_path):

@@ -1,0 +1,188 @@
+"""What both PtychoPINN adapters share: canonical <-> PtychoPINN names, layouts and signs, its global
+state (ptycho.params.cfg), and the stitching both of its workflows call. No numerics of the harness.
+
+PtychoPINN is imported inside the functions: importing this module loads no framework.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import numpy as np
+
+SUPPORTED_N = (64, 128, 256)
+"""ptycho.config.config.ModelConfig.N is Literal[64, 128, 256]; its TF model refuses N = 32."""
+
+# canonical loss name -> the TF TrainingConfig weights that select it (nll_weight, mae_weight)
+TF_LOSS = {"poisson": {"nll_weight": 1.0, "mae_weight": 0.0}, "mae": {"nll_weight": 0.0, "mae_weight": 1.0}}
+# canonical loss name -> torch factory overrides (ModelConfig.loss_function, TrainingConfig.torch_loss_mode)
+TORCH_LOSS = {"poisson": {"loss_function": "Poisson", "torch_loss_mode": "poisson"},
+               "mae": {"loss_function": "MAE", "torch_loss_mode": "mae"}}
+# PtychoPINN's amp_activation names -> canonical ones (the bridge normalises torch's silu to swish)
+ACTIVATION_TO_TORCH = {"swish": "silu"}  # canonical -> ptycho_torch's name, where they differ
+ACTIVATION_TO_CANONICAL = {"sigmoid": "sigmoid", "softplus": "softplus", "swish": "swish", "silu": "swish",
+                            "relu": "relu"}
+
+
+def require_n(n: int, what: str) -> None:
+    if n not in SUPPORTED_N:
+        raise ValueError(f"{what}: PtychoPINN supports patch size N in {SUPPORTED_N}, got N = {n}")
+
+
+def diffraction_size(data_path) -> int:
+    """N of the case's file (its diffraction patterns are (M, N, N))."""
+    with np.load(data_path) as f:
+        return int(f["diffraction"].shape[-1])
+
+
+def tf_loss_name(nll_weight: float, mae_weight: float) -> str:
+    """Canonical loss name for the TF weights; 'mixed' where both are on (no canonical counterpart)."""
+    if nll_weight > 0 and mae_weight == 0:
+        return "poisson"
+    if mae_weight > 0 and nll_weight == 0:
+        return "mae"
+    return f"mixed(nll={nll_weight},mae={mae_weight})"
+
+
+def canonical_from_tf_training_config(cfg) -> dict:
+    """The canonical fields a ptycho.config.config.TrainingConfig holds, by canonical name."""
+    model = cfg.model
+    return {
+        "gridsize": int(model.gridsize),
+        "neighbor_count": int(cfg.neighbor_count),
+        "n_groups": None if cfg.n_groups is None else int(cfg.n_groups),
+        "n_filters_scale": int(model.n_filters_scale),
+        "amp_activation": ACTIVATION_TO_CANONICAL.get(model.amp_activation, model.amp_activation),
+        "batch_size": int(cfg.batch_size),
+        "epochs": int(cfg.nepochs),
+        "loss": tf_loss_name(cfg.nll_weight, cfg.mae_weight),
+        "object_big": bool(model.object_big),
+    }
+
+
+def own_fields(obj, names) -> dict:
+    return {f"x.{name}": plain(getattr(obj, name)) for name in names}
+
+
+def plain(value):
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+TF_OWN = ("nphotons", "intensity_scale_trainable", "probe_trainable", "nll_weight", "mae_weight")
+TF_MODEL_OWN = ("N", "model_type", "architecture", "probe_big", "probe_mask", "pad_object", "probe_scale")
+
+
+def grouping_inputs(xcoords, ycoords, config: dict, inference: bool):
+    """Positions, gridsize, K, nsamples and seed for generate_grouped_data from the canonical config."""
+    x = np.asarray(xcoords, np.float64).ravel()
+    y = np.asarray(ycoords, np.float64).ravel()
+    m = x.size
+    gridsize = int(config.get("gridsize", 1))
+    k = int(config.get("neighbor_count", 4))
+    n_groups = config.get("n_groups")
+    nsamples = m if (inference or n_groups is None) else int(n_groups)
+    seed = config.get("seed", 42)
+    return x, y, gridsize, k, nsamples, None if seed is None else int(seed)
+
+
+# generate_grouped_data indexes diffraction patterns too; grouping never reads their values.
+DUMMY_N = 4
+
+
+def dummy_arrays(m: int):
+    return (np.ones((m, DUMMY_N, DUMMY_N), np.float32), np.ones((DUMMY_N, DUMMY_N), np.complex64),
+            np.arange(m))
+
+
+def canonical_groups(grouped: dict, xcoords, ycoords) -> dict:
+    """PtychoPINN's grouped dict -> canonical groups.
+
+    Theirs: nn_indices (B, C) int32; coords_nn (B, 1, 2, C) with row 0 = x, row 1 = y;
+    coords_offsets (B, 1, 2, 1) the group centre (mean); coords_relative (B, 1, 2, C) =
+    local_offset_sign * (coords_nn - centre), local_offset_sign = -1 (centre - position).
+    Ours: (B, C, 2) as (x, y), offsets = position - centre."""
+    from ptycho import raw_data
+
+    idx = np.ascontiguousarray(grouped["nn_indices"], np.int64)
+    coords = np.moveaxis(np.asarray(grouped["coords_nn"], np.float64)[:, 0], 1, 2)  # (B, 2, C) -> (B, C, 2)
+    center = np.asarray(grouped["coords_offsets"], np.float64)[:, 0, :, 0]  # (B, 2)
+    relative = np.moveaxis(np.asarray(grouped["coords_relative"], np.float64)[:, 0], 1, 2)
+    offsets = relative / raw_data.local_offset_sign  # their sign -> position - centre
+    return {"nn_indices": idx, "coords_px": coords, "center_px": center, "offsets_px": offsets}
+
+
+def their_offsets(offsets_px) -> np.ndarray:
+    """Canonical offsets (B, C, 2), position - centre, -> PtychoPINN's coords_relative sign,
+    centre - position (ptycho.raw_data.local_offset_sign = -1), float32, still (B, C, 2)."""
+    return (np.asarray(offsets_px, np.float64) * raw_data_sign()).astype(np.float32)
+
+
+def raw_data_sign() -> int:
+    from ptycho import raw_data
+
+    return int(raw_data.local_offset_sign)
+
+
+STITCH_M = 20
+"""M of ptycho.tf_helper.reassemble_position (the central M x M of each patch is stitched): the default of
+the stitching both workflows call (ptycho.workflows.components.reassemble_cdi_image and
+ptycho_torch.workflows.components._reassemble_cdi_image_torch, M = 20)."""
+
+
+def set_legacy_params(n: int, gridsize: int, object_big: bool) -> None:
+    """Set PtychoPINN's global ptycho.params.cfg for one call, through its own update_legacy_dict.
+
+    Their TF layers and helpers read N, gridsize, object.big, the padded size and probe settings from
+    that global dict, which create_training_payload (the torch config factory) also writes: set it
+    explicitly before every call so one case's values never leak into the next."""
+    from ptycho import params
+    from ptycho.config.config import ModelConfig, TrainingConfig, update_legacy_dict
+
+    update_legacy_dict(params.cfg, TrainingConfig(model=ModelConfig(N=n, gridsize=gridsize, object_big=object_big)))
+
+
+def torch_configs(n: int, gridsize: int, object_big: bool, **model_fields):
+    """(ModelConfig, DataConfig) of ptycho_torch.config_params with the fields create_training_payload sets
+    from its overrides (N, grid_size, C, object_big, C_forward = C_model = C, and `model_fields` such as
+    n_filters_scale and amp_activation); every other field keeps its dataclass default, as there."""
+    from ptycho_torch.config_params import DataConfig, ModelConfig
+
+    c = gridsize * gridsize
+    return (ModelConfig(object_big=bool(object_big), C_forward=c, C_model=c, **model_fields),
+            DataConfig(N=n, grid_size=(gridsize, gridsize), C=c))
+
+
+def shape_entry(shape, dtype) -> list:
+    return [[int(d) for d in shape], str(np.dtype(dtype))]
+
+
+def stitch_with_reassemble_position(patches, xcoords, ycoords) -> dict:
+    """ptycho.tf_helper.reassemble_position on (P, N, N) patches at their scan positions.
+
+    Its canvas is centred on the mean position (com) with side S = M + 2 * even(ceil(max |p - com|)); canvas
+    pixel i is scan coordinate com + i - S/2, so origin_px (x, y) = com - S/2 (fractional)."""
+    from ptycho import tf_helper
+
+    patches = np.asarray(patches, np.complex64)
+    n = patches.shape[-1]
+    require_n(n, "stitch")
+    set_legacy_params(n, 1, False)
+    positions = np.stack([np.asarray(xcoords, np.float64), np.asarray(ycoords, np.float64)], -1)  # (P, 2) x, y
+    with contextlib.redirect_stdout(io.StringIO()):
+        obj = np.asarray(tf_helper.reassemble_position(patches[..., None], positions[:, None, None, :], M=STITCH_M))
+    side = obj.shape[0]
+    com = positions.astype(np.float32).mean(0).astype(np.float64)  # reassemble_position centres in float32
+    return {"object": obj[..., 0].astype(np.complex64), "origin_px": com - side / 2}
+
+
+def raw_data_arrays(raw) -> dict:
+    """A ptycho.raw_data.RawData as the canonical dataset: diff3d is already (M, N, N)."""
+    return {"diffraction": np.asarray(raw.diff3d, np.float32),
+            "xcoords": np.asarray(raw.xcoords, np.float64), "ycoords": np.asarray(raw.ycoords, np.float64),
+            "probe": np.asarray(raw.probeGuess, np.complex64)}
