@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from backends.common.config import make_config
+from parity.stages import STAGES
 
 
 @dataclass(frozen=True)
@@ -34,11 +35,18 @@ class ParityCase:
     train_steps: int = 6  # optimiser steps of the training stage
     stage_groups: int = 2  # groups fed to the isolated translation/forward/model/gradient stages
     cli_sweep: bool = False  # the cli stage also leaves out each flag in turn (CLI_ALTERNATIVES)
+    cli_data: SimulatedData | None = None  # the cli stage's scan; None: the tiny one (stage_outputs.CLI_DATA)
+    skip_stages: tuple = ()  # stages not run on this case (n/a, noted): a profile keeps costly stages to few cases
 
     def __post_init__(self):
         object.__setattr__(self, "overrides", MappingProxyType(dict(self.overrides)))
+        object.__setattr__(self, "skip_stages", tuple(self.skip_stages))
         if not isinstance(self.id, str) or not self.id:
             raise ValueError(f"parity case id must be a non-empty string, got {self.id!r}")
+        unknown = sorted(set(self.skip_stages) - set(STAGES))
+        if unknown:
+            raise ValueError(f"parity case {self.id}: skip_stages names unknown stage(s) {unknown}; "
+                             f"stages are {', '.join(STAGES)}")
         if not 1 <= self.stage_groups <= self.data.n_positions:
             raise ValueError(f"parity case {self.id}: stage_groups={self.stage_groups} must be between 1 and the "
                              f"{self.data.n_positions} scan positions")

@@ -39,7 +39,7 @@ CONTRACT_CHECKS = (SPEC, REFEREE, GOLDEN)
 MIN_GROUPED_STAGE_GROUPS = 16
 """Foreign profiles feed at least this many groups to isolated stages when gridsize > 1,
 so batch-level bugs (a group mixed into another) can show."""
-_CASE_KEYS = {"id", "data", "overrides", "train_steps", "stage_groups", "cli_sweep"}
+_CASE_KEYS = {"id", "data", "overrides", "train_steps", "stage_groups", "cli_sweep", "cli_data", "skip_stages"}
 _DATA_KEYS = {"seed", "n_positions", "n", "nphotons", "jitter"}
 _KEYS = {"schema", "schema_version", "name", "cases", "contract_checks", "ledger", "golden", "baseline"}
 
@@ -84,6 +84,12 @@ def _case(raw, path, index) -> ParityCase:
     data = raw.get("data", {})
     if not isinstance(data, Mapping) or set(data) - _DATA_KEYS:
         raise _fail(path, f"{key}.data", f"an object with fields among {sorted(_DATA_KEYS)}")
+    cli_data = raw.get("cli_data")
+    if cli_data is not None and (not isinstance(cli_data, Mapping) or set(cli_data) - _DATA_KEYS):
+        raise _fail(path, f"{key}.cli_data", f"an object with fields among {sorted(_DATA_KEYS)}")
+    skip = raw.get("skip_stages", [])
+    if not isinstance(skip, list) or not all(isinstance(stage, str) for stage in skip):
+        raise _fail(path, f"{key}.skip_stages", "a list of stage names")
     overrides = raw.get("overrides", {})
     if not isinstance(overrides, Mapping):
         raise _fail(path, f"{key}.overrides", "an object of config fields")
@@ -93,6 +99,7 @@ def _case(raw, path, index) -> ParityCase:
             raise _fail(path, f"{key}.{name}", f"a positive integer, got {value!r}")
     try:
         case = ParityCase(raw.get("id"), SimulatedData(**data), dict(overrides),
+                          cli_data=None if cli_data is None else SimulatedData(**cli_data), skip_stages=tuple(skip),
                           **{k: raw[k] for k in ("train_steps", "stage_groups", "cli_sweep") if k in raw})
     except (TypeError, ValueError) as error:
         raise _fail(path, key, str(error)) from None

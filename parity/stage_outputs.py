@@ -109,9 +109,12 @@ class CaseInputs:
 
     @cached_property
     def cli_data_path(self) -> Path:
-        path = self.workdir / "cli-tiny.npz"
+        """The cli stage's scan: the case's own cli_data (a system that refuses N = 16), else CLI_DATA."""
+        d = self.case.cli_data
+        path = self.workdir / ("cli-tiny.npz" if d is None else f"cli-{self.case.id}.npz")
         if not path.exists():
-            save_dataset(simulate(**CLI_DATA), path)
+            save_dataset(simulate(**CLI_DATA) if d is None else
+                         simulate(d.seed, d.n_positions, d.n, d.nphotons, jitter=d.jitter), path)
         return path
 
     @cached_property
