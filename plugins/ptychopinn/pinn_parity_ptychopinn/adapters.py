@@ -31,8 +31,8 @@ translation TF: ptycho.tf_helper.Translation (the model's layer, XLA path, jitte
         torch: ptycho_torch.helper.Translation(img (B*C, H, W), offset (B*C, 1, 2), jitter_amt=0):
                grid_sample bilinear, align_corners=True, zero fill; (x, y), +d, no sign change.
 
-shapes, forward, loss, reconstruction (stitch): see each method's docstring and README.md (the
-               stage table); model, gradients, optimizer, training, bundle and cli are unsupported, with
+shapes, forward, loss, reconstruction (stitch), cli: see each method's docstring and README.md (the
+               stage table); model, gradients, optimizer, training and bundle are unsupported, with
                the reason in `unsupported_stages`.
 
 Canonical fields with no counterpart in a backend's configuration (seed, adam_epsilon; the TF
@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import sys
 import tempfile
 from pathlib import Path
 from types import MappingProxyType
@@ -54,13 +55,15 @@ import numpy as np
 
 from adapters.base import Backend
 from pinn_parity_ptychopinn.conversions import (
-    ACTIVATION_TO_TORCH, DUMMY_N, TF_LOSS, TF_MODEL_OWN, TF_OWN, TORCH_LOSS, canonical_from_tf_training_config,
-    canonical_groups, diffraction_size, dummy_arrays, grouping_inputs, own_fields, plain, raw_data_arrays, require_n,
-    set_legacy_params, shape_entry, stitch_with_reassemble_position, their_offsets, torch_configs)
+    ACTIVATION_TO_TORCH, DUMMY_N, TF_LOSS, TF_MODEL_OWN, TF_OWN, TORCH_LOSS, bundle_params,
+    canonical_from_legacy_params, canonical_from_tf_training_config, canonical_groups, diffraction_size, dummy_arrays,
+    grouping_inputs, harness_cli_args, own_fields, plain, raw_data_arrays, require_n, run_command, set_legacy_params,
+    shape_entry, stitch_with_reassemble_position, their_flags, their_offsets, torch_configs, with_diff3d_key)
 
 
 class _PtychoPINN(Backend):
-    declared_stages = ("config", "data", "grouping", "shapes", "translation", "forward", "loss", "reconstruction")
+    declared_stages = ("config", "data", "grouping", "shapes", "translation", "forward", "loss", "reconstruction",
+                       "cli")
     unsupported_stages = MappingProxyType({
         "model": "predict takes the harness's canonical weights, which neither network can load: their layers "
                  "differ from the canonical network's and from each other's (see the shapes stage)",
@@ -72,8 +75,6 @@ class _PtychoPINN(Backend):
                     "ptycho_torch.model can load (different layers), so trajectories would not be comparable",
         "bundle": "bundles carry a canonical ModelState (canonical weights): ptycho.model_manager and "
                   "ptycho_torch's bundles hold their own networks' weights, which have no canonical mapping",
-        "cli": "the cli stage trains on the harness's 16x16 scan (parity.stage_outputs.CLI_DATA); PtychoPINN's "
-               "ModelConfig.N is Literal[64, 128, 256] and refuses it",
     })
     default_profile = "../profile"
 
@@ -236,6 +237,29 @@ class PtychoPINNTF(_PtychoPINN):
         return float(tf.reduce_mean(per_element))
 
 
+    # canonical field -> scripts/training/train.py's flag (its flags are TrainingConfig/ModelConfig field names)
+    CLI_FLAGS = MappingProxyType({
+        "gridsize": "--gridsize", "neighbor_count": "--neighbor_count", "n_groups": "--n_groups",
+        "n_filters_scale": "--n_filters_scale", "amp_activation": "--amp_activation", "batch_size": "--batch_size",
+        "epochs": "--nepochs",
+        "loss": lambda name: [item for field, weight in TF_LOSS[name].items() for item in (f"--{field}", str(weight))],
+    })
+
+    def run_train_cli(self, argv) -> dict:
+        """scripts/training/train.py (the TF train command line) in a subprocess with the case's flags only;
+        its effective configuration is the params.cfg snapshot model_manager.save writes into wts.h5.zip."""
+        import ptycho
+
+        data, out, given = harness_cli_args(argv)
+        script = Path(ptycho.__file__).resolve().parents[1] / "scripts" / "training" / "train.py"
+        if not script.is_file():
+            raise FileNotFoundError(f"ptychopinn-tf: no {script}: the TF train command line ships with a PtychoPINN "
+                                    "source checkout (make upstream installs one)")
+        run_command([sys.executable, str(script), "--train_data_file", str(data), "--output_dir", str(out),
+                     *their_flags(given, self.CLI_FLAGS, self.name)], "scripts/training/train.py")
+        return canonical_from_legacy_params(bundle_params(out))
+
+
 class PtychoPINNTorch(_PtychoPINN):
     """PtychoPINN's PyTorch backend (package `ptycho_torch`), configured through its config factory."""
 
@@ -292,15 +316,8 @@ class PtychoPINNTorch(_PtychoPINN):
 
         # RawData.from_file reads the key 'diff3d' only (KeyError on the harness's 'diffraction', which
         # ptycho.workflows.components.load_data accepts): the file is handed over under their key name.
-        with np.load(path) as f:
-            arrays = {k: f[k] for k in f.files}
-        if "diff3d" in arrays:
-            return raw_data_arrays(RawData.from_file(str(path)))
-        arrays["diff3d"] = arrays.pop("diffraction")
         with tempfile.TemporaryDirectory(prefix="ptychopinn-torch-data-") as folder:
-            renamed = Path(folder) / Path(path).name
-            np.savez(renamed, **arrays)
-            return raw_data_arrays(RawData.from_file(str(renamed)))
+            return raw_data_arrays(RawData.from_file(str(with_diff3d_key(path, folder))))
 
     def group(self, xcoords, ycoords, config: dict, inference: bool = False) -> dict:
         from ptycho_torch.raw_data_bridge import RawDataTorch
@@ -394,3 +411,23 @@ class PtychoPINNTorch(_PtychoPINN):
         with torch.no_grad():
             value = modules[loss_name]()(predicted, observed).mean() / (torch.mean(observed) + 1e-8)
         return float(value)
+
+    # canonical field -> `python -m ptycho_torch.train`'s flag (cli_main's argparse); it has none for
+    # neighbor_count, n_filters_scale, amp_activation or object_big.
+    CLI_FLAGS = MappingProxyType({
+        "gridsize": "--gridsize", "n_groups": "--n_images", "batch_size": "--batch_size", "epochs": "--max_epochs",
+        "learning_rate": "--learning-rate", "loss": lambda name: ["--torch-loss-mode", TORCH_LOSS[name]["torch_loss_mode"]],
+    })
+
+    def run_train_cli(self, argv) -> dict:
+        """`python -m ptycho_torch.train` (cli_main) in a subprocess with the case's flags only, plus
+        --disable_mlflow (no tracking server here) and --quiet; its effective configuration is the
+        params.cfg snapshot its bundle writer puts into wts.h5.zip."""
+        data, out, given = harness_cli_args(argv)
+        with tempfile.TemporaryDirectory(prefix="ptychopinn-torch-cli-") as folder:
+            run_command([sys.executable, "-m", "ptycho_torch.train", "--train_data_file",
+                         str(with_diff3d_key(data, folder)), "--output_dir", str(out),
+                         *their_flags(given, self.CLI_FLAGS, self.name), "--disable_mlflow", "--quiet"],
+                        "python -m ptycho_torch.train")
+        return canonical_from_legacy_params(bundle_params(out))
+

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import subprocess
+import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -186,3 +189,77 @@ def raw_data_arrays(raw) -> dict:
     return {"diffraction": np.asarray(raw.diff3d, np.float32),
             "xcoords": np.asarray(raw.xcoords, np.float64), "ycoords": np.asarray(raw.ycoords, np.float64),
             "probe": np.asarray(raw.probeGuess, np.complex64)}
+
+
+def with_diff3d_key(path, folder) -> Path:
+    """`path` itself when it holds the key 'diff3d', else a copy in `folder` with 'diffraction' renamed to it:
+    ptycho.raw_data.RawData.from_file (which the torch CLI and loader call) reads 'diff3d' only."""
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    if "diff3d" in arrays:
+        return Path(path)
+    arrays["diff3d"] = arrays.pop("diffraction")
+    renamed = Path(folder) / Path(path).name
+    np.savez(renamed, **arrays)
+    return renamed
+
+
+def harness_cli_args(argv) -> tuple[Path, Path, dict]:
+    """(train data file, output dir, {canonical field: value text}) of the harness's train command line:
+    `--train-data-file F --output-dir D --<field> VALUE ...` (parity.stage_outputs.BackendRun._train_cli)."""
+    args = list(argv)
+    if len(args) % 2:
+        raise ValueError(f"train CLI arguments must be flag/value pairs, got {args}")
+    given = {flag[2:].replace("-", "_"): value for flag, value in zip(args[::2], args[1::2])}
+    return Path(given.pop("train_data_file")), Path(given.pop("output_dir")), given
+
+
+def their_flags(given: dict, flag_of: dict, backend: str) -> list:
+    """Their command-line flags for the canonical fields `given`; a field with no flag of theirs is an error."""
+    missing = sorted(set(given) - set(flag_of))
+    if missing:
+        raise ValueError(f"{backend}: its train command line has no flag for {missing}")
+    argv = []
+    for field, value in sorted(given.items()):
+        flag = flag_of[field]
+        argv += flag(value) if callable(flag) else [flag, value]
+    return argv
+
+
+def run_command(command: list, what: str) -> None:
+    """Run one of PtychoPINN's command lines; a non-zero exit raises with the end of what it printed."""
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = (done.stdout + done.stderr)[-3000:]
+        raise RuntimeError(f"{what} exited {done.returncode}: {' '.join(map(str, command))}\n{tail}")
+
+
+BUNDLE_PARAMS = "diffraction_to_obj/params.dill"
+"""The params.cfg snapshot inside the wts.h5.zip both train command lines write (ptycho.model_manager's
+format; ptycho_torch's bundle writer keeps it): their effective configuration."""
+
+
+def bundle_params(output_dir) -> dict:
+    import dill
+
+    with zipfile.ZipFile(Path(output_dir) / "wts.h5.zip") as bundle:
+        return dill.loads(bundle.read(BUNDLE_PARAMS))
+
+
+def canonical_from_legacy_params(params: dict) -> dict:
+    """Canonical fields (and own fields under x.) of a legacy ptycho.params.cfg dict (update_legacy_dict's
+    names: nepochs, object.big, intensity_scale.trainable, ...)."""
+    out = {
+        "gridsize": int(params["gridsize"]),
+        "neighbor_count": int(params["neighbor_count"]),
+        "n_groups": None if params.get("n_groups") is None else int(params["n_groups"]),
+        "n_filters_scale": int(params["n_filters_scale"]),
+        "amp_activation": ACTIVATION_TO_CANONICAL.get(params["amp_activation"], params["amp_activation"]),
+        "batch_size": int(params["batch_size"]),
+        "epochs": int(params["nepochs"]),
+        "loss": tf_loss_name(params["nll_weight"], params["mae_weight"]),
+        "object_big": bool(params["object.big"]),
+    }
+    out.update({"x.N": int(params["N"]), "x.intensity_scale_trainable": bool(params["intensity_scale.trainable"]),
+                "x.nphotons": float(params["nphotons"])})
+    return out

@@ -221,3 +221,36 @@ def test_model_shapes_are_channels_first(backend):
     assert shapes["input.diffraction"] == [[1, 4, 64, 64], "float32"]
     assert shapes["input.offsets"] == [[1, 4, 2], "float32"]
     assert shapes["output.amplitude"][0] == [1, 4, 64, 64]
+
+
+# --- cli -------------------------------------------------------------------------------------------
+
+
+def test_harness_cli_flags_become_theirs_and_a_missing_flag_is_named():
+    from pinn_parity_ptychopinn.conversions import harness_cli_args, their_flags
+
+    data, out, given = harness_cli_args(["--train-data-file", "d.npz", "--output-dir", "o", "--epochs", "0",
+                                         "--n-groups", "16", "--loss", "mae"])
+    assert (str(data), str(out), given) == ("d.npz", "o", {"epochs": "0", "n_groups": "16", "loss": "mae"})
+    assert their_flags(given, a.PtychoPINNTF.CLI_FLAGS, "tf") == [
+        "--nepochs", "0", "--nll_weight", "0.0", "--mae_weight", "1.0", "--n_groups", "16"]
+    assert their_flags(given, a.PtychoPINNTorch.CLI_FLAGS, "torch") == [
+        "--max_epochs", "0", "--torch-loss-mode", "mae", "--n_images", "16"]
+    with pytest.raises(ValueError, match=r"torch: its train command line has no flag for \['neighbor_count'\]"):
+        their_flags({"neighbor_count": "6"}, a.PtychoPINNTorch.CLI_FLAGS, "torch")
+
+
+def test_legacy_params_read_back_in_canonical_names():
+    from ptycho import params
+    from ptycho.config.config import ModelConfig, TrainingConfig, update_legacy_dict
+    from pinn_parity_ptychopinn.conversions import canonical_from_legacy_params
+
+    legacy = dict(params.cfg)
+    update_legacy_dict(legacy, TrainingConfig(model=ModelConfig(N=128, gridsize=2, amp_activation="swish",
+                                                                object_big=False),
+                                              nepochs=3, neighbor_count=5, n_groups=9, mae_weight=1.0, nll_weight=0.0))
+    cfg = canonical_from_legacy_params(legacy)
+    assert {k: cfg[k] for k in ("gridsize", "neighbor_count", "n_groups", "epochs", "loss", "object_big",
+                                "amp_activation", "x.N")} == {
+        "gridsize": 2, "neighbor_count": 5, "n_groups": 9, "epochs": 3, "loss": "mae", "object_big": False,
+        "amp_activation": "swish", "x.N": 128}
