@@ -256,7 +256,7 @@ class PtychoPINNTF(_PtychoPINN):
             raise FileNotFoundError(f"ptychopinn-tf: no {script}: the TF train command line ships with a PtychoPINN "
                                     "source checkout (make upstream installs one)")
         run_command([sys.executable, str(script), "--train_data_file", str(data), "--output_dir", str(out),
-                     *their_flags(given, self.CLI_FLAGS, self.name)], "scripts/training/train.py")
+                     *their_flags(given, self.CLI_FLAGS, self.name)], "scripts/training/train.py", cwd=out)
         return canonical_from_legacy_params(bundle_params(out))
 
 
@@ -428,6 +428,6 @@ class PtychoPINNTorch(_PtychoPINN):
             run_command([sys.executable, "-m", "ptycho_torch.train", "--train_data_file",
                          str(with_diff3d_key(data, folder)), "--output_dir", str(out),
                          *their_flags(given, self.CLI_FLAGS, self.name), "--disable_mlflow", "--quiet"],
-                        "python -m ptycho_torch.train")
+                        "python -m ptycho_torch.train", cwd=out)
         return canonical_from_legacy_params(bundle_params(out))
 

@@ -211,7 +211,8 @@ def harness_cli_args(argv) -> tuple[Path, Path, dict]:
     if len(args) % 2:
         raise ValueError(f"train CLI arguments must be flag/value pairs, got {args}")
     given = {flag[2:].replace("-", "_"): value for flag, value in zip(args[::2], args[1::2])}
-    return Path(given.pop("train_data_file")), Path(given.pop("output_dir")), given
+    # absolute: the command lines run in their output folder (run_command)
+    return Path(given.pop("train_data_file")).resolve(), Path(given.pop("output_dir")).resolve(), given
 
 
 def their_flags(given: dict, flag_of: dict, backend: str) -> list:
@@ -226,9 +227,12 @@ def their_flags(given: dict, flag_of: dict, backend: str) -> list:
     return argv
 
 
-def run_command(command: list, what: str) -> None:
-    """Run one of PtychoPINN's command lines; a non-zero exit raises with the end of what it printed."""
-    done = subprocess.run(command, capture_output=True, text=True)
+def run_command(command: list, what: str, cwd) -> None:
+    """Run one of PtychoPINN's command lines in `cwd` (they write logs such as train_debug.log into the working
+    folder: the run's own output folder, never the caller's); a non-zero exit raises with the end of what
+    it printed."""
+    Path(cwd).mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(command, capture_output=True, text=True, cwd=cwd)
     if done.returncode != 0:
         tail = (done.stdout + done.stderr)[-3000:]
         raise RuntimeError(f"{what} exited {done.returncode}: {' '.join(map(str, command))}\n{tail}")

@@ -3,6 +3,8 @@
     .venv-upstream/bin/python -m pytest plugins/ptychopinn/tests -p no:cacheprovider
 """
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -231,7 +233,8 @@ def test_harness_cli_flags_become_theirs_and_a_missing_flag_is_named():
 
     data, out, given = harness_cli_args(["--train-data-file", "d.npz", "--output-dir", "o", "--epochs", "0",
                                          "--n-groups", "16", "--loss", "mae"])
-    assert (str(data), str(out), given) == ("d.npz", "o", {"epochs": "0", "n_groups": "16", "loss": "mae"})
+    assert (data, out, given) == (Path("d.npz").resolve(), Path("o").resolve(),
+                                  {"epochs": "0", "n_groups": "16", "loss": "mae"})
     assert their_flags(given, a.PtychoPINNTF.CLI_FLAGS, "tf") == [
         "--nepochs", "0", "--nll_weight", "0.0", "--mae_weight", "1.0", "--n_groups", "16"]
     assert their_flags(given, a.PtychoPINNTorch.CLI_FLAGS, "torch") == [
