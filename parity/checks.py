@@ -687,6 +687,9 @@ def run_stage(ctx: CaseContext, stage: str) -> StageResult:
     """The stage's check between the backends that support it (the first the reference); a backend
     that lacks it is left out and noted. With fewer than two, or an input no backend can produce,
     the result is `unsupported` (n/a, with a note saying why); an upstream failure fails the stage."""
+    if stage in ctx.inputs.case.skip_stages:
+        reason = f"stage {stage} n/a: not run on this case (its profile's skip_stages)"
+        return StageResult(unsupported=reason, notes=[StageNote(ctx.case_id, stage, "n/a", reason)])
     supporting = ctx.supporting(stage)
     lacking = [name for name in ctx.runs if name not in supporting]
     na = f"lacking {stage}: {_names(_with_reasons(ctx, stage, lacking))}"

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from backends.common.config import make_config
+from parity.stages import STAGES
 
 
 @dataclass(frozen=True)
@@ -34,14 +35,18 @@ class ParityCase:
     train_steps: int = 6  # optimiser steps of the training stage
     stage_groups: int = 2  # groups fed to the isolated translation/forward/model/gradient stages
     cli_sweep: bool = False  # the cli stage also leaves out each flag in turn (CLI_ALTERNATIVES)
-    # The cli stage's scan; None = the harness's tiny 16 x 16 one (stage_outputs.CLI_DATA). A pair whose
-    # command lines refuse that size (PtychoPINN's takes N in 64, 128, 256 only) names its own.
-    cli_data: SimulatedData | None = None
+    cli_data: SimulatedData | None = None  # the cli stage's scan; None: the tiny one (stage_outputs.CLI_DATA)
+    skip_stages: tuple = ()  # stages not run on this case (n/a, noted): a profile keeps costly stages to few cases
 
     def __post_init__(self):
         object.__setattr__(self, "overrides", MappingProxyType(dict(self.overrides)))
+        object.__setattr__(self, "skip_stages", tuple(self.skip_stages))
         if not isinstance(self.id, str) or not self.id:
             raise ValueError(f"parity case id must be a non-empty string, got {self.id!r}")
+        unknown = sorted(set(self.skip_stages) - set(STAGES))
+        if unknown:
+            raise ValueError(f"parity case {self.id}: skip_stages names unknown stage(s) {unknown}; "
+                             f"stages are {', '.join(STAGES)}")
         if not 1 <= self.stage_groups <= self.data.n_positions:
             raise ValueError(f"parity case {self.id}: stage_groups={self.stage_groups} must be between 1 and the "
                              f"{self.data.n_positions} scan positions")
@@ -54,6 +59,7 @@ class ParityCase:
     @property
     def config(self):
         return make_config(dict(self.overrides))
+
     @property
     def cli_flags(self) -> dict:
         """The config fields the cli stage's own run gives as flags (see BackendRun.cli_config)."""

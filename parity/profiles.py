@@ -10,8 +10,7 @@ profile.json (schema "pinn-parity-profile" version 1), kept in the team's own re
 
     {"schema": "pinn-parity-profile", "schema_version": 1, "name": "ptychopinn",
      "cases": [{"id": "gs2-k4-poisson-n64", "data": {"seed": 8, "n_positions": 64, "n": 64},
-                "overrides": {"gridsize": 2}, "train_steps": 6, "stage_groups": 16,
-                "cli_data": {"seed": 5, "n_positions": 512, "n": 64}}],
+                "overrides": {"gridsize": 2}, "train_steps": 6, "stage_groups": 16}],
      "contract_checks": {"referee": ["translation", "forward"], "spec": [], "golden": false},
      "ledger": "tolerances.json", "golden": "golden", "baseline": "baseline.json"}
 
@@ -40,7 +39,7 @@ CONTRACT_CHECKS = (SPEC, REFEREE, GOLDEN)
 MIN_GROUPED_STAGE_GROUPS = 16
 """Foreign profiles feed at least this many groups to isolated stages when gridsize > 1,
 so batch-level bugs (a group mixed into another) can show."""
-_CASE_KEYS = {"id", "data", "overrides", "train_steps", "stage_groups", "cli_sweep", "cli_data"}
+_CASE_KEYS = {"id", "data", "overrides", "train_steps", "stage_groups", "cli_sweep", "cli_data", "skip_stages"}
 _DATA_KEYS = {"seed", "n_positions", "n", "nphotons", "jitter"}
 _KEYS = {"schema", "schema_version", "name", "cases", "contract_checks", "ledger", "golden", "baseline"}
 
@@ -75,13 +74,6 @@ def _fail(path, key, text) -> ProfileError:
     return ProfileError(f"{path}: key {key!r}: {text}")
 
 
-def _data_fields(raw, path, key) -> Mapping:
-    """A case's simulated-scan object (its data, or its cli_data), checked for known fields."""
-    if not isinstance(raw, Mapping) or set(raw) - _DATA_KEYS:
-        raise _fail(path, key, f"an object with fields among {sorted(_DATA_KEYS)}")
-    return raw
-
-
 def _case(raw, path, index) -> ParityCase:
     key = f"cases[{index}]"
     if not isinstance(raw, Mapping):
@@ -89,10 +81,15 @@ def _case(raw, path, index) -> ParityCase:
     unknown = sorted(set(raw) - _CASE_KEYS)
     if unknown:
         raise _fail(path, key, f"unknown field(s) {unknown}; known: {sorted(_CASE_KEYS)}")
-    data = _data_fields(raw.get("data", {}), path, f"{key}.data")
+    data = raw.get("data", {})
+    if not isinstance(data, Mapping) or set(data) - _DATA_KEYS:
+        raise _fail(path, f"{key}.data", f"an object with fields among {sorted(_DATA_KEYS)}")
     cli_data = raw.get("cli_data")
-    if cli_data is not None:
-        cli_data = SimulatedData(**_data_fields(cli_data, path, f"{key}.cli_data"))
+    if cli_data is not None and (not isinstance(cli_data, Mapping) or set(cli_data) - _DATA_KEYS):
+        raise _fail(path, f"{key}.cli_data", f"an object with fields among {sorted(_DATA_KEYS)}")
+    skip = raw.get("skip_stages", [])
+    if not isinstance(skip, list) or not all(isinstance(stage, str) for stage in skip):
+        raise _fail(path, f"{key}.skip_stages", "a list of stage names")
     overrides = raw.get("overrides", {})
     if not isinstance(overrides, Mapping):
         raise _fail(path, f"{key}.overrides", "an object of config fields")
@@ -101,7 +98,8 @@ def _case(raw, path, index) -> ParityCase:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise _fail(path, f"{key}.{name}", f"a positive integer, got {value!r}")
     try:
-        case = ParityCase(raw.get("id"), SimulatedData(**data), dict(overrides), cli_data=cli_data,
+        case = ParityCase(raw.get("id"), SimulatedData(**data), dict(overrides),
+                          cli_data=None if cli_data is None else SimulatedData(**cli_data), skip_stages=tuple(skip),
                           **{k: raw[k] for k in ("train_steps", "stage_groups", "cli_sweep") if k in raw})
     except (TypeError, ValueError) as error:
         raise _fail(path, key, str(error)) from None

@@ -115,6 +115,7 @@ class CaseInputs:
 
     @cached_property
     def cli_data_path(self) -> Path:
+        """The cli stage's scan: the case's own cli_data (a system that refuses N = 16), else CLI_DATA."""
         if self.case.cli_data is not None:
             return _simulated(self.case.cli_data, self.workdir / f"cli-{self.case.id}.npz")
         path = self.workdir / "cli-tiny.npz"

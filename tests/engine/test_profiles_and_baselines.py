@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from adapters.registry import get_backend
+from backends.common.dataset import load_dataset
 from parity import baseline as baselines
 from parity import profiles
 from parity.__main__ import main
@@ -82,6 +84,22 @@ def test_a_profile_folder_gives_cases_paths_and_contract_checks(tmp_path):
     assert big.cli_data is None and profile.cases[1].cli_data == SimulatedData(seed=2, n_positions=20, n=64)
 
 
+def test_a_case_may_bring_its_cli_scan_and_skip_costly_stages(tmp_path):
+    from parity.case_context import make_context
+    from parity.checks import run_stage
+
+    case = {"id": "gs1-k4-poisson-n16", "data": {"n": 16, "n_positions": 24}, "cli_data": {"n": 64, "n_positions": 9},
+            "skip_stages": ["training", "cli"]}
+    (loaded,) = profiles.load_profile(str(profile_folder(tmp_path / "p", cases=[case]))).cases
+    assert loaded.cli_data.n == 64 and loaded.skip_stages == ("training", "cli")
+    ctx = make_context(loaded, {"referee": get_backend("referee")}, tmp_path)
+    assert ctx.inputs.cli_data_path.name == "cli-gs1-k4-poisson-n16.npz"
+    assert load_dataset(ctx.inputs.cli_data_path).diffraction.shape == (9, 64, 64)
+    result = run_stage(ctx, "cli")
+    assert result.unsupported == "stage cli n/a: not run on this case (its profile's skip_stages)"
+    assert [note.kind for note in result.notes] == ["n/a"]
+
+
 @pytest.mark.parametrize("changes, key", [
     ({"ledger": None}, "'ledger'"),
     ({"ledger": "missing.json"}, "'ledger'"),
@@ -96,6 +114,9 @@ def test_a_profile_folder_gives_cases_paths_and_contract_checks(tmp_path):
     ({"cases": [{"id": "gs1-k4-poisson-n32", "data": {"n_positions": 4}, "stage_groups": 8}]}, "'cases[0]'"),
     ({"cases": [{"id": "gs1-k4-poisson-n32", "cli_data": {"size": 64}}]}, "'cases[0].cli_data'"),
     ({"extra": 1}, "'extra'"),
+    ({"cases": [{"id": "gs1-k4-poisson-n32", "cli_data": {"size": 64}}]}, "'cases[0].cli_data'"),
+    ({"cases": [{"id": "gs1-k4-poisson-n32", "skip_stages": "cli"}]}, "'cases[0].skip_stages'"),
+    ({"cases": [{"id": "gs1-k4-poisson-n32", "skip_stages": ["clii"]}]}, "'cases[0]'"),
 ])
 def test_a_bad_profile_file_is_one_error_naming_the_file_and_key(tmp_path, changes, key):
     profile_folder(tmp_path, **changes)

@@ -2,7 +2,8 @@
 
 Each adapter calls PtychoPINN's public entry points, the ones its own train command lines use,
 and converts names, layouts and dtypes only; no numerics of the harness stand in for theirs.
-A stage PtychoPINN has no public entry point for is not declared (n/a in the report).
+A stage PtychoPINN has no public entry point for is not declared (n/a in the report, with the reason
+given in `unsupported_stages`). PtychoPINN keeps global state in ptycho.params.cfg: see set_legacy_params.
 
 config  TF:    ptycho.config.config.TrainingConfig(model=ModelConfig(...), ...), as
                scripts/training/train.py builds it from its flags (dataclass defaults).
@@ -30,6 +31,10 @@ translation TF: ptycho.tf_helper.Translation (the model's layer, XLA path, jitte
         torch: ptycho_torch.helper.Translation(img (B*C, H, W), offset (B*C, 1, 2), jitter_amt=0):
                grid_sample bilinear, align_corners=True, zero fill; (x, y), +d, no sign change.
 
+shapes, forward, loss, reconstruction (stitch), cli: see each method's docstring and README.md (the
+               stage table); model, gradients, optimizer, training and bundle are unsupported, with
+               the reason in `unsupported_stages`.
+
 Canonical fields with no counterpart in a backend's configuration (seed, adam_epsilon; the TF
 side's learning_rate, which lives in its model code, not its config) are left out of that
 backend's resolved config rather than filled in from the harness's defaults.
@@ -41,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import sys
 import tempfile
 from pathlib import Path
 from types import MappingProxyType
@@ -48,174 +54,11 @@ from types import MappingProxyType
 import numpy as np
 
 from adapters.base import Backend
-
-SUPPORTED_N = (64, 128, 256)
-"""ptycho.config.config.ModelConfig.N is Literal[64, 128, 256]; its TF model refuses N = 32."""
-
-# canonical loss name -> the TF TrainingConfig weights that select it (nll_weight, mae_weight)
-_TF_LOSS = {"poisson": {"nll_weight": 1.0, "mae_weight": 0.0}, "mae": {"nll_weight": 0.0, "mae_weight": 1.0}}
-# canonical loss name -> torch factory overrides (ModelConfig.loss_function, TrainingConfig.torch_loss_mode)
-_TORCH_LOSS = {"poisson": {"loss_function": "Poisson", "torch_loss_mode": "poisson"},
-               "mae": {"loss_function": "MAE", "torch_loss_mode": "mae"}}
-# PtychoPINN's amp_activation names -> canonical ones (the bridge normalises torch's silu to swish)
-_ACTIVATION_TO_TORCH = {"swish": "silu"}  # canonical -> ptycho_torch's name, where they differ
-_ACTIVATION_TO_CANONICAL = {"sigmoid": "sigmoid", "softplus": "softplus", "swish": "swish", "silu": "swish",
-                            "relu": "relu"}
-
-
-def require_n(n: int, what: str) -> None:
-    if n not in SUPPORTED_N:
-        raise ValueError(f"{what}: PtychoPINN supports patch size N in {SUPPORTED_N}, got N = {n}")
-
-
-def diffraction_size(data_path) -> int:
-    """N of the case's file (its diffraction patterns are (M, N, N))."""
-    with np.load(data_path) as f:
-        return int(f["diffraction"].shape[-1])
-
-
-def tf_loss_name(nll_weight: float, mae_weight: float) -> str:
-    """Canonical loss name for the TF weights; 'mixed' where both are on (no canonical counterpart)."""
-    if nll_weight > 0 and mae_weight == 0:
-        return "poisson"
-    if mae_weight > 0 and nll_weight == 0:
-        return "mae"
-    return f"mixed(nll={nll_weight},mae={mae_weight})"
-
-
-def canonical_from_tf_training_config(cfg) -> dict:
-    """The canonical fields a ptycho.config.config.TrainingConfig holds, by canonical name."""
-    model = cfg.model
-    return {
-        "gridsize": int(model.gridsize),
-        "neighbor_count": int(cfg.neighbor_count),
-        "n_groups": None if cfg.n_groups is None else int(cfg.n_groups),
-        "n_filters_scale": int(model.n_filters_scale),
-        "amp_activation": _ACTIVATION_TO_CANONICAL.get(model.amp_activation, model.amp_activation),
-        "batch_size": int(cfg.batch_size),
-        "epochs": int(cfg.nepochs),
-        "loss": tf_loss_name(cfg.nll_weight, cfg.mae_weight),
-        "object_big": bool(model.object_big),
-    }
-
-
-def own_fields(obj, names) -> dict:
-    return {f"x.{name}": _plain(getattr(obj, name)) for name in names}
-
-
-def _plain(value):
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, tuple):
-        return list(value)
-    return value
-
-
-TF_OWN = ("nphotons", "intensity_scale_trainable", "probe_trainable", "nll_weight", "mae_weight")
-TF_MODEL_OWN = ("N", "model_type", "architecture", "probe_big", "probe_mask", "pad_object", "probe_scale")
-
-
-def _grouping_inputs(xcoords, ycoords, config: dict, inference: bool):
-    """Positions, gridsize, K, nsamples and seed for generate_grouped_data from the canonical config."""
-    x = np.asarray(xcoords, np.float64).ravel()
-    y = np.asarray(ycoords, np.float64).ravel()
-    m = x.size
-    gridsize = int(config.get("gridsize", 1))
-    k = int(config.get("neighbor_count", 4))
-    n_groups = config.get("n_groups")
-    nsamples = m if (inference or n_groups is None) else int(n_groups)
-    seed = config.get("seed", 42)
-    return x, y, gridsize, k, nsamples, None if seed is None else int(seed)
-
-
-# generate_grouped_data indexes diffraction patterns too; grouping never reads their values.
-_DUMMY_N = 4
-
-
-def _dummy_arrays(m: int):
-    return (np.ones((m, _DUMMY_N, _DUMMY_N), np.float32), np.ones((_DUMMY_N, _DUMMY_N), np.complex64),
-            np.arange(m))
-
-
-def canonical_groups(grouped: dict, xcoords, ycoords) -> dict:
-    """PtychoPINN's grouped dict -> canonical groups.
-
-    Theirs: nn_indices (B, C) int32; coords_nn (B, 1, 2, C) with row 0 = x, row 1 = y;
-    coords_offsets (B, 1, 2, 1) the group centre (mean); coords_relative (B, 1, 2, C) =
-    local_offset_sign * (coords_nn - centre), local_offset_sign = -1 (centre - position).
-    Ours: (B, C, 2) as (x, y), offsets = position - centre."""
-    from ptycho import raw_data
-
-    idx = np.ascontiguousarray(grouped["nn_indices"], np.int64)
-    coords = np.moveaxis(np.asarray(grouped["coords_nn"], np.float64)[:, 0], 1, 2)  # (B, 2, C) -> (B, C, 2)
-    center = np.asarray(grouped["coords_offsets"], np.float64)[:, 0, :, 0]  # (B, 2)
-    relative = np.moveaxis(np.asarray(grouped["coords_relative"], np.float64)[:, 0], 1, 2)
-    offsets = relative / raw_data.local_offset_sign  # their sign -> position - centre
-    return {"nn_indices": idx, "coords_px": coords, "center_px": center, "offsets_px": offsets}
-
-
-def their_offsets(offsets_px) -> np.ndarray:
-    """Canonical offsets (B, C, 2), position - centre, -> PtychoPINN's coords_relative sign,
-    centre - position (ptycho.raw_data.local_offset_sign = -1), float32, still (B, C, 2)."""
-    return (np.asarray(offsets_px, np.float64) * _raw_data_sign()).astype(np.float32)
-
-
-def _raw_data_sign() -> int:
-    from ptycho import raw_data
-
-    return int(raw_data.local_offset_sign)
-
-
-STITCH_M = 20
-"""M of ptycho.tf_helper.reassemble_position (the central M x M of each patch is stitched): the default of
-the stitching both workflows call (ptycho.workflows.components.reassemble_cdi_image and
-ptycho_torch.workflows.components._reassemble_cdi_image_torch, M = 20)."""
-
-
-def set_legacy_params(n: int, gridsize: int, object_big: bool) -> None:
-    """Set PtychoPINN's global ptycho.params.cfg for one call, through its own update_legacy_dict.
-
-    Their TF layers and helpers read N, gridsize, object.big, the padded size and probe settings from
-    that global dict, which create_training_payload (the torch config factory) also writes: set it
-    explicitly before every call so one case's values never leak into the next."""
-    from ptycho import params
-    from ptycho.config.config import ModelConfig, TrainingConfig, update_legacy_dict
-
-    update_legacy_dict(params.cfg, TrainingConfig(model=ModelConfig(N=n, gridsize=gridsize, object_big=object_big)))
-
-
-def torch_configs(n: int, gridsize: int, object_big: bool, **model_fields):
-    """(ModelConfig, DataConfig) of ptycho_torch.config_params with the fields create_training_payload sets
-    from its overrides (N, grid_size, C, object_big, C_forward = C_model = C, and `model_fields` such as
-    n_filters_scale and amp_activation); every other field keeps its dataclass default, as there."""
-    from ptycho_torch.config_params import DataConfig, ModelConfig
-
-    c = gridsize * gridsize
-    return (ModelConfig(object_big=bool(object_big), C_forward=c, C_model=c, **model_fields),
-            DataConfig(N=n, grid_size=(gridsize, gridsize), C=c))
-
-
-def shape_entry(shape, dtype) -> list:
-    return [[int(d) for d in shape], str(np.dtype(dtype))]
-
-
-def stitch_with_reassemble_position(patches, xcoords, ycoords) -> dict:
-    """ptycho.tf_helper.reassemble_position on (P, N, N) patches at their scan positions.
-
-    Its canvas is centred on the mean position (com) with side S = M + 2 * even(ceil(max |p - com|)); canvas
-    pixel i is scan coordinate com + i - S/2, so origin_px (x, y) = com - S/2 (fractional)."""
-    from ptycho import tf_helper
-
-    patches = np.asarray(patches, np.complex64)
-    n = patches.shape[-1]
-    require_n(n, "stitch")
-    set_legacy_params(n, 1, False)
-    positions = np.stack([np.asarray(xcoords, np.float64), np.asarray(ycoords, np.float64)], -1)  # (P, 2) x, y
-    with contextlib.redirect_stdout(io.StringIO()):
-        obj = np.asarray(tf_helper.reassemble_position(patches[..., None], positions[:, None, None, :], M=STITCH_M))
-    side = obj.shape[0]
-    com = positions.astype(np.float32).mean(0).astype(np.float64)  # reassemble_position centres in float32
-    return {"object": obj[..., 0].astype(np.complex64), "origin_px": com - side / 2}
+from pinn_parity_ptychopinn.conversions import (
+    ACTIVATION_TO_TORCH, DUMMY_N, TF_LOSS, TF_MODEL_OWN, TF_OWN, TORCH_LOSS, bundle_params,
+    canonical_from_legacy_params, canonical_from_tf_training_config, canonical_groups, diffraction_size, dummy_arrays,
+    grouping_inputs, harness_cli_args, own_fields, plain, raw_data_arrays, require_n, run_command, set_legacy_params,
+    shape_entry, stitch_with_reassemble_position, their_flags, their_offsets, torch_configs, with_diff3d_key)
 
 
 class _PtychoPINN(Backend):
@@ -274,7 +117,7 @@ class PtychoPINNTF(_PtychoPINN):
             if ours in o:
                 train_kw[theirs] = o.pop(ours)
         if "loss" in o:
-            train_kw.update(_TF_LOSS[o.pop("loss")])
+            train_kw.update(TF_LOSS[o.pop("loss")])
         if o:
             # seed, learning_rate, adam_epsilon: no field of TrainingConfig/ModelConfig takes them
             raise ValueError(f"ptychopinn-tf: no TrainingConfig/ModelConfig field for override(s) {sorted(o)}")
@@ -288,22 +131,17 @@ class PtychoPINNTF(_PtychoPINN):
         from ptycho.workflows.components import load_data
 
         raw = load_data(str(path))
-        return _raw_data_arrays(raw)
-
-    def run_train_cli(self, argv: list) -> dict:
-        from pinn_parity_ptychopinn.cli import run_tf_train_cli
-
-        return run_tf_train_cli(argv)
+        return raw_data_arrays(raw)
 
     def group(self, xcoords, ycoords, config: dict, inference: bool = False) -> dict:
         from ptycho.raw_data import RawData
 
-        x, y, gridsize, k, nsamples, seed = _grouping_inputs(xcoords, ycoords, config, inference)
-        diff3d, probe, scan_index = _dummy_arrays(x.size)
+        x, y, gridsize, k, nsamples, seed = grouping_inputs(xcoords, ycoords, config, inference)
+        diff3d, probe, scan_index = dummy_arrays(x.size)
         with contextlib.redirect_stdout(io.StringIO()):
             raw = RawData.from_coords_without_pc(x, y, diff3d, probe, scan_index)
         with contextlib.redirect_stdout(io.StringIO()):  # RawData prints shapes and DEBUG lines
-            grouped = raw.generate_grouped_data(_DUMMY_N, K=k, nsamples=nsamples, seed=seed,
+            grouped = raw.generate_grouped_data(DUMMY_N, K=k, nsamples=nsamples, seed=seed,
                                                 sequential_sampling=inference, gridsize=gridsize)
         return canonical_groups(grouped, x, y)
 
@@ -399,6 +237,29 @@ class PtychoPINNTF(_PtychoPINN):
         return float(tf.reduce_mean(per_element))
 
 
+    # canonical field -> scripts/training/train.py's flag (its flags are TrainingConfig/ModelConfig field names)
+    CLI_FLAGS = MappingProxyType({
+        "gridsize": "--gridsize", "neighbor_count": "--neighbor_count", "n_groups": "--n_groups",
+        "n_filters_scale": "--n_filters_scale", "amp_activation": "--amp_activation", "batch_size": "--batch_size",
+        "epochs": "--nepochs",
+        "loss": lambda name: [item for field, weight in TF_LOSS[name].items() for item in (f"--{field}", str(weight))],
+    })
+
+    def run_train_cli(self, argv) -> dict:
+        """scripts/training/train.py (the TF train command line) in a subprocess with the case's flags only;
+        its effective configuration is the params.cfg snapshot model_manager.save writes into wts.h5.zip."""
+        import ptycho
+
+        data, out, given = harness_cli_args(argv)
+        script = Path(ptycho.__file__).resolve().parents[1] / "scripts" / "training" / "train.py"
+        if not script.is_file():
+            raise FileNotFoundError(f"ptychopinn-tf: no {script}: the TF train command line ships with a PtychoPINN "
+                                    "source checkout (make upstream installs one)")
+        run_command([sys.executable, str(script), "--train_data_file", str(data), "--output_dir", str(out),
+                     *their_flags(given, self.CLI_FLAGS, self.name)], "scripts/training/train.py", cwd=out)
+        return canonical_from_legacy_params(bundle_params(out))
+
+
 class PtychoPINNTorch(_PtychoPINN):
     """PtychoPINN's PyTorch backend (package `ptycho_torch`), configured through its config factory."""
 
@@ -424,7 +285,7 @@ class PtychoPINNTorch(_PtychoPINN):
             if ours in o:
                 factory[theirs] = o.pop(ours)
         if "loss" in o:
-            factory.update(_TORCH_LOSS[o.pop("loss")])
+            factory.update(TORCH_LOSS[o.pop("loss")])
         if o:
             raise ValueError(f"ptychopinn-torch: no factory field for override(s) {sorted(o)}")
         # The factory has no default for n_groups; ptycho_torch/train.py's cli_main passes its
@@ -442,7 +303,7 @@ class PtychoPINNTorch(_PtychoPINN):
                                                                  payload.pt_model_config.loss_function)
         out.update(own_fields(payload.tf_training_config, TF_OWN))
         out.update(own_fields(payload.tf_training_config.model, TF_MODEL_OWN))
-        out.update({f"x.torch.{k}": _plain(v) for k, v in (
+        out.update({f"x.torch.{k}": plain(v) for k, v in (
             ("K", payload.pt_data_config.K), ("grid_size", payload.pt_data_config.grid_size),
             ("amp_activation", payload.pt_model_config.amp_activation),
             ("torch_loss_mode", payload.pt_training_config.torch_loss_mode),
@@ -453,22 +314,19 @@ class PtychoPINNTorch(_PtychoPINN):
     def load_dataset(self, path) -> dict:
         from ptycho.raw_data import RawData
 
+        # RawData.from_file reads the key 'diff3d' only (KeyError on the harness's 'diffraction', which
+        # ptycho.workflows.components.load_data accepts): the file is handed over under their key name.
         with tempfile.TemporaryDirectory(prefix="ptychopinn-torch-data-") as folder:
-            return _raw_data_arrays(RawData.from_file(str(with_diff3d_key(path, Path(folder)))))
-
-    def run_train_cli(self, argv: list) -> dict:
-        from pinn_parity_ptychopinn.cli import run_torch_train_cli
-
-        return run_torch_train_cli(argv)
+            return raw_data_arrays(RawData.from_file(str(with_diff3d_key(path, folder))))
 
     def group(self, xcoords, ycoords, config: dict, inference: bool = False) -> dict:
         from ptycho_torch.raw_data_bridge import RawDataTorch
 
-        x, y, gridsize, k, nsamples, seed = _grouping_inputs(xcoords, ycoords, config, inference)
-        diff3d, probe, scan_index = _dummy_arrays(x.size)
+        x, y, gridsize, k, nsamples, seed = grouping_inputs(xcoords, ycoords, config, inference)
+        diff3d, probe, scan_index = dummy_arrays(x.size)
         with contextlib.redirect_stdout(io.StringIO()):  # RawData prints shapes and DEBUG lines
             raw = RawDataTorch(x, y, diff3d, probe, scan_index)
-            grouped = raw.generate_grouped_data(N=_DUMMY_N, K=k, nsamples=nsamples, seed=seed,
+            grouped = raw.generate_grouped_data(N=DUMMY_N, K=k, nsamples=nsamples, seed=seed,
                                                 sequential_sampling=inference, gridsize=gridsize)
         return canonical_groups(grouped, x, y)
 
@@ -500,7 +358,7 @@ class PtychoPINNTorch(_PtychoPINN):
         if "n_filters_scale" in config:
             model_fields["n_filters_scale"] = int(config["n_filters_scale"])
         if "amp_activation" in config:
-            model_fields["amp_activation"] = _ACTIVATION_TO_TORCH.get(config["amp_activation"],
+            model_fields["amp_activation"] = ACTIVATION_TO_TORCH.get(config["amp_activation"],
                                                                       config["amp_activation"])
         model_config, data_config = torch_configs(n, gridsize, bool(config.get("object_big", gridsize > 1)),
                                                   **model_fields)
@@ -554,24 +412,22 @@ class PtychoPINNTorch(_PtychoPINN):
             value = modules[loss_name]()(predicted, observed).mean() / (torch.mean(observed) + 1e-8)
         return float(value)
 
+    # canonical field -> `python -m ptycho_torch.train`'s flag (cli_main's argparse); it has none for
+    # neighbor_count, n_filters_scale, amp_activation or object_big.
+    CLI_FLAGS = MappingProxyType({
+        "gridsize": "--gridsize", "n_groups": "--n_images", "batch_size": "--batch_size", "epochs": "--max_epochs",
+        "learning_rate": "--learning-rate", "loss": lambda name: ["--torch-loss-mode", TORCH_LOSS[name]["torch_loss_mode"]],
+    })
 
-def with_diff3d_key(path, folder: Path) -> Path:
-    """`path`, or a copy of it in `folder` with the diffraction under the key 'diff3d'.
+    def run_train_cli(self, argv) -> dict:
+        """`python -m ptycho_torch.train` (cli_main) in a subprocess with the case's flags only, plus
+        --disable_mlflow (no tracking server here) and --quiet; its effective configuration is the
+        params.cfg snapshot its bundle writer puts into wts.h5.zip."""
+        data, out, given = harness_cli_args(argv)
+        with tempfile.TemporaryDirectory(prefix="ptychopinn-torch-cli-") as folder:
+            run_command([sys.executable, "-m", "ptycho_torch.train", "--train_data_file",
+                         str(with_diff3d_key(data, folder)), "--output_dir", str(out),
+                         *their_flags(given, self.CLI_FLAGS, self.name), "--disable_mlflow", "--quiet"],
+                        "python -m ptycho_torch.train", cwd=out)
+        return canonical_from_legacy_params(bundle_params(out))
 
-    ptycho.raw_data.RawData.from_file, which ptycho_torch.train's cli_main loads with, reads 'diff3d'
-    only (KeyError on the harness's 'diffraction', which ptycho.workflows.components.load_data accepts)."""
-    with np.load(path) as f:
-        if "diff3d" in f.files:
-            return Path(path)
-        arrays = {k: f[k] for k in f.files}
-    arrays["diff3d"] = arrays.pop("diffraction")
-    renamed = folder / Path(path).name
-    np.savez(renamed, **arrays)
-    return renamed
-
-
-def _raw_data_arrays(raw) -> dict:
-    """A ptycho.raw_data.RawData as the canonical dataset: diff3d is already (M, N, N)."""
-    return {"diffraction": np.asarray(raw.diff3d, np.float32),
-            "xcoords": np.asarray(raw.xcoords, np.float64), "ycoords": np.asarray(raw.ycoords, np.float64),
-            "probe": np.asarray(raw.probeGuess, np.complex64)}

@@ -3,6 +3,8 @@
     .venv-upstream/bin/python -m pytest plugins/ptychopinn/tests -p no:cacheprovider
 """
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ import pytest
 pytest.importorskip("ptycho", reason="PtychoPINN (ptycho) is not installed: run in .venv-upstream")
 
 from pinn_parity_ptychopinn import adapters as a  # noqa: E402
+from pinn_parity_ptychopinn import conversions  # noqa: E402
 
 
 def _npz(tmp_path, n=64, m=12, diff_key="diffraction"):
@@ -22,14 +25,14 @@ def _npz(tmp_path, n=64, m=12, diff_key="diffraction"):
 
 
 def test_tf_loss_name():
-    assert a.tf_loss_name(1.0, 0.0) == "poisson"
-    assert a.tf_loss_name(0.0, 1.0) == "mae"
-    assert a.tf_loss_name(1.0, 1.0).startswith("mixed")
+    assert conversions.tf_loss_name(1.0, 0.0) == "poisson"
+    assert conversions.tf_loss_name(0.0, 1.0) == "mae"
+    assert conversions.tf_loss_name(1.0, 1.0).startswith("mixed")
 
 
 def test_require_n_refuses_32():
     with pytest.raises(ValueError, match="N = 32"):
-        a.require_n(32, "x")
+        conversions.require_n(32, "x")
 
 
 def test_tf_resolve_config_maps_canonical_names(tmp_path):
@@ -220,3 +223,37 @@ def test_model_shapes_are_channels_first(backend):
     assert shapes["input.diffraction"] == [[1, 4, 64, 64], "float32"]
     assert shapes["input.offsets"] == [[1, 4, 2], "float32"]
     assert shapes["output.amplitude"][0] == [1, 4, 64, 64]
+
+
+# --- cli -------------------------------------------------------------------------------------------
+
+
+def test_harness_cli_flags_become_theirs_and_a_missing_flag_is_named():
+    from pinn_parity_ptychopinn.conversions import harness_cli_args, their_flags
+
+    data, out, given = harness_cli_args(["--train-data-file", "d.npz", "--output-dir", "o", "--epochs", "0",
+                                         "--n-groups", "16", "--loss", "mae"])
+    assert (data, out, given) == (Path("d.npz").resolve(), Path("o").resolve(),
+                                  {"epochs": "0", "n_groups": "16", "loss": "mae"})
+    assert their_flags(given, a.PtychoPINNTF.CLI_FLAGS, "tf") == [
+        "--nepochs", "0", "--nll_weight", "0.0", "--mae_weight", "1.0", "--n_groups", "16"]
+    assert their_flags(given, a.PtychoPINNTorch.CLI_FLAGS, "torch") == [
+        "--max_epochs", "0", "--torch-loss-mode", "mae", "--n_images", "16"]
+    with pytest.raises(ValueError, match=r"torch: its train command line has no flag for \['neighbor_count'\]"):
+        their_flags({"neighbor_count": "6"}, a.PtychoPINNTorch.CLI_FLAGS, "torch")
+
+
+def test_legacy_params_read_back_in_canonical_names():
+    from ptycho import params
+    from ptycho.config.config import ModelConfig, TrainingConfig, update_legacy_dict
+    from pinn_parity_ptychopinn.conversions import canonical_from_legacy_params
+
+    legacy = dict(params.cfg)
+    update_legacy_dict(legacy, TrainingConfig(model=ModelConfig(N=128, gridsize=2, amp_activation="swish",
+                                                                object_big=False),
+                                              nepochs=3, neighbor_count=5, n_groups=9, mae_weight=1.0, nll_weight=0.0))
+    cfg = canonical_from_legacy_params(legacy)
+    assert {k: cfg[k] for k in ("gridsize", "neighbor_count", "n_groups", "epochs", "loss", "object_big",
+                                "amp_activation", "x.N")} == {
+        "gridsize": 2, "neighbor_count": 5, "n_groups": 9, "epochs": 3, "loss": "mae", "object_big": False,
+        "amp_activation": "swish", "x.N": 128}
