@@ -111,6 +111,57 @@ def _plain(value):
     return value
 
 
+def _take_loss(fields: dict, table: dict, backend: str) -> dict:
+    loss = fields.pop("loss")
+    if loss not in table:
+        raise ValueError(f"{backend}: no loss setting for {loss!r} (known: {sorted(table)})")
+    return table[loss]
+
+
+def tf_config_fields(overrides: dict) -> tuple[dict, dict]:
+    """Canonical overrides as (ModelConfig kwargs, TrainingConfig kwargs) of ptycho.config.config.
+
+    A canonical field with no counterpart there (seed, learning_rate, adam_epsilon) is an error."""
+    o = dict(overrides)
+    model_kw, train_kw = {}, {}
+    for ours in ("gridsize", "n_filters_scale", "amp_activation", "object_big"):
+        if ours in o:
+            model_kw[ours] = o.pop(ours)
+    for ours, theirs in (("neighbor_count", "neighbor_count"), ("n_groups", "n_groups"),
+                         ("batch_size", "batch_size"), ("epochs", "nepochs")):
+        if ours in o:
+            train_kw[theirs] = o.pop(ours)
+    if "loss" in o:
+        train_kw.update(_take_loss(o, _TF_LOSS, "ptychopinn-tf"))
+    if o:
+        raise ValueError(f"ptychopinn-tf: no TrainingConfig/ModelConfig field for override(s) {sorted(o)}")
+    return model_kw, train_kw
+
+
+TORCH_DEFAULT_N_GROUPS = 512
+"""create_training_payload has no default for n_groups; ptycho_torch/train.py's cli_main passes its --n_images
+flag, whose default is 512."""
+
+
+def torch_factory_overrides(overrides: dict) -> dict:
+    """Canonical overrides as the overrides dict of ptycho_torch.config_factory.create_training_payload
+    (the factory maps neighbor_count to K and max_epochs to epochs itself)."""
+    o = dict(overrides)
+    factory = {}
+    for ours, theirs in (("gridsize", "gridsize"), ("neighbor_count", "neighbor_count"),
+                         ("n_groups", "n_groups"), ("batch_size", "batch_size"), ("epochs", "max_epochs"),
+                         ("n_filters_scale", "n_filters_scale"), ("amp_activation", "amp_activation"),
+                         ("object_big", "object_big")):
+        if ours in o:
+            factory[theirs] = o.pop(ours)
+    if "loss" in o:
+        factory.update(_take_loss(o, _TORCH_LOSS, "ptychopinn-torch"))
+    if o:
+        raise ValueError(f"ptychopinn-torch: no factory field for override(s) {sorted(o)}")
+    factory.setdefault("n_groups", TORCH_DEFAULT_N_GROUPS)
+    return factory
+
+
 TF_OWN = ("nphotons", "intensity_scale_trainable", "probe_trainable", "nll_weight", "mae_weight")
 TF_MODEL_OWN = ("N", "model_type", "architecture", "probe_big", "probe_mask", "pad_object", "probe_scale")
 
@@ -260,24 +311,11 @@ class PtychoPINNTF(_PtychoPINN):
     def resolve_config(self, overrides: dict, data_path=None) -> dict:
         from ptycho.config.config import ModelConfig, TrainingConfig
 
-        o = dict(overrides)
-        model_kw, train_kw = {}, {}
+        model_kw, train_kw = tf_config_fields(overrides)
         if data_path is not None:
             n = diffraction_size(data_path)
             require_n(n, "ptychopinn-tf resolve_config")
             model_kw["N"] = n
-        for ours in ("gridsize", "n_filters_scale", "amp_activation", "object_big"):
-            if ours in o:
-                model_kw[ours] = o.pop(ours)
-        for ours, theirs in (("neighbor_count", "neighbor_count"), ("n_groups", "n_groups"),
-                             ("batch_size", "batch_size"), ("epochs", "nepochs")):
-            if ours in o:
-                train_kw[theirs] = o.pop(ours)
-        if "loss" in o:
-            train_kw.update(_TF_LOSS[o.pop("loss")])
-        if o:
-            # seed, learning_rate, adam_epsilon: no field of TrainingConfig/ModelConfig takes them
-            raise ValueError(f"ptychopinn-tf: no TrainingConfig/ModelConfig field for override(s) {sorted(o)}")
         cfg = TrainingConfig(model=ModelConfig(**model_kw), train_data_file=data_path, **train_kw)
         out = canonical_from_tf_training_config(cfg)
         out.update(own_fields(cfg, TF_OWN))
@@ -413,23 +451,7 @@ class PtychoPINNTorch(_PtychoPINN):
 
         if data_path is None:
             raise ValueError("ptychopinn-torch: create_training_payload needs the case's data file")
-        o = dict(overrides)
-        factory = {}
-        # Canonical name -> the key create_training_payload takes (it maps neighbor_count to K,
-        # max_epochs to epochs itself).
-        for ours, theirs in (("gridsize", "gridsize"), ("neighbor_count", "neighbor_count"),
-                             ("n_groups", "n_groups"), ("batch_size", "batch_size"), ("epochs", "max_epochs"),
-                             ("n_filters_scale", "n_filters_scale"), ("amp_activation", "amp_activation"),
-                             ("object_big", "object_big")):
-            if ours in o:
-                factory[theirs] = o.pop(ours)
-        if "loss" in o:
-            factory.update(_TORCH_LOSS[o.pop("loss")])
-        if o:
-            raise ValueError(f"ptychopinn-torch: no factory field for override(s) {sorted(o)}")
-        # The factory has no default for n_groups; ptycho_torch/train.py's cli_main passes its
-        # --n_images flag, whose default is 512, and object_big = gridsize > 1.
-        factory.setdefault("n_groups", 512)
+        factory = torch_factory_overrides(overrides)
         n = diffraction_size(data_path)
         require_n(n, "ptychopinn-torch resolve_config")
         with tempfile.TemporaryDirectory(prefix="ptychopinn-torch-config-") as out_dir:
