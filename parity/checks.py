@@ -504,11 +504,12 @@ def _compare_schedule(history: Mapping, ref: Mapping, losses: str, ctx: CaseCont
 
 
 def relative_loss_drop(history: Mapping) -> float:
-    """1 - last epoch's loss / first epoch's: how far training went, whatever each loss's scale."""
+    """(first epoch's loss - last's) / |first's|: how far training went, whatever each loss's scale and
+    sign (a likelihood without its constant term can be negative and still fall)."""
     losses = np.asarray(history["epoch_loss"], np.float64)
-    if losses.size < 2 or losses[0] == 0:
-        raise ValueError(f"a loss drop needs two epoch losses, the first non-zero; got {losses.tolist()}")
-    return float(1.0 - losses[-1] / losses[0])
+    if losses.size < 2 or losses[0] == 0 or not np.all(np.isfinite(losses)):
+        raise ValueError(f"a loss drop needs two finite epoch losses, the first non-zero; got {losses.tolist()}")
+    return float((losses[0] - losses[-1]) / abs(losses[0]))
 
 
 def _check_native_training(ctx: CaseContext, result: StageResult) -> StageResult:
@@ -519,7 +520,7 @@ def _check_native_training(ctx: CaseContext, result: StageResult) -> StageResult
     outputs = _outputs(ctx, "training", lambda run: _with_loss_drop(run.train(None)), result)
     result.notes.append(StageNote(ctx.case_id, "training", "native", "no canonical weights: each backend "
                                   "trained its own network from its own initial weights; compared are the schedule "
-                                  "and the relative loss drop 1 - last / first epoch loss"))
+                                  "and the relative loss drop (first - last epoch loss) / |first|"))
     drop = tolerance("training", "loss_drop", "float32")
     for label, ref, other in _pairs(ctx, outputs):
         result.comparisons.append(_compare_schedule(other["history"], ref["history"], "epoch_loss", ctx, label))

@@ -50,8 +50,7 @@ def profile_folder(root: Path, **changes) -> Path:
     document = {"schema": "pinn-parity-profile", "schema_version": 1, "name": "foreign",
                 "cases": [{"id": "gs2-k4-poisson-n128", "data": {"seed": 3, "n_positions": 48, "n": 128},
                            "overrides": {"gridsize": 2}, "train_steps": 2, "stage_groups": 16},
-                          {"id": "gs1-k4-poisson-n16", "data": {"n": 16, "n_positions": 24},
-                           "cli_data": {"seed": 2, "n_positions": 20, "n": 64}}],
+                          {"id": "gs1-k4-poisson-n16", "data": {"n": 16, "n_positions": 24}}],
                 "contract_checks": {"referee": ["translation", "forward"], "spec": True},
                 "ledger": "ledger.json", "golden": "goldens", "baseline": "baseline.json"}
     document.update(changes)
@@ -80,8 +79,6 @@ def test_a_profile_folder_gives_cases_paths_and_contract_checks(tmp_path):
     assert profile.applies(REFEREE, "forward") and not profile.applies(REFEREE, "loss")
     assert profile.applies(SPEC, "config") and not profile.applies(GOLDEN, "forward")
     assert profile.applies("torch", "loss")  # backend against backend always counts
-    # The cli stage runs on the harness's tiny scan unless a case names its own.
-    assert big.cli_data is None and profile.cases[1].cli_data == SimulatedData(seed=2, n_positions=20, n=64)
 
 
 def test_a_case_may_bring_its_cli_scan_and_skip_costly_stages(tmp_path):
@@ -112,7 +109,6 @@ def test_a_case_may_bring_its_cli_scan_and_skip_costly_stages(tmp_path):
     ({"cases": [{"id": "gs1-k4-poisson-n32", "colour": 1}]}, "'cases[0]'"),
     ({"cases": [{"id": "gs1-k4-mae-n32"}]}, "'cases[0]'"),  # the id does not describe the content
     ({"cases": [{"id": "gs1-k4-poisson-n32", "data": {"n_positions": 4}, "stage_groups": 8}]}, "'cases[0]'"),
-    ({"cases": [{"id": "gs1-k4-poisson-n32", "cli_data": {"size": 64}}]}, "'cases[0].cli_data'"),
     ({"extra": 1}, "'extra'"),
     ({"cases": [{"id": "gs1-k4-poisson-n32", "cli_data": {"size": 64}}]}, "'cases[0].cli_data'"),
     ({"cases": [{"id": "gs1-k4-poisson-n32", "skip_stages": "cli"}]}, "'cases[0].skip_stages'"),
@@ -345,16 +341,3 @@ def test_literal_entries_match_metrics_with_brackets():
     assert base.match("gs1", "gradients", "tf~torch", "max_abs[conv1.weight]") == 0
     assert base.match("gs1", "gradients", "tf~torch", "max_abs[c]") is None
 
-
-def test_the_cli_stage_runs_on_the_cases_own_scan_when_it_names_one(tmp_path):
-    from dataclasses import replace
-
-    from backends.common.dataset import load_dataset
-    from parity.matrix import ParityCase
-    from parity.stage_outputs import CaseInputs
-
-    case = ParityCase("gs1-k4-poisson-n16", SimulatedData(n=16, n_positions=24),
-                      cli_data=SimulatedData(seed=2, n_positions=20, n=64))
-    own = load_dataset(CaseInputs(case, tmp_path).cli_data_path)
-    tiny = load_dataset(CaseInputs(replace(case, cli_data=None), tmp_path).cli_data_path)
-    assert own.diffraction.shape == (20, 64, 64) and tiny.diffraction.shape == (16, 16, 16)

@@ -163,6 +163,15 @@ def test_a_pair_without_canonical_weights_trains_natively_and_compares_schedule_
     assert any(n.kind == "native" for n in result.notes)
 
 
+def test_the_loss_drop_is_relative_and_sign_safe():
+    from parity.checks import relative_loss_drop
+
+    assert relative_loss_drop({"epoch_loss": [10.0, 8.0, 5.0]}) == 0.5
+    assert relative_loss_drop({"epoch_loss": [-4.0, -5.0]}) == 0.25  # a constant-free likelihood falls too
+    with pytest.raises(ValueError, match="two finite epoch losses"):
+        relative_loss_drop({"epoch_loss": [3.0]})
+
+
 def test_native_training_schedules_differ_when_a_backend_batches_differently(tmp_path, profile):
     a, b = TrainingA(), TrainingB()
     a.name, b.name = "foreignA", "foreignB"

@@ -54,16 +54,23 @@ from types import MappingProxyType
 import numpy as np
 
 from adapters.base import Backend
+from backends.common.config import make_config
 from pinn_parity_ptychopinn.conversions import (
-    ACTIVATION_TO_TORCH, DUMMY_N, TF_LOSS, TF_MODEL_OWN, TF_OWN, TORCH_LOSS, bundle_params,
+    ACTIVATION_TO_TORCH, DUMMY_N, TF_LOSS, TF_MODEL_OWN, TF_OWN, TORCH_LOSS, bundle_params, tf_config_fields,
+    torch_factory_overrides,
     canonical_from_legacy_params, canonical_from_tf_training_config, canonical_groups, diffraction_size, dummy_arrays,
     grouping_inputs, harness_cli_args, own_fields, plain, raw_data_arrays, require_n, run_command, set_legacy_params,
     shape_entry, stitch_with_reassemble_position, their_flags, their_offsets, torch_configs, with_diff3d_key)
+from pinn_parity_ptychopinn.training import train_tf, train_torch
+
+TRAINING_SEED = make_config({}).seed
 
 
 class _PtychoPINN(Backend):
-    declared_stages = ("config", "data", "grouping", "shapes", "translation", "forward", "loss", "reconstruction",
-                       "cli")
+    declared_stages = ("config", "data", "grouping", "shapes", "translation", "forward", "loss", "training",
+                       "reconstruction", "cli")
+    # Each side trains its own network from its own initial weights (pinn_parity_ptychopinn.training).
+    native_weights = True
     unsupported_stages = MappingProxyType({
         "model": "predict takes the harness's canonical weights, which neither network can load: their layers "
                  "differ from the canonical network's and from each other's (see the shapes stage)",
@@ -71,8 +78,6 @@ class _PtychoPINN(Backend):
                      "function of either returns per-weight gradients outside its training step",
         "optimizer": "their optimisers are built inside training (ptycho.model.create_compiled_model's "
                      "Adam(1e-3), PtychoPINN_Lightning.configure_optimizers) over their own weights only",
-        "training": "training starts from the harness's canonical initial weights, which neither ptycho.model nor "
-                    "ptycho_torch.model can load (different layers), so trajectories would not be comparable",
         "bundle": "bundles carry a canonical ModelState (canonical weights): ptycho.model_manager and "
                   "ptycho_torch's bundles hold their own networks' weights, which have no canonical mapping",
     })
@@ -80,6 +85,12 @@ class _PtychoPINN(Backend):
 
     def stitch(self, patches, xcoords, ycoords) -> dict:
         return stitch_with_reassemble_position(patches, xcoords, ycoords)
+
+    def train(self, config: dict, data_path, init_weights, max_steps: int) -> dict:
+        if init_weights is not None:
+            raise ValueError(f"{self.name}: its network cannot load canonical weights (native_weights)")
+        # No seed field in either side's config: the canonical default seeds both, so reruns repeat.
+        return self.train_native(config, data_path, max_steps, int(config.get("seed", TRAINING_SEED)))
 
     def versions(self) -> dict:
         from importlib.metadata import PackageNotFoundError, version
@@ -96,6 +107,8 @@ class _PtychoPINN(Backend):
 class PtychoPINNTF(_PtychoPINN):
     """PtychoPINN's TensorFlow backend (package `ptycho`)."""
 
+    train_native = staticmethod(train_tf)
+
     name = "ptychopinn-tf"
     shared_code = MappingProxyType({"grouping": "ptycho.raw_data.RawData.generate_grouped_data",
                                     "reconstruction": "ptycho.tf_helper.reassemble_position"})
@@ -103,24 +116,11 @@ class PtychoPINNTF(_PtychoPINN):
     def resolve_config(self, overrides: dict, data_path=None) -> dict:
         from ptycho.config.config import ModelConfig, TrainingConfig
 
-        o = dict(overrides)
-        model_kw, train_kw = {}, {}
+        model_kw, train_kw = tf_config_fields(overrides)
         if data_path is not None:
             n = diffraction_size(data_path)
             require_n(n, "ptychopinn-tf resolve_config")
             model_kw["N"] = n
-        for ours in ("gridsize", "n_filters_scale", "amp_activation", "object_big"):
-            if ours in o:
-                model_kw[ours] = o.pop(ours)
-        for ours, theirs in (("neighbor_count", "neighbor_count"), ("n_groups", "n_groups"),
-                             ("batch_size", "batch_size"), ("epochs", "nepochs")):
-            if ours in o:
-                train_kw[theirs] = o.pop(ours)
-        if "loss" in o:
-            train_kw.update(TF_LOSS[o.pop("loss")])
-        if o:
-            # seed, learning_rate, adam_epsilon: no field of TrainingConfig/ModelConfig takes them
-            raise ValueError(f"ptychopinn-tf: no TrainingConfig/ModelConfig field for override(s) {sorted(o)}")
         cfg = TrainingConfig(model=ModelConfig(**model_kw), train_data_file=data_path, **train_kw)
         out = canonical_from_tf_training_config(cfg)
         out.update(own_fields(cfg, TF_OWN))
@@ -263,6 +263,8 @@ class PtychoPINNTF(_PtychoPINN):
 class PtychoPINNTorch(_PtychoPINN):
     """PtychoPINN's PyTorch backend (package `ptycho_torch`), configured through its config factory."""
 
+    train_native = staticmethod(train_torch)
+
     name = "ptychopinn-torch"
     # RawDataTorch.generate_grouped_data delegates to the TF RawData's, unchanged; the torch workflow's
     # stitching (ptycho_torch.workflows.components._reassemble_cdi_image_torch) calls the TF helper.
@@ -274,23 +276,7 @@ class PtychoPINNTorch(_PtychoPINN):
 
         if data_path is None:
             raise ValueError("ptychopinn-torch: create_training_payload needs the case's data file")
-        o = dict(overrides)
-        factory = {}
-        # Canonical name -> the key create_training_payload takes (it maps neighbor_count to K,
-        # max_epochs to epochs itself).
-        for ours, theirs in (("gridsize", "gridsize"), ("neighbor_count", "neighbor_count"),
-                             ("n_groups", "n_groups"), ("batch_size", "batch_size"), ("epochs", "max_epochs"),
-                             ("n_filters_scale", "n_filters_scale"), ("amp_activation", "amp_activation"),
-                             ("object_big", "object_big")):
-            if ours in o:
-                factory[theirs] = o.pop(ours)
-        if "loss" in o:
-            factory.update(TORCH_LOSS[o.pop("loss")])
-        if o:
-            raise ValueError(f"ptychopinn-torch: no factory field for override(s) {sorted(o)}")
-        # The factory has no default for n_groups; ptycho_torch/train.py's cli_main passes its
-        # --n_images flag, whose default is 512, and object_big = gridsize > 1.
-        factory.setdefault("n_groups", 512)
+        factory = torch_factory_overrides(overrides)
         n = diffraction_size(data_path)
         require_n(n, "ptychopinn-torch resolve_config")
         with tempfile.TemporaryDirectory(prefix="ptychopinn-torch-config-") as out_dir:

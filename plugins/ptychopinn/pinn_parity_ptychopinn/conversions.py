@@ -77,6 +77,57 @@ def plain(value):
     return value
 
 
+def _take_loss(fields: dict, table: dict, backend: str) -> dict:
+    loss = fields.pop("loss")
+    if loss not in table:
+        raise ValueError(f"{backend}: no loss setting for {loss!r} (known: {sorted(table)})")
+    return table[loss]
+
+
+def tf_config_fields(overrides: dict) -> tuple[dict, dict]:
+    """Canonical overrides as (ModelConfig kwargs, TrainingConfig kwargs) of ptycho.config.config.
+
+    A canonical field with no counterpart there (seed, learning_rate, adam_epsilon) is an error."""
+    o = dict(overrides)
+    model_kw, train_kw = {}, {}
+    for ours in ("gridsize", "n_filters_scale", "amp_activation", "object_big"):
+        if ours in o:
+            model_kw[ours] = o.pop(ours)
+    for ours, theirs in (("neighbor_count", "neighbor_count"), ("n_groups", "n_groups"),
+                         ("batch_size", "batch_size"), ("epochs", "nepochs")):
+        if ours in o:
+            train_kw[theirs] = o.pop(ours)
+    if "loss" in o:
+        train_kw.update(_take_loss(o, TF_LOSS, "ptychopinn-tf"))
+    if o:
+        raise ValueError(f"ptychopinn-tf: no TrainingConfig/ModelConfig field for override(s) {sorted(o)}")
+    return model_kw, train_kw
+
+
+TORCH_DEFAULT_N_GROUPS = 512
+"""create_training_payload has no default for n_groups; ptycho_torch/train.py's cli_main passes its --n_images
+flag, whose default is 512."""
+
+
+def torch_factory_overrides(overrides: dict) -> dict:
+    """Canonical overrides as the overrides dict of ptycho_torch.config_factory.create_training_payload
+    (the factory maps neighbor_count to K and max_epochs to epochs itself)."""
+    o = dict(overrides)
+    factory = {}
+    for ours, theirs in (("gridsize", "gridsize"), ("neighbor_count", "neighbor_count"),
+                         ("n_groups", "n_groups"), ("batch_size", "batch_size"), ("epochs", "max_epochs"),
+                         ("n_filters_scale", "n_filters_scale"), ("amp_activation", "amp_activation"),
+                         ("object_big", "object_big")):
+        if ours in o:
+            factory[theirs] = o.pop(ours)
+    if "loss" in o:
+        factory.update(_take_loss(o, TORCH_LOSS, "ptychopinn-torch"))
+    if o:
+        raise ValueError(f"ptychopinn-torch: no factory field for override(s) {sorted(o)}")
+    factory.setdefault("n_groups", TORCH_DEFAULT_N_GROUPS)
+    return factory
+
+
 TF_OWN = ("nphotons", "intensity_scale_trainable", "probe_trainable", "nll_weight", "mae_weight")
 TF_MODEL_OWN = ("N", "model_type", "architecture", "probe_big", "probe_mask", "pad_object", "probe_scale")
 
