@@ -469,7 +469,7 @@ def check_training(ctx: CaseContext) -> StageResult:
     the effect shows here and a note says the split was first seen at the config stage."""
     result = StageResult(notes=_first_seen_notes(ctx, "training",
                                                  {name: run.training_config for name, run in ctx.runs.items()}))
-    if any(run.backend.native_weights for run in ctx.runs.values()):
+    if _native(ctx):
         return _check_native_training(ctx, result)
     init = ctx.initial_state.weights
     # The reference trains once per case: its result also feeds reconstruction and bundle.
@@ -517,7 +517,7 @@ def _check_native_training(ctx: CaseContext, result: StageResult) -> StageResult
     network from its own initial weights, so trajectories cannot match. Compared: the schedule (groups,
     steps per epoch, epochs; exact) and the relative loss drop (statistically, within the ledger's
     training.loss_drop, measured over seeds on the pair). No golden: training is chaotic (docs/design.md)."""
-    outputs = _outputs(ctx, "training", lambda run: _with_loss_drop(run.train(None)), result)
+    outputs = _outputs(ctx, "training", lambda run: _with_loss_drop(run.native_training), result)
     result.notes.append(StageNote(ctx.case_id, "training", "native", "no canonical weights: each backend "
                                   "trained its own network from its own initial weights; compared are the schedule "
                                   "and the relative loss drop (first - last epoch loss) / |first|"))
@@ -585,13 +585,25 @@ def _trained_reconstructions(ctx: CaseContext, result: StageResult) -> dict:
     return _outputs(ctx.only(makers), "reconstruction", lambda run: run.reconstruct(state), result)
 
 
+def _native(ctx: CaseContext) -> bool:
+    """Whether some backend trains its own network rather than the canonical one (Backend.native_weights)."""
+    return any(run.backend.native_weights for run in ctx.runs.values())
+
+
 def check_bundle(ctx: CaseContext) -> StageResult:
+    """Every backend's bundle loaded by every backend: its own must reproduce its in-memory prediction
+    exactly, another's within bundle.cross_load. Canonical pairs share the trained state (and compare the
+    bundle's contents); native ones (Backend.native_weights) each save their own trained state."""
     result = StageResult()
-    state, batch = ctx.trained_state, ctx.batch
+    native = _native(ctx)
+    batch = ctx.batch
+    states = (_outputs(ctx, "bundle", lambda run: run.native_state, result) if native
+              else {name: ctx.trained_state for name in ctx.runs})
     paths = {name: ctx.inputs.workdir / f"bundle-{ctx.case_id}-{name}.zip" for name in ctx.runs}
-    written = _outputs(ctx, "bundle", lambda run: run.bundle_roundtrip(state, paths[run.backend.name]) or True,
+    written = _outputs(ctx.only(states), "bundle",
+                       lambda run: run.bundle_roundtrip(states[run.backend.name], paths[run.backend.name]) or True,
                        result)
-    in_memory = _outputs(ctx, "bundle", lambda run: run.predict(state, batch), result)
+    in_memory = _outputs(ctx.only(states), "bundle", lambda run: run.predict(states[run.backend.name], batch), result)
     tol = tolerance("bundle", "cross_load", "float32")
     for reader, run in ctx.runs.items():
         for writer in written:
@@ -604,10 +616,12 @@ def check_bundle(ctx: CaseContext) -> StageResult:
                 result.comparisons.append(error_comparison(config_id=ctx.case_id, stage="bundle", check=check,
                                                            metric="load", error=exc))
                 continue
-            result.comparisons.append(compare_exact(
-                {"config": loaded.config, "input_scale": loaded.input_scale, "probe": loaded.probe},
-                {"config": state.config, "input_scale": state.input_scale, "probe": state.probe},
-                config_id=ctx.case_id, stage="bundle", check=check, metric="contents"))
+            if not native:  # a native state is the backend's own object: only its predictions are compared
+                state = states[writer]
+                result.comparisons.append(compare_exact(
+                    {"config": loaded.config, "input_scale": loaded.input_scale, "probe": loaded.probe},
+                    {"config": state.config, "input_scale": state.input_scale, "probe": state.probe},
+                    config_id=ctx.case_id, stage="bundle", check=check, metric="contents"))
             if reader not in in_memory:
                 continue
             if writer == reader:  # a backend's own bundle must reproduce its in-memory prediction exactly

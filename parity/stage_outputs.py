@@ -45,7 +45,7 @@ class OutputKeys:
     """Keys a backend may leave out: compared where both backends give them, noted otherwise."""
 
 
-_ARRAY, _NUMBER, _MAPPING = "array", "number", "mapping"
+_ARRAY, _NUMBER, _MAPPING, _ANY = "array", "number", "mapping", "any"
 _GROUPS = OutputKeys({"nn_indices": _ARRAY, "coords_px": _ARRAY, "center_px": _ARRAY, "offsets_px": _ARRAY})
 _OBJECT = OutputKeys({"object": _ARRAY, "origin_px": _ARRAY})
 OUTPUT_KEYS: Mapping[str, OutputKeys] = {
@@ -58,8 +58,9 @@ OUTPUT_KEYS: Mapping[str, OutputKeys] = {
     "gradients": OutputKeys({"loss": _NUMBER, "grads": _MAPPING}),
     "train": OutputKeys({"history": _MAPPING, "weights": _MAPPING}),
     # A pair without canonical weights trains its own networks from their own initial weights:
-    # history only (epoch_loss, steps_per_epoch, n_groups; checks.check_training).
-    "train_native": OutputKeys({"history": _MAPPING}),
+    # the history (epoch_loss, steps_per_epoch, n_groups; checks.check_training) and, for the bundle
+    # stage, the trained state in the backend's own form (saved, loaded and predicted by it alone).
+    "train_native": OutputKeys({"history": _MAPPING}, optional={"state": _ANY}),
     "stitch": _OBJECT,
     "reconstruct": _OBJECT,
 }
@@ -75,6 +76,8 @@ def _kind_ok(value, kind: str) -> bool:
         return isinstance(value, np.ndarray)
     if kind == _NUMBER:
         return isinstance(value, (numbers.Real, np.ndarray)) and not isinstance(value, bool) and np.ndim(value) == 0
+    if kind == _ANY:
+        return value is not None
     return isinstance(value, Mapping)
 
 
@@ -302,6 +305,20 @@ class BackendRun:
             return self.config
         except Exception:
             return self.inputs.config
+
+    @cached_property
+    def native_training(self) -> dict:
+        """Training from the backend's own initial weights (Backend.native_weights), once per case:
+        the training stage compares it, the bundle stage saves and loads its state."""
+        return self.train(None)
+
+    @property
+    def native_state(self):
+        out = self.native_training
+        if "state" not in out:
+            raise OutputError(f"{self.backend.name}.train: returned no 'state' (native_weights): the bundle stage "
+                              "saves, loads and predicts the backend's own trained state")
+        return out["state"]
 
     def train(self, init_weights: dict | None) -> dict:
         """Training from the canonical `init_weights`, or, with None, from the backend's own initial weights."""

@@ -129,16 +129,30 @@ def fit_mean_amplitude(config: dict, data_path, epochs: int = 3, learning_rate: 
     for _ in range(epochs):
         losses.append(float(np.mean((guess - amplitudes) ** 2)))
         guess += learning_rate * float(np.mean(amplitudes - guess))
-    return {"history": {"epoch_loss": losses, "steps_per_epoch": -(-n_groups // batch), "n_groups": n_groups}}
+    return {"history": {"epoch_loss": losses, "steps_per_epoch": -(-n_groups // batch), "n_groups": n_groups},
+            "state": guess}
 
 
 class TrainingA(ForeignA):
-    declared_stages = SIX + ("training",)
+    declared_stages = SIX + ("training", "bundle")
     native_weights = True
+    reload_rounding = None  # decimals a buggy loader rounds the saved state to; None: exact
 
     def train(self, config, data_path, init_weights, max_steps):
         assert init_weights is None  # no canonical weights: the harness asks for native training
         return fit_mean_amplitude(config, data_path)
+
+    # bundle: the state is this network's own (its one parameter), saved and loaded by it alone
+    def save_bundle(self, state, path):
+        np.save(open(path, "wb"), np.float64(state))
+
+    def load_bundle(self, path):
+        value = float(np.load(open(path, "rb")))
+        return value if self.reload_rounding is None else round(value, self.reload_rounding)
+
+    def predict(self, state, batch):
+        amplitude = np.full(np.shape(batch.diffraction), state, np.float32)
+        return {"object_patches": amplitude.astype(np.complex64), "amplitude": amplitude}
 
 
 class TrainingB(ForeignB):
@@ -161,6 +175,19 @@ def test_a_pair_without_canonical_weights_trains_natively_and_compares_schedule_
     assert sorted(c.metric for c in result.comparisons) == ["loss_drop", "schedule"]
     assert sorted(c.metric for c in result.comparisons if not c.passed) == failing
     assert any(n.kind == "native" for n in result.notes)
+
+
+@pytest.mark.parametrize("rounding, failing", [(None, []), (2, ["predict"])])
+def test_a_native_bundle_must_reproduce_its_own_prediction_exactly(tmp_path, profile, rounding, failing):
+    a, b = TrainingA(), TrainingA()
+    a.name, b.name = "foreignA", "foreignA2"
+    b.reload_rounding = rounding  # the bug: its loader rounds what it saved
+    result = run_stage(make_context(case(profile, 1), {"foreignA": a, "foreignA2": b}, tmp_path), "bundle")
+    checks = {(str(c.check), c.metric): c.passed for c in result.comparisons}
+    assert checks[("foreignA(foreignA bundle)~foreignA", "predict")]  # its own bundle, exactly
+    assert ("foreignA(foreignA bundle)~foreignA", "contents") not in checks  # a native state has no canonical contents
+    assert sorted(m for (label, m), ok in checks.items()
+                  if not ok and label == "foreignA2(foreignA2 bundle)~foreignA2") == failing
 
 
 def test_the_loss_drop_is_relative_and_sign_safe():
