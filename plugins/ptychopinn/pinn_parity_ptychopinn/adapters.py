@@ -90,7 +90,10 @@ class _PtychoPINN(Backend):
         if init_weights is not None:
             raise ValueError(f"{self.name}: its network cannot load canonical weights (native_weights)")
         # No seed field in either side's config: the canonical default seeds both, so reruns repeat.
-        return self.train_native(config, data_path, max_steps, int(config.get("seed", TRAINING_SEED)))
+        out = self.train_native(config, data_path, max_steps, int(config.get("seed", TRAINING_SEED)))
+        # The harness's train_native output is the history alone (parity.stage_outputs.OUTPUT_KEYS: an extra key
+        # is an error); the trained state is for PtychoPINN's own bundles (pinn_parity_ptychopinn.bundles).
+        return {"history": out["history"]}
 
     def versions(self) -> dict:
         from importlib.metadata import PackageNotFoundError, version

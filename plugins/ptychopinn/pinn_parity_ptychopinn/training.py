@@ -1,7 +1,8 @@
 """Short trainings of PtychoPINN's own models, from their own random initial weights, through the public
 functions their train command lines call; the history comes back in the harness's canonical form:
 
-    {"history": {"epoch_loss": [...], "steps_per_epoch": int, "n_groups": int, "epochs": int}}
+    {"history": {"epoch_loss": [...], "steps_per_epoch": int, "n_groups": int, "epochs": int},
+     "state": TrainedState}  (what the side's own bundle writer needs: pinn_parity_ptychopinn.bundles)
 
 TF     (scripts/training/train.py -> run_cdi_example_with_backend -> run_cdi_example): TrainingConfig/ModelConfig,
        update_legacy_dict(params.cfg, config), ptycho.workflows.components.load_data (n_images = n_subsample =
@@ -64,6 +65,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any, Mapping
 
 from pinn_parity_ptychopinn.conversions import (diffraction_size, require_n, tf_config_fields,
                                                 torch_factory_overrides, with_diff3d_key)
@@ -76,6 +78,32 @@ TF_VALIDATION_SPLIT = 0.05
 
 # Fields of the canonical config that set no training input here: the schedule is this module's.
 _SCHEDULE_FIELDS = ("epochs",)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedState:
+    """One side's trained network(s) as its own bundle writer takes them (pinn_parity_ptychopinn.bundles).
+
+    models      TF: {'autoencoder', 'diffraction_to_obj'} Keras models (ModelManager.save_multiple_models);
+                torch: train_cdi_model_torch's results['models'] ({'diffraction_to_obj': the Lightning module,
+                'autoencoder': their sentinel dict}, as run_cdi_example_torch hands them to save_torch_bundle).
+    params      the legacy params.cfg dict the bundle's params.dill holds (TF: params.cfg after training;
+                torch: dataclass_to_legacy_dict(config), as save_torch_bundle snapshots it).
+    config      ptycho.config.config.TrainingConfig that trained (save_torch_bundle takes it); None when loaded
+                from a bundle (a bundle holds only `params`).
+    intensity_scale  TF: exp(the trained log_scale), what model_manager.save writes; torch: train_cdi_model_torch's
+                results['intensity_scale'] (physics scale), what run_cdi_example_torch writes.
+    probe       torch only: the probe their training fed the network (an input of its forward, not a weight,
+                and not in their bundle); None on the TF side (the probe is a variable of the Keras model)."""
+
+    backend: str
+    models: Mapping[str, Any]
+    params: Mapping[str, Any]
+    config: Any
+    intensity_scale: float
+    n: int
+    gridsize: int
+    probe: Any = None
 
 
 def epochs_for(max_steps: int, steps_per_epoch: int) -> int:
@@ -163,7 +191,8 @@ def train_tf(config: dict, data_path, max_steps: int, seed: int) -> dict:
     """PtychoPINN's TF model trained as scripts/training/train.py trains it (see the module doc)."""
     no_disk_memoize()
     import keras
-    from ptycho import params
+    import numpy as np
+    from ptycho import model, params
     from ptycho.config.config import ModelConfig, TrainingConfig, update_legacy_dict
     from ptycho.workflows.components import create_ptycho_data_container, load_data, train_cdi_model
 
@@ -195,7 +224,14 @@ def train_tf(config: dict, data_path, max_steps: int, seed: int) -> dict:
     fit_params = results["model_instance"].history.params  # the epochs fit was asked for, its batches per epoch
     check_schedule("ptychopinn-tf", planned, {"steps_per_epoch": int(fit_params["steps"]),
                                               "epochs": int(fit_params["epochs"])})
-    return history_result(loss, planned["steps_per_epoch"], n_trained, len(loss))
+    autoencoder = results["model_instance"]
+    # model_manager.save's intensity scale: exp of the trained log_scale variable, read here from the model's own
+    # IntensityScaler layer rather than ptycho.model's process-wide cache, which a later model may replace
+    log_scale = autoencoder.get_layer("intensity_scaler").w
+    # train_cdi_model leaves the inference model in ptycho.model.diffraction_to_obj (for model_manager.save)
+    state = TrainedState("ptychopinn-tf", {"autoencoder": autoencoder, "diffraction_to_obj": model.diffraction_to_obj},
+                         dict(params.cfg), cfg, float(np.exp(log_scale.numpy())), cfg.model.N, cfg.model.gridsize)
+    return {**history_result(loss, planned["steps_per_epoch"], n_trained, len(loss)), "state": state}
 
 
 def train_torch(config: dict, data_path, max_steps: int, seed: int) -> dict:
@@ -203,7 +239,7 @@ def train_torch(config: dict, data_path, max_steps: int, seed: int) -> dict:
     no_disk_memoize()
     import lightning.pytorch as L
     import torch
-    from ptycho.config.config import PyTorchExecutionConfig
+    from ptycho.config.config import PyTorchExecutionConfig, dataclass_to_legacy_dict
     from ptycho.raw_data import RawData
     from ptycho_torch.config_factory import create_training_payload
     from ptycho_torch.workflows.components import train_cdi_model_torch
@@ -240,4 +276,8 @@ def train_torch(config: dict, data_path, max_steps: int, seed: int) -> dict:
     measured = {"n_groups": int(results["train_container"].X.shape[0]),
                 "steps_per_epoch": int(trainer.num_training_batches), "epochs": int(trainer.current_epoch)}
     check_schedule("ptychopinn-torch", planned, measured)
-    return history_result(results["history"]["train_loss"], **measured)
+    config = payload.tf_training_config
+    state = TrainedState("ptychopinn-torch", results["models"], dataclass_to_legacy_dict(config), config,
+                         float(results["intensity_scale"]), config.model.N, config.model.gridsize,
+                         results["train_container"].probe)
+    return {**history_result(results["history"]["train_loss"], **measured), "state": state}
