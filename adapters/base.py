@@ -42,6 +42,9 @@ class Batch:
 
     diffraction: np.ndarray  # (B, C, N, N) float32 raw amplitudes
     offsets_px: np.ndarray  # (B, C, 2) float32 (x, y) offsets from the group centre
+    # (N, N) complex64, the scan's probe: for a native state that holds none (a system whose bundles
+    # leave the probe to the data file, as its inference reads it from there)
+    probe: np.ndarray | None = None
 
 
 STAGE_METHODS: Mapping[str, tuple[str, ...]] = MappingProxyType({

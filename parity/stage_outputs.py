@@ -176,7 +176,8 @@ class CaseInputs:
         """The first `stage_groups` groups of the reference grouping, as a batch."""
         idx = groups["nn_indices"][: self.case.stage_groups]
         return Batch(diffraction=self.dataset.diffraction[idx].astype(np.float32),
-                     offsets_px=groups["offsets_px"][: self.case.stage_groups].astype(np.float32))
+                     offsets_px=groups["offsets_px"][: self.case.stage_groups].astype(np.float32),
+                     probe=self.dataset.probe)
 
     def loss_inputs(self, batch: Batch) -> dict:
         """A far field whose predicted amplitude is near the observed one, with noise."""

@@ -32,8 +32,11 @@ translation TF: ptycho.tf_helper.Translation (the model's layer, XLA path, jitte
                grid_sample bilinear, align_corners=True, zero fill; (x, y), +d, no sign change.
 
 shapes, forward, loss, reconstruction (stitch), cli: see each method's docstring and README.md (the
-               stage table); model, gradients, optimizer, training and bundle are unsupported, with
-               the reason in `unsupported_stages`.
+               stage table).
+training, bundle: native (`native_weights`): each side trains its own network from its own initial
+               weights (training.py) and saves, loads and predicts it with its own bundle functions
+               (bundles.py). model, gradients and optimizer are unsupported, with the reason in
+               `unsupported_stages`.
 
 Canonical fields with no counterpart in a backend's configuration (seed, adam_epsilon; the TF
 side's learning_rate, which lives in its model code, not its config) are left out of that
@@ -45,6 +48,7 @@ Frameworks are imported inside the methods: the pytest controller never loads th
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import sys
 import tempfile
@@ -61,6 +65,7 @@ from pinn_parity_ptychopinn.conversions import (
     canonical_from_legacy_params, canonical_from_tf_training_config, canonical_groups, diffraction_size, dummy_arrays,
     grouping_inputs, harness_cli_args, own_fields, plain, raw_data_arrays, require_n, run_command, set_legacy_params,
     shape_entry, stitch_with_reassemble_position, their_flags, their_offsets, torch_configs, with_diff3d_key)
+from pinn_parity_ptychopinn.bundles import load_tf, load_torch, predict_tf, predict_torch, save_tf, save_torch
 from pinn_parity_ptychopinn.training import train_tf, train_torch
 
 TRAINING_SEED = make_config({}).seed
@@ -68,7 +73,7 @@ TRAINING_SEED = make_config({}).seed
 
 class _PtychoPINN(Backend):
     declared_stages = ("config", "data", "grouping", "shapes", "translation", "forward", "loss", "training",
-                       "reconstruction", "cli")
+                       "reconstruction", "bundle", "cli")
     # Each side trains its own network from its own initial weights (pinn_parity_ptychopinn.training).
     native_weights = True
     unsupported_stages = MappingProxyType({
@@ -78,8 +83,6 @@ class _PtychoPINN(Backend):
                      "function of either returns per-weight gradients outside its training step",
         "optimizer": "their optimisers are built inside training (ptycho.model.create_compiled_model's "
                      "Adam(1e-3), PtychoPINN_Lightning.configure_optimizers) over their own weights only",
-        "bundle": "bundles carry a canonical ModelState (canonical weights): ptycho.model_manager and "
-                  "ptycho_torch's bundles hold their own networks' weights, which have no canonical mapping",
     })
     default_profile = "../profile"
 
@@ -91,9 +94,7 @@ class _PtychoPINN(Backend):
             raise ValueError(f"{self.name}: its network cannot load canonical weights (native_weights)")
         # No seed field in either side's config: the canonical default seeds both, so reruns repeat.
         out = self.train_native(config, data_path, max_steps, int(config.get("seed", TRAINING_SEED)))
-        # The harness's train_native output is the history alone (parity.stage_outputs.OUTPUT_KEYS: an extra key
-        # is an error); the trained state is for PtychoPINN's own bundles (pinn_parity_ptychopinn.bundles).
-        return {"history": out["history"]}
+        return {"history": out["history"], "state": out["state"]}  # the state: for the bundle stage
 
     def versions(self) -> dict:
         from importlib.metadata import PackageNotFoundError, version
@@ -111,6 +112,11 @@ class PtychoPINNTF(_PtychoPINN):
     """PtychoPINN's TensorFlow backend (package `ptycho`)."""
 
     train_native = staticmethod(train_tf)
+    save_bundle = staticmethod(save_tf)  # ModelManager.save_multiple_models, as train.py saves
+    load_bundle = staticmethod(load_tf)  # ModelManager.load_multiple_models, as load_inference_bundle loads
+
+    def predict(self, state, batch) -> dict:
+        return predict_tf(state, batch.diffraction, batch.offsets_px)
 
     name = "ptychopinn-tf"
     shared_code = MappingProxyType({"grouping": "ptycho.raw_data.RawData.generate_grouped_data",
@@ -267,6 +273,13 @@ class PtychoPINNTorch(_PtychoPINN):
     """PtychoPINN's PyTorch backend (package `ptycho_torch`), configured through its config factory."""
 
     train_native = staticmethod(train_torch)
+    save_bundle = staticmethod(save_torch)  # save_torch_bundle
+    load_bundle = staticmethod(load_torch)  # load_torch_bundle: the probe is not in it
+
+    def predict(self, state, batch) -> dict:
+        if state.probe is None:  # loaded from a bundle: their inference takes the probe from the data file
+            state = dataclasses.replace(state, probe=batch.probe)
+        return predict_torch(state, batch.diffraction, batch.offsets_px)
 
     name = "ptychopinn-torch"
     # RawDataTorch.generate_grouped_data delegates to the TF RawData's, unchanged; the torch workflow's
