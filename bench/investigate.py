@@ -32,6 +32,7 @@ VARIANTS = {
     "gs2-nomerge": ({}, {"gridsize": 2, "object_big": False}),
     "gs2-k6": ({}, {"gridsize": 2, "neighbor_count": 6}),
     "gs2-filters4": ({}, {"gridsize": 2, "n_filters_scale": 4}),
+    "gs1-filters1": ({}, {"n_filters_scale": 1}),  # half the width: how much capacity per pattern matters
     "gs1-step8": ({"step": 8.0}, {}),
     "gs2-step8": ({"step": 8.0}, {"gridsize": 2}),
     "gs2-lr3e-4": ({}, {"gridsize": 2, "learning_rate": 3e-4}),

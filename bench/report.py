@@ -59,7 +59,7 @@ def table_quality(s: dict) -> list[str]:
     rows.append(["constant object", "-", "-", "-", "-", "-", _f(c["baseline_const_phase_rmse_rad"], "{:.3f}"),
                  _f(c["baseline_const_rel_error"], "{:.3f}"), "-", "-"])
     d = s["dataset"]
-    out = _rows(f"quality: simulate(n_positions={d['n_positions']}, n={d['n']}), interior {s['runs'] and next(iter(s['runs'].values()))['metrics']['interior_px']} px",
+    out = _rows(f"quality: simulate(n_positions={d['n_positions']}, n={d['n']}, step={d.get('step', 'N/4')}), interior {s['runs'] and next(iter(s['runs'].values()))['metrics']['interior_px']} px",
                 ["run", "stitch", "epochs", "final loss", "drop last 1/5", "amp SSIM", "phase RMSE rad",
                  "rel err", "FRC<=0.25", "train s"], rows)
     floors = ", ".join(f"{k} {v:.3f}" for k, v in ref["loss_at_true_object"].items())

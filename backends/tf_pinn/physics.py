@@ -65,13 +65,6 @@ def translate(images, shifts_px):
     return _translate_real(images, shifts_px)
 
 
-def support_mask(n: int):
-    """(n, n) float32: 1 on the central n/2 x n/2 square S, 0 elsewhere."""
-    inside = tf.logical_and(tf.range(n) >= n // 4, tf.range(n) < n // 4 + n // 2)
-    line = tf.cast(inside, tf.float32)
-    return line[:, None] * line[None, :]
-
-
 def weight_window(n: int):
     """(n, n) float32 W: 1 out to radius N/4 - 1.5 from pixel (N/2, N/2), 0 from N/4 - 0.5, linear between.
 

@@ -64,13 +64,6 @@ def translate(images: torch.Tensor, shifts_px: torch.Tensor) -> torch.Tensor:
     return _translate_real(images, shifts_px)
 
 
-def support_mask(n: int) -> torch.Tensor:
-    """(n, n) float32: 1 on the central n/2 x n/2 square S, 0 elsewhere."""
-    mask = torch.zeros((n, n), dtype=torch.float32)
-    mask[n // 4:n // 4 + n // 2, n // 4:n // 4 + n // 2] = 1.0
-    return mask
-
-
 def weight_window(n: int) -> torch.Tensor:
     """(n, n) float32 W: 1 out to radius N/4 - 1.5 from pixel (N/2, N/2), falling linearly to 0 at N/4 - 0.5.
 
