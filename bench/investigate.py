@@ -33,6 +33,9 @@ VARIANTS = {
     "gs2-k6": ({}, {"gridsize": 2, "neighbor_count": 6}),
     "gs2-filters4": ({}, {"gridsize": 2, "n_filters_scale": 4}),
     "gs1-filters1": ({}, {"n_filters_scale": 1}),  # half the width: how much capacity per pattern matters
+    # torch only: the network applied to each member on its own (bench.worker.per_member_network).
+    "gs2-permember": ({}, {"gridsize": 2, "per_member_network": True}),
+    "gs2-permember-nomerge": ({}, {"gridsize": 2, "object_big": False, "per_member_network": True}),
     "gs1-step8": ({"step": 8.0}, {}),
     "gs2-step8": ({"step": 8.0}, {"gridsize": 2}),
     "gs2-lr3e-4": ({}, {"gridsize": 2, "learning_rate": 3e-4}),

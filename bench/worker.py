@@ -15,6 +15,7 @@ from backends.common.threads import pin_threads
 
 pin_threads()
 
+import contextlib  # noqa: E402
 import importlib  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
@@ -51,6 +52,38 @@ def _dataset(spec: dict):
         return sim.simulate(**spec)
     finally:
         sim.make_probe = original
+
+
+@contextlib.contextmanager
+def per_member_network(backend: str, enabled: bool):
+    """Investigation only, torch only, this process only: the network of §7 applied to each member of a
+    group on its own (one channel in and out, C folded into the batch), so members meet only in the
+    merge (§8). Not the contract: docs/benchmarks.md, "Why gridsize 2 does not fit"."""
+    if not enabled:
+        yield
+        return
+    if backend != "torch":
+        raise ValueError("per_member_network: the investigation variant exists for the torch backend only")
+    import torch
+
+    import backends.torch_pinn.model as model
+
+    saved = (model.build_network, model.initial_weights, model.check_canonical, model.PinnModel.object_patches)
+    build, init, check, patches = saved
+
+    def object_patches(self, diffraction):
+        x = model._to_tensor(diffraction, torch.float32)
+        b, c, n, _ = x.shape
+        return patches(self, x.reshape(b * c, 1, n, n)).reshape(b, c, n, n)
+
+    model.build_network = lambda n_channels, scale, activation: build(1, scale, activation)
+    model.initial_weights = lambda seed, n_channels, scale, log_g: init(seed, 1, scale, log_g)
+    model.check_canonical = lambda weights, n_channels, scale, source: check(weights, 1, scale, source=source)
+    model.PinnModel.object_patches = object_patches
+    try:
+        yield
+    finally:
+        model.build_network, model.initial_weights, model.check_canonical, model.PinnModel.object_patches = saved
 
 
 def per_patch(patches, x, y, data) -> dict:
@@ -156,10 +189,12 @@ def task_quality(args: dict) -> dict:
 
     backend = args["backend"]
     data = _dataset(args["data"])
-    result, train_s = _train(backend, args["config"], data)
-    stitch = _module(backend, "stitch")
-    start = time.perf_counter()
-    patches, x, y = stitch.predict_patches(result.model, data)
+    config = dict(args["config"])
+    with per_member_network(backend, config.pop("per_member_network", False)):
+        result, train_s = _train(backend, config, data)
+        stitch = _module(backend, "stitch")
+        start = time.perf_counter()
+        patches, x, y = stitch.predict_patches(result.model, data)
     obj, origin = stitch.stitch_patches(patches, x, y)
     recon_s = time.perf_counter() - start
     # Diagnostic: the same patches averaged without the phase alignment of §11.
@@ -196,7 +231,7 @@ def task_reference(args: dict) -> dict:
     for name, overrides in args["configs"].items():
         cfg = make_config(overrides)
         groups = referee.group_positions(data.xcoords, data.ycoords, cfg.to_dict())
-        patches = (truth * referee.weight_window(n))[groups["nn_indices"]]
+        patches = (truth * referee.support_mask(n))[groups["nn_indices"]]  # the network outputs O on S (§7)
         offsets = groups["offsets_px"]
         ext = referee.extend_objects(patches, offsets) if cfg.object_big else patches
         far = referee.far_field(ext, data.probe)
