@@ -69,7 +69,7 @@ def main(argv=None) -> int:
             result.pop("npz", None)
             result["epoch_loss_every_10"] = result.pop("epoch_loss")[::10]
             result["data"] = data
-            result["process"] = {"wall_s": res.wall_s, "load_before": res.load_before}
+            result["process"] = {"wall_s": res.wall_s, "cpu_s": res.cpu_s, "load_before": res.load_before}
             results["variants"][name] = result
             atomic_write_text(out_path, json.dumps(results, indent=1, default=float))
     print(render(results))
