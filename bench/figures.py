@@ -14,7 +14,7 @@ from backends.common.imagemetrics import align_global_phase_scale
 
 
 def quality_png(section: dict, data_spec: dict, path: Path) -> Path:
-    """Rows: ground truth, then every run (backend stitch and the probe-weighted diagnostic stitch),
+    """Rows: ground truth, then every run (backend stitch and the unaligned diagnostic stitch),
     each aligned to the truth by one complex scalar on the interior shown."""
     data = simulate(**data_spec)
     rows = []
