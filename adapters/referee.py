@@ -25,9 +25,9 @@ from adapters.base import Backend, CommonContract
 from backends.common.config import make_config
 from backends.common.geometry import canvas_geometry
 
-MERGE_EPSILON = 1e-3  # §8: added to the summed support masks of a merged group
+MERGE_EPSILON = 1e-3  # §8: added to the summed windows of a merged group
 LOSS_EPSILON = 1e-6  # §9: keeps the deviance's log finite where I or X^2 is 0
-MASK_FLOOR = 1e-3  # §11: canvas pixels whose mask sum is below this are 0
+MASK_FLOOR = 1e-3  # §11: canvas pixels whose window sum is below this are 0
 A0 = {"sigmoid": 0.5, "softplus": math.log(2.0)}  # §5: amp_activation(0)
 
 
@@ -77,10 +77,16 @@ def support_mask(n: int) -> np.ndarray:
     return mask
 
 
-def extend_objects(object_patches: np.ndarray, offsets_px: np.ndarray) -> np.ndarray:
-    """object_big (§8): O_ext_c = centre N x N of T(M, -d_c), M = Σ T(O_c, d_c) / (Σ T(S, d_c) + 1e-3).
+def weight_window(n: int) -> np.ndarray:
+    """(n, n) float64 W = clip(N/4 - 0.5 - r, 0, 1), r the distance from pixel (N/2, N/2) (§8, §11)."""
+    offset = np.arange(n, dtype=np.float64) - n / 2
+    return np.clip(n / 4 - 0.5 - np.hypot(offset[:, None], offset[None, :]), 0.0, 1.0)
 
-    Patches and S are zero-padded by N/4 to 3N/2 first; a group with max |d| > N/2
+
+def extend_objects(object_patches: np.ndarray, offsets_px: np.ndarray) -> np.ndarray:
+    """object_big (§8): O_ext_c = centre N x N of T(M, -d_c), M = Σ T(W O_c, d_c) / (Σ T(W, d_c) + 1e-3).
+
+    Patches and W are zero-padded by N/4 to 3N/2 first; a group with max |d| > N/2
     would leave that canvas and is refused, as the contract says.
     """
     obj = np.asarray(object_patches, np.complex128)
@@ -90,8 +96,9 @@ def extend_objects(object_patches: np.ndarray, offsets_px: np.ndarray) -> np.nda
         raise ValueError(f"extend_objects: a group offset of {np.abs(d).max():.3f} px exceeds N/2 = {n / 2:g}")
     pad = n // 4
     widen = ((0, 0), (0, 0), (pad, pad), (pad, pad))
-    canvas = np.pad(obj, widen)
-    masks = np.pad(np.broadcast_to(support_mask(n), obj.shape), widen)
+    window = weight_window(n)
+    canvas = np.pad(obj * window, widen)
+    masks = np.pad(np.broadcast_to(window, obj.shape), widen)
     merged = translate(canvas, d).sum(axis=1, keepdims=True) / (translate(masks, d).sum(axis=1, keepdims=True)
                                                                  + MERGE_EPSILON)
     views = translate(np.broadcast_to(merged, canvas.shape), -d)
@@ -171,8 +178,13 @@ def group_positions(xcoords, ycoords, config: dict, inference: bool = False) -> 
 
 # --- §11 stitching ----------------------------------------------------------------------------
 
-def stitch_patches(patches, xcoords, ycoords) -> tuple[np.ndarray, np.ndarray]:
-    """Σ T(pad(S·O_p), frac p) / Σ T(pad(S), frac p) on the canvas of canvas_geometry; 0 where uncovered."""
+def stitch_patches(patches, xcoords, ycoords, align_phases: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Σ T(pad(W·O_p), frac p) / Σ T(pad(W), frac p) on the canvas of canvas_geometry; 0 where uncovered.
+
+    Patches are added in order; with align_phases each is first turned by the phase of its
+    correlation with the sum placed so far, c_p = Σ conj(tile_p)·sum (no turn where c_p = 0), since
+    one pattern never fixes its patch's global phase (§11).
+    """
     patches = np.asarray(patches, np.complex128)
     x = np.asarray(xcoords, np.float64).ravel()
     y = np.asarray(ycoords, np.float64).ravel()
@@ -181,16 +193,21 @@ def stitch_patches(patches, xcoords, ycoords) -> tuple[np.ndarray, np.ndarray]:
                          f"{len(x)} x, {len(y)} y")
     n = patches.shape[-1]
     geometry = canvas_geometry(x, y, n)
-    mask = support_mask(n)
+    window = weight_window(n)
     # Pad to (N+1)x(N+1) at the bottom right: a shift by frac(p) in [0, 1) then never clips.
     grow = ((0, 0), (0, 1), (0, 1))
-    tiles = translate(np.pad(patches * mask, grow), geometry.fractions_px)
-    weights = translate(np.pad(np.broadcast_to(mask, patches.shape), grow), geometry.fractions_px)
+    tiles = translate(np.pad(patches * window, grow), geometry.fractions_px)
+    weights = translate(np.pad(np.broadcast_to(window, patches.shape), grow), geometry.fractions_px)
     total = np.zeros(geometry.shape, np.complex128)
     weight = np.zeros(geometry.shape, np.float64)
     for (col, row), tile, tile_weight in zip(geometry.tile_offsets.tolist(), tiles, weights):
-        total[row: row + n + 1, col: col + n + 1] += tile
-        weight[row: row + n + 1, col: col + n + 1] += tile_weight
+        region = (slice(row, row + n + 1), slice(col, col + n + 1))
+        if align_phases:
+            c = np.vdot(tile, total[region])
+            if c != 0:
+                tile = tile * (c / abs(c))
+        total[region] += tile
+        weight[region] += tile_weight
     covered = weight >= MASK_FLOOR
     obj = np.where(covered, total / np.where(covered, weight, 1.0), 0.0)
     return obj, np.asarray(geometry.origin_px, np.float64)

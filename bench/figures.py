@@ -14,7 +14,7 @@ from backends.common.imagemetrics import align_global_phase_scale
 
 
 def quality_png(section: dict, data_spec: dict, path: Path) -> Path:
-    """Rows: ground truth, then every run (backend stitch and the probe-weighted diagnostic stitch),
+    """Rows: ground truth, then every run (backend stitch and the unaligned diagnostic stitch),
     each aligned to the truth by one complex scalar on the interior shown."""
     data = simulate(**data_spec)
     rows = []
@@ -28,9 +28,9 @@ def quality_png(section: dict, data_spec: dict, path: Path) -> Path:
         m = run["metrics"]
         rows.append((f"{label} (SSIM {m['amp_ssim']:.2f}, phase RMSE {m['phase_rmse_rad']:.2f})",
                      align_global_phase_scale(truth[rs, cs], obj[rs, cs])[0]))
-        w = run["metrics_probe_weighted_stitch"]
-        rows.append((f"{label}, |P|^2-weighted stitch (SSIM {w['amp_ssim']:.2f}, {w['phase_rmse_rad']:.2f})",
-                     align_global_phase_scale(truth[rs, cs], arrays["weighted"][rs, cs])[0]))
+        w = run["metrics_unaligned_stitch"]
+        rows.append((f"{label}, unaligned stitch (SSIM {w['amp_ssim']:.2f}, {w['phase_rmse_rad']:.2f})",
+                     align_global_phase_scale(truth[rs, cs], arrays["unaligned"][rs, cs])[0]))
     truth_img = rows[0][1]
     amp_lo, amp_hi = np.percentile(np.abs(truth_img), [1, 99])
     ph_lo, ph_hi = np.percentile(np.angle(truth_img), [1, 99])

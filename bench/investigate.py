@@ -5,7 +5,7 @@
 Trains one backend (torch by default: the faster one; the backends agree to
 float32 rounding) through bench.worker's `quality` task on variants of the
 benchmark scan and prints, per variant, the final loss, the scores with the
-contract's square-S stitching and with |P|^2-weighted stitching, and the
+contract's stitching (§11: window-weighted, phase-aligned) and without the alignment, and the
 per-patch figures (how well single patches are solved inside the probe disk,
 and how much their global phases scatter). Figures go to
 .bench/investigate-<UTC>.json. About 3 minutes per variant on one idle core.
@@ -23,19 +23,24 @@ from backends.common.fileio import atomic_write_text
 from bench import proc
 from bench.sections import _worker, log
 
-# name -> (simulate arguments, config overrides). Default scan: 400 positions, step N/4 = 8 px,
-# probe disk radius N/4 - 2.5 = 5.5 px inside the 16 px support S.
+# name -> (simulate arguments, config overrides). Default scan (contract v2): 400 positions, step N/6,
+# probe disk radius N/4 - 1 = 7 px filling the 16 px support S.
 VARIANTS = {
     "gs1": ({}, {}),
     "gs2": ({}, {"gridsize": 2}),
-    "gs1-step4": ({"step": 4.0}, {}),
-    "gs2-step4": ({"step": 4.0}, {"gridsize": 2}),
-    "gs1-probe7": ({"probe_radius": 7.0}, {}),
-    "gs2-probe7": ({"probe_radius": 7.0}, {"gridsize": 2}),
-    "gs1-probe7-step4": ({"probe_radius": 7.0, "step": 4.0}, {}),
-    "gs2-probe7-step4": ({"probe_radius": 7.0, "step": 4.0}, {"gridsize": 2}),
+    # gs2 without the merge: four independent patches through one network (its capacity per patch).
+    "gs2-nomerge": ({}, {"gridsize": 2, "object_big": False}),
+    "gs2-k6": ({}, {"gridsize": 2, "neighbor_count": 6}),
+    "gs2-filters4": ({}, {"gridsize": 2, "n_filters_scale": 4}),
+    "gs1-filters1": ({}, {"n_filters_scale": 1}),  # half the width: how much capacity per pattern matters
+    # torch only: the network applied to each member on its own (bench.worker.per_member_network).
+    "gs2-permember": ({}, {"gridsize": 2, "per_member_network": True}),
+    "gs2-permember-nomerge": ({}, {"gridsize": 2, "object_big": False, "per_member_network": True}),
+    "gs1-step8": ({"step": 8.0}, {}),
+    "gs2-step8": ({"step": 8.0}, {"gridsize": 2}),
     "gs2-lr3e-4": ({}, {"gridsize": 2, "learning_rate": 3e-4}),
-    "gs2-lr3e-3": ({}, {"gridsize": 2, "learning_rate": 3e-3}),
+    "gs1-probe5.5-step8": ({"probe_radius": 5.5, "step": 8.0}, {}),
+    "gs2-probe5.5-step8": ({"probe_radius": 5.5, "step": 8.0}, {"gridsize": 2}),
 }
 
 
@@ -64,7 +69,7 @@ def main(argv=None) -> int:
             result.pop("npz", None)
             result["epoch_loss_every_10"] = result.pop("epoch_loss")[::10]
             result["data"] = data
-            result["process"] = {"wall_s": res.wall_s, "load_before": res.load_before}
+            result["process"] = {"wall_s": res.wall_s, "cpu_s": res.cpu_s, "load_before": res.load_before}
             results["variants"][name] = result
             atomic_write_text(out_path, json.dumps(results, indent=1, default=float))
     print(render(results))
@@ -73,12 +78,13 @@ def main(argv=None) -> int:
 
 
 def render(results: dict) -> str:
-    head = ["variant", "loss", "S: SSIM", "S: phase", "|P|2: SSIM", "|P|2: phase", "patch err", "patch phase",
+    head = ["variant", "loss", "SSIM", "phase", "FRC", "unaligned: SSIM", "unaligned: phase", "patch err", "patch phase",
             "offset std"]
     rows = []
     for name, r in results["variants"].items():
-        m, w, p = r["metrics"], r["metrics_probe_weighted_stitch"], r.get("per_patch_in_probe_disk", {})
+        m, w, p = r["metrics"], r["metrics_unaligned_stitch"], r.get("per_patch_in_probe_disk", {})
         rows.append([name, f"{r['final_epoch_loss']:.3f}", f"{m['amp_ssim']:.3f}", f"{m['phase_rmse_rad']:.3f}",
+                     f"{m['frc_mean_half_nyquist']:.3f}",
                      f"{w['amp_ssim']:.3f}", f"{w['phase_rmse_rad']:.3f}",
                      f"{p.get('median_rel_error', float('nan')):.3f}", f"{p.get('median_phase_rmse_rad', float('nan')):.3f}",
                      f"{p.get('phase_offset_std_rad', float('nan')):.3f}"])

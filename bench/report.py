@@ -48,7 +48,7 @@ def table_quality(s: dict) -> list[str]:
     ref = s["reference"]
     rows = []
     for label, run in s["runs"].items():
-        for kind, m in (("backend stitch", run["metrics"]), ("|P|^2 stitch*", run["metrics_probe_weighted_stitch"])):
+        for kind, m in (("backend stitch", run["metrics"]), ("unaligned stitch*", run["metrics_unaligned_stitch"])):
             rows.append([label, kind, run["epochs"], _f(run["final_epoch_loss"], "{:.3f}"),
                          _f(run.get("last_fifth_rel_drop"), "{:.1%}"), _f(m["amp_ssim"], "{:.3f}"),
                          _f(m["phase_rmse_rad"], "{:.3f}"), _f(m["rel_error"], "{:.3f}"),
@@ -59,12 +59,12 @@ def table_quality(s: dict) -> list[str]:
     rows.append(["constant object", "-", "-", "-", "-", "-", _f(c["baseline_const_phase_rmse_rad"], "{:.3f}"),
                  _f(c["baseline_const_rel_error"], "{:.3f}"), "-", "-"])
     d = s["dataset"]
-    out = _rows(f"quality: simulate(n_positions={d['n_positions']}, n={d['n']}), interior {s['runs'] and next(iter(s['runs'].values()))['metrics']['interior_px']} px",
+    out = _rows(f"quality: simulate(n_positions={d['n_positions']}, n={d['n']}, step={d.get('step', 'N/4')}), interior {s['runs'] and next(iter(s['runs'].values()))['metrics']['interior_px']} px",
                 ["run", "stitch", "epochs", "final loss", "drop last 1/5", "amp SSIM", "phase RMSE rad",
                  "rel err", "FRC<=0.25", "train s"], rows)
     floors = ", ".join(f"{k} {v:.3f}" for k, v in ref["loss_at_true_object"].items())
     out.append(f"loss at the true object (noise floor): {floors}")
-    out.append("* |P|^2 stitch: diagnostic, patches weighted by the probe intensity instead of the square S (not §11)")
+    out.append("* unaligned stitch: diagnostic, the same patches averaged without §11's phase alignment")
     patch_rows = [[label, _f(p.get("median_rel_error"), "{:.3f}"), _f(p.get("median_phase_rmse_rad"), "{:.3f}"),
                    _f(p.get("phase_offset_std_rad"), "{:.3f}")]
                   for label, run in s["runs"].items() if (p := run.get("per_patch_in_probe_disk"))]

@@ -107,7 +107,8 @@ def section_backends(work: Path, quick: bool) -> dict:
 # --- 2. quality -------------------------------------------------------------
 
 def section_quality(work: Path, quick: bool, budget_s: float, bench_dir: Path, stamp: str) -> dict:
-    data = {"n_positions": 100 if quick else 400, "n": 32, "seed": 7}
+    # The benchmark scan, spelled out: contract v2's default step N/6 (v1's was N/4 = 8 px).
+    data = {"n_positions": 100 if quick else 400, "n": 32, "seed": 7, "step": 32 / 6}
     configs = {"gridsize2": {"gridsize": 2}, "gridsize1": {}}
     inset = 0.0
     out = {"dataset": data, "budget_s_per_backend": budget_s, "interior": "rectangle spanned by the scan "

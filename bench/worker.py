@@ -15,6 +15,7 @@ from backends.common.threads import pin_threads
 
 pin_threads()
 
+import contextlib  # noqa: E402
 import importlib  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
@@ -51,6 +52,38 @@ def _dataset(spec: dict):
         return sim.simulate(**spec)
     finally:
         sim.make_probe = original
+
+
+@contextlib.contextmanager
+def per_member_network(backend: str, enabled: bool):
+    """Investigation only, torch only, this process only: the network of §7 applied to each member of a
+    group on its own (one channel in and out, C folded into the batch), so members meet only in the
+    merge (§8). Not the contract: docs/benchmarks.md, "Why gridsize 2 does not fit"."""
+    if not enabled:
+        yield
+        return
+    if backend != "torch":
+        raise ValueError("per_member_network: the investigation variant exists for the torch backend only")
+    import torch
+
+    import backends.torch_pinn.model as model
+
+    saved = (model.build_network, model.initial_weights, model.check_canonical, model.PinnModel.object_patches)
+    build, init, check, patches = saved
+
+    def object_patches(self, diffraction):
+        x = model._to_tensor(diffraction, torch.float32)
+        b, c, n, _ = x.shape
+        return patches(self, x.reshape(b * c, 1, n, n)).reshape(b, c, n, n)
+
+    model.build_network = lambda n_channels, scale, activation: build(1, scale, activation)
+    model.initial_weights = lambda seed, n_channels, scale, log_g: init(seed, 1, scale, log_g)
+    model.check_canonical = lambda weights, n_channels, scale, source: check(weights, 1, scale, source=source)
+    model.PinnModel.object_patches = object_patches
+    try:
+        yield
+    finally:
+        model.build_network, model.initial_weights, model.check_canonical, model.PinnModel.object_patches = saved
 
 
 def per_patch(patches, x, y, data) -> dict:
@@ -140,20 +173,6 @@ def task_calibrate(args: dict) -> dict:
             "seconds_per_epoch": max((times[3] - times[1]) / 2, 1e-3), "setup_s": max(2 * times[1] - times[3], 0.0)}
 
 
-def probe_weighted_stitch(stitch, patches, x, y, probe) -> np.ndarray:
-    """Diagnostic (not the contract's §11): patches averaged with weight |P|^2 instead of the square S.
-
-    Uses the backend's own stitch_patches twice, for sum(w * patch) and sum(w); both are divided by
-    the same S-mask sum, which cancels in the ratio. |P|^2 is zero outside S for the simulator's probe.
-    """
-    arr = np.asarray(patches.numpy() if hasattr(patches, "numpy") else patches)
-    weight = (np.abs(np.asarray(probe)) ** 2).astype(np.float32)
-    num, _ = stitch.stitch_patches((arr * weight[None]).astype(np.complex64), x, y)
-    den, _ = stitch.stitch_patches(np.broadcast_to(weight, arr.shape).astype(np.complex64), x, y)
-    covered = np.abs(den) > 1e-3 * weight.max()
-    return np.where(covered, num / np.where(covered, den, 1), 0).astype(np.complex64)
-
-
 def _levelled(epoch_loss: list) -> dict:
     """How much the epoch loss still moved over the last fifth of training."""
     n = len(epoch_loss)
@@ -170,25 +189,28 @@ def task_quality(args: dict) -> dict:
 
     backend = args["backend"]
     data = _dataset(args["data"])
-    result, train_s = _train(backend, args["config"], data)
-    stitch = _module(backend, "stitch")
-    start = time.perf_counter()
-    patches, x, y = stitch.predict_patches(result.model, data)
+    config = dict(args["config"])
+    with per_member_network(backend, config.pop("per_member_network", False)):
+        result, train_s = _train(backend, config, data)
+        stitch = _module(backend, "stitch")
+        start = time.perf_counter()
+        patches, x, y = stitch.predict_patches(result.model, data)
     obj, origin = stitch.stitch_patches(patches, x, y)
     recon_s = time.perf_counter() - start
-    weighted = probe_weighted_stitch(stitch, patches, x, y, data.probe)
+    # Diagnostic: the same patches averaged without the phase alignment of §11.
+    unaligned, _ = stitch.stitch_patches(patches, x, y, align_phases=False)
     patch_fit = per_patch(patches, x, y, data)
     inset = args.get("inset_px", 0.0)
     score, _ = quality(obj, origin, data.object, data.xcoords, data.ycoords, inset)
-    score_w, _ = quality(weighted, origin, data.object, data.xcoords, data.ycoords, inset)
+    score_u, _ = quality(unaligned, origin, data.object, data.xcoords, data.ycoords, inset)
     hist = result.history
-    np.savez_compressed(args["npz"], object=np.asarray(obj), weighted=weighted, origin_px=np.asarray(origin),
+    np.savez_compressed(args["npz"], object=np.asarray(obj), unaligned=np.asarray(unaligned), origin_px=np.asarray(origin),
                         epoch_loss=np.asarray(hist["epoch_loss"]))
     return {"backend": backend, "config": result.model.config.to_dict(), "train_s": train_s,
             "reconstruct_s": recon_s, "epochs": len(hist["epoch_loss"]), "steps": len(hist["step_loss"]),
             "final_epoch_loss": hist["epoch_loss"][-1] if hist["epoch_loss"] else None,
             "epoch_loss": hist["epoch_loss"], **_levelled(hist["epoch_loss"]),
-            "metrics": score, "metrics_probe_weighted_stitch": score_w, "per_patch_in_probe_disk": patch_fit,
+            "metrics": score, "metrics_unaligned_stitch": score_u, "per_patch_in_probe_disk": patch_fit,
             "npz": args["npz"]}
 
 
@@ -209,7 +231,7 @@ def task_reference(args: dict) -> dict:
     for name, overrides in args["configs"].items():
         cfg = make_config(overrides)
         groups = referee.group_positions(data.xcoords, data.ycoords, cfg.to_dict())
-        patches = (truth * referee.support_mask(n))[groups["nn_indices"]]
+        patches = (truth * referee.support_mask(n))[groups["nn_indices"]]  # the network outputs O on S (§7)
         offsets = groups["offsets_px"]
         ext = referee.extend_objects(patches, offsets) if cfg.object_big else patches
         far = referee.far_field(ext, data.probe)
@@ -217,10 +239,9 @@ def task_reference(args: dict) -> dict:
         # The best g for the true object: matches total counts.
         log_g = 0.5 * np.log(float((observed ** 2).sum()) / float((np.abs(far) ** 2).sum()))
         floors[name] = referee.compute_loss(far, observed, log_g, cfg.loss)
-    radius = n / 4 - 2.5
+    lit = np.abs(np.asarray(data.probe)) > 0
     return {"stitched_true_patches": ceiling, "loss_at_true_object": floors,
-            "probe_radius_px": radius, "support_half_width_px": n / 4,
-            "probe_area_fraction_of_support": float(np.pi * radius ** 2 / (n / 2) ** 2),
+            "support_half_width_px": n / 4, "probe_area_fraction_of_support": float(lit.sum() / (n / 2) ** 2),
             "metadata": data.metadata}
 
 

@@ -20,7 +20,7 @@ from backends.common.config import ArgumentParser, int_at_least, positive_float
 from backends.common.dataset import Dataset, save_dataset
 from backends.common.fileio import OutputFolderError, ensure_folder
 
-SIMULATOR_VERSION = 1
+SIMULATOR_VERSION = 2  # 2: probe fills S (radius N/4 - 1), step N/6 (contract v2)
 
 
 def support_slice(n: int) -> slice:
@@ -41,8 +41,8 @@ def make_object(rng, height: int, width: int, feature_px: float = 2.0) -> np.nda
 
 
 def make_probe(n: int, curvature: float = 0.02) -> np.ndarray:
-    """A soft-edged disk inside S with a quadratic phase; no random draw."""
-    radius = n / 4 - 2.5
+    """A soft-edged disk filling S (zero from radius N/4 - 0.5) with a quadratic phase; no random draw."""
+    radius = n / 4 - 1
     yy, xx = np.mgrid[0:n, 0:n].astype(np.float64) - n / 2
     r = np.hypot(xx, yy)
     # Linear ramp 0.5 px either side of the radius: a 0.5 px soft edge.
@@ -109,7 +109,8 @@ def simulate(seed: int = 7, n_positions: int = 150, n: int = 32, nphotons: float
         raise ValueError(f"--n-positions={n_positions}: need at least 2 positions")
     if nphotons <= 0:
         raise ValueError(f"--nphotons={nphotons}: must be positive")
-    step = n / 4 if step is None else float(step)
+    # N/6: about 64 % linear overlap of the probe's 2(N/4 - 1) + 1 px diameter, as real scans overlap.
+    step = n / 6 if step is None else float(step)
     jitter = step / 4 if jitter is None else float(jitter)
     rng = np.random.default_rng(seed)
     x, y, (h, w) = raster_positions(rng, n_positions, n, step, jitter)
@@ -142,7 +143,7 @@ def main(argv=None) -> int:
                         help="pattern size, a multiple of 8 (default: 32)")
     parser.add_argument("--nphotons", type=positive_float, default=1e5,
                         help="mean total counts per pattern (default: 1e5)")
-    parser.add_argument("--step", type=positive_float, default=None, help="raster step in px (default: N/4)")
+    parser.add_argument("--step", type=positive_float, default=None, help="raster step in px (default: N/6)")
     parser.add_argument("--jitter", type=float, default=None, help="max jitter in px (default: step/4)")
     args = parser.parse_args(argv)
     if args.jitter is not None and args.jitter < 0:

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from backends.common.geometry import check_offsets  # a shape check, not numerics: shared, re-exported here
 
-MERGE_EPSILON = 1e-3  # added to the summed masks when a group is merged (§8)
+MERGE_EPSILON = 1e-3  # added to the summed windows when a group is merged (§8)
 
 
 def _translate_real(images, shifts_px):
@@ -65,15 +65,19 @@ def translate(images, shifts_px):
     return _translate_real(images, shifts_px)
 
 
-def support_mask(n: int):
-    """(n, n) float32: 1 on the central n/2 x n/2 square S, 0 elsewhere."""
-    inside = tf.logical_and(tf.range(n) >= n // 4, tf.range(n) < n // 4 + n // 2)
-    line = tf.cast(inside, tf.float32)
-    return line[:, None] * line[None, :]
+def weight_window(n: int):
+    """(n, n) float32 W: 1 out to radius N/4 - 1.5 from pixel (N/2, N/2), 0 from N/4 - 0.5, linear between.
+
+    Where the default probe has power (§2, §8, §11): the merge and the stitcher weight patches by W,
+    so output the data never constrains is never averaged in.
+    """
+    offset = tf.range(n, dtype=tf.float64) - n / 2
+    r = tf.sqrt(offset[:, None] ** 2 + offset[None, :] ** 2)
+    return tf.cast(tf.clip_by_value(n / 4 - 0.5 - r, 0.0, 1.0), tf.float32)
 
 
 def extend_objects(object_patches, offsets_px):
-    """object_big merge (§8): each O_c and S on a 3N/2 canvas, shifted by +d_c, averaged, shifted back."""
+    """object_big merge (§8): each W O_c and W on a 3N/2 canvas, shifted by +d_c, averaged, shifted back."""
     object_patches = tf.convert_to_tensor(object_patches, dtype=tf.complex64)
     offsets_px = tf.convert_to_tensor(offsets_px, dtype=tf.float32)
     n = int(object_patches.shape[1])
@@ -81,9 +85,10 @@ def extend_objects(object_patches, offsets_px):
         check_offsets(offsets_px.numpy(), n)
     pad = n // 4
     paddings = [[0, 0], [pad, pad], [pad, pad], [0, 0]]
-    canvas = tf.pad(object_patches, paddings)
+    window = weight_window(n)[None, :, :, None]
+    canvas = tf.pad(object_patches * tf.cast(window, tf.complex64), paddings)
     numerator = tf.reduce_sum(translate(canvas, offsets_px), axis=-1, keepdims=True)
-    masks = tf.pad(support_mask(n)[None, :, :, None], paddings)
+    masks = tf.pad(window, paddings)
     masks = tf.broadcast_to(masks, tf.shape(canvas))
     denominator = tf.reduce_sum(translate(masks, offsets_px), axis=-1, keepdims=True) + MERGE_EPSILON
     merged = tf.complex(tf.math.real(numerator) / denominator, tf.math.imag(numerator) / denominator)

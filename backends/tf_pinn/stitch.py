@@ -3,8 +3,10 @@
 Counterpart of backends/torch_pinn/stitch.py. The canvas geometry (origin,
 size, tile corners, fractional shifts) is the shared shape helper
 backends.common.geometry.canvas_geometry; shifting and accumulation are here.
-TF-only: patches are shifted and summed in blocks of `_STITCH_BLOCK` (a
-segment sum per block); torch accumulates tile by tile.
+TF-only: patches are shifted in blocks of `_STITCH_BLOCK` and the windows
+summed with a segment sum; the patches are then added one by one in a
+tf.function loop (each turn depends on the sum before it; eager slicing is
+4x slower), where torch accumulates tile by tile eagerly.
 """
 
 from __future__ import annotations
@@ -15,16 +17,38 @@ import tensorflow as tf
 from backends.common.dataset import Dataset
 from backends.common.geometry import canvas_geometry
 from backends.tf_pinn.model import PinnModel
-from backends.tf_pinn.physics import support_mask, translate
+from backends.tf_pinn.physics import translate, weight_window
 from backends.tf_pinn.train import inference_inputs
 
-MASK_FLOOR = 1e-3  # canvas pixels whose summed mask is below this are 0
+MASK_FLOOR = 1e-3  # canvas pixels whose summed window is below this are 0
 PREDICT_CHUNK = 64  # groups per forward pass
-_STITCH_BLOCK = 256  # patches shifted and summed at once
+_STITCH_BLOCK = 256  # patches shifted at once
 
 
-def stitch_patches(patches, xcoords, ycoords) -> tuple[np.ndarray, tuple]:
-    """Average (P, N, N) complex patches O_ext, masked by S, on the global canvas; returns (object, origin_px)."""
+@tf.function(autograph=True, input_signature=[
+    tf.TensorSpec((None, None), tf.complex128), tf.TensorSpec((None, None), tf.int64),
+    tf.TensorSpec((), tf.int64), tf.TensorSpec((), tf.bool)])
+def _add_in_order(tiles, flat_index, size, align_phases):
+    """Σ of the (P, T) flattened tiles at their canvas indices, added one by one; with align_phases
+    each first turned by the phase of its correlation with the sum so far (none where that is 0)."""
+    total = tf.zeros((size,), tf.complex128)
+    for k in tf.range(tf.shape(tiles)[0]):
+        tile, where = tiles[k], flat_index[k]
+        c = tf.reduce_sum(tf.math.conj(tile) * tf.gather(total, where))
+        magnitude = tf.abs(c)
+        turn = tf.where(tf.logical_and(align_phases, magnitude > 0),
+                        c / tf.cast(tf.where(magnitude > 0, magnitude, 1.0), tf.complex128),
+                        tf.constant(1.0, tf.complex128))
+        total = tf.tensor_scatter_nd_add(total, where[:, None], tile * turn)
+    return total
+
+
+def stitch_patches(patches, xcoords, ycoords, align_phases: bool = True) -> tuple[np.ndarray, tuple]:
+    """Average (P, N, N) complex patches O_ext, weighted by W, on the global canvas; returns (object, origin_px).
+
+    Patches are added in order; with align_phases each is first turned by the phase of its
+    correlation with the sum so far (a single pattern leaves its patch's global phase free, §11).
+    """
     patches = tf.convert_to_tensor(patches, dtype=tf.complex64)
     x = np.asarray(xcoords, dtype=np.float64).ravel()
     y = np.asarray(ycoords, dtype=np.float64).ravel()
@@ -34,29 +58,34 @@ def stitch_patches(patches, xcoords, ycoords) -> tuple[np.ndarray, tuple]:
     p, n = int(patches.shape[0]), int(patches.shape[1])
     geom = canvas_geometry(x, y, n)
     height, width = geom.shape
-    mask = support_mask(n)
+    window = weight_window(n)
     tile = np.arange(n + 1)
-    sums = tf.zeros((height * width, 3), tf.float64)
+    tiles, indices = [], []
+    weight = tf.zeros((height * width,), tf.float64)
     for start in range(0, p, _STITCH_BLOCK):
         stop = min(start + _STITCH_BLOCK, p)
-        # Each masked patch and its mask, zero-padded to (N+1)x(N+1) and shifted by frac(p) (§6).
-        masked = patches[start:stop] * tf.cast(mask, tf.complex64)[None]
-        stack = tf.stack([tf.math.real(masked), tf.math.imag(masked),
-                          tf.broadcast_to(mask, (stop - start, n, n))], axis=-1)
+        # Each weighted patch and its window, zero-padded to (N+1)x(N+1) and shifted by frac(p) (§6).
+        weighted = patches[start:stop] * tf.cast(window, tf.complex64)[None]
+        stack = tf.stack([tf.math.real(weighted), tf.math.imag(weighted),
+                          tf.broadcast_to(window, (stop - start, n, n))], axis=-1)
         stack = tf.pad(stack, [[0, 0], [0, 1], [0, 1], [0, 0]])  # (P, N+1, N+1, 3)
         shifts = tf.constant(np.repeat(geom.fractions_px[start:stop, None, :], 3, axis=1), tf.float32)
-        moved = tf.cast(translate(stack, shifts), tf.float64)
-        # Canvas index of every tile pixel; accumulated in float64 with a segment sum.
+        moved = tf.reshape(tf.cast(translate(stack, shifts), tf.float64), (stop - start, -1, 3))
+        # Canvas index of every tile pixel; the windows are summed in float64 with a segment sum.
         rows = geom.tile_offsets[start:stop, 1][:, None, None] + tile[None, :, None]
         cols = geom.tile_offsets[start:stop, 0][:, None, None] + tile[None, None, :]
-        flat_index = tf.constant((rows * width + cols).reshape(-1), tf.int64)
-        sums += tf.math.unsorted_segment_sum(tf.reshape(moved, (-1, 3)), flat_index, height * width)
-    sums = tf.reshape(sums, (height, width, 3))
-    weight = sums[..., 2]
+        flat_index = tf.constant((rows * width + cols).reshape(stop - start, -1), tf.int64)
+        weight += tf.math.unsorted_segment_sum(tf.reshape(moved[..., 2], (-1,)), tf.reshape(flat_index, (-1,)),
+                                               height * width)
+        tiles.append(tf.complex(moved[..., 0], moved[..., 1]))
+        indices.append(flat_index)
+    total = _add_in_order(tf.concat(tiles, 0), tf.concat(indices, 0), tf.constant(height * width, tf.int64),
+                          tf.constant(align_phases))
+    weight, total = tf.reshape(weight, (height, width)), tf.reshape(total, (height, width))
     covered = weight >= MASK_FLOOR
     safe = tf.where(covered, weight, tf.ones_like(weight))
-    real = tf.where(covered, sums[..., 0] / safe, tf.zeros_like(weight))
-    imag = tf.where(covered, sums[..., 1] / safe, tf.zeros_like(weight))
+    real = tf.where(covered, tf.math.real(total) / safe, tf.zeros_like(safe))
+    imag = tf.where(covered, tf.math.imag(total) / safe, tf.zeros_like(safe))
     obj = tf.cast(tf.complex(real, imag), tf.complex64).numpy()
     return obj, geom.origin_px
 

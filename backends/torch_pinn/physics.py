@@ -12,7 +12,7 @@ import torch
 
 from backends.common.geometry import check_offsets  # a shape check, not numerics: shared, re-exported here
 
-MERGE_EPSILON = 1e-3  # added to the summed masks when patches are merged (object_big)
+MERGE_EPSILON = 1e-3  # added to the summed windows when patches are merged (object_big)
 
 
 def _taps(shift: torch.Tensor, size: int) -> tuple[list, list]:
@@ -64,11 +64,15 @@ def translate(images: torch.Tensor, shifts_px: torch.Tensor) -> torch.Tensor:
     return _translate_real(images, shifts_px)
 
 
-def support_mask(n: int) -> torch.Tensor:
-    """(n, n) float32: 1 on the central n/2 x n/2 square S, 0 elsewhere."""
-    mask = torch.zeros((n, n), dtype=torch.float32)
-    mask[n // 4:n // 4 + n // 2, n // 4:n // 4 + n // 2] = 1.0
-    return mask
+def weight_window(n: int) -> torch.Tensor:
+    """(n, n) float32 W: 1 out to radius N/4 - 1.5 from pixel (N/2, N/2), falling linearly to 0 at N/4 - 0.5.
+
+    Where the default probe has power (docs/spec.md §2, §8): patches are weighted by W when a group
+    is merged and when the object is stitched, so output the data never constrains is never averaged in.
+    """
+    offset = torch.arange(n, dtype=torch.float64) - n / 2
+    r = torch.hypot(offset[:, None], offset[None, :])
+    return torch.clamp(n / 4 - 0.5 - r, 0.0, 1.0).to(torch.float32)
 
 
 def _pad(images: torch.Tensor, p: int) -> torch.Tensor:
@@ -82,15 +86,16 @@ def _pad(images: torch.Tensor, p: int) -> torch.Tensor:
 def extend_objects(object_patches: torch.Tensor, offsets_px: torch.Tensor) -> torch.Tensor:
     """object_big: merge a group's patches on one 3N/2 canvas and cut each member's view back out.
 
-    M = sum_c T(O_c, +d_c) / (sum_c T(S, +d_c) + 1e-3); O_ext_c = centre N x N of T(M, -d_c).
+    M = sum_c T(W O_c, +d_c) / (sum_c T(W, +d_c) + 1e-3); O_ext_c = centre N x N of T(M, -d_c).
     object_patches (B, C, N, N) complex; offsets_px (B, C, 2). A group whose offsets
     exceed N/2 in x or y would leave the canvas and is refused.
     """
     b, c, n, _ = object_patches.shape
     check_offsets(offsets_px.detach().cpu().numpy(), n)
     pad = n // 4
-    big = _pad(object_patches, pad)
-    mask = _pad(support_mask(n).to(object_patches.device), pad).expand(b, c, n + 2 * pad, n + 2 * pad)
+    window = weight_window(n).to(object_patches.device)
+    big = _pad(object_patches * window, pad)
+    mask = _pad(window, pad).expand(b, c, n + 2 * pad, n + 2 * pad)
     numerator = translate(big, offsets_px).sum(dim=1, keepdim=True)
     denominator = translate(mask, offsets_px).sum(dim=1, keepdim=True) + MERGE_EPSILON
     merged = numerator / denominator

@@ -13,17 +13,19 @@ import torch
 from backends.common.dataset import Dataset
 from backends.common.geometry import canvas_geometry
 from backends.torch_pinn.model import PinnModel
-from backends.torch_pinn.physics import support_mask, translate
+from backends.torch_pinn.physics import translate, weight_window
 from backends.torch_pinn.train import inference_inputs
 
-MASK_FLOOR = 1e-3  # canvas pixels whose mask sum is below this are set to 0
+MASK_FLOOR = 1e-3  # canvas pixels whose window sum is below this are set to 0
 PREDICT_CHUNK = 64  # groups per forward pass
 
 
-def stitch_patches(patches, xcoords, ycoords) -> tuple[np.ndarray, tuple]:
-    """Sum of S-masked patches placed at their positions over the sum of masks.
+def stitch_patches(patches, xcoords, ycoords, align_phases: bool = True) -> tuple[np.ndarray, tuple]:
+    """Sum of W-weighted patches placed at their positions over the sum of windows.
 
-    patches (P, N, N) complex tensor of O_ext; xcoords, ycoords (P,) float64.
+    patches (P, N, N) complex tensor of O_ext; xcoords, ycoords (P,) float64. Patches are added in
+    order; with align_phases each is first turned by the phase of its correlation with the sum so
+    far (a single pattern leaves its patch's global phase free, §11).
     Returns the complex64 object and its origin (x0, y0) in object pixels.
     """
     patches = patches if torch.is_tensor(patches) else torch.from_numpy(np.asarray(patches))
@@ -35,17 +37,23 @@ def stitch_patches(patches, xcoords, ycoords) -> tuple[np.ndarray, tuple]:
                          f"{tuple(patches.shape)}, {len(x)} x and {len(y)} y coordinates")
     p, n = patches.shape[0], patches.shape[-1]
     geometry = canvas_geometry(x, y, n)
-    mask = support_mask(n)
+    window = weight_window(n)
     tiles = torch.zeros((p, 2, n + 1, n + 1), dtype=torch.complex64)
-    tiles[:, 0, :n, :n] = patches * mask
-    tiles[:, 1, :n, :n] = mask.to(torch.complex64)
+    tiles[:, 0, :n, :n] = patches * window
+    tiles[:, 1, :n, :n] = window.to(torch.complex64)
     shifts = torch.from_numpy(geometry.fractions_px)[:, None, :].expand(p, 2, 2)
     tiles = translate(tiles, shifts)
     height, width = geometry.shape
     total = torch.zeros((height, width), dtype=torch.complex128)
     weight = torch.zeros((height, width), dtype=torch.float64)
     for k, (col, row) in enumerate(geometry.tile_offsets.tolist()):
-        total[row:row + n + 1, col:col + n + 1] += tiles[k, 0].to(torch.complex128)
+        tile = tiles[k, 0].to(torch.complex128)
+        region = total[row:row + n + 1, col:col + n + 1]
+        if align_phases:
+            c = torch.sum(tile.conj() * region)
+            if c != 0:
+                tile = tile * (c / c.abs())
+        region += tile
         weight[row:row + n + 1, col:col + n + 1] += tiles[k, 1].real.to(torch.float64)
     covered = weight >= MASK_FLOOR
     obj = torch.where(covered, total / torch.where(covered, weight, torch.ones((), dtype=torch.float64)),

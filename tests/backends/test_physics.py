@@ -124,11 +124,13 @@ def test_negative_shift_is_the_adjoint(backend, rng):
     assert abs(lhs - rhs) < 1e-4 * max(1.0, abs(lhs))
 
 
-def test_support_mask(backend):
-    s = backend.numpy(backend.physics.support_mask(16))
-    assert s.dtype == np.float32 and s.shape == (16, 16)
-    np.testing.assert_array_equal(s, referee.support_mask(16))
-    assert s[4:12, 4:12].all() and s.sum() == 64
+def test_weight_window(backend):
+    w = backend.numpy(backend.physics.weight_window(16))
+    assert w.dtype == np.float32 and w.shape == (16, 16)
+    np.testing.assert_allclose(w, referee.weight_window(16), rtol=0, atol=1e-7)
+    # 1 at the centre, 0.5 one pixel inside S's edge on the axes, nothing outside S.
+    assert w[8, 8] == 1 and w[8, 11] == w[8, 5] == w[11, 8] == 0.5 and w[8, 12] == w[8, 4] == 0
+    assert not (w * (1 - referee.support_mask(16))).any()
 
 
 def test_far_field_centring_and_normalisation(backend):
@@ -191,12 +193,14 @@ def test_object_big_merge_of_centred_random_offsets(backend, rng):
     np.testing.assert_allclose(got, want, rtol=0, atol=2e-5)
 
 
-def test_object_big_single_member_at_zero_offset_returns_the_patch_inside_s(backend, rng):
+def test_object_big_single_member_at_zero_offset_returns_the_patch_inside_w(backend, rng):
     patches = _patches(rng, 1, 1, 16)
     got = _extend(backend, patches, np.zeros((1, 1, 2)))
-    # S / (S + 1e-3) inside the support, 0 outside.
-    np.testing.assert_allclose(got, patches / (1 + 1e-3), rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(got, patches.astype(np.complex64) / 1.001, rtol=2e-7, atol=1e-7)
+    # W O / (W + 1e-3): the patch / 1.001 where W = 1, less on W's edge, 0 outside W.
+    w = referee.weight_window(16)
+    np.testing.assert_allclose(got, patches * w / (w + 1e-3), rtol=1e-6, atol=1e-7)
+    inner = w == 1
+    np.testing.assert_allclose(got[..., inner], patches[..., inner].astype(np.complex64) / 1.001, rtol=2e-7, atol=1e-7)
 
 
 def test_object_big_refuses_far_offsets(backend, rng):

@@ -76,7 +76,9 @@ def test_gradient_matches_finite_differences(backend, tiny):
     assert all(v.dtype == np.float32 for v in grads.values())
     for name in ("log_intensity_scale", "encoder.0.conv0.kernel", "decoder_phase.head.kernel"):
         idx = np.unravel_index(np.argmax(np.abs(grads[name])), grads[name].shape)
-        h = 1e-2
+        # 1e-3: at 1e-2 the central difference of encoder.0.conv0 is 8 % off on this (v2) data, at 1e-3 2 %
+        # (it converges to the analytic gradient as h falls, until float32 rounding takes over below 3e-4).
+        h = 1e-3
         values = []
         for sign in (1, -1):
             w = {k: v.copy() for k, v in weights.items()}
@@ -180,10 +182,11 @@ def test_object_big_runs_are_identical_and_write_no_files(backend, ten, tmp_path
 @pytest.mark.slow
 def test_loss_decreases_on_the_default_dataset(backend, default_dataset_path):
     data = load_dataset(default_dataset_path)
-    result = backend.train.train(make_config({"epochs": 3, "n_filters_scale": 1}), data)
+    # 4 epochs: on the v2 default scan the loss falls only 8 % in the first three (12.6 -> 11.6), then faster.
+    result = backend.train.train(make_config({"epochs": 4, "n_filters_scale": 1}), data)
     h = result.history
-    assert h["steps_per_epoch"] == 10 and h["n_groups"] == 150 and len(h["step_loss"]) == 30
-    assert len(h["epoch_loss"]) == 3
+    assert h["steps_per_epoch"] == 10 and h["n_groups"] == 150 and len(h["step_loss"]) == 40
+    assert len(h["epoch_loss"]) == 4
     assert h["epoch_loss"][-1] < 0.9 * h["epoch_loss"][0]
     assert np.all(np.diff(h["epoch_loss"]) < 0), h["epoch_loss"]
     assert all(math.isfinite(v) for v in h["step_loss"])

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from adapters.referee import Float64Referee, extend_objects, nearest_others
+from adapters.referee import Float64Referee, extend_objects, nearest_others, stitch_patches, weight_window
 from adapters.registry import get_backend
 from backends.common.config import ConfigError
 
@@ -114,8 +114,9 @@ def test_object_big_with_zero_offsets_scales_identical_patches_by_c_over_c_plus_
     patch[N // 4: 3 * N // 4, N // 4: 3 * N // 4] = inside
     obj = np.broadcast_to(patch, (1, c, N, N)).copy()
     ext = extend_objects(obj, np.zeros((1, c, 2)))
-    # M = C O / (C S + 1e-3): C / (C + 1e-3) inside S, 0 / 1e-3 = 0 outside.
-    expected = patch * (c / (c + 1e-3))
+    # M = C W O / (C W + 1e-3): the patch where W = 1, turned down where W falls, 0 / 1e-3 = 0 outside W.
+    w = weight_window(N)
+    expected = patch * (c * w / (c * w + 1e-3))
     np.testing.assert_allclose(ext, np.broadcast_to(expected, ext.shape), rtol=1e-14, atol=0)
     probe = complex_images(rng, (N, N))
     out = ref.forward(obj, probe, np.zeros((1, c, 2)), object_big=True)
@@ -125,10 +126,10 @@ def test_object_big_with_zero_offsets_scales_identical_patches_by_c_over_c_plus_
 
 def test_object_big_merges_a_pair_at_integer_offsets(rng):
     # Two patches at d = (+3, 0) and (-3, 0): patch 0's pixel (i, j) sits on the merge canvas where
-    # patch 1's pixel (i, j + 6) sits, so O_ext_0(i, j) = (O_0(i, j) + O_1(i, j + 6)) / (S(i, j) + S(i, j + 6)
-    # + 1e-3), and O_ext_1(i, j) = (O_1(i, j) + O_0(i, j - 6)) / (S(i, j) + S(i, j - 6) + 1e-3).
+    # patch 1's pixel (i, j + 6) sits, so O_ext_0(i, j) = (W O_0(i, j) + W O_1(i, j + 6)) / (W(i, j)
+    # + W(i, j + 6) + 1e-3), and O_ext_1(i, j) = (W O_1(i, j) + W O_0(i, j - 6)) / (W(i, j) + W(i, j - 6) + 1e-3).
     obj = flat_in_support(2) * complex_images(rng, (1, 2, N, N))
-    mask = flat_in_support(1).real[0, 0]
+    mask = weight_window(N)
 
     def moved(img, k):  # img(i, j + k), zero outside
         out = np.zeros_like(img)
@@ -136,7 +137,7 @@ def test_object_big_merges_a_pair_at_integer_offsets(rng):
         return out
 
     ext = extend_objects(obj, np.array([[[3.0, 0.0], [-3.0, 0.0]]]))
-    o0, o1 = obj[0]
+    o0, o1 = obj[0] * mask
     np.testing.assert_allclose(ext[0, 0], (o0 + moved(o1, 6)) / (mask + moved(mask, 6) + 1e-3), rtol=0, atol=1e-14)
     np.testing.assert_allclose(ext[0, 1], (o1 + moved(o0, -6)) / (mask + moved(mask, -6) + 1e-3), rtol=0, atol=1e-14)
 
@@ -251,8 +252,9 @@ def test_stitching_constant_patches_at_integer_positions(ref):
     obj = out["object"]
     assert obj.shape == (27 - 20 + N + 1, 13 - 10 + N + 1)
     covered = np.zeros(obj.shape, bool)
-    for px, py in zip(x, y):  # S of the patch at p covers object pixels p - N/4 .. p + N/4 - 1
-        covered[int(py - N // 4 - y0): int(py + N // 4 - y0), int(px - N // 4 - x0): int(px + N // 4 - x0)] = True
+    for px, py in zip(x, y):  # W of the patch at p covers object pixels p - N/2 + (i, j) where W(i, j) > 0
+        covered[int(py - N // 2 - y0): int(py + N // 2 - y0), int(px - N // 2 - x0): int(px + N // 2 - x0)] |= (
+            weight_window(N) > 0)
     np.testing.assert_allclose(obj[covered], value, rtol=1e-15)
     assert np.all(obj[~covered] == 0)
 
@@ -265,19 +267,30 @@ def test_stitching_constant_patches_at_fractional_positions(ref):
     assert obj.shape == (26 - 20 + N + 1, 14 - 9 + N + 1)
     nonzero = obj != 0
     np.testing.assert_allclose(obj[nonzero], 0.5 + 0.25j, rtol=1e-12)
-    # the union of supports, grown by one pixel for the bilinear edge, bounds what is non-zero
-    assert 0.3 * obj.size < nonzero.sum() < 0.9 * obj.size
+    # three disks of W (radius N/4 - 0.5, about 38 px each), grown by the bilinear edge, overlapping
+    assert 0.2 * obj.size < nonzero.sum() < 0.4 * obj.size
     assert np.all(obj[:2] == 0) and np.all(obj[:, :2] == 0)
 
 
-@pytest.mark.parametrize("frac, edge_kept", [(4e-4, False), (2e-3, True)])
-def test_stitching_drops_pixels_with_mask_sum_below_the_floor(ref, frac, edge_kept):
-    # One patch shifted by frac in x: the column just right of S gets mask weight frac. Below the
-    # 1e-3 floor it is 0, above it the constant (its patch weight is frac times the value too).
+@pytest.mark.parametrize("frac, edge_kept", [(4e-4, False), (4e-3, True)])
+def test_stitching_drops_pixels_with_window_sum_below_the_floor(ref, frac, edge_kept):
+    # One patch shifted by frac in x: on the centre row, the pixel just right of W (W = 0 at offset N/4,
+    # 0.5 at N/4 - 1) gets weight 0.5 frac. Below the 1e-3 floor it is 0, above it the constant.
     out = ref.stitch(np.full((1, N, N), 3.0 + 0j), np.array([10.0 + frac]), np.array([20.0]))["object"]
-    edge = out[N // 4: 3 * N // 4, 3 * N // 4]
-    np.testing.assert_allclose(edge, 3.0 if edge_kept else 0.0, rtol=1e-12, atol=0)
-    np.testing.assert_allclose(out[N // 4: 3 * N // 4, N // 4: 3 * N // 4], 3.0, rtol=1e-12)
+    np.testing.assert_allclose(out[N // 2, 3 * N // 4], 3.0 if edge_kept else 0.0, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(out[N // 2, N // 4 + 1: 3 * N // 4], 3.0, rtol=1e-12)
+
+
+def test_stitching_turns_each_patch_to_the_phase_of_what_is_placed(ref, rng):
+    # Constant patches with random global phases: aligned, they stitch back to one constant (the first
+    # patch's phase); averaged as they are, overlaps mix phases and the magnitude drops.
+    x, y = np.array([10.0, 13.0, 10.0, 13.5]), np.array([20.0, 20.0, 24.0, 23.5])
+    turns = np.exp(1j * rng.uniform(-np.pi, np.pi, 4))
+    patches = np.full((4, N, N), 2.0 - 1.5j) * turns[:, None, None]
+    obj = ref.stitch(patches, x, y)["object"]
+    np.testing.assert_allclose(obj[obj != 0], (2.0 - 1.5j) * turns[0], rtol=1e-12)
+    unaligned, _ = stitch_patches(patches, x, y, align_phases=False)
+    assert np.abs(unaligned[unaligned != 0]).min() < 0.9 * abs(2.0 - 1.5j)
 
 
 # --- the bundled backends against the referee --------------------------------------------
