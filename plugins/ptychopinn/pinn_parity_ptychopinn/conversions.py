@@ -77,11 +77,22 @@ def plain(value):
     return value
 
 
-def _take_loss(fields: dict, table: dict, backend: str) -> dict:
-    loss = fields.pop("loss")
-    if loss not in table:
-        raise ValueError(f"{backend}: no loss setting for {loss!r} (known: {sorted(table)})")
-    return table[loss]
+def _take_fields(fields: dict, pairs) -> dict:
+    """Pop each canonical name of `pairs` ((ours, theirs), ...) present in `fields`, under their name."""
+    return {theirs: fields.pop(ours) for ours, theirs in pairs if ours in fields}
+
+
+def _take_rest(fields: dict, loss_table: dict, backend: str, what: str) -> dict:
+    """Their settings for the canonical loss, if given; any field still left has no counterpart: an error."""
+    settings = {}
+    if "loss" in fields:
+        loss = fields.pop("loss")
+        if loss not in loss_table:
+            raise ValueError(f"{backend}: no loss setting for {loss!r} (known: {sorted(loss_table)})")
+        settings = loss_table[loss]
+    if fields:
+        raise ValueError(f"{backend}: no {what} for override(s) {sorted(fields)}")
+    return dict(settings)
 
 
 def tf_config_fields(overrides: dict) -> tuple[dict, dict]:
@@ -89,18 +100,11 @@ def tf_config_fields(overrides: dict) -> tuple[dict, dict]:
 
     A canonical field with no counterpart there (seed, learning_rate, adam_epsilon) is an error."""
     o = dict(overrides)
-    model_kw, train_kw = {}, {}
-    for ours in ("gridsize", "n_filters_scale", "amp_activation", "object_big"):
-        if ours in o:
-            model_kw[ours] = o.pop(ours)
-    for ours, theirs in (("neighbor_count", "neighbor_count"), ("n_groups", "n_groups"),
-                         ("batch_size", "batch_size"), ("epochs", "nepochs")):
-        if ours in o:
-            train_kw[theirs] = o.pop(ours)
-    if "loss" in o:
-        train_kw.update(_take_loss(o, TF_LOSS, "ptychopinn-tf"))
-    if o:
-        raise ValueError(f"ptychopinn-tf: no TrainingConfig/ModelConfig field for override(s) {sorted(o)}")
+    model_kw = _take_fields(o, [(name, name) for name in ("gridsize", "n_filters_scale", "amp_activation",
+                                                          "object_big")])
+    train_kw = _take_fields(o, [("neighbor_count", "neighbor_count"), ("n_groups", "n_groups"),
+                                ("batch_size", "batch_size"), ("epochs", "nepochs")])
+    train_kw.update(_take_rest(o, TF_LOSS, "ptychopinn-tf", "TrainingConfig/ModelConfig field"))
     return model_kw, train_kw
 
 
@@ -113,17 +117,11 @@ def torch_factory_overrides(overrides: dict) -> dict:
     """Canonical overrides as the overrides dict of ptycho_torch.config_factory.create_training_payload
     (the factory maps neighbor_count to K and max_epochs to epochs itself)."""
     o = dict(overrides)
-    factory = {}
-    for ours, theirs in (("gridsize", "gridsize"), ("neighbor_count", "neighbor_count"),
-                         ("n_groups", "n_groups"), ("batch_size", "batch_size"), ("epochs", "max_epochs"),
-                         ("n_filters_scale", "n_filters_scale"), ("amp_activation", "amp_activation"),
-                         ("object_big", "object_big")):
-        if ours in o:
-            factory[theirs] = o.pop(ours)
-    if "loss" in o:
-        factory.update(_take_loss(o, TORCH_LOSS, "ptychopinn-torch"))
-    if o:
-        raise ValueError(f"ptychopinn-torch: no factory field for override(s) {sorted(o)}")
+    factory = _take_fields(o, [("gridsize", "gridsize"), ("neighbor_count", "neighbor_count"),
+                               ("n_groups", "n_groups"), ("batch_size", "batch_size"), ("epochs", "max_epochs"),
+                               ("n_filters_scale", "n_filters_scale"), ("amp_activation", "amp_activation"),
+                               ("object_big", "object_big")])
+    factory.update(_take_rest(o, TORCH_LOSS, "ptychopinn-torch", "factory field"))
     factory.setdefault("n_groups", TORCH_DEFAULT_N_GROUPS)
     return factory
 
