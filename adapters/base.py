@@ -121,7 +121,8 @@ class Backend(ABC):
     native_weights: ClassVar[bool] = False
     """True for a system whose networks have their own weights, not the canonical ones (a foreign pair):
     the training stage then calls train(..., init_weights=None, ...), each backend starting from its own
-    initial weights, and compares schedules and loss drops instead of trajectories."""
+    initial weights, and compares schedules and loss drops instead of trajectories; the model stage
+    compares only the scales each backend derives from the data."""
 
     def supported_stages(self) -> tuple[str, ...]:
         """The stages this adapter does, in pipeline order: `declared_stages` when the class sets it

@@ -414,6 +414,8 @@ def check_loss(ctx: CaseContext) -> StageResult:
 
 def check_model(ctx: CaseContext) -> StageResult:
     result = StageResult()
+    if _native(ctx):
+        return _check_native_model(ctx, result)
     # The backend's own initial weights must be the shared initializer's, bit for bit.
     init = _outputs(ctx, "model", lambda run: run.own_initial_weights, result)
     for name, weights in init.items():
@@ -430,6 +432,16 @@ def check_model(ctx: CaseContext) -> StageResult:
 
     return _allclose_stage(ctx, "model", "predict", predict, result, golden_keys=lambda out: {
         k: (v[:1] if np.ndim(v) else v) for k, v in out.items()})
+
+
+def _check_native_model(ctx: CaseContext, result: StageResult) -> StageResult:
+    """A pair without canonical weights (Backend.native_weights): the networks, their initial weights and
+    predictions are each backend's own (the shapes, training and bundle stages see them); what the data
+    alone decides is compared: the input scale and log intensity scale each derives from the scan (§5)."""
+    result.notes.append(StageNote(ctx.case_id, "model", "native", "no canonical weights: compared are the "
+                                  "scales each backend derives from the scan, not initial weights or predictions"))
+    return _allclose_stage(ctx, "model", "scales", lambda run: {k: np.float32(v) for k, v in run.scales.items()},
+                           result, golden_keys=lambda out: out)
 
 
 def check_gradients(ctx: CaseContext) -> StageResult:

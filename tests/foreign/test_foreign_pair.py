@@ -190,6 +190,26 @@ def test_a_native_bundle_must_reproduce_its_own_prediction_exactly(tmp_path, pro
                   if not ok and label == "foreignA2(foreignA2 bundle)~foreignA2") == failing
 
 
+class ScalesA(TrainingA):
+    declared_stages = SIX + ("model",)
+    photons = 1e5
+
+    def scales(self, diffraction, probe, amp_activation):
+        mean_count = float(np.mean(np.sum(np.square(diffraction, dtype=np.float64), axis=(-2, -1))))
+        return {"input_scale": np.sqrt(diffraction.shape[-1] ** 2 / 4 / mean_count),
+                "log_intensity_scale": 0.5 * np.log(self.photons / mean_count)}
+
+
+@pytest.mark.parametrize("photons, failing", [(1e5, []), (1e6, ["log_intensity_scale"])])
+def test_a_native_pairs_model_stage_compares_the_scales_alone(tmp_path, profile, photons, failing):
+    a, b = ScalesA(), ScalesA()
+    a.name, b.name = "foreignA", "foreignA2"
+    b.photons = photons  # the split: another photon count behind the intensity scale
+    result = run_stage(make_context(case(profile, 1), {"foreignA": a, "foreignA2": b}, tmp_path), "model")
+    assert sorted(c.metric for c in result.comparisons) == ["input_scale", "log_intensity_scale"]
+    assert [c.metric for c in result.comparisons if not c.passed] == failing
+
+
 def test_the_loss_drop_is_relative_and_sign_safe():
     from parity.checks import relative_loss_drop
 

@@ -33,9 +33,10 @@ translation TF: ptycho.tf_helper.Translation (the model's layer, XLA path, jitte
 
 shapes, forward, loss, reconstruction (stitch), cli: see each method's docstring and README.md (the
                stage table).
-training, bundle: native (`native_weights`): each side trains its own network from its own initial
-               weights (training.py) and saves, loads and predicts it with its own bundle functions
-               (bundles.py). model, gradients and optimizer are unsupported, with the reason in
+model, training, bundle: native (`native_weights`): the model stage compares the scales each side
+               derives from the scan; each side trains its own network from its own initial weights
+               (training.py) and saves, loads and predicts it with its own bundle functions
+               (bundles.py). gradients and optimizer are unsupported, with the reason in
                `unsupported_stages`.
 
 Canonical fields with no counterpart in a backend's configuration (seed, adam_epsilon; the TF
@@ -49,6 +50,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import types
 import io
 import sys
 import tempfile
@@ -60,7 +62,7 @@ import numpy as np
 from adapters.base import Backend
 from backends.common.config import make_config
 from pinn_parity_ptychopinn.conversions import (
-    ACTIVATION_TO_TORCH, DUMMY_N, TF_LOSS, TF_MODEL_OWN, TF_OWN, TORCH_LOSS, bundle_params, tf_config_fields,
+    ACTIVATION_TO_TORCH, DUMMY_N, TF_LOSS, default_nphotons, normalized_scan, TF_MODEL_OWN, TF_OWN, TORCH_LOSS, bundle_params, tf_config_fields,
     torch_factory_overrides,
     canonical_from_legacy_params, canonical_from_tf_training_config, canonical_groups, diffraction_size, dummy_arrays,
     grouping_inputs, harness_cli_args, own_fields, plain, raw_data_arrays, require_n, run_command, set_legacy_params,
@@ -72,13 +74,11 @@ TRAINING_SEED = make_config({}).seed
 
 
 class _PtychoPINN(Backend):
-    declared_stages = ("config", "data", "grouping", "shapes", "translation", "forward", "loss", "training",
-                       "reconstruction", "bundle", "cli")
+    declared_stages = ("config", "data", "grouping", "shapes", "translation", "forward", "loss", "model",
+                       "training", "reconstruction", "bundle", "cli")
     # Each side trains its own network from its own initial weights (pinn_parity_ptychopinn.training).
     native_weights = True
     unsupported_stages = MappingProxyType({
-        "model": "predict takes the harness's canonical weights, which neither network can load: their layers "
-                 "differ from the canonical network's and from each other's (see the shapes stage)",
         "gradients": "gradients by canonical weight name: both networks have their own weights, and no public "
                      "function of either returns per-weight gradients outside its training step",
         "optimizer": "their optimisers are built inside training (ptycho.model.create_compiled_model's "
@@ -117,6 +117,18 @@ class PtychoPINNTF(_PtychoPINN):
 
     def predict(self, state, batch) -> dict:
         return predict_tf(state, batch.diffraction, batch.offsets_px)
+
+    def scales(self, diffraction, probe, amp_activation) -> dict:
+        """The input scale of ptycho.raw_data.normalize_data and the intensity scale of
+        ptycho.train_pinn.calculate_intensity_scale (sqrt(nphotons) / (N/2), params.cfg's nphotons and N)."""
+        from ptycho.train_pinn import calculate_intensity_scale
+
+        n = np.shape(diffraction)[-1]
+        normalized, input_scale = normalized_scan(diffraction)
+        set_legacy_params(n, 1, False)  # TrainingConfig's defaults: nphotons 1e9, and this N
+        # It reads the container's X only to hand it to a formula that ignores it: X is what it needs.
+        scale = calculate_intensity_scale(types.SimpleNamespace(X=normalized))
+        return {"input_scale": input_scale, "log_intensity_scale": float(np.log(scale))}
 
     name = "ptychopinn-tf"
     shared_code = MappingProxyType({"grouping": "ptycho.raw_data.RawData.generate_grouped_data",
@@ -275,6 +287,18 @@ class PtychoPINNTorch(_PtychoPINN):
     train_native = staticmethod(train_torch)
     save_bundle = staticmethod(save_torch)  # save_torch_bundle
     load_bundle = staticmethod(load_torch)  # load_torch_bundle: the probe is not in it
+
+    def scales(self, diffraction, probe, amp_activation) -> dict:
+        """The input scale of ptycho.raw_data.normalize_data (which ptycho_torch's inference applies) and
+        ptycho_torch.helper.derive_intensity_scale_from_amplitudes on the normalised scan, as
+        workflows.components._attach_physics_scale derives it, with the factory's nphotons (1e9)."""
+        import torch
+        from ptycho_torch.helper import derive_intensity_scale_from_amplitudes
+
+        normalized, input_scale = normalized_scan(diffraction)
+        nphotons = default_nphotons()
+        scale = derive_intensity_scale_from_amplitudes(torch.from_numpy(normalized), nphotons)
+        return {"input_scale": input_scale, "log_intensity_scale": float(np.log(float(scale)))}
 
     def predict(self, state, batch) -> dict:
         if state.probe is None:  # loaded from a bundle: their inference takes the probe from the data file

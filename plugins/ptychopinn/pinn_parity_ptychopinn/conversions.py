@@ -316,3 +316,20 @@ def canonical_from_legacy_params(params: dict) -> dict:
     out.update({"x.N": int(params["N"]), "x.intensity_scale_trainable": bool(params["intensity_scale.trainable"]),
                 "x.nphotons": float(params["nphotons"])})
     return out
+
+
+def normalized_scan(diffraction) -> tuple[np.ndarray, float]:
+    """ptycho.raw_data.normalize_data on a scan's amplitudes (M, N, N): the normalised amplitudes and the
+    factor it applied (both sides' inputs go through it)."""
+    from ptycho.raw_data import normalize_data
+
+    x = np.asarray(diffraction, np.float32)
+    normalized = normalize_data({"diffraction": x}, x.shape[-1])
+    return normalized, float(np.sum(normalized, dtype=np.float64) / np.sum(x, dtype=np.float64))
+
+
+def default_nphotons() -> float:
+    """ptycho.config.config.TrainingConfig's nphotons, which both factories start from (1e9)."""
+    from ptycho.config.config import ModelConfig, TrainingConfig
+
+    return float(TrainingConfig(model=ModelConfig()).nphotons)
