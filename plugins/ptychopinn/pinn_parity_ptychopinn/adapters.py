@@ -50,10 +50,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import types
 import io
 import sys
 import tempfile
+import types
 from pathlib import Path
 from types import MappingProxyType
 
@@ -92,8 +92,8 @@ class _PtychoPINN(Backend):
     def train(self, config: dict, data_path, init_weights, max_steps: int) -> dict:
         if init_weights is not None:
             raise ValueError(f"{self.name}: its network cannot load canonical weights (native_weights)")
-        # No seed field in either side's config: the canonical default seeds both, so reruns repeat.
-        out = self.train_native(config, data_path, max_steps, int(config.get("seed", TRAINING_SEED)))
+        # Neither side's config has a seed field: the canonical default seeds both, so reruns repeat.
+        out = self.train_native(config, data_path, max_steps, TRAINING_SEED)
         return {"history": out["history"], "state": out["state"]}  # the state: for the bundle stage
 
     def versions(self) -> dict:
