@@ -23,19 +23,16 @@ from backends.common.fileio import atomic_write_text
 from bench import proc
 from bench.sections import _worker, log
 
-# name -> (simulate arguments, config overrides). Default scan (contract v2): 400 positions, step N/6,
+# name -> (simulate arguments, config overrides). Default scan (contracts v2, v3): 400 positions, step N/6,
 # probe disk radius N/4 - 1 = 7 px filling the 16 px support S.
 VARIANTS = {
     "gs1": ({}, {}),
     "gs2": ({}, {"gridsize": 2}),
-    # gs2 without the merge: four independent patches through one network (its capacity per patch).
+    # gs2 without the merge: each member solved alone, as at gs1 but from a gs2 batch (what the merge adds).
     "gs2-nomerge": ({}, {"gridsize": 2, "object_big": False}),
     "gs2-k6": ({}, {"gridsize": 2, "neighbor_count": 6}),
     "gs2-filters4": ({}, {"gridsize": 2, "n_filters_scale": 4}),
     "gs1-filters1": ({}, {"n_filters_scale": 1}),  # half the width: how much capacity per pattern matters
-    # torch only: the network applied to each member on its own (bench.worker.per_member_network).
-    "gs2-permember": ({}, {"gridsize": 2, "per_member_network": True}),
-    "gs2-permember-nomerge": ({}, {"gridsize": 2, "object_big": False, "per_member_network": True}),
     "gs1-step8": ({"step": 8.0}, {}),
     "gs2-step8": ({"step": 8.0}, {"gridsize": 2}),
     "gs2-lr3e-4": ({}, {"gridsize": 2, "learning_rate": 3e-4}),

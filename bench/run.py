@@ -1,6 +1,6 @@
 """Speed, memory and reconstruction quality of the bundled backends and of the parity suite.
 
-    python -m bench.run [backends] [quality] [parity] [all] [--quick] [--quality-budget S]
+    python -m bench.run [backends] [quality] [parity] [all] [--quick] [--quality-epochs N]
 
 Sections (docs/benchmarks.md): backends (CLI train/infer time and peak RSS per
 backend, framework import time, final losses from one initial state), quality
@@ -60,16 +60,18 @@ def main(argv=None) -> int:
     parser.add_argument("sections", nargs="*", metavar="section",
                         help=f"any of {', '.join(SECTIONS)}, all (default: all)")
     parser.add_argument("--quick", action="store_true", help="short smoke version of every section")
-    parser.add_argument("--quality-budget", type=float, default=None,
-                        help="seconds of training per backend in the quality section (default 300, quick 20)")
+    parser.add_argument("--quality-epochs", type=int, default=None,
+                        help="training epochs of every quality run (default: gridsize 2: 40, gridsize 1: 150; "
+                             "quick: 2)")
     parser.add_argument("--keep-work", action="store_true", help="keep the work folder under .bench/")
     args = parser.parse_args(argv)
+    if args.quality_epochs is not None and args.quality_epochs < 1:
+        parser.error(f"--quality-epochs {args.quality_epochs}: must be at least 1")
     unknown = sorted(set(args.sections) - {*SECTIONS, "all"})
     if unknown:
         parser.error(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}, all")
     wanted = SECTIONS if not args.sections or "all" in args.sections else tuple(
         s for s in SECTIONS if s in args.sections)
-    budget = args.quality_budget if args.quality_budget is not None else (20.0 if args.quick else 300.0)
 
     from bench import sections as sec
 
@@ -94,7 +96,7 @@ def main(argv=None) -> int:
             if name == "backends":
                 figures = sec.section_backends(work, args.quick)
             elif name == "quality":
-                figures = sec.section_quality(work, args.quick, budget, BENCH_DIR, stamp)
+                figures = sec.section_quality(work, args.quick, args.quality_epochs, BENCH_DIR, stamp)
             else:
                 figures = sec.section_parity(work, args.quick)
             figures["section_wall_s"] = time.perf_counter() - start

@@ -4,7 +4,6 @@ Run only in the benchmark environment (bench.proc.measured_env); the thread
 settings are repeated here before any framework import for a standalone run.
 Tasks:
   steps      same initial weights, same number of steps through both adapters; final losses
-  calibrate  seconds per training epoch of one backend (from a 1- and a 3-epoch run)
   quality    train one backend via its Python API, reconstruct, score against the ground truth
   reference  noise floor (loss at the true object) and ceiling (stitched true patches) of the metrics
 """
@@ -15,7 +14,6 @@ from backends.common.threads import pin_threads
 
 pin_threads()
 
-import contextlib  # noqa: E402
 import importlib  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
@@ -54,38 +52,6 @@ def _dataset(spec: dict):
         sim.make_probe = original
 
 
-@contextlib.contextmanager
-def per_member_network(backend: str, enabled: bool):
-    """Investigation only, torch only, this process only: the network of §7 applied to each member of a
-    group on its own (one channel in and out, C folded into the batch), so members meet only in the
-    merge (§8). Not the contract: docs/benchmarks.md, "Why gridsize 2 does not fit"."""
-    if not enabled:
-        yield
-        return
-    if backend != "torch":
-        raise ValueError("per_member_network: the investigation variant exists for the torch backend only")
-    import torch
-
-    import backends.torch_pinn.model as model
-
-    saved = (model.build_network, model.initial_weights, model.check_canonical, model.PinnModel.object_patches)
-    build, init, check, patches = saved
-
-    def object_patches(self, diffraction):
-        x = model._to_tensor(diffraction, torch.float32)
-        b, c, n, _ = x.shape
-        return patches(self, x.reshape(b * c, 1, n, n)).reshape(b, c, n, n)
-
-    model.build_network = lambda n_channels, scale, activation: build(1, scale, activation)
-    model.initial_weights = lambda seed, n_channels, scale, log_g: init(seed, 1, scale, log_g)
-    model.check_canonical = lambda weights, n_channels, scale, source: check(weights, 1, scale, source=source)
-    model.PinnModel.object_patches = object_patches
-    try:
-        yield
-    finally:
-        model.build_network, model.initial_weights, model.check_canonical, model.PinnModel.object_patches = saved
-
-
 def per_patch(patches, x, y, data) -> dict:
     """Each predicted patch against the true object at its position, inside the probe disk only,
     after fitting one complex scalar per patch: how well single patches are solved, and how much
@@ -117,7 +83,7 @@ def task_steps(args: dict) -> dict:
     cfg = make_config(args.get("config", {}))
     data = load_dataset(args["data"])
     scales = get_backend("tf").scales(data.diffraction, data.probe, cfg.amp_activation)
-    init = initial_weights(cfg.seed, cfg.n_channels, cfg.n_filters_scale, scales["log_intensity_scale"])
+    init = initial_weights(cfg.seed, cfg.n_filters_scale, scales["log_intensity_scale"])
     out = {"config": cfg.to_dict(), "max_steps": args["max_steps"], "scales": scales, "backends": {}}
     weights = {}
     for name in ("tf", "torch"):
@@ -163,16 +129,6 @@ def _train(backend: str, config: dict, data):
     return result, time.perf_counter() - start
 
 
-def task_calibrate(args: dict) -> dict:
-    """Seconds per epoch = (t(3 epochs) - t(1 epoch)) / 2: tracing and set-up cancel out."""
-    data = _dataset(args["data"])
-    times = {}
-    for epochs in (1, 3):
-        _, times[epochs] = _train(args["backend"], {**args["config"], "epochs": epochs}, data)
-    return {"seconds_1_epoch": times[1], "seconds_3_epochs": times[3],
-            "seconds_per_epoch": max((times[3] - times[1]) / 2, 1e-3), "setup_s": max(2 * times[1] - times[3], 0.0)}
-
-
 def _levelled(epoch_loss: list) -> dict:
     """How much the epoch loss still moved over the last fifth of training."""
     n = len(epoch_loss)
@@ -190,11 +146,10 @@ def task_quality(args: dict) -> dict:
     backend = args["backend"]
     data = _dataset(args["data"])
     config = dict(args["config"])
-    with per_member_network(backend, config.pop("per_member_network", False)):
-        result, train_s = _train(backend, config, data)
-        stitch = _module(backend, "stitch")
-        start = time.perf_counter()
-        patches, x, y = stitch.predict_patches(result.model, data)
+    result, train_s = _train(backend, config, data)
+    stitch = _module(backend, "stitch")
+    start = time.perf_counter()
+    patches, x, y = stitch.predict_patches(result.model, data)
     obj, origin = stitch.stitch_patches(patches, x, y)
     recon_s = time.perf_counter() - start
     # Diagnostic: the same patches averaged without the phase alignment of §11.
@@ -245,7 +200,7 @@ def task_reference(args: dict) -> dict:
             "metadata": data.metadata}
 
 
-TASKS = {"steps": task_steps, "calibrate": task_calibrate, "quality": task_quality, "reference": task_reference}
+TASKS = {"steps": task_steps, "quality": task_quality, "reference": task_reference}
 
 
 def main(argv=None) -> int:

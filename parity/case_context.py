@@ -53,6 +53,7 @@ class StageInputs:
 
     def __init__(self, inputs: CaseInputs, runs: Mapping[str, BackendRun], referee: BackendRun | None):
         self.inputs, self.runs, self.referee = inputs, dict(runs), referee
+        self._later_batches = {}
 
     def producer(self, stage: str) -> tuple[str, BackendRun] | None:
         """(name, run) of the first backend supporting `stage`, else the referee where it may stand in."""
@@ -81,6 +82,13 @@ class StageInputs:
     @cached_property
     def batch(self):
         return self.inputs.batch(self.groups)
+
+    def later_batch(self, part: int):
+        """Groups part·b .. (part+1)·b - 1, b = `stage_groups` (None where there are too few): the gradients
+        stage's further points."""
+        if part not in self._later_batches:
+            self._later_batches[part] = self.inputs.batch(self.groups, part=part)
+        return self._later_batches[part]
 
     @cached_property
     def scales(self) -> dict:
@@ -151,6 +159,9 @@ class CaseContext:
     @property
     def batch(self):
         return self.upstream_inputs.batch
+
+    def later_batch(self, part: int):
+        return self.upstream_inputs.later_batch(part)
 
     @property
     def ref_scales(self) -> dict:

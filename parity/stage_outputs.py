@@ -114,13 +114,14 @@ class CaseInputs:
 
     @cached_property
     def data_path(self) -> Path:
-        return _simulated(self.case.data, self.workdir / f"{self.case.id}.npz")
+        # The seed is in the name: a seed-shifted case keeps its id (tolerance measurement) and its work folder.
+        return _simulated(self.case.data, self.workdir / f"{self.case.id}-seed{self.case.data.seed}.npz")
 
     @cached_property
     def cli_data_path(self) -> Path:
         """The cli stage's scan: the case's own cli_data (a system that refuses N = 16), else CLI_DATA."""
         if self.case.cli_data is not None:
-            return _simulated(self.case.cli_data, self.workdir / f"cli-{self.case.id}.npz")
+            return _simulated(self.case.cli_data, self.workdir / f"cli-{self.case.id}-seed{self.case.cli_data.seed}.npz")
         path = self.workdir / "cli-tiny.npz"
         if not path.exists():
             save_dataset(simulate(**CLI_DATA), path)
@@ -172,11 +173,15 @@ class CaseInputs:
         patches = (rng.uniform(0.5, 1.0, shape) * np.exp(1j * rng.uniform(-1, 1, shape))).astype(np.complex64)
         return {"patches": patches, "xcoords": self.dataset.xcoords, "ycoords": self.dataset.ycoords}
 
-    def batch(self, groups: dict) -> Batch:
-        """The first `stage_groups` groups of the reference grouping, as a batch."""
-        idx = groups["nn_indices"][: self.case.stage_groups]
+    def batch(self, groups: dict, part: int = 0) -> Batch | None:
+        """Groups part·b .. (part+1)·b - 1 of the reference grouping as a batch, b = `stage_groups`
+        (the first b by default); None where the grouping has fewer."""
+        rows = slice(part * self.case.stage_groups, (part + 1) * self.case.stage_groups)
+        idx = groups["nn_indices"][rows]
+        if len(idx) < self.case.stage_groups:
+            return None
         return Batch(diffraction=self.dataset.diffraction[idx].astype(np.float32),
-                     offsets_px=groups["offsets_px"][: self.case.stage_groups].astype(np.float32),
+                     offsets_px=groups["offsets_px"][rows].astype(np.float32),
                      probe=self.dataset.probe)
 
     def loss_inputs(self, batch: Batch) -> dict:
@@ -197,14 +202,14 @@ class CaseInputs:
         near epsilon, the step depends on epsilon, so a wrong epsilon moves those weights by
         a good part of a learning rate, far beyond float32 rounding."""
         cfg, rng = self.case.config, self.rng("optimizer")
-        weights = initial_weights(cfg.seed, cfg.n_channels, cfg.n_filters_scale, 0.7)
+        weights = initial_weights(cfg.seed, cfg.n_filters_scale, 0.7)
         steps = [{name: (rng.choice((-1.0, 1.0), np.shape(w)) * 10.0 ** rng.uniform(-9, -1, np.shape(w)))
                   .astype(np.float32) for name, w in weights.items()} for _ in range(3)]
         return {"weights": weights, "grads_per_step": steps}
 
     def initial_state(self, scales: dict) -> ModelState:
         cfg = self.case.config
-        weights = initial_weights(cfg.seed, cfg.n_channels, cfg.n_filters_scale, scales["log_intensity_scale"])
+        weights = initial_weights(cfg.seed, cfg.n_filters_scale, scales["log_intensity_scale"])
         return ModelState(config=self.config, weights=weights, probe=self.dataset.probe,
                           input_scale=scales["input_scale"])
 

@@ -64,7 +64,7 @@ def _sha256(data: bytes) -> str:
 def write_bundle(path, *, backend: str, framework_versions: dict, config: PinnConfig,
                  weights: dict, probe: np.ndarray, input_scale: float) -> Path:
     """Write atomically: the zip is built in a temp file and renamed into place."""
-    check_canonical(weights, config.n_channels, config.n_filters_scale, source=f"bundle {path}")
+    check_canonical(weights, config.n_filters_scale, source=f"bundle {path}")
     path = Path(path)
     # np.array, not ascontiguousarray: the latter turns the 0-d log_intensity_scale into shape (1,).
     weights_bytes = st_save({k: np.array(v, dtype=np.float32, order="C") for k, v in weights.items()})
@@ -159,7 +159,7 @@ def read_bundle(path) -> BundleContents:
     except Exception as exc:  # safetensors raises its own error types
         raise BundleError(path, f"cannot be read as safetensors: {exc}", member=WEIGHTS) from exc
     try:
-        check_canonical(weights, config.n_channels, config.n_filters_scale, source=str(path))
+        check_canonical(weights, config.n_filters_scale, source=str(path))
     except ValueError as exc:
         raise BundleError(path, str(exc), member=WEIGHTS) from exc
     try:

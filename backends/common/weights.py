@@ -31,10 +31,14 @@ class ConvSpec:
         return (self.out_channels, self.in_channels, 3, 3)
 
 
-def conv_specs(n_channels: int, n_filters_scale: int) -> list[ConvSpec]:
-    """Every convolution in initializer order: encoder levels, amplitude decoder, phase decoder."""
+def conv_specs(n_filters_scale: int) -> list[ConvSpec]:
+    """Every convolution in initializer order: encoder levels, amplitude decoder, phase decoder.
+
+    The network sees one pattern at a time (one channel in, one per head out), so no shape depends
+    on the gridsize (contract v3, docs/spec.md §7).
+    """
     f = 16 * n_filters_scale
-    specs, width = [], n_channels
+    specs, width = [], 1
     for level in range(ENCODER_LEVELS):
         out = f * 2**level
         specs += [ConvSpec(f"encoder.{level}.conv0", width, out), ConvSpec(f"encoder.{level}.conv1", out, out)]
@@ -46,25 +50,25 @@ def conv_specs(n_channels: int, n_filters_scale: int) -> list[ConvSpec]:
             out = f * 2 ** (1 - level)
             specs += [ConvSpec(f"{decoder}.{level}.conv0", width, out), ConvSpec(f"{decoder}.{level}.conv1", out, out)]
             width = out
-        specs.append(ConvSpec(f"{decoder}.head", width, n_channels))
+        specs.append(ConvSpec(f"{decoder}.head", width, 1))
     return specs
 
 
-def canonical_shapes(n_channels: int, n_filters_scale: int) -> dict[str, tuple]:
+def canonical_shapes(n_filters_scale: int) -> dict[str, tuple]:
     """name -> shape of every canonical weight, log_intensity_scale last."""
     shapes = {}
-    for spec in conv_specs(n_channels, n_filters_scale):
+    for spec in conv_specs(n_filters_scale):
         shapes[f"{spec.name}.kernel"] = spec.kernel_shape
         shapes[f"{spec.name}.bias"] = (spec.out_channels,)
     shapes[LOG_INTENSITY_SCALE] = ()
     return shapes
 
 
-def initial_weights(seed: int, n_channels: int, n_filters_scale: int, log_intensity_scale: float) -> dict:
+def initial_weights(seed: int, n_filters_scale: int, log_intensity_scale: float) -> dict:
     """Glorot-uniform kernels from `default_rng(seed)` (its own stream), zero biases."""
     rng = np.random.default_rng(seed)
     weights = {}
-    for spec in conv_specs(n_channels, n_filters_scale):
+    for spec in conv_specs(n_filters_scale):
         lim = np.sqrt(6.0 / (9 * (spec.in_channels + spec.out_channels)))
         weights[f"{spec.name}.kernel"] = rng.uniform(-lim, lim, spec.kernel_shape).astype(np.float32)
         weights[f"{spec.name}.bias"] = np.zeros(spec.out_channels, dtype=np.float32)
@@ -72,14 +76,14 @@ def initial_weights(seed: int, n_channels: int, n_filters_scale: int, log_intens
     return weights
 
 
-def check_canonical(weights: dict, n_channels: int, n_filters_scale: int, *, source: str = "weights") -> None:
+def check_canonical(weights: dict, n_filters_scale: int, *, source: str = "weights") -> None:
     """Raise ValueError naming the first missing, extra or misshapen tensor."""
-    want = canonical_shapes(n_channels, n_filters_scale)
+    want = canonical_shapes(n_filters_scale)
     missing = [k for k in want if k not in weights]
     extra = [k for k in weights if k not in want]
     if missing or extra:
         raise ValueError(f"{source}: canonical weights do not match the network "
-                         f"(C={n_channels}, n_filters_scale={n_filters_scale}); missing {missing[:5]}, extra {extra[:5]}")
+                         f"(n_filters_scale={n_filters_scale}); missing {missing[:5]}, extra {extra[:5]}")
     for name, shape in want.items():
         got = tuple(np.shape(weights[name]))
         if got != shape:

@@ -68,12 +68,12 @@ def _conv(filters: int, name: str, activation=None):
                                name=name)
 
 
-def build_network(n_channels: int, n_filters_scale: int, amp_activation: str) -> keras.Model:
-    """Encoder and two decoders: (B, N, N, C) scaled amplitudes -> amplitude and phase (B, N/2, N/2, C)."""
+def build_network(n_filters_scale: int, amp_activation: str) -> keras.Model:
+    """Encoder and two decoders: (P, N, N, 1) scaled amplitudes -> amplitude and phase (P, N/2, N/2, 1)."""
     if amp_activation not in _ACTIVATIONS:
         raise ValueError(f"amp_activation={amp_activation!r}: choose one of {sorted(_ACTIVATIONS)}")
     f = 16 * n_filters_scale
-    inputs = keras.Input(shape=(None, None, n_channels), name="scaled_diffraction")
+    inputs = keras.Input(shape=(None, None, 1), name="scaled_diffraction")
     x = inputs
     for level in range(ENCODER_LEVELS):
         width = f * 2**level
@@ -89,7 +89,7 @@ def build_network(n_channels: int, n_filters_scale: int, amp_activation: str) ->
             x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"{decoder}.{level}.upsample")(x)
             x = _conv(width, f"{decoder}.{level}.conv0", "relu")(x)
             x = _conv(width, f"{decoder}.{level}.conv1", "relu")(x)
-        heads[decoder] = _conv(n_channels, f"{decoder}.head")(x)
+        heads[decoder] = _conv(1, f"{decoder}.head")(x)
     amplitude = keras.layers.Activation(amp_activation, name="decoder_amp.activation")(heads["decoder_amp"])
     phase = keras.layers.Lambda(lambda t: math.pi * keras.ops.tanh(t), name="decoder_phase.pi_tanh")(
         heads["decoder_phase"])
@@ -108,7 +108,7 @@ class PinnModel:
         self.log_intensity_scale = tf.Variable(np.float32(log_intensity_scale), trainable=True,
                                                name=LOG_INTENSITY_SCALE)  # log g, trainable
         self._convs = {spec.name: network.get_layer(spec.name)
-                       for spec in conv_specs(config.n_channels, config.n_filters_scale)}
+                       for spec in conv_specs(config.n_filters_scale)}
 
     @property
     def n(self) -> int:
@@ -131,7 +131,11 @@ class PinnModel:
     def object_patches(self, diffraction):
         """O = pad(A exp(i phi)) by N/4 per side: complex64 (B, N, N, C) from raw amplitudes."""
         x = tf.convert_to_tensor(diffraction, dtype=tf.float32) * tf.constant(self.input_scale, tf.float32)
-        amplitude, phase = self.network(x)
+        b, c, n = tf.shape(x)[0], tf.shape(x)[3], self.n
+        # Each member on its own (§7): (B, N, N, C) -> (B*C, N, N, 1); the C patterns meet only in the merge.
+        members = tf.reshape(tf.transpose(x, [0, 3, 1, 2]), [b * c, n, n, 1])
+        amplitude, phase = (tf.transpose(tf.reshape(t, [b, c, n // 2, n // 2]), [0, 2, 3, 1])
+                            for t in self.network(members))
         obj = tf.complex(amplitude * tf.math.cos(phase), amplitude * tf.math.sin(phase))
         pad = self.n // 4
         return tf.pad(obj, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
@@ -150,7 +154,7 @@ class PinnModel:
                 for name, variable in self.canonical_variables().items()}
 
     def set_canonical_weights(self, weights: dict) -> None:
-        check_canonical(weights, self.config.n_channels, self.config.n_filters_scale,
+        check_canonical(weights, self.config.n_filters_scale,
                         source="set_canonical_weights")
         for name, variable in self.canonical_variables().items():
             variable.assign(to_keras_layout(name, weights[name]))
@@ -162,10 +166,10 @@ def create_model(config: PinnConfig, probe, input_scale: float, log_intensity_sc
 
     A `log_intensity_scale` inside `weights` wins over the argument.
     """
-    network = build_network(config.n_channels, config.n_filters_scale, config.amp_activation)
+    network = build_network(config.n_filters_scale, config.amp_activation)
     model = PinnModel(config, network, probe, input_scale, log_intensity_scale)
     if weights is None:
-        weights = initial_weights(config.seed, config.n_channels, config.n_filters_scale, log_intensity_scale)
+        weights = initial_weights(config.seed, config.n_filters_scale, log_intensity_scale)
     elif LOG_INTENSITY_SCALE not in weights:
         weights = {**weights, LOG_INTENSITY_SCALE: np.float32(log_intensity_scale)}
     model.set_canonical_weights(weights)
@@ -175,5 +179,5 @@ def create_model(config: PinnConfig, probe, input_scale: float, log_intensity_sc
 def model_for_data(config: PinnConfig, data) -> PinnModel:
     """Scales from `data` (a Dataset), initial weights from the shared initializer."""
     input_scale, log_g0 = compute_scales(data.diffraction, data.probe, config.amp_activation)
-    weights = initial_weights(config.seed, config.n_channels, config.n_filters_scale, log_g0)
+    weights = initial_weights(config.seed, config.n_filters_scale, log_g0)
     return create_model(config, data.probe, input_scale, log_g0, weights)

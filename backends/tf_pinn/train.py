@@ -113,7 +113,7 @@ def make_optimizer(model: PinnModel, config: PinnConfig) -> Adam:
 
 def apply_gradients(model: PinnModel, optimizer: Adam, grads: dict) -> None:
     """One optimiser step with gradients given per canonical name, in canonical layout."""
-    check_canonical(grads, model.config.n_channels, model.config.n_filters_scale, source="apply_gradients")
+    check_canonical(grads, model.config.n_filters_scale, source="apply_gradients")
     optimizer.apply([tf.constant(to_keras_layout(name, grads[name])) for name in model.canonical_variables()])
 
 def _signature(n: int, c: int):
@@ -161,7 +161,7 @@ def train(config: PinnConfig, train_data: Dataset, test_data: Dataset | None = N
         check_offsets(groups.offsets_px, n)
     input_scale, log_g0 = compute_scales(train_data.diffraction, train_data.probe, config.amp_activation)
     if init_weights is None:
-        weights = initial_weights(config.seed, c, config.n_filters_scale, log_g0)
+        weights = initial_weights(config.seed, config.n_filters_scale, log_g0)
     else:
         weights = {LOG_INTENSITY_SCALE: np.float32(log_g0), **init_weights}  # the caller's log g wins
     model = create_model(config, train_data.probe, input_scale, log_g0, weights)

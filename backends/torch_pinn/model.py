@@ -69,7 +69,7 @@ class ConvBlock(nn.Module):
 class Decoder(nn.Module):
     """Levels `0`, `1` (nearest x2 upsample then a ConvBlock) and a `head` convolution."""
 
-    def __init__(self, in_channels: int, f: int, n_channels: int):
+    def __init__(self, in_channels: int, f: int):
         super().__init__()
         self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
         width = in_channels
@@ -77,7 +77,7 @@ class Decoder(nn.Module):
             out = f * 2 ** (1 - level)
             self.add_module(str(level), ConvBlock(width, out))
             width = out
-        self.head = nn.Conv2d(width, n_channels, 3, padding=1)
+        self.head = nn.Conv2d(width, 1, 3, padding=1)
 
     def forward(self, x):
         for level in range(DECODER_LEVELS):
@@ -86,23 +86,23 @@ class Decoder(nn.Module):
 
 
 class PinnNetwork(nn.Module):
-    """Encoder (N -> N/8) and amplitude / phase decoders (N/8 -> N/2)."""
+    """Encoder (N -> N/8) and amplitude / phase decoders (N/8 -> N/2), one pattern per batch row."""
 
-    def __init__(self, n_channels: int, n_filters_scale: int, amp_activation: str):
+    def __init__(self, n_filters_scale: int, amp_activation: str):
         super().__init__()
         f = 16 * n_filters_scale
         self.amp_activation = amp_activation
-        blocks, width = [], n_channels
+        blocks, width = [], 1
         for level in range(ENCODER_LEVELS):
             blocks.append(ConvBlock(width, f * 2 ** level))
             width = f * 2 ** level
         self.encoder = nn.ModuleList(blocks)
         self.pool = nn.MaxPool2d(2)
-        self.decoder_amp = Decoder(width, f, n_channels)
-        self.decoder_phase = Decoder(width, f, n_channels)
+        self.decoder_amp = Decoder(width, f)
+        self.decoder_phase = Decoder(width, f)
 
     def forward(self, x):
-        """x (B, C, N, N) scaled amplitudes -> amplitude, phase, each (B, C, N/2, N/2)."""
+        """x (P, 1, N, N) scaled amplitudes -> amplitude, phase, each (P, 1, N/2, N/2)."""
         for block in self.encoder:
             x = self.pool(block(x))
         amp = self.decoder_amp(x)
@@ -111,11 +111,11 @@ class PinnNetwork(nn.Module):
         return amp, phase
 
 
-def build_network(n_channels: int, n_filters_scale: int, amp_activation: str) -> PinnNetwork:
-    """Encoder and two decoders: (B, C, N, N) scaled amplitudes -> amplitude and phase (B, C, N/2, N/2)."""
+def build_network(n_filters_scale: int, amp_activation: str) -> PinnNetwork:
+    """Encoder and two decoders: (P, 1, N, N) scaled amplitudes -> amplitude and phase (P, 1, N/2, N/2)."""
     if amp_activation not in _ACTIVATIONS:
         raise ValueError(f"amp_activation={amp_activation!r}: choose one of {sorted(_ACTIVATIONS)}")
-    return PinnNetwork(n_channels, n_filters_scale, amp_activation)
+    return PinnNetwork(n_filters_scale, amp_activation)
 
 
 def _to_tensor(value, dtype) -> torch.Tensor:
@@ -144,7 +144,10 @@ class PinnModel(nn.Module):
     def object_patches(self, diffraction: torch.Tensor) -> torch.Tensor:
         """O_c = A_c exp(i phi_c) zero-padded by N/4 to N x N: complex64 (B, C, N, N)."""
         x = _to_tensor(diffraction, torch.float32)
-        amp, phase = self.network(x * torch.tensor(self.input_scale, dtype=torch.float32))
+        b, c, n, _ = x.shape
+        # Each member on its own (§7): the C patterns of a group meet only in the merge.
+        amp, phase = self.network(x.reshape(b * c, 1, n, n) * torch.tensor(self.input_scale, dtype=torch.float32))
+        amp, phase = amp.reshape(b, c, n // 2, n // 2), phase.reshape(b, c, n // 2, n // 2)
         pad = self.n // 4
         amp = nn.functional.pad(amp, (pad, pad, pad, pad))
         phase = nn.functional.pad(phase, (pad, pad, pad, pad))
@@ -171,7 +174,7 @@ class PinnModel(nn.Module):
 
     def set_canonical_weights(self, weights: dict) -> None:
         """Copy canonical weights in; names and shapes are checked first."""
-        check_canonical(weights, self.config.n_channels, self.config.n_filters_scale, source="set_canonical_weights")
+        check_canonical(weights, self.config.n_filters_scale, source="set_canonical_weights")
         with torch.no_grad():
             for name, param in self.network.named_parameters():
                 param.copy_(torch.from_numpy(np.asarray(weights[canonical_name(name)], dtype=np.float32)))
@@ -190,10 +193,10 @@ def create_model(config: PinnConfig, probe, input_scale: float, log_intensity_sc
 
     A `log_intensity_scale` inside `weights` wins over the argument.
     """
-    network = build_network(config.n_channels, config.n_filters_scale, config.amp_activation)
+    network = build_network(config.n_filters_scale, config.amp_activation)
     model = PinnModel(config, network, probe, input_scale, log_intensity_scale)
     if weights is None:
-        weights = initial_weights(config.seed, config.n_channels, config.n_filters_scale, log_intensity_scale)
+        weights = initial_weights(config.seed, config.n_filters_scale, log_intensity_scale)
     elif LOG_INTENSITY_SCALE not in weights:
         weights = {**weights, LOG_INTENSITY_SCALE: np.float32(log_intensity_scale)}
     model.set_canonical_weights(weights)
@@ -203,5 +206,5 @@ def create_model(config: PinnConfig, probe, input_scale: float, log_intensity_sc
 def model_for_data(config: PinnConfig, data: Dataset) -> PinnModel:
     """Scales from `data`, initial weights from config.seed (backends.common.weights)."""
     input_scale, log_scale = compute_scales(data.diffraction, data.probe, config.amp_activation)
-    weights = initial_weights(config.seed, config.n_channels, config.n_filters_scale, log_scale)
+    weights = initial_weights(config.seed, config.n_filters_scale, log_scale)
     return create_model(config, data.probe, input_scale, log_scale, weights)

@@ -183,7 +183,7 @@ def make_optimizer(model: PinnModel, config: PinnConfig) -> torch.optim.Adam:
 
 def apply_gradients(model: PinnModel, optimizer: torch.optim.Adam, grads: dict) -> None:
     """One optimiser step with gradients given per canonical name, in canonical layout."""
-    check_canonical(grads, model.config.n_channels, model.config.n_filters_scale, source="apply_gradients")
+    check_canonical(grads, model.config.n_filters_scale, source="apply_gradients")
     for name, param in model.network.named_parameters():
         param.grad = torch.from_numpy(np.array(grads[canonical_name(name)], dtype=np.float32))
     model.log_intensity_scale.grad = torch.tensor(np.float32(grads[LOG_INTENSITY_SCALE]))

@@ -56,29 +56,29 @@ def test_compute_scales_refuses_degenerate_input(backend):
     with pytest.raises(ValueError, match="amp_activation='relu'"):
         backend.model.amp_activation_at_zero("relu")
     with pytest.raises(ValueError, match="amp_activation='relu'"):
-        backend.model.build_network(1, 1, "relu")
+        backend.model.build_network(1, "relu")
 
 
 @pytest.mark.parametrize("c, activation", [(1, "sigmoid"), (4, "softplus")])
 def test_network_matches_numpy_reference(backend, rng, c, activation):
-    weights = initial_weights(3, c, 1, 0.0)
+    weights = initial_weights(3, 1, 0.0)
     # Non-zero biases, so a bias in the wrong place would show.
     for name in weights:
         if name.endswith(".bias"):
             weights[name] = rng.uniform(-0.1, 0.1, weights[name].shape).astype(np.float32)
-    net = backend.model.build_network(c, 1, activation)
+    net = backend.model.build_network(1, activation)
     model = backend.model.PinnModel(make_config({"gridsize": int(math.isqrt(c)), "n_filters_scale": 1,
                                                  "amp_activation": activation}), net, np.ones((16, 16)), 1.0, 0.0)
     model.set_canonical_weights(weights)
-    x = rng.uniform(0, 2, (2, c, 16, 16)).astype(np.float32)
+    x = rng.uniform(0, 2, (2 * c, 1, 16, 16)).astype(np.float32)  # the network sees one pattern per row
     with backend.no_grad():
         amp, phase = net(backend.to_native(x))
     amp, phase = backend.from_native(amp), backend.from_native(phase)
-    assert amp.shape == (2, c, 8, 8)
-    for b in range(2):
-        amp_np, phase_np = network_np(x[b], weights, activation)
-        np.testing.assert_allclose(amp[b], amp_np, rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(phase[b], phase_np, rtol=1e-4, atol=1e-5)
+    assert amp.shape == (2 * c, 1, 8, 8)
+    for row in range(2 * c):
+        amp_np, phase_np = network_np(x[row], weights, activation)
+        np.testing.assert_allclose(amp[row], amp_np, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(phase[row], phase_np, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("gridsize, activation", [(1, "sigmoid"), (2, "softplus")])
@@ -86,7 +86,7 @@ def test_object_patches_match_numpy_reference(backend, tiny, rng, gridsize, acti
     cfg = make_config({"n_filters_scale": 1, "gridsize": gridsize, "amp_activation": activation,
                        "neighbor_count": 4})
     c = cfg.n_channels
-    weights = initial_weights(4, c, 1, 0.0)
+    weights = initial_weights(4, 1, 0.0)
     weights = {k: (v + 0.05 * rng.standard_normal(v.shape)).astype(np.float32) for k, v in weights.items()}
     model = backend.model.create_model(cfg, tiny.probe, 0.37, 0.0, weights)
     x = rng.uniform(0, 3, (2, c, 16, 16)).astype(np.float32)
@@ -104,10 +104,10 @@ def test_object_patches_match_numpy_reference(backend, tiny, rng, gridsize, acti
 def test_canonical_weights_round_trip_exactly(backend):
     cfg = make_config({"gridsize": 2, "n_filters_scale": 1})
     model = backend.model.create_model(cfg, np.ones((16, 16), np.complex64), 0.5, 1.5)
-    w = initial_weights(11, 4, 1, -0.25)
+    w = initial_weights(11, 1, -0.25)
     model.set_canonical_weights(w)
     got = model.get_canonical_weights()
-    assert list(got) == list(canonical_shapes(4, 1))
+    assert list(got) == list(canonical_shapes(1))
     for name in w:
         assert got[name].dtype == np.float32
         np.testing.assert_array_equal(got[name], w[name])
@@ -118,7 +118,7 @@ def test_canonical_weights_round_trip_exactly(backend):
 
 def test_set_canonical_weights_round_trip_of_random_weights(backend, tiny, rng):
     model = backend.model.create_model(make_config({"n_filters_scale": 1, "gridsize": 2}), tiny.probe, 1.0, 0.0)
-    new = {k: rng.standard_normal(s).astype(np.float32) for k, s in canonical_shapes(4, 1).items()}
+    new = {k: rng.standard_normal(s).astype(np.float32) for k, s in canonical_shapes(1).items()}
     model.set_canonical_weights(new)
     got = model.get_canonical_weights()
     for name in new:
@@ -128,7 +128,7 @@ def test_set_canonical_weights_round_trip_of_random_weights(backend, tiny, rng):
 def test_set_canonical_weights_refuses_wrong_names_and_shapes(backend):
     model = backend.model.create_model(make_config({"n_filters_scale": 1}), np.ones((16, 16), np.complex64),
                                        1.0, 0.0)
-    w = initial_weights(0, 1, 1, 0.0)
+    w = initial_weights(0, 1, 0.0)
     with pytest.raises(ValueError, match="decoder_phase.head.bias"):
         model.set_canonical_weights({k: v for k, v in w.items() if k != "decoder_phase.head.bias"})
     with pytest.raises(ValueError, match="missing"):
@@ -141,7 +141,7 @@ def test_set_canonical_weights_refuses_wrong_names_and_shapes(backend):
 
 def test_create_model_log_scale_in_weights_wins(backend, tiny):
     cfg = make_config({"n_filters_scale": 1})
-    w = initial_weights(0, 1, 1, 1.25)
+    w = initial_weights(0, 1, 1.25)
     create_model = backend.model.create_model
     assert float(backend.numpy(create_model(cfg, tiny.probe, 1.0, -3.0, w).log_intensity_scale)) == 1.25
     del w[LOG_INTENSITY_SCALE]
@@ -153,9 +153,9 @@ def test_model_for_data_uses_the_shared_initializer(backend, tiny):
     cfg = make_config({"n_filters_scale": 1, "seed": 5})
     model = backend.model.model_for_data(cfg, tiny)
     r, log_g = backend.model.compute_scales(tiny.diffraction, tiny.probe, "sigmoid")
-    expected = initial_weights(5, 1, 1, log_g)
+    expected = initial_weights(5, 1, log_g)
     got = model.get_canonical_weights()
-    shapes = canonical_shapes(1, 1)
+    shapes = canonical_shapes(1)
     assert list(got) == list(shapes) and {k: v.shape for k, v in got.items()} == shapes
     for name in expected:
         assert got[name].dtype == np.float32

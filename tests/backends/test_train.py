@@ -56,7 +56,7 @@ def test_first_step_moves_each_weight_by_lr_times_sign_of_its_gradient(backend, 
     result = backend.train.train(cfg, tiny, max_steps=1)
     assert result.history["step_loss"] == [pytest.approx(loss0, rel=1e-6)]
     log_g0 = backend.model.compute_scales(tiny.diffraction, tiny.probe, "sigmoid")[1]
-    before = initial_weights(cfg.seed, 1, 1, log_g0)
+    before = initial_weights(cfg.seed, 1, log_g0)
     after = result.model.get_canonical_weights()
     for name, g in grads.items():
         # Adam's first step is -lr * g / (|g| + eps): the canonical layout of gradients must match the weights'.
@@ -260,7 +260,7 @@ def test_max_steps_and_partial_epochs(backend, tiny):
 def test_init_weights(backend, tiny):
     cfg = make_config({**TINY, "epochs": 1})
     train = backend.train.train
-    w = initial_weights(99, 1, 1, 2.5)
+    w = initial_weights(99, 1, 2.5)
     result = train(cfg, tiny, init_weights=w, max_steps=0)
     got = result.model.get_canonical_weights()
     for name in w:
@@ -271,13 +271,17 @@ def test_init_weights(backend, tiny):
     assert result.model.get_canonical_weights()["log_intensity_scale"] == np.float32(log_g0)
     assert "log_intensity_scale" not in no_scale  # the caller's dict is left alone
     with pytest.raises(ValueError, match="encoder.0.conv0.kernel"):
-        train(make_config({**TINY, "gridsize": 2}), tiny, init_weights=w, max_steps=0)
+        train(make_config({**TINY, "n_filters_scale": 2}), tiny, init_weights=w, max_steps=0)
+    # Contract v3: the network sees one pattern at a time, so the same weights serve every gridsize.
+    result = train(make_config({**TINY, "gridsize": 2}), tiny, init_weights=w, max_steps=0)
+    np.testing.assert_array_equal(result.model.get_canonical_weights()["encoder.0.conv0.kernel"],
+                                  w["encoder.0.conv0.kernel"])
 
 
 @pytest.mark.slow
 def test_init_weights_and_zero_epochs(backend, ten):
     cfg = make_config({"n_filters_scale": 1, "batch_size": 4, "epochs": 0})
-    w = initial_weights(123, 1, 1, 0.75)
+    w = initial_weights(123, 1, 0.75)
     result = backend.train.train(cfg, ten, init_weights=w)
     got = result.model.get_canonical_weights()
     for k in w:

@@ -18,7 +18,7 @@ CFG = make_config({"n_filters_scale": 1, "epochs": 3})
 
 @pytest.fixture
 def bundle(tmp_path):
-    weights = initial_weights(5, CFG.n_channels, CFG.n_filters_scale, 1.25)
+    weights = initial_weights(5, CFG.n_filters_scale, 1.25)
     probe = (np.arange(256).reshape(16, 16) * (1 + 2j)).astype(np.complex64)
     path = write_bundle(tmp_path / "b.zip", backend="numpy-test", framework_versions={"none": "0"}, config=CFG,
                         weights=weights, probe=probe, input_scale=0.375)
@@ -114,7 +114,7 @@ def test_manifest_not_json(tmp_path, bundle):
 
 
 def test_write_refuses_wrong_weights(tmp_path):
-    weights = initial_weights(5, 1, 1, 0.0)
+    weights = initial_weights(5, 1, 0.0)
     del weights["decoder_amp.head.bias"]
     with pytest.raises(ValueError, match="decoder_amp.head.bias"):
         write_bundle(tmp_path / "w.zip", backend="x", framework_versions={}, config=CFG, weights=weights,

@@ -52,7 +52,7 @@ def scan(tmp_path_factory):
 def corrupt_bundle(tmp_path):
     """A real bundle with one byte flipped inside the data of its weights member."""
     cfg = make_config({"n_filters_scale": 1})
-    weights = initial_weights(5, cfg.n_channels, cfg.n_filters_scale, 1.25)
+    weights = initial_weights(5, cfg.n_filters_scale, 1.25)
     path = write_bundle(tmp_path / "bundle.zip", backend="test", framework_versions={}, config=cfg,
                         weights=weights, probe=np.ones((16, 16), np.complex64), input_scale=1.0)
     with zipfile.ZipFile(path) as zf:
@@ -90,7 +90,7 @@ def test_infer_output_dir_under_a_file_is_one_error(corrupt_bundle, scan, tmp_pa
     good = tmp_path / "good.zip"
     cfg = make_config({"n_filters_scale": 1})
     write_bundle(good, backend="test", framework_versions={}, config=cfg, input_scale=1.0,
-                 weights=initial_weights(5, cfg.n_channels, cfg.n_filters_scale, 1.25),
+                 weights=initial_weights(5, cfg.n_filters_scale, 1.25),
                  probe=np.ones((16, 16), np.complex64))
     (tmp_path / "somefile").write_text("x")
     proc = run("-m", "backends.torch_pinn.infer", "--bundle", str(good), "--data-file", str(scan),

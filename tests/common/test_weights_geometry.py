@@ -10,33 +10,33 @@ from backends.common.weights import canonical_shapes, check_canonical, conv_spec
 
 
 def test_conv_specs_follow_the_architecture():
-    specs = {s.name: (s.in_channels, s.out_channels) for s in conv_specs(4, 2)}
-    assert specs["encoder.0.conv0"] == (4, 32) and specs["encoder.2.conv1"] == (128, 128)
+    specs = {s.name: (s.in_channels, s.out_channels) for s in conv_specs(2)}
+    assert specs["encoder.0.conv0"] == (1, 32) and specs["encoder.2.conv1"] == (128, 128)
     assert specs["decoder_amp.0.conv0"] == (128, 64) and specs["decoder_phase.1.conv1"] == (32, 32)
-    assert specs["decoder_amp.head"] == (32, 4) and len(specs) == 6 + 2 * 5
+    assert specs["decoder_amp.head"] == (32, 1) and len(specs) == 6 + 2 * 5
 
 
 def test_initial_weights_draw_order_and_limits():
-    w = initial_weights(7, 1, 1, 0.5)
+    w = initial_weights(7, 1, 0.5)
     rng = np.random.default_rng(7)
-    for spec in conv_specs(1, 1):  # the documented order, redrawn here
+    for spec in conv_specs(1):  # the documented order, redrawn here
         lim = np.sqrt(6.0 / (9 * (spec.in_channels + spec.out_channels)))
         expected = rng.uniform(-lim, lim, spec.kernel_shape).astype(np.float32)
         np.testing.assert_array_equal(w[f"{spec.name}.kernel"], expected)
         assert not w[f"{spec.name}.bias"].any()
     assert w["log_intensity_scale"].shape == () and w["log_intensity_scale"] == np.float32(0.5)
-    assert list(w) == list(canonical_shapes(1, 1))
+    assert list(w) == list(canonical_shapes(1))
 
 
 def test_check_canonical_names_the_problem():
-    w = initial_weights(0, 1, 1, 0.0)
-    check_canonical(w, 1, 1)
+    w = initial_weights(0, 1, 0.0)
+    check_canonical(w, 1)
     with pytest.raises(ValueError, match="missing.*encoder.0.conv0.bias"):
-        check_canonical({k: v for k, v in w.items() if k != "encoder.0.conv0.bias"}, 1, 1)
+        check_canonical({k: v for k, v in w.items() if k != "encoder.0.conv0.bias"}, 1)
     with pytest.raises(ValueError, match="extra.*bogus"):
-        check_canonical({**w, "bogus": np.zeros(1)}, 1, 1)
+        check_canonical({**w, "bogus": np.zeros(1)}, 1)
     with pytest.raises(ValueError, match="decoder_amp.head.kernel.*expected"):
-        check_canonical({**w, "decoder_amp.head.kernel": np.zeros((1, 16, 1, 1))}, 1, 1)
+        check_canonical({**w, "decoder_amp.head.kernel": np.zeros((1, 16, 1, 1))}, 1)
 
 
 def test_canvas_geometry_by_hand():

@@ -38,7 +38,7 @@ def test_same_groups(backends, small_dataset_path, overrides, inference):
 def test_same_initial_weights_for_one_seed(backends, overrides):
     cfg = make_config(overrides)
     tf_w, torch_w = (b.initial_weights(cfg.to_dict(), 32, 1.25) for b in backends)
-    shared = initial_weights(cfg.seed, cfg.n_channels, cfg.n_filters_scale, 1.25)
+    shared = initial_weights(cfg.seed, cfg.n_filters_scale, 1.25)
     assert sorted(tf_w) == sorted(torch_w) == sorted(shared)
     for name in shared:
         np.testing.assert_array_equal(tf_w[name], shared[name], err_msg=f"tf {name}")
@@ -58,7 +58,7 @@ def test_bundles_cross_load_and_predict(backends, small_dataset_path, tmp_path, 
     ds = load_dataset(small_dataset_path)
     cfg = make_config({"gridsize": 2, "n_filters_scale": 1})
     scales = writer.scales(ds.diffraction, ds.probe, cfg.amp_activation)
-    weights = initial_weights(3, cfg.n_channels, cfg.n_filters_scale, scales["log_intensity_scale"])
+    weights = initial_weights(3, cfg.n_filters_scale, scales["log_intensity_scale"])
     # Perturb biases too, so a loader that drops or reorders them is seen.
     rng = np.random.default_rng(0)
     weights = {k: (v + rng.normal(0, 0.01, v.shape).astype(np.float32)) if k.endswith(".bias") else v

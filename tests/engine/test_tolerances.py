@@ -2,6 +2,8 @@
 
 import json
 
+import numpy as np
+
 import pytest
 
 from parity.tolerances import (REQUIRED_FIELDS, LedgerError, load_ledger, save_ledger_document,
@@ -91,3 +93,15 @@ def test_save_validates_before_writing(tmp_path):
     good = ledger_document([ledger_entry("loss", "max_abs", 2e-6)])
     save_ledger_document(good, path)
     assert tolerance("loss", "max_abs", "float32", ledger=load_ledger(path)).value == 2e-6
+
+
+def test_each_measurement_seed_gets_its_own_scan(tmp_path):
+    # Seed-shifted cases keep their id and share a work folder; each must still be simulated from its own seed.
+    from parity.matrix import MATRIX
+    from parity.stage_outputs import CaseInputs
+    from parity.tolerance_measure import shifted_cases
+
+    shifted = [case for _, case in shifted_cases([0, 1], MATRIX[:1])]
+    first, second = (CaseInputs(case=case, workdir=tmp_path) for case in shifted)
+    assert first.data_path != second.data_path
+    assert not np.array_equal(first.dataset.diffraction, second.dataset.diffraction)

@@ -36,7 +36,7 @@ def tiny():
 def test_torch_names_mirror_the_canonical_ones(tiny):
     model = model_for_data(make_config({"n_filters_scale": 1, "seed": 9}), tiny)
     torch_names = {canonical_name(n) for n, _ in model.network.named_parameters()}
-    assert torch_names == set(canonical_shapes(1, 1)) - {LOG_INTENSITY_SCALE}
+    assert torch_names == set(canonical_shapes(1)) - {LOG_INTENSITY_SCALE}
     assert {n.replace(".weight", ".kernel") for n, _ in model.network.named_parameters()} == torch_names
     assert isinstance(model.log_intensity_scale, torch.nn.Parameter)
     assert canonical_name("encoder.0.conv0.weight") == "encoder.0.conv0.kernel"
