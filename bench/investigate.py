@@ -8,7 +8,7 @@ benchmark scan and prints, per variant, the final loss, the scores with the
 contract's stitching (§11: window-weighted, phase-aligned) and without the alignment, and the
 per-patch figures (how well single patches are solved inside the probe disk,
 and how much their global phases scatter). Figures go to
-.bench/investigate-<UTC>.json. About 3 minutes per variant on one idle core.
+.bench/investigate-<UTC>-<backend>.json. About 3 minutes per variant on one idle core.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     bench_dir = proc.REPO_ROOT / ".bench"
     bench_dir.mkdir(exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
-    out_path = bench_dir / f"investigate-{stamp}.json"
+    out_path = bench_dir / f"investigate-{stamp}-{args.backend}.json"  # two backends may start in one second
     results = {"created": stamp, "backend": args.backend, "epochs": args.epochs, "variants": {}}
     with tempfile.TemporaryDirectory(prefix="investigate-", dir=bench_dir) as tmp:
         work = Path(tmp)

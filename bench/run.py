@@ -61,7 +61,7 @@ def main(argv=None) -> int:
                         help=f"any of {', '.join(SECTIONS)}, all (default: all)")
     parser.add_argument("--quick", action="store_true", help="short smoke version of every section")
     parser.add_argument("--quality-epochs", type=int, default=None,
-                        help="training epochs of every quality run (default: gridsize 2: 40, gridsize 1: 150; "
+                        help="training epochs of every quality run (default: gridsize 2: 60, gridsize 1: 150; "
                              "quick: 2)")
     parser.add_argument("--keep-work", action="store_true", help="keep the work folder under .bench/")
     args = parser.parse_args(argv)

@@ -109,7 +109,7 @@ def section_backends(work: Path, quick: bool) -> dict:
 # Epochs per config: where both backends met the quality targets (docs/benchmarks.md, contract v3). A
 # gridsize-2 epoch costs about C = 4 gridsize-1 epochs (the network sees each member pattern), and gridsize 2
 # gets there in far fewer epochs.
-QUALITY_EPOCHS = {"gridsize2": 40, "gridsize1": 150}
+QUALITY_EPOCHS = {"gridsize2": 60, "gridsize1": 150}
 QUICK_EPOCHS = 2
 
 
