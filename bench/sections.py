@@ -118,9 +118,7 @@ def section_quality(work: Path, quick: bool, epochs: int | None, bench_dir: Path
     # The benchmark scan, spelled out: the default step N/6 since contract v2 (v1's was N/4 = 8 px).
     data = {"n_positions": 100 if quick else 400, "n": 32, "seed": 7, "step": 32 / 6}
     configs = {"gridsize2": {"gridsize": 2}, "gridsize1": {}}
-    if epochs is None:
-        epochs = QUICK_EPOCHS if quick else None
-    epochs_of = {label: epochs or QUALITY_EPOCHS[label] for label in configs}
+    epochs_of = {label: epochs or (QUICK_EPOCHS if quick else QUALITY_EPOCHS[label]) for label in configs}
     inset = 0.0
     out = {"dataset": data, "epochs": epochs_of, "interior": "rectangle spanned by the scan "
            "positions (canvas inset by N/2); global complex scale fitted on it", "runs": {}}

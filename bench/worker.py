@@ -145,8 +145,7 @@ def task_quality(args: dict) -> dict:
 
     backend = args["backend"]
     data = _dataset(args["data"])
-    config = dict(args["config"])
-    result, train_s = _train(backend, config, data)
+    result, train_s = _train(backend, args["config"], data)
     stitch = _module(backend, "stitch")
     start = time.perf_counter()
     patches, x, y = stitch.predict_patches(result.model, data)

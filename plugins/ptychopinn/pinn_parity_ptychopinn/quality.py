@@ -27,12 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
+from backends.common.config import make_config
 from pinn_parity_ptychopinn.conversions import SUPPORTED_N, diffraction_size, stitch_with_reassemble_position
 from pinn_parity_ptychopinn.training import TF_VALIDATION_SPLIT, train_tf
 
-CONFIG = {"gridsize": 1, "batch_size": 16, "loss": "poisson", "n_filters_scale": 2, "amp_activation": "sigmoid",
-          "object_big": False}
-"""The canonical defaults (backends.common.config) at gridsize 1, as the bundled backend trains."""
+CONFIG = {k: v for k, v in make_config({}).to_dict().items()
+          if k in ("gridsize", "batch_size", "loss", "n_filters_scale", "amp_activation", "object_big")}
+"""The canonical defaults (gridsize 1) of the fields PtychoPINN's TF configuration takes, as the bundled backend
+trains; the others (seed, learning rate, Adam's epsilon) have no counterpart there (conversions.tf_config_fields)."""
 
 
 def score(obj, origin_px, data) -> dict:
