@@ -7,7 +7,7 @@ the harness can feed both backends identical inputs and check one stage in
 isolation. A stage an adapter cannot do raises NotImplementedError; it never
 returns None.
 
-Capabilities are declared up front: `Backend.supported_stages()` names the stages an
+Capabilities are declared up front: `Adapter.supported_stages()` names the stages an
 adapter does (by default those whose STAGE_METHODS it overrides). The harness calls an
 adapter only for the stages it declares; a stage fewer than two backends declare is
 "n/a" (reported apart, never a failure), and a declared stage that raises
@@ -63,7 +63,7 @@ STAGE_METHODS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "bundle": ("save_bundle", "load_bundle", "predict"),
     "cli": ("run_train_cli",),
 })
-"""Stage (parity/stages.py order) -> the Backend methods it calls."""
+"""Stage (parity/stages.py order) -> the Adapter methods it calls."""
 
 OWN_FIELD_PREFIX = "x."
 """Effective-config keys starting with this are a backend's own fields (no canonical counterpart)."""
@@ -99,11 +99,11 @@ second part (the others are noted n/a there)."""
 
 
 def overrides(backend, method: str) -> bool:
-    """Whether `backend`'s class implements `method` itself rather than inheriting Backend's stub."""
-    return getattr(type(backend), method, None) is not getattr(Backend, method)
+    """Whether `backend`'s class implements `method` itself rather than inheriting Adapter's stub."""
+    return getattr(type(backend), method, None) is not getattr(Adapter, method)
 
 
-class Backend(ABC):
+class Adapter(ABC):
     """A system under test. Subclasses implement the stages they support."""
 
     name: str = "unnamed"
@@ -246,7 +246,7 @@ class Backend(ABC):
 
 
 class CommonContract:
-    """Config and dataset stages for backends built on backends.common (mix in before Backend).
+    """Config and dataset stages for backends built on backends.common (mix in before Adapter).
 
     A team's own backend would resolve configs with its own factory instead: that
     factory is exactly what the config stage exists to check."""

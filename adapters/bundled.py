@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from adapters.base import Backend, Batch, CommonContract, ModelState
+from adapters.base import Adapter, Batch, CommonContract, ModelState
 from backends.common.config import make_config
 from backends.common.dataset import load_dataset
 
 
-class BundledBackend(CommonContract, Backend):
+class BundledAdapter(CommonContract, Adapter):
     """Adapter over `backends.<package>`; subclasses give the layout conversion."""
 
     package = ""
@@ -181,7 +181,7 @@ class BundledBackend(CommonContract, Backend):
         return json.loads((out / "effective_config.json").read_text())
 
 
-class TensorFlowBackend(BundledBackend):
+class TfPinnAdapter(BundledAdapter):
     """backends/tf_pinn: channels-last tensors."""
 
     name = "tf"
@@ -197,7 +197,7 @@ class TensorFlowBackend(BundledBackend):
         return np.asarray(tensor.numpy() if hasattr(tensor, "numpy") else tensor)
 
 
-class TorchBackend(BundledBackend):
+class TorchPinnAdapter(BundledAdapter):
     """backends/torch_pinn: channels-first tensors."""
 
     name = "torch"

@@ -5,7 +5,7 @@ backend and checks that the suite fails, and first fails at the stage the
 mutant declares (`expected_stage`). A mutant that passes everything means the
 harness is blind to that class of bug.
 
-`Mutant` delegates every stage of `adapters.base.Backend` to a wrapped adapter
+`Mutant` delegates every stage of `adapters.base.Adapter` to a wrapped adapter
 (default: the bundled torch one); a subclass overrides only the stages its bug
 touches. The preferred injection is numpy pre/post-processing of a stage's
 inputs or outputs (a perturbed shift, a transposed kernel, an unshifted far
@@ -33,8 +33,8 @@ from importlib.metadata import entry_points
 
 import numpy as np
 
-from adapters.base import Backend, Batch, ModelState, call_resolve_config
-from adapters.registry import get_backend
+from adapters.base import Adapter, Batch, ModelState, call_resolve_config
+from adapters.registry import get_adapter
 from backends.common.config import add_config_arguments, make_config
 from backends.common.weights import LOG_INTENSITY_SCALE
 
@@ -45,7 +45,7 @@ class MutantError(LookupError):
     """No mutant of that name, or an entry point that does not give a Mutant subclass."""
 
 
-class Mutant(Backend):
+class Mutant(Adapter):
     """A wrapped adapter with one injected bug; every stage delegates unless overridden.
 
     Subclasses set `name` (unique, used in check labels and file names),
@@ -57,8 +57,8 @@ class Mutant(Backend):
     expected_stage: str | None = None
     description = ""
 
-    def __init__(self, inner: Backend | str = "torch"):
-        self.inner = get_backend(inner) if isinstance(inner, str) else inner
+    def __init__(self, inner: Adapter | str = "torch"):
+        self.inner = get_adapter(inner) if isinstance(inner, str) else inner
 
     @property
     def label(self) -> str:
@@ -73,7 +73,7 @@ class Mutant(Backend):
                                       f"not {self.inner.name!r}")
         return importlib.import_module(f"backends.{package}.{name}")
 
-    # --- delegation: one method per stage of adapters.base.Backend ---------
+    # --- delegation: one method per stage of adapters.base.Adapter ---------
     def supported_stages(self) -> tuple[str, ...]:
         """The wrapped adapter's: a mutant delegates every method, so its own overrides say nothing."""
         return self.inner.supported_stages()
@@ -519,7 +519,7 @@ class Perturbation(Mutant):
     stage = ""
     unit = ""
 
-    def __init__(self, inner: Backend | str = "torch", delta: float = 0.0):
+    def __init__(self, inner: Adapter | str = "torch", delta: float = 0.0):
         super().__init__(inner)
         self.delta = float(delta)
 

@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from adapters.base import Backend, CommonContract
+from adapters.base import Adapter, CommonContract
 from backends.common.config import make_config
 from backends.common.geometry import canvas_geometry
 
@@ -239,7 +239,7 @@ def adam_steps(weights: dict, grads_per_step: list, learning_rate: float, epsilo
 
 # --- the adapter ------------------------------------------------------------------------------
 
-class Float64Referee(CommonContract, Backend):
+class Float64Referee(CommonContract, Adapter):
     """docs/spec.md's deterministic stages in float64 numpy: the harness's arbiter."""
 
     name = "referee"

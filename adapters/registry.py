@@ -3,10 +3,10 @@
 A team adds its own backend without editing this project by declaring, in its
 own package metadata:
 
-    [project.entry-points."pinn_parity.backends"]
+    [project.entry-points."pinn_parity.adapters"]
     mybackend = "my_package.parity_adapter:MyBackend"
 
-where `MyBackend` is a subclass of `adapters.base.Backend` (or a callable
+where `MyBackend` is a subclass of `adapters.base.Adapter` (or a callable
 returning an instance). See docs/adding_a_backend.md.
 """
 
@@ -15,20 +15,20 @@ from __future__ import annotations
 from importlib import import_module
 from importlib.metadata import entry_points
 
-from adapters.base import Backend
+from adapters.base import Adapter
 
-ENTRY_POINT_GROUP = "pinn_parity.backends"
+ENTRY_POINT_GROUP = "pinn_parity.adapters"
 
 # name -> "module:attribute"; explicit, so a typo is an error, not a silent miss.
 BUILTIN = {
-    "tf": "adapters.bundled:TensorFlowBackend",
-    "torch": "adapters.bundled:TorchBackend",
+    "tf": "adapters.bundled:TfPinnAdapter",
+    "torch": "adapters.bundled:TorchPinnAdapter",
     "referee": "adapters.referee:Float64Referee",  # float64 numpy, deterministic stages only
 }
 
 
 class AdapterError(LookupError):
-    """No adapter of that name, or it does not build a Backend."""
+    """No adapter of that name, or it does not build an Adapter."""
 
 
 def _load(spec: str):
@@ -44,7 +44,7 @@ def available() -> dict:
     return found
 
 
-def get_backend(name: str) -> Backend:
+def get_adapter(name: str) -> Adapter:
     """A fresh adapter instance for `name` (tf, torch, or an entry point's name); its `name` is set to `name`."""
     table = available()
     if name not in table:
@@ -52,9 +52,9 @@ def get_backend(name: str) -> Backend:
                            f"(others register under the entry point group '{ENTRY_POINT_GROUP}')")
     factory = _load(table[name])
     backend = factory()
-    if not isinstance(backend, Backend):
+    if not isinstance(backend, Adapter):
         raise AdapterError(f"adapter {name!r} ({table[name]}) built a {type(backend).__name__}, "
-                           "not an adapters.base.Backend")
+                           "not an adapters.base.Adapter")
     # The registered name is the adapter's name from here on: the harness keys runs, bundle paths and
     # labels by it, so two adapters whose classes share a `name` (or keep the default) stay apart.
     try:
@@ -67,10 +67,10 @@ def get_backend(name: str) -> Backend:
 
 
 def capabilities(name: str) -> str:
-    """One line: the stages adapter `name` supports (adapters.base.Backend.supported_stages), or why
+    """One line: the stages adapter `name` supports (adapters.base.Adapter.supported_stages), or why
     they could not be read. Building an adapter imports no framework (they load on first use)."""
     try:
-        backend = get_backend(name)
+        backend = get_adapter(name)
         stages = backend.supported_stages()
     except Exception as exc:  # a broken third-party adapter must not hide the others
         return f"capabilities unknown ({type(exc).__name__}: {exc})"

@@ -76,18 +76,18 @@ def per_patch(patches, x, y, data) -> dict:
 
 def task_steps(args: dict) -> dict:
     """Both adapters, one initial state (weights from backends.common.weights, log g from the tf adapter)."""
-    from adapters.registry import get_backend
+    from adapters.registry import get_adapter
     from backends.common.dataset import load_dataset
     from backends.common.weights import initial_weights
 
     cfg = make_config(args.get("config", {}))
     data = load_dataset(args["data"])
-    scales = get_backend("tf").scales(data.diffraction, data.probe, cfg.amp_activation)
+    scales = get_adapter("tf").scales(data.diffraction, data.probe, cfg.amp_activation)
     init = initial_weights(cfg.seed, cfg.n_filters_scale, scales["log_intensity_scale"])
     out = {"config": cfg.to_dict(), "max_steps": args["max_steps"], "scales": scales, "backends": {}}
     weights = {}
     for name in ("tf", "torch"):
-        adapter = get_backend(name)
+        adapter = get_adapter(name)
         start = time.perf_counter()
         result = adapter.train(cfg.to_dict(), args["data"], {k: v.copy() for k, v in init.items()}, args["max_steps"])
         losses = result["history"]["step_loss"]
@@ -98,7 +98,7 @@ def task_steps(args: dict) -> dict:
     # Control: the tf backend against itself with every kernel 1 ulp up. If this gap grows like the
     # tf/torch one, the split is float32 rounding amplified by training, not a backend difference.
     nudged = {k: (np.nextafter(v, np.float32(np.inf)) if k.endswith(".kernel") else v.copy()) for k, v in init.items()}
-    control = get_backend("tf").train(cfg.to_dict(), args["data"], nudged, args["max_steps"])["history"]["step_loss"]
+    control = get_adapter("tf").train(cfg.to_dict(), args["data"], nudged, args["max_steps"])["history"]["step_loss"]
 
     def gaps(x, y):
         x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)

@@ -160,12 +160,12 @@ def verb_tolerances(argv: Sequence[str]) -> int:
         check_names("--parity-stage", stages, STAGES, what="stage")
     except ValueError as exc:
         parser.error(str(exc))
-    from adapters.registry import get_backend
+    from adapters.registry import get_adapter
     from parity import baseline as baselines, profiles, tolerance_measure as measuring
     from parity.matrix import select
     from parity.tolerances import load_ledger
 
-    profile = profiles.resolve(args.parity_profile, [] if args.parity_profile else [get_backend(b) for b in backends])
+    profile = profiles.resolve(args.parity_profile, [] if args.parity_profile else [get_adapter(b) for b in backends])
     ledger = load_ledger(profile.ledger)
     if not args.measure:
         for key, entry in sorted(ledger.entries.items()):

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from adapters.mutants import PERTURBATIONS, Harmless, Mutant, available, get_mutant
-from adapters.registry import get_backend
+from adapters.registry import get_adapter
 from backends.common.fileio import atomic_write_json
 from parity.case_context import CaseContext, make_context
 from parity.checks import REFEREE, run_stage
@@ -273,15 +273,15 @@ def run_audit(mutant_names=None, base: str = "torch", cases=AUDIT, *, stages=STA
     workdir = Path(tempfile.mkdtemp(prefix="parity-audit-"))
     try:
         # The clean reference and the referee, computed once per case and shared by every mutant's context.
-        clean = {reference: get_backend(reference)}
-        shared = [make_context(case, clean, workdir, referee=get_backend(REFEREE), run=CachedRun) for case in cases]
+        clean = {reference: get_adapter(reference)}
+        shared = [make_context(case, clean, workdir, referee=get_adapter(REFEREE), run=CachedRun) for case in cases]
         # The control: the base with no bug. A check failing here is the harness's false alarm, not a catch.
-        harmless = Harmless(get_backend(base))
+        harmless = Harmless(get_adapter(base))
         control, noise = _row(harmless, shared, set(), stages, label=f"{harmless.name} (control)")
         log(f"audit: control {base} vs {reference}: {control.verdict} ({control.seconds:.1f} s)")
         rows = []
         for i, cls in enumerate(classes, 1):
-            row, _ = _row(cls(get_backend(base)), shared, noise, stages)
+            row, _ = _row(cls(get_adapter(base)), shared, noise, stages)
             rows.append(row)
             log(f"audit: [{i}/{len(classes)}] {row.mutant}: {row.verdict} ({row.seconds:.1f} s)")
         result = AuditResult(base=base, reference=reference, cases=[c.id for c in cases], stages=stages,
@@ -317,7 +317,7 @@ def smallest_detected(detects, lo: float = 1e-12, hi: float = 1.0, rel_precision
 
 def measure_sensitivity(cases: list, base: str, noise: set, log=print) -> list:
     """For each stage of adapters.mutants.PERTURBATIONS and case: the smallest delta caught."""
-    inner = get_backend(base)
+    inner = get_adapter(base)
     found = []
     for stage, cls in PERTURBATIONS.items():
         tol = tolerance(stage, "max_abs", "float32")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from adapters.base import Backend, ModelState
+from adapters.base import Adapter, ModelState
 from parity.comparison import REFEREE
 from parity.matrix import ParityCase
 from parity.stage_outputs import BackendRun, CaseInputs
@@ -122,7 +122,7 @@ class CaseContext:
         if self.upstream_inputs is None:
             self.upstream_inputs = StageInputs(self.inputs, self.runs, self.referee)
 
-    def against(self, adapter: Backend) -> "CaseContext":
+    def against(self, adapter: Adapter) -> "CaseContext":
         """This case with `adapter` as the only other backend: the same inputs, and the same
         reference and referee runs (so what they computed is reused)."""
         return CaseContext(inputs=self.inputs, runs={self.reference: self.ref_run,
@@ -180,8 +180,8 @@ class CaseContext:
         return self.upstream_inputs.trained_state
 
 
-def make_context(case: ParityCase, adapters: Mapping[str, Backend], workdir: Path, *,
-                 referee: Backend | None = None, run=BackendRun) -> CaseContext:
+def make_context(case: ParityCase, adapters: Mapping[str, Adapter], workdir: Path, *,
+                 referee: Adapter | None = None, run=BackendRun) -> CaseContext:
     """The context of one case: its canonical inputs (data written under `workdir`), one run per
     adapter (the first is the reference), and the referee's run when one is given.
 

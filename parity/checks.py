@@ -260,7 +260,7 @@ def check_config(ctx: CaseContext) -> StageResult:
 
 
 def _shared_note(ctx: CaseContext, stage: str) -> list[StageNote]:
-    """A note when every backend declares the same implementation of `stage` (Backend.shared_code):
+    """A note when every backend declares the same implementation of `stage` (Adapter.shared_code):
     its comparisons then pass by construction and say nothing about the pair."""
     shared = {run.backend.shared_code.get(stage) for run in ctx.runs.values()}
     if len(shared) != 1 or None in shared:
@@ -436,7 +436,7 @@ def check_model(ctx: CaseContext) -> StageResult:
 
 
 def _check_native_model(ctx: CaseContext, result: StageResult) -> StageResult:
-    """A pair without canonical weights (Backend.native_weights): the networks, their initial weights and
+    """A pair without canonical weights (Adapter.native_weights): the networks, their initial weights and
     predictions are each backend's own (the shapes, training and bundle stages see them); what the data
     alone decides is compared: the input scale and log intensity scale each derives from the scan (§5)."""
     result.notes.append(StageNote(ctx.case_id, "model", "native", "no canonical weights: compared are the "
@@ -557,7 +557,7 @@ def relative_loss_drop(history: Mapping) -> float:
 
 
 def _check_native_training(ctx: CaseContext, result: StageResult) -> StageResult:
-    """A pair without canonical weights (Backend.native_weights): each backend trains its own
+    """A pair without canonical weights (Adapter.native_weights): each backend trains its own
     network from its own initial weights, so trajectories cannot match. Compared: the schedule (groups,
     steps per epoch, epochs; exact) and the relative loss drop (statistically, within the ledger's
     training.loss_drop, measured over seeds on the pair). No golden: training is chaotic (docs/design.md)."""
@@ -630,14 +630,14 @@ def _trained_reconstructions(ctx: CaseContext, result: StageResult) -> dict:
 
 
 def _native(ctx: CaseContext) -> bool:
-    """Whether some backend trains its own network rather than the canonical one (Backend.native_weights)."""
+    """Whether some backend trains its own network rather than the canonical one (Adapter.native_weights)."""
     return any(run.backend.native_weights for run in ctx.runs.values())
 
 
 def check_bundle(ctx: CaseContext) -> StageResult:
     """Every backend's bundle loaded by every backend: its own must reproduce its in-memory prediction
     exactly, another's within bundle.cross_load. Canonical pairs share the trained state (and compare the
-    bundle's contents); native ones (Backend.native_weights) each save their own trained state."""
+    bundle's contents); native ones (Adapter.native_weights) each save their own trained state."""
     result = StageResult()
     native = _native(ctx)
     batch = ctx.batch
@@ -734,7 +734,7 @@ def _names(names) -> str:
 
 
 def _with_reasons(ctx: CaseContext, stage: str, lacking) -> list[str]:
-    """The backends lacking `stage`, each followed by its reason (Backend.unsupported_reason) where it gives
+    """The backends lacking `stage`, each followed by its reason (Adapter.unsupported_reason) where it gives
     one; backends giving the same reason share it ("a, b (reason)")."""
     by_reason = {}
     for name in lacking:

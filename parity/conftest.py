@@ -60,10 +60,10 @@ def _check_options(config) -> None:
 def _check_profile(config) -> None:
     """The profile (--parity-profile, else the adapters' default_profile, else bundled), its ledger made the
     one tolerance() reads in this process, its baseline loaded; a bad file is a ValueError naming it."""
-    from adapters.registry import get_backend
+    from adapters.registry import get_adapter
 
     option = config.getoption("--parity-profile")
-    adapters = [] if option else [get_backend(name) for name in config.parity_backends]
+    adapters = [] if option else [get_adapter(name) for name in config.parity_backends]
     config.parity_profile = profiles.resolve(option, adapters)
     use_ledger(config.parity_profile.ledger)
     config.parity_baseline = baselines.load_baseline(config.parity_profile.baseline)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from adapters.base import Backend
-from adapters.registry import get_backend
+from adapters.base import Adapter
+from adapters.registry import get_adapter
 from backends.common.fileio import atomic_write_json, installed_versions
 from parity.report import hub as hubs
 from parity.report import plots
@@ -35,7 +35,7 @@ class ParitySession:
     worker: str
     contexts: dict = field(default_factory=dict)
     adapters: dict = field(default_factory=dict)
-    referee: Backend | None = None  # the float64 arbiter (adapters/referee.py): always on, numpy only, cheap
+    referee: Adapter | None = None  # the float64 arbiter (adapters/referee.py): always on, numpy only, cheap
     profile: Profile = BUNDLED  # which contract checks count (parity/profiles.py)
     baseline: baselines.Baseline = baselines.EMPTY  # known splits: failures that do not fail a test
 
@@ -45,8 +45,8 @@ class ParitySession:
         if repeated:
             raise ValueError(f"backend(s) {repeated} listed more than once; each runs under its registered name")
         for name in self.backends:
-            self.adapters[name] = get_backend(name)
-        self.referee = get_backend(REFEREE)
+            self.adapters[name] = get_adapter(name)
+        self.referee = get_adapter(REFEREE)
 
     def context(self, case: ParityCase) -> CaseContext:
         if case.id not in self.contexts:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adapters.base import Backend, Batch, ModelState, call_resolve_config
+from adapters.base import Adapter, Batch, ModelState, call_resolve_config
 from backends.common.dataset import load_dataset, save_dataset
 from backends.common.simulate import simulate
 from backends.common.weights import initial_weights
@@ -37,7 +37,7 @@ CLI_DATA = dict(seed=5, n_positions=16, n=16, nphotons=1e4, step=2.0)
 
 @dataclass(frozen=True)
 class OutputKeys:
-    """The keys of one Backend method's output mapping, each with the kind of value it must be."""
+    """The keys of one Adapter method's output mapping, each with the kind of value it must be."""
 
     required: Mapping[str, str]
     """key -> kind ("array": numpy.ndarray, "number": a real number, "mapping")."""
@@ -64,7 +64,7 @@ OUTPUT_KEYS: Mapping[str, OutputKeys] = {
     "stitch": _OBJECT,
     "reconstruct": _OBJECT,
 }
-"""Backend method -> the keys of its output: the one place optional keys are defined."""
+"""Adapter method -> the keys of its output: the one place optional keys are defined."""
 
 
 class OutputError(ValueError):
@@ -224,7 +224,7 @@ class BackendRun:
     bundle, cli_without) run on every call; CaseContext keeps what several stages share (the
     reference's training), and audit.CachedRun memoises them per input."""
 
-    backend: Backend
+    backend: Adapter
     inputs: CaseInputs
     timings: dict = field(default_factory=dict)  # stage -> seconds of backend compute
 
@@ -314,7 +314,7 @@ class BackendRun:
 
     @cached_property
     def native_training(self) -> dict:
-        """Training from the backend's own initial weights (Backend.native_weights), once per case:
+        """Training from the backend's own initial weights (Adapter.native_weights), once per case:
         the training stage compares it, the bundle stage saves and loads its state."""
         return self.train(None)
 

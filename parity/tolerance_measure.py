@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adapters.registry import get_backend
+from adapters.registry import get_adapter
 from backends.common.fileio import installed_versions
 from parity.case_context import make_context
 from parity.checks import REFEREE, run_stage
@@ -60,12 +60,12 @@ def measure(seeds, backends=("tf", "torch"), cases=None, log=print, stages=STAGE
             baseline: Baseline = EMPTY, adapters=None) -> dict:
     """ledger key -> {"worst": value, "max_ref": magnitude, "seeds": [...], "n": count}, over the profile's
     cases (or `cases`), judged with the profile's ledger; comparisons of contract checks the profile leaves
-    out, and failures `baseline` knows (splits, not noise), are not measured. `adapters` (name -> Backend)
+    out, and failures `baseline` knows (splits, not noise), are not measured. `adapters` (name -> Adapter)
     stands in for the registered `backends` where given."""
-    adapters = adapters if adapters is not None else {name: get_backend(name) for name in backends}
+    adapters = adapters if adapters is not None else {name: get_adapter(name) for name in backends}
     # "<backend>~referee" comparisons use the same ledger entries: measured too, where the profile counts them
     uses_referee = any(profile.applies(REFEREE, stage) for stage in stages)
-    referee = get_backend(REFEREE) if uses_referee else None
+    referee = get_adapter(REFEREE) if uses_referee else None
     ledger = load_ledger(profile.ledger)
     previous = use_ledger(profile.ledger)  # the checks' tolerance() reads the profile's ledger
     found, known = {}, 0

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from adapters import mutants as mutants_module
-from adapters.base import Backend, Batch, ModelState
+from adapters.base import Adapter, Batch, ModelState
 from adapters.mutants import (MUTANTS, PERTURBATIONS, Harmless, Mutant, MutantError, NeighborCountDefault,
                               available, config_flag_given, get_mutant, numpy_group, patched,
                               transpose_kernels)
@@ -65,7 +65,7 @@ def fake_entry_points(monkeypatch):
     return points
 
 
-class Recorder(Backend):
+class Recorder(Adapter):
     """Answers every stage with (method name, arguments), so delegation is visible."""
 
     name = "recorder"
@@ -76,7 +76,7 @@ class Recorder(Backend):
         return super().__getattribute__(attr)
 
 
-_STAGE_METHODS = {name for name, value in vars(Backend).items() if callable(value) and not name.startswith("_")}
+_STAGE_METHODS = {name for name, value in vars(Adapter).items() if callable(value) and not name.startswith("_")}
 
 
 # --- the table and the base class ------------------------------------------------
@@ -92,10 +92,10 @@ def test_every_mutant_is_listed_with_its_stage_and_description():
 
 
 def test_the_base_mutant_delegates_every_stage():
-    assert _STAGE_METHODS <= set(vars(Mutant)), "a Backend method Mutant does not delegate"
+    assert _STAGE_METHODS <= set(vars(Mutant)), "an Adapter method Mutant does not delegate"
     mutant = Harmless(Recorder())
     for name in sorted(_STAGE_METHODS):
-        n_args = len(inspect.signature(getattr(Backend, name)).parameters) - 1
+        n_args = len(inspect.signature(getattr(Adapter, name)).parameters) - 1
         args = tuple(object() for _ in range(n_args))
         assert getattr(mutant, name)(*args) == (name, args), name
 
@@ -329,9 +329,9 @@ def test_sensitivity_is_measured_for_translation_forward_and_loss(early_audit):
 @pytest.mark.slow
 @pytest.mark.torch
 def test_the_numpy_grouping_equals_the_bundled_backends():
-    from adapters.registry import get_backend
+    from adapters.registry import get_adapter
 
-    torch_backend = get_backend("torch")
+    torch_backend = get_adapter("torch")
     for jitter in (None, 0.0):
         ds = simulate(seed=21, n_positions=20, n=32, jitter=jitter)
         for overrides in ({}, {"gridsize": 2}, {"gridsize": 2, "neighbor_count": 7, "n_groups": 11}):

@@ -20,7 +20,7 @@ MARKS = {"tf_pinn": pytest.mark.tf, "torch_pinn": pytest.mark.torch}
 MODULES = ("bundle", "cli", "grouping", "loss", "model", "physics", "runtime", "stitch", "train")
 
 
-class Backend:
+class BackendModules:
     """One bundled backend as the tests see it: its modules and numpy <-> tensor helpers."""
 
     def __init__(self, name: str):
@@ -91,5 +91,5 @@ class Backend:
 
 
 @pytest.fixture(scope="session", params=[pytest.param(name, marks=MARKS[name]) for name in BACKENDS])
-def backend(request) -> Backend:
-    return Backend(request.param)
+def backend(request) -> BackendModules:
+    return BackendModules(request.param)

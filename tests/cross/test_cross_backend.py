@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from adapters.base import Batch, ModelState
-from adapters.registry import get_backend
+from adapters.registry import get_adapter
 from backends.common.config import make_config
 from backends.common.dataset import load_dataset
 from backends.common.weights import initial_weights
@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.tf, pytest.mark.torch]
 
 @pytest.fixture(scope="module")
 def backends():
-    return get_backend("tf"), get_backend("torch")
+    return get_adapter("tf"), get_adapter("torch")
 
 
 @pytest.mark.parametrize("overrides", [{}, {"gridsize": 2}, {"gridsize": 2, "neighbor_count": 7, "n_groups": 20}])

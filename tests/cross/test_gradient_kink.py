@@ -7,14 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adapters.registry import get_backend
+from adapters.registry import get_adapter
 from parity.case_context import make_context
 from parity.checks import KINK_KIND, check_gradients
 from parity.matrix import MATRIX
 
 pytestmark = [pytest.mark.tf, pytest.mark.torch]
 
-TorchAdapter = type(get_backend("torch"))
+TorchAdapter = type(get_adapter("torch"))
 
 
 class OffAtFirstCall(TorchAdapter):
@@ -37,7 +37,7 @@ class OffAtFirstCall(TorchAdapter):
 @pytest.mark.parametrize("every_call", [False, True])
 def test_a_disagreement_at_one_point_only_is_judged_at_the_next(tmp_path: Path, every_call):
     case = next(c for c in MATRIX if c.config.gridsize == 1 and c.config.loss == "poisson")
-    ctx = make_context(case, {"tf": get_backend("tf"), "torch": OffAtFirstCall(every_call)}, tmp_path)
+    ctx = make_context(case, {"tf": get_adapter("tf"), "torch": OffAtFirstCall(every_call)}, tmp_path)
     result = check_gradients(ctx)
     grads = next(c for c in result.comparisons if c.metric == "grads/peak")
     kinks = [note for note in result.notes if note.kind == KINK_KIND]

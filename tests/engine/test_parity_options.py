@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.registry import get_backend
+from adapters.registry import get_adapter
 from parity.report import hub as hubs
 from tests.engine.factories import make_comparison
 
@@ -76,7 +76,7 @@ def test_every_argument_of_diff_and_tolerances_is_described():
 
 
 def test_an_adapter_carries_its_registered_name():
-    backend = get_backend("referee")
+    backend = get_adapter("referee")
     assert backend.name == "referee"
 
 

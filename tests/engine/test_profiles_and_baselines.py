@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.registry import get_backend
+from adapters.registry import get_adapter
 from backends.common.dataset import load_dataset
 from parity import baseline as baselines
 from parity import profiles
@@ -89,7 +89,7 @@ def test_a_case_may_bring_its_cli_scan_and_skip_costly_stages(tmp_path):
             "skip_stages": ["training", "cli"]}
     (loaded,) = profiles.load_profile(str(profile_folder(tmp_path / "p", cases=[case]))).cases
     assert loaded.cli_data.n == 64 and loaded.skip_stages == ("training", "cli")
-    ctx = make_context(loaded, {"referee": get_backend("referee")}, tmp_path)
+    ctx = make_context(loaded, {"referee": get_adapter("referee")}, tmp_path)
     assert ctx.inputs.cli_data_path.name == f"cli-gs1-k4-poisson-n16-seed{loaded.cli_data.seed}.npz"
     assert load_dataset(ctx.inputs.cli_data_path).diffraction.shape == (9, 64, 64)
     result = run_stage(ctx, "cli")

@@ -8,8 +8,8 @@ import textwrap
 
 import pytest
 
-from adapters.base import Backend
-from adapters.registry import BUILTIN, ENTRY_POINT_GROUP, AdapterError, available, get_backend
+from adapters.base import Adapter
+from adapters.registry import BUILTIN, ENTRY_POINT_GROUP, AdapterError, available, get_adapter
 
 
 @pytest.fixture
@@ -17,18 +17,18 @@ def installed_plugin(tmp_path, monkeypatch):
     (tmp_path / "team_adapter.py").write_text(textwrap.dedent("""
         from adapters.referee import Float64Referee
 
-        class TeamBackend(Float64Referee):
+        class TeamAdapter(Float64Referee):
             name = "team"
 
-        class NotABackend:
+        class NotAnAdapter:
             pass
     """))
     dist = tmp_path / "team_adapter-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: team-adapter\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text(
-        f"[{ENTRY_POINT_GROUP}]\nteam = team_adapter:TeamBackend\nbroken = team_adapter:NotABackend\n"
-        "tf = team_adapter:TeamBackend\n")
+        f"[{ENTRY_POINT_GROUP}]\nteam = team_adapter:TeamAdapter\nbroken = team_adapter:NotAnAdapter\n"
+        "tf = team_adapter:TeamAdapter\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     return tmp_path
 
@@ -39,9 +39,9 @@ def test_bundled_adapters_are_listed_first():
 
 def test_an_installed_package_adds_its_adapter(installed_plugin):
     table = available()
-    assert table["team"] == "team_adapter:TeamBackend"
-    backend = get_backend("team")
-    assert isinstance(backend, Backend) and backend.name == "team"
+    assert table["team"] == "team_adapter:TeamAdapter"
+    backend = get_adapter("team")
+    assert isinstance(backend, Adapter) and backend.name == "team"
 
 
 def test_a_plugin_cannot_replace_a_bundled_name(installed_plugin):
@@ -49,10 +49,10 @@ def test_a_plugin_cannot_replace_a_bundled_name(installed_plugin):
 
 
 def test_a_plugin_that_builds_no_backend_is_refused(installed_plugin):
-    with pytest.raises(AdapterError, match="not an adapters.base.Backend"):
-        get_backend("broken")
+    with pytest.raises(AdapterError, match="not an adapters.base.Adapter"):
+        get_adapter("broken")
 
 
 def test_an_unknown_name_lists_what_exists():
     with pytest.raises(AdapterError, match=r"no backend adapter named 'nope'; available: .*tf.*torch"):
-        get_backend("nope")
+        get_adapter("nope")

@@ -6,10 +6,10 @@ that declare fewer stages: real adapters, no framework.
 import numpy as np
 import pytest
 
-from adapters.base import STAGE_METHODS, Backend
+from adapters.base import STAGE_METHODS, Adapter
 from adapters.mutants import Mutant
 from adapters.referee import Float64Referee
-from adapters.registry import get_backend
+from adapters.registry import get_adapter
 from parity.case_context import make_context
 from parity.checks import run_stage
 from parity.matrix import ParityCase, SimulatedData
@@ -71,9 +71,9 @@ def test_stage_methods_cover_every_stage_in_pipeline_order():
 
 
 def test_bundled_adapters_support_every_stage_and_the_referee_its_contract_stages():
-    assert get_backend("tf").supported_stages() == STAGES
-    assert get_backend("torch").supported_stages() == STAGES
-    assert get_backend("referee").supported_stages() == REFEREE_STAGES
+    assert get_adapter("tf").supported_stages() == STAGES
+    assert get_adapter("torch").supported_stages() == STAGES
+    assert get_adapter("referee").supported_stages() == REFEREE_STAGES
 
 
 def test_a_mutant_reports_its_inner_adapters_stages():
@@ -122,7 +122,7 @@ def test_an_na_note_and_skip_reason_give_the_lacking_backends_reason(tmp_path):
 
 
 def test_stitch_alone_supports_reconstruction():
-    class StitchOnly(Backend):
+    class StitchOnly(Adapter):
         def stitch(self, patches, xcoords, ycoords):
             return {}
 

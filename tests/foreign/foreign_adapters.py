@@ -27,7 +27,7 @@ import os
 import numpy as np
 
 from adapters import referee as lib
-from adapters.base import Backend
+from adapters.base import Adapter
 from backends.common.config import canonical_defaults
 
 # ======================================================================================
@@ -120,7 +120,7 @@ def stitch(patches, x, y) -> dict:
 # ======================================================================================
 
 
-class _ForeignAdapter(Backend):
+class _ForeignAdapter(Adapter):
     factory_defaults: dict = {}
 
     def versions(self) -> dict:

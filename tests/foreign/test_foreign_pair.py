@@ -292,7 +292,7 @@ def installed(tmp_path_factory):
     dist = root / "foreign_example-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: foreign-example\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[pinn_parity.backends]\nforeignA = foreign_adapters:ForeignA\n"
+    (dist / "entry_points.txt").write_text("[pinn_parity.adapters]\nforeignA = foreign_adapters:ForeignA\n"
                                            "foreignB = foreign_adapters:ForeignB\n")
     return root
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from adapters.referee import Float64Referee, extend_objects, nearest_others, stitch_patches, weight_window
-from adapters.registry import get_backend
+from adapters.registry import get_adapter
 from backends.common.config import ConfigError
 
 N = 16
@@ -31,7 +31,7 @@ def complex_images(rng, shape):
 # --- §6 translation -----------------------------------------------------------------------
 
 def test_registered_under_its_name():
-    assert isinstance(get_backend("referee"), Float64Referee)
+    assert isinstance(get_adapter("referee"), Float64Referee)
 
 
 def test_integer_shift_is_exact_and_zero_filled(ref, rng):
@@ -332,7 +332,7 @@ def max_distance(backend_out, referee_out) -> float:
 def test_bundled_backend_agrees_with_the_referee(name, case, ref):
     from parity.tolerances import tolerance
 
-    backend, ds = get_backend(name), case["ds"]
+    backend, ds = get_adapter(name), case["ds"]
     found = {}
 
     def within(stage, metric, key, got, want):

@@ -59,7 +59,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from adapters.base import Backend
+from adapters.base import Adapter
 from backends.common.config import make_config
 from pinn_parity_ptychopinn.conversions import (
     ACTIVATION_TO_TORCH, DUMMY_N, TF_LOSS, default_nphotons, normalized_scan, TF_MODEL_OWN, TF_OWN, TORCH_LOSS, bundle_params, tf_config_fields,
@@ -73,7 +73,7 @@ from pinn_parity_ptychopinn.training import train_tf, train_torch
 TRAINING_SEED = make_config({}).seed
 
 
-class _PtychoPINN(Backend):
+class _PtychoPINN(Adapter):
     declared_stages = ("config", "data", "grouping", "shapes", "translation", "forward", "loss", "model",
                        "training", "reconstruction", "bundle", "cli")
     # Each side trains its own network from its own initial weights (pinn_parity_ptychopinn.training).
