@@ -40,12 +40,12 @@ import numpy as np
 from adapters.mutants import PERTURBATIONS, Harmless, Mutant, available, get_mutant
 from adapters.registry import get_adapter
 from backends.common.fileio import atomic_write_json
+from parity.backend_run import BackendRun
 from parity.case_context import CaseContext, make_context
-from parity.checks import REFEREE, run_stage
 from parity.comparators import error_comparison
-from parity.comparison import Check
 from parity.matrix import AUDIT
-from parity.stage_outputs import BackendRun
+from parity.stage_runner import run_stage
+from parity.verdict import REFEREE, Check
 from parity.stages import STAGES, first_divergence, stage_index
 from parity.tolerances import tolerance
 
@@ -87,49 +87,21 @@ def _feed(digest, obj) -> None:
 
 @dataclass
 class CachedRun(BackendRun):
-    """A BackendRun whose every stage call is computed once per distinct input.
+    """A BackendRun whose every adapter call is computed once per distinct input.
 
-    The clean reference gets one per case, shared by the CaseContext of every
-    mutant: BackendRun already caches its input-free stages; this also caches the
-    stages that take an argument (forward, loss, predict, gradients, train,
-    reconstruct, bundle, cli_without), keyed by a fingerprint of the argument."""
+    The clean reference gets one per case, shared by the CaseContext of every mutant: BackendRun
+    already keeps its input-free calls; this also keeps the calls that take inputs (forward, loss,
+    predict, gradients, train, reconstruct, the bundle's save and load, the cli sweep), keyed by a
+    fingerprint of the inputs (a bundle's by its file's content too)."""
 
     memo: dict = field(default_factory=dict)
 
-    def _once(self, stage: str, key, compute):
-        slot = (stage, fingerprint(key))
+    def call(self, stage: str, method: str, *args, outputs=None):
+        key = (args, hashlib.sha256(Path(args[0]).read_bytes()).hexdigest()) if method == "load_bundle" else args
+        slot = (stage, method, fingerprint(key))
         if slot not in self.memo:
-            self.memo[slot] = compute()
+            self.memo[slot] = BackendRun.call(self, stage, method, *args, outputs=outputs)
         return copy.deepcopy(self.memo[slot])
-
-    def forward(self, offsets_px) -> dict:
-        return self._once("forward", offsets_px, lambda: BackendRun.forward(self, offsets_px))
-
-    def loss(self, loss_inputs: dict) -> float:
-        return self._once("loss", loss_inputs, lambda: BackendRun.loss(self, loss_inputs))
-
-    def predict(self, state, batch) -> dict:
-        return self._once("predict", (state, batch), lambda: BackendRun.predict(self, state, batch))
-
-    def gradients(self, state, batch) -> dict:
-        return self._once("gradients", (state, batch), lambda: BackendRun.gradients(self, state, batch))
-
-    def train(self, init_weights: dict) -> dict:
-        return self._once("train", init_weights, lambda: BackendRun.train(self, init_weights))
-
-    def reconstruct(self, state) -> dict:
-        return self._once("reconstruct", state, lambda: BackendRun.reconstruct(self, state))
-
-    def bundle_roundtrip(self, state, path: Path) -> None:
-        # The file stays where it was written: a second call with the same state and path has nothing to do.
-        return self._once("save_bundle", (state, str(path)), lambda: BackendRun.bundle_roundtrip(self, state, path))
-
-    def load_bundle(self, path: Path):
-        content = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-        return self._once("load_bundle", (str(path), content), lambda: BackendRun.load_bundle(self, path))
-
-    def cli_without(self, name: str) -> dict:
-        return self._once("cli_without", name, lambda: BackendRun.cli_without(self, name))
 
 
 # --- one row per mutant ----------------------------------------------------

@@ -22,13 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backends.common.fileio import VersionedJsonError, atomic_write_json, read_versioned_json
-from parity.comparison import Comparison, check_of
+from parity.verdict import Comparison, check_of
 from parity.stages import STAGES
+from parity.status import Status
 
 BASELINE_SCHEMA = "pinn-parity-baseline"
 BASELINE_SCHEMA_VERSION = 1
 PATTERN_KEYS = ("config", "stage", "check", "metric")
-KNOWN, NEW = "known", "new"
+KNOWN, NEW = Status.KNOWN, "new"  # a failure's verdict: a split the baseline lists, or not
 
 
 class BaselineError(ValueError):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from backends.common import imagemetrics
-from parity.comparison import (Check, Comparison, closing_line, fmt_error, fmt_index, fmt_value,
+from parity.verdict import (Check, Comparison, closing_line, fmt_error, fmt_index, fmt_value,
                                headline, percent)
 from parity.tolerances import Tolerance
 

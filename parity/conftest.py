@@ -23,6 +23,7 @@ from parity import baseline as baselines, profiles  # noqa: E402
 from parity.tolerances import use_ledger  # noqa: E402
 from parity.session import ParitySession  # noqa: E402
 from parity.stages import STAGES  # noqa: E402
+from parity.status import Status  # noqa: E402
 from adapters.registry import available as available_backends  # noqa: E402
 
 
@@ -221,7 +222,7 @@ def pytest_terminal_summary(terminalreporter, config):
     for config_id, info in results.get("configs", {}).items():
         first = info.get("first_divergence")  # n/a stages are neither splits nor passes
         stages = info.get("stages", {})
-        side = [f"{status}: {', '.join(s for s, v in stages.items() if v == status)}" for status in ("known", "n/a")
+        side = [f"{status}: {', '.join(s for s, v in stages.items() if v == status)}" for status in (Status.KNOWN, Status.NA)
                 if status in stages.values()]
         terminalreporter.write_line(f"{config_id:24s} {'no split' if first is None else 'FIRST SPLIT AT ' + first}"
                                     + (f" ({'; '.join(side)})" if side else ""))

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from backends.common.fileio import (VersionedJsonError, atomic_write_bytes, json_text, read_versioned_json,
-                                    write_npz)
-from parity.comparators import compare_allclose, compare_exact
-from parity.comparison import GOLDEN, Check, Comparison, closing_line, headline
+from backends.common.fileio import (VersionedJsonError, atomic_write_bytes, installed_versions, json_text,
+                                    read_versioned_json, write_npz)
+from parity.comparators import compare_allclose, compare_exact, error_comparison
+from parity.verdict import GOLDEN, Check, Comparison, closing_line, headline
 from parity.envinfo import check_name, collect_environment, utc_now
 from parity.stages import stage_index
 from parity.tolerances import Tolerance
@@ -314,3 +314,27 @@ class GoldenStore:
                                 f"{len(comparisons)} cross-backend comparisons failed:\n"
                                 + "\n".join(f"  {c.headline}" for c in failed))
         return self.write(config_id, stage, data, manifest_info)
+
+    def judge(self, config_id: str, stage: str, by_backend: Mapping[str, Mapping], reference: str, *,
+              metric: str, config: Mapping, cross_backend_comparisons: Iterable[Comparison], regen: bool,
+              tol_lookup: ToleranceLookup | None) -> list[Comparison]:
+        """A stage's golden verdicts, in one visit: under `regen` the reference's data is blessed first
+        (refused, as a failed comparison, while the backends disagree), then every backend's data is
+        checked against the stored golden. No reference data (a stage without a golden): nothing."""
+        golden = by_backend.get(reference)
+        if golden is None:
+            return []
+        out = []
+        if regen:
+            check = Check(reference, GOLDEN)
+            info = {"config": config, "framework_versions": installed_versions(), "reference_backend": reference}
+            try:
+                path = self.bless(config_id, stage, golden, cross_backend_comparisons, info)
+            except GoldenError as exc:
+                return [error_comparison(config_id=config_id, stage=stage, check=check, metric="regen", error=exc)]
+            out.append(Comparison(config_id=config_id, stage=stage, check=check, metric="regenerated", passed=True,
+                                  kind="exact", measured={}, tolerance=None, worst=None,
+                                  message=f"[{config_id}] stage {stage}: golden written to {path}"))
+        for name, data in by_backend.items():
+            out += self.check(config_id, stage, data, tol_lookup, label=name, metric=metric, config=config)
+        return out

@@ -35,7 +35,7 @@ class ParityCase:
     train_steps: int = 6  # optimiser steps of the training stage
     stage_groups: int = 2  # groups fed to the isolated translation/forward/model/gradient stages
     cli_sweep: bool = False  # the cli stage also leaves out each flag in turn (CLI_ALTERNATIVES)
-    cli_data: SimulatedData | None = None  # the cli stage's scan; None: the tiny one (stage_outputs.CLI_DATA)
+    cli_data: SimulatedData | None = None  # the cli stage's scan; None: the tiny one (case_context.CLI_DATA)
     skip_stages: tuple = ()  # stages not run on this case (n/a, noted): a profile keeps costly stages to few cases
 
     def __post_init__(self):

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from backends.common.fileio import VersionedJsonError, read_versioned_json
-from parity.comparison import GOLDEN, REFEREE, SPEC
+from parity.verdict import GOLDEN, REFEREE, SPEC
 from parity.envinfo import REPO_ROOT
 from parity.matrix import MATRIX, ParityCase, SimulatedData
 from parity.stages import STAGES

@@ -1,7 +1,7 @@
-"""Per-worker state of a parity run: adapters, case contexts, goldens, hub parts.
+"""Per-worker state of a parity run, and the one path every (config, stage) test takes:
+inputs, then the stage, then the comparisons that count, then the report.
 
-Framework-free: adapters import their frameworks lazily, on the first stage
-that needs one.
+Framework-free: adapters import their frameworks lazily, on the first stage that needs one.
 """
 
 from __future__ import annotations
@@ -11,18 +11,17 @@ from pathlib import Path
 
 from adapters.base import Adapter
 from adapters.registry import get_adapter
-from backends.common.fileio import atomic_write_json, installed_versions
+from backends.common.fileio import atomic_write_json
+from parity import baseline as baselines
+from parity.case_context import CaseContext, Unsupported, make_context
+from parity.golden import GoldenStore
+from parity.matrix import ParityCase
+from parity.profiles import BUNDLED, Profile
 from parity.report import hub as hubs
 from parity.report import plots
-from parity.case_context import CaseContext, StageResult, Unsupported, make_context
-from parity.checks import REFEREE, run_stage
-from parity.comparators import error_comparison
-from parity.comparison import GOLDEN, Check, Comparison
-from parity.golden import GoldenError, GoldenRefused, GoldenStore
-from parity.matrix import ParityCase
+from parity.stage_runner import run_stage
 from parity.tolerances import tolerance
-from parity import baseline as baselines
-from parity.profiles import BUNDLED, Profile
+from parity.verdict import GOLDEN, REFEREE, Comparison
 
 
 @dataclass
@@ -54,8 +53,8 @@ class ParitySession:
         return self.contexts[case.id]
 
     def run(self, case: ParityCase, stage: str) -> list[Comparison]:
-        """Cross-backend checks, then goldens (blessed first under --force-regen); parts written at once.
-        A stage n/a for this case (parity.checks.run_stage) raises Unsupported with the reason."""
+        """The comparisons of one (config, stage) that count, written to the hub at once. A stage n/a for
+        this case (parity.stage_runner.run_stage) raises Unsupported with the reason."""
         ctx = self.context(case)
         result = run_stage(ctx, stage)
         if result.unsupported:  # n/a: recorded as a note, then the test is skipped with the reason
@@ -63,7 +62,10 @@ class ParitySession:
             raise Unsupported(result.unsupported)
         comparisons = self.contract_checks(stage, result.comparisons)
         if self.profile.applies(GOLDEN, stage):
-            comparisons += self._golden(ctx, stage, result)
+            comparisons += self.store.judge(
+                ctx.case_id, stage, result.golden_by_backend, result.reference or ctx.reference,
+                metric=result.golden_metric, config=ctx.inputs.config, regen=self.regen, tol_lookup=tolerance,
+                cross_backend_comparisons=[c for c in result.comparisons if c.check.right != GOLDEN])
         artifacts = hubs.write_part(self.hub, self.worker, comparisons, result.artifacts, result.notes)
         # This config's plots, drawn here while other workers run, not serially by the controller at the end.
         plots.draw_missing(self.hub, [c.to_dict() for c in comparisons], artifacts)
@@ -76,30 +78,6 @@ class ParitySession:
     def assert_passed(self, comparisons) -> None:
         """A (config, stage) test passes when every failure is a known split of the baseline."""
         baselines.assert_passed(comparisons, self.baseline)
-
-    def _golden(self, ctx: CaseContext, stage: str, result: StageResult) -> list[Comparison]:
-        reference = result.reference or ctx.reference  # the stage's: the first backend that supports it
-        golden = result.golden_by_backend.get(reference)  # the reference's data is what a golden holds
-        if golden is None:
-            return []
-        config = ctx.inputs.config
-        out = []
-        if self.regen:
-            cross = [c for c in result.comparisons if c.check.right != GOLDEN]
-            info = {"config": config, "framework_versions": installed_versions(),
-                    "reference_backend": reference}
-            try:
-                path = self.store.bless(ctx.case_id, stage, golden, cross, info)
-            except (GoldenRefused, GoldenError) as exc:
-                return [error_comparison(config_id=ctx.case_id, stage=stage, check=Check(reference, GOLDEN),
-                                         metric="regen", error=exc)]
-            out.append(Comparison(config_id=ctx.case_id, stage=stage, check=Check(reference, GOLDEN),
-                                  metric="regenerated", passed=True, kind="exact", measured={}, tolerance=None,
-                                  worst=None, message=f"[{ctx.case_id}] stage {stage}: golden written to {path}"))
-        for name, data in result.golden_by_backend.items():
-            out += self.store.check(ctx.case_id, stage, data, tolerance, label=name, metric=result.golden_metric,
-                                    config=config)
-        return out
 
     def write_timings(self) -> None:
         """Compute seconds per (case, backend, stage), the referee's included, for `make bench`'s split."""

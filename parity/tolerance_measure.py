@@ -27,7 +27,8 @@ import numpy as np
 from adapters.registry import get_adapter
 from backends.common.fileio import installed_versions
 from parity.case_context import make_context
-from parity.checks import REFEREE, run_stage
+from parity.stage_runner import run_stage
+from parity.verdict import REFEREE
 from parity.envinfo import collect_environment, utc_now
 from parity.baseline import EMPTY, Baseline
 from parity.matrix import MATRIX

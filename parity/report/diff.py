@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from parity.baseline import KNOWN, entry_text
-from parity.comparison import check_of, from_jsonable
+from parity.verdict import check_of, from_jsonable
 from parity.report.hub import load_results, resolve_hub, summarize_configs
 from parity.report.numbers import CHECK_ORDER, check_category
 from parity.stages import stage_index

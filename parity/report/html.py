@@ -18,7 +18,8 @@ from parity.report.numbers import failure_rows, first_rows, fmt_ratio, stage_anc
 from parity.report.summary import (FAILURE_COLUMNS, FAILURES_NOTE, INCOMPLETE_NOTE, MARGIN_NOTE, environment_line,
                                    failure_cells, new_failure_rows, notes_lines, stage_notes, stage_totals_text,
                                    status_cell)
-from parity.stages import DESCRIPTIONS, STAGES
+from parity.stages import STAGES, description
+from parity.status import Status
 
 STYLE = """
 body { font-family: sans-serif; margin: 1.5em; color: #222; overflow-wrap: anywhere; }
@@ -46,17 +47,17 @@ def _table(results: Mapping) -> list[str]:
     if not results["configs"]:
         return ["<p>No comparison was recorded.</p>"]
     margins = stage_margins(results["comparisons"])
-    head = "".join(f'<th title="{escape(DESCRIPTIONS[s])}">{escape(s)}</th>' for s in STAGES)
+    head = "".join(f'<th title="{escape(description(s))}">{escape(s)}</th>' for s in STAGES)
     rows = ['<table class="stages">', f'<tr><th class="config">config id</th>{head}</tr>']
     for config_id in results["configs"]:
         cells = []
         for stage in STAGES:
             status = status_cell(results, config_id, stage)
-            css, text = {"pass": ("pass", "pass"), "fail": ("fail", "FAIL"), "known": ("known", "known"),
-                         "n/a": ("na", "n/a")}.get(status, ("none", "-"))
-            if status == "fail":
+            css, text = {Status.PASS: ("pass", "pass"), Status.FAIL: ("fail", "FAIL"),
+                         Status.KNOWN: ("known", "known"), Status.NA: ("na", "n/a")}.get(status, ("none", "-"))
+            if status == Status.FAIL:
                 text = f'<a href="#{escape(stage_anchor(config_id, stage))}">FAIL</a>'
-            elif status == "known":
+            elif status == Status.KNOWN:
                 text = '<a href="#known-splits">known</a>'
             text += "".join(f'<span class="margin" title="{escape(note["text"])}">{escape(note["kind"])}</span>'
                             for note in stage_notes(results, config_id, stage) if note["kind"] != status)
@@ -140,7 +141,7 @@ def render_index(results: Mapping, figures: Mapping[str, list]) -> str:
     for config_id, entry in results["configs"].items():
         stage = entry["first_divergence"]
         divergence = (f"first divergence: <strong>{escape(stage)}</strong> "
-                      f"({escape(DESCRIPTIONS[stage])})" if stage else "no divergence")
+                      f"({escape(description(stage))})" if stage else "no divergence")
         parts += [f'<h2 id="{escape(config_id)}">{escape(config_id)}</h2>', f"<p>{divergence}</p>"]
         for plot in figures.get(config_id, []):
             if plot.path:  # the figure carries its title: no caption repeating it

@@ -34,16 +34,14 @@ import numpy as np
 from backends.common.fileio import (VersionedJsonError, atomic_write_json, atomic_write_text, read_versioned_json,
                                     save_npz)
 from parity import baseline as baselines
-from parity.comparison import Comparison, to_jsonable
+from parity.verdict import Comparison, to_jsonable
 from parity.envinfo import check_name, utc_now
 from parity.report import html, plots, summary
 from parity.stages import STAGES, first_divergence, stage_index
+from parity.status import NoteKind, Status
 
 RESULTS_SCHEMA = "pinn-parity-results"
 RESULTS_SCHEMA_VERSION = 1
-NA_KIND = "n/a"  # StageNote kind of an unsupported stage; a stage with such a note and no comparison is "n/a"
-KNOWN = "known"  # a stage whose every failure is a known split of the baseline: green, listed apart
-STATUSES = ("pass", "fail", KNOWN, NA_KIND)  # a stage cell's status in results.json configs.<id>.stages
 INCOMPLETE_MARKER = "INCOMPLETE"
 PARTS_DIR = "parts"
 LATEST_NAME = "latest"
@@ -66,8 +64,8 @@ class Artifact:
 
     config_id: str
     kind: str
-    """"reconstruction": arrays maps each backend label to its complex object (plotted
-    as amplitude, phase and difference); any other kind is stored but not plotted."""
+    """The stage that kept it; that stage's plots (Stage.plots) draw it. "reconstruction": arrays maps each
+    backend label to its complex object (plotted as amplitude, phase and difference)."""
     arrays: Mapping[str, np.ndarray]
 
 
@@ -77,15 +75,15 @@ class StageNote:
 
     config_id: str
     stage: str
-    kind: str
-    """"shared": the backends run one implementation here, so the stage cannot tell them apart.
-    "n/a": a backend lacks the stage (it is compared between the others), or, on a stage with no
-    comparison, the whole stage is n/a for this config (NA_KIND; text: the reason).
-    "optional": an optional output some backend does not give (compared where both give it)."""
+    kind: NoteKind
+    """What the note says (parity.status.NoteKind; a plain string naming one is taken too)."""
     text: str
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", NoteKind(self.kind))  # ValueError naming an unknown kind
+
     def to_dict(self) -> dict:
-        return {"config_id": self.config_id, "stage": self.stage, "kind": self.kind, "text": self.text}
+        return {"config_id": self.config_id, "stage": self.stage, "kind": str(self.kind), "text": self.text}
 
 
 def _write_json(path: Path, data) -> None:
@@ -177,19 +175,19 @@ def summarize_configs(comparisons: list[dict], notes: Iterable[Mapping] = ()) ->
     for item in comparisons:
         stages = status.setdefault(item["config_id"], {})
         if item["passed"]:
-            stages.setdefault(item["stage"], "pass")
-        elif item.get("baseline") == KNOWN:
-            if stages.get(item["stage"]) != "fail":
-                stages[item["stage"]] = KNOWN
+            stages.setdefault(item["stage"], Status.PASS)
+        elif item.get("baseline") == Status.KNOWN:
+            if stages.get(item["stage"]) != Status.FAIL:
+                stages[item["stage"]] = Status.KNOWN
         else:
-            stages[item["stage"]] = "fail"
+            stages[item["stage"]] = Status.FAIL
     by_config: dict[str, dict[str, list]] = {}
     for note in notes:
         by_config.setdefault(note["config_id"], {}).setdefault(note["stage"], []).append(note)
-        if note["kind"] == NA_KIND:
-            status.setdefault(note["config_id"], {}).setdefault(note["stage"], NA_KIND)
+        if note["kind"] == NoteKind.NA:
+            status.setdefault(note["config_id"], {}).setdefault(note["stage"], Status.NA)
     return {config_id: {"first_divergence": first_divergence(
-                            [s for s, v in stages.items() if v == "fail"]),
+                            [s for s, v in stages.items() if v == Status.FAIL]),
                         "stages": {s: stages[s] for s in STAGES if s in stages},
                         "notes": {s: by_config.get(config_id, {})[s] for s in STAGES
                                   if s in by_config.get(config_id, {})}}
@@ -199,7 +197,7 @@ def summarize_configs(comparisons: list[dict], notes: Iterable[Mapping] = ()) ->
 def stage_totals(configs: Mapping) -> dict:
     """{"pass": n, "fail": n, "known": n, "n/a": n}: (config, stage) cells per status."""
     cells = [status for entry in configs.values() for status in entry["stages"].values()]
-    return {status: cells.count(status) for status in STATUSES}
+    return {str(status): cells.count(status) for status in Status}
 
 
 def build_results(hub: Path, env: Mapping, complete: bool, baseline: baselines.Baseline | None = None) -> dict:

@@ -30,7 +30,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from parity.comparison import (GIVEN, GOLDEN, REFEREE, SPEC, Check, check_of, fmt_error, fmt_index, fmt_value, from_jsonable,
+from parity.verdict import (GIVEN, GOLDEN, REFEREE, SPEC, Check, check_of, fmt_error, fmt_index, fmt_value, from_jsonable,
                                referee_distance)
 from parity.stages import stage_index
 
@@ -162,7 +162,7 @@ def _worst_text(item: Mapping, check: Check) -> str:
 
 
 def _distance(item: Mapping | None) -> float | None:
-    """parity.comparison.referee_distance of a <backend>~referee record; None when there is none."""
+    """parity.verdict.referee_distance of a <backend>~referee record; None when there is none."""
     if item is None:
         return None
     measured = {key: _number(value) for key, value in (item.get("measured") or {}).items()}

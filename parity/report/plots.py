@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from backends.common.fileio import atomic_write
-from parity.comparison import check_of, from_jsonable
+from parity.stages import pipeline
+from parity.verdict import check_of, from_jsonable
 from backends.common.imagemetrics import HALF_NYQUIST, align_global_phase_scale
 
 if TYPE_CHECKING:
@@ -173,27 +174,39 @@ def plot_frc(path: Path, comparison: Mapping, title: str) -> None:
     _save(fig, path, left=0.12, right=0.97, bottom=0.13, top=0.9)
 
 
+def loss_plots(hub: Path, comparisons: list[Mapping], artifacts: list[Mapping]) -> list[tuple[str, object]]:
+    """The training stage's plot: every loss trajectory of its band comparisons, in one figure."""
+    bands = [c for c in comparisons if c["kind"] == "band" and "trajectory_a" in c.get("extra", {})]
+    return [("loss", lambda p, t: plot_loss_curves(p, bands, t))] if bands else []
+
+
+def reconstruction_plots(hub: Path, comparisons: list[Mapping], artifacts: list[Mapping]) -> list[tuple[str, object]]:
+    """The reconstruction stage's plots: the trained objects (amplitude, phase, difference), then each FRC
+    curve (said in words where it is flat)."""
+    jobs = [("reconstruction", _reconstruction_job(hub, a)) for a in artifacts if a["kind"] == "reconstruction"]
+    for frc in (c for c in comparisons if "frc" in c.get("extra", {})):
+        note = _flat_note(from_jsonable(frc["extra"]["frc"]), "the FRC")
+        jobs.append((f"frc-{check_of(frc).slug}", Flat(note) if note else lambda p, t, frc=frc: plot_frc(p, frc, t)))
+    return jobs
+
+
 def plan(hub: Path, comparisons: list[Mapping], artifacts: list[Mapping]) -> dict[str, list[tuple[str, object]]]:
-    """{config_id: [(plot name, job(path, title) or Flat)]}: every plot these records allow.
+    """{config_id: [(plot name, job(path, title) or Flat)]}: every plot these records allow, each stage's
+    own (its Stage.plots, given that stage's records of one config), in pipeline order.
 
     The records are results.json's (or Comparison.to_dict() and write_part's artifact
     records, the same thing before the merge), so a worker and the controller plan the
     same plots under the same names."""
     jobs: dict[str, list] = {}
-    for artifact in artifacts:
-        if artifact["kind"] == "reconstruction":
-            jobs.setdefault(artifact["config_id"], []).append(("reconstruction", _reconstruction_job(hub, artifact)))
-    configs = dict.fromkeys(c["config_id"] for c in comparisons)
+    configs = dict.fromkeys([c["config_id"] for c in comparisons] + [a["config_id"] for a in artifacts])
     for config_id in configs:
-        mine = [c for c in comparisons if c["config_id"] == config_id]
-        bands = [c for c in mine if c["kind"] == "band" and "trajectory_a" in c.get("extra", {})]
-        if bands:
-            jobs.setdefault(config_id, []).append(("loss", lambda p, t, bands=bands: plot_loss_curves(p, bands, t)))
-        for frc in (c for c in mine if "frc" in c.get("extra", {})):
-            note = _flat_note(from_jsonable(frc["extra"]["frc"]), "the FRC")
-            jobs.setdefault(config_id, []).append((f"frc-{check_of(frc).slug}", Flat(note) if note else
-                                                   lambda p, t, frc=frc: plot_frc(p, frc, t)))
-    return jobs
+        for stage in pipeline():
+            if stage.plots is None:
+                continue
+            mine = [c for c in comparisons if c["config_id"] == config_id and c["stage"] == stage.name]
+            kept = [a for a in artifacts if a["config_id"] == config_id and a["kind"] == stage.name]
+            jobs.setdefault(config_id, []).extend(stage.plots(hub, mine, kept))
+    return {config_id: entries for config_id, entries in jobs.items() if entries}
 
 
 def plot_path(hub: Path, config_id: str, name: str) -> Path:

@@ -10,10 +10,11 @@ from collections.abc import Mapping
 
 from parity.baseline import KNOWN, entry_text, known_rows
 from parity.report.numbers import FailureRow, failure_rows, first_rows, fmt_ratio, stage_anchor, stage_margins
-from parity.stages import DESCRIPTIONS, STAGES
+from parity.stages import STAGES, description
+from parity.status import Status
 
 # n/a: fewer than two backends support the stage; known: its failures are all known splits of the baseline
-CELL = {"pass": "pass", "fail": "**FAIL**", "known": "known", "n/a": "n/a"}
+CELL = {Status.PASS: "pass", Status.FAIL: "**FAIL**", Status.KNOWN: "known", Status.NA: "n/a"}
 MARGIN_NOTE = ("Beside pass/FAIL: the stage's margin, its largest measured / tolerance "
                "((1 - measured) / (1 - tolerance) for lower bounds such as SSIM and FRC); "
                "above 1 fails. Stages with exact checks only have none.")
@@ -144,9 +145,9 @@ def render_summary(results: Mapping) -> str:
             for stage in STAGES:
                 status = status_cell(results, config_id, stage)
                 cell = CELL.get(status, "-")
-                if status == "fail":
+                if status == Status.FAIL:
                     cell = f"[{cell}](#{stage_anchor(config_id, stage)})"
-                elif status == "known":
+                elif status == Status.KNOWN:
                     cell = f"[{cell}](#known-splits)"
                 if status != "-" and (config_id, stage) in margins:
                     cell += f" {fmt_ratio(margins[config_id, stage].value)}"
@@ -163,7 +164,7 @@ def render_summary(results: Mapping) -> str:
     lines += ["", "## First divergence", ""]
     for config_id, entry in results["configs"].items():
         stage = entry["first_divergence"]
-        lines.append(f"- {config_id}: " + (f"**{stage}** ({DESCRIPTIONS[stage]})" if stage
+        lines.append(f"- {config_id}: " + (f"**{stage}** ({description(stage)})" if stage
                                            else "none"))
     failures = [results["comparisons"][row.index] for row in new_failure_rows(results)]
     if failures:

@@ -1,4 +1,4 @@
-"""The gradients stage's second point (parity.checks.check_gradients): a disagreement only the first batch
+"""The gradients stage's second point (parity/stages/gradients.py): a disagreement only the first batch
 shows (a ReLU at its switch point within float32 rounding) is judged at the next batch and noted; one every
 batch shows is a split and fails. Real TensorFlow and torch; the torch side's gradients are altered here."""
 
@@ -9,7 +9,8 @@ import pytest
 
 from adapters.registry import get_adapter
 from parity.case_context import make_context
-from parity.checks import KINK_KIND, check_gradients
+from parity.stages import gradients
+from parity.status import NoteKind
 from parity.matrix import MATRIX
 
 pytestmark = [pytest.mark.tf, pytest.mark.torch]
@@ -38,9 +39,9 @@ class OffAtFirstCall(TorchAdapter):
 def test_a_disagreement_at_one_point_only_is_judged_at_the_next(tmp_path: Path, every_call):
     case = next(c for c in MATRIX if c.config.gridsize == 1 and c.config.loss == "poisson")
     ctx = make_context(case, {"tf": get_adapter("tf"), "torch": OffAtFirstCall(every_call)}, tmp_path)
-    result = check_gradients(ctx)
+    result = gradients.check(ctx)
     grads = next(c for c in result.comparisons if c.metric == "grads/peak")
-    kinks = [note for note in result.notes if note.kind == KINK_KIND]
+    kinks = [note for note in result.notes if note.kind == NoteKind.KINK]
     if every_call:
         assert not grads.passed and grads.measured["max_abs"] >= 0.01 * 0.99 and not kinks
     else:

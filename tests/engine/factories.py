@@ -1,6 +1,6 @@
 """Builders shared by the engine tests: ledger documents and hand-made comparisons."""
 
-from parity.comparison import Check, Comparison
+from parity.verdict import Check, Comparison
 
 ENV = {"versions": {"numpy": "2.4.6"}, "platform": "test", "threads": "1"}
 HUB_ENV = {"frameworks": {"tensorflow": "2.21.0", "torch": "2.13.0"}, "commit": "0123abc",
@@ -37,7 +37,7 @@ def red_hub(root, tol, env=None):
 
     from parity.comparators import (RECONSTRUCTION_METRICS, compare_allclose, compare_exact, compare_reconstruction,
                                     error_comparison)
-    from parity.comparison import GOLDEN, REFEREE, SPEC
+    from parity.verdict import GOLDEN, REFEREE, SPEC
     from parity.report import hub as hubs
 
     rng = np.random.default_rng(7)

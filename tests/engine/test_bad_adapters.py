@@ -9,7 +9,7 @@ import pytest
 
 from adapters.referee import Float64Referee
 from parity.case_context import make_context
-from parity.checks import run_stage
+from parity.stage_runner import run_stage
 from parity.matrix import ParityCase, SimulatedData
 
 CASE = ParityCase("gs2-k4-poisson-n32-bad", SimulatedData(seed=3, n_positions=20), {"gridsize": 2})

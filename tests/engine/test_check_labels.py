@@ -2,7 +2,7 @@
 
 import pytest
 
-from parity.comparison import Check, Comparison, check_of
+from parity.verdict import Check, Comparison, check_of
 
 from .factories import make_comparison
 

@@ -8,7 +8,7 @@ import pytest
 
 from parity.comparators import (RECONSTRUCTION_METRICS, check_invariants, compare_allclose,
                             compare_band, compare_exact, compare_reconstruction, error_comparison)
-from parity.comparison import Check, Comparison, assert_passed
+from parity.verdict import Check, Comparison, assert_passed
 
 CID = "gs1-k4-poisson-n32"
 

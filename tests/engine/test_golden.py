@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from parity.comparison import Check
+from parity.verdict import Check
 from parity.golden import GoldenError, GoldenRefused, GoldenStore
 
 from .factories import make_comparison

@@ -7,7 +7,8 @@ from adapters.base import OWN_FIELD_PREFIX, call_resolve_config
 from adapters.mutants import Mutant
 from adapters.referee import Float64Referee
 from parity.case_context import make_context
-from parity.checks import OWN_FIELD_KIND, run_stage
+from parity.stage_runner import run_stage
+from parity.status import NoteKind
 from parity.matrix import ParityCase, SimulatedData
 
 CASE = ParityCase("gs1-k4-poisson-n32-own", SimulatedData(seed=3, n_positions=20), {})
@@ -72,7 +73,7 @@ def test_an_own_field_only_one_backend_has_is_noted_not_failed(tmp_path):
     assert all(c.passed for c in result.comparisons)
     assert "fields.own" not in {c.metric for c in result.comparisons}
     assert [(n.kind, n.text) for n in result.notes if n.kind != "shared"] == [
-        (OWN_FIELD_KIND, "x.planner is mine's own field (= 'fftw'); ref has none: not compared")]
+        (NoteKind.OWN_FIELD, "x.planner is mine's own field (= 'fftw'); ref has none: not compared")]
 
 
 class CliDefaults(Float64Referee):
@@ -96,7 +97,6 @@ class CliDefaults(Float64Referee):
 
 
 def test_a_default_split_carried_to_the_cli_says_it_was_first_seen_at_config(tmp_path):
-    from parity.checks import FIRST_SEEN_KIND
 
     class Six(CliDefaults):
         defaults = {"neighbor_count": 6}
@@ -105,7 +105,7 @@ def test_a_default_split_carried_to_the_cli_says_it_was_first_seen_at_config(tmp
     assert {c.metric for c in run_stage(ctx, "config").comparisons if not c.passed} == {"fields"}
     cli = run_stage(ctx, "cli")
     assert any(not c.passed and str(c.check) == "six~ref" for c in cli.comparisons)
-    assert [n.text for n in cli.notes if n.kind == FIRST_SEEN_KIND] == [
+    assert [n.text for n in cli.notes if n.kind == NoteKind.FIRST_SEEN] == [
         "default split first seen at stage config: neighbor_count (six=6, ref=4)"]
     same = make_context(CASE, named(ref=CliDefaults(), other=CliDefaults()), tmp_path / "b")
-    assert not [n for n in run_stage(same, "cli").notes if n.kind == FIRST_SEEN_KIND]
+    assert not [n for n in run_stage(same, "cli").notes if n.kind == NoteKind.FIRST_SEEN]

@@ -7,7 +7,8 @@ import numpy as np
 from adapters.referee import Float64Referee
 from backends.common.config import make_config
 from parity.case_context import make_context
-from parity.checks import FIRST_SEEN_KIND, run_stage
+from parity.stage_runner import run_stage
+from parity.status import NoteKind
 from parity.matrix import ParityCase, SimulatedData
 
 CASE = ParityCase("gs2-k4-poisson-n32-own", SimulatedData(seed=3, n_positions=20), {"gridsize": 2}, train_steps=2)
@@ -43,7 +44,7 @@ def test_each_backend_trains_with_its_own_resolved_defaults_and_the_split_is_tra
     assert [c["neighbor_count"] for c in a.trained_with] == [4]
     assert [c["neighbor_count"] for c in b.trained_with] == [6]
     assert any(not c.passed and c.metric == "step_loss" for c in result.comparisons)  # the effect downstream
-    (note,) = [n for n in result.notes if n.kind == FIRST_SEEN_KIND]
+    (note,) = [n for n in result.notes if n.kind == NoteKind.FIRST_SEEN]
     assert note.text == "default split first seen at stage config: neighbor_count (b=6, a=4)"
 
 

@@ -16,7 +16,7 @@ from backends.common.dataset import load_dataset
 from parity import baseline as baselines
 from parity import profiles
 from parity.__main__ import main
-from parity.comparison import GOLDEN, REFEREE, SPEC, Check
+from parity.verdict import GOLDEN, REFEREE, SPEC, Check
 from parity.golden import GoldenStore
 from parity.matrix import MATRIX, SimulatedData
 from parity.report import hub as hubs
@@ -83,7 +83,7 @@ def test_a_profile_folder_gives_cases_paths_and_contract_checks(tmp_path):
 
 def test_a_case_may_bring_its_cli_scan_and_skip_costly_stages(tmp_path):
     from parity.case_context import make_context
-    from parity.checks import run_stage
+    from parity.stage_runner import run_stage
 
     case = {"id": "gs1-k4-poisson-n16", "data": {"n": 16, "n_positions": 24}, "cli_data": {"n": 64, "n_positions": 9},
             "skip_stages": ["training", "cli"]}

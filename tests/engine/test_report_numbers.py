@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from parity.comparison import Check
+from parity.verdict import Check
 from parity.report.numbers import failure_rows, fix_first, ratio, stage_margins
 
 from .factories import make_comparison, red_hub

@@ -98,10 +98,10 @@ def test_save_validates_before_writing(tmp_path):
 def test_each_measurement_seed_gets_its_own_scan(tmp_path):
     # Seed-shifted cases keep their id and share a work folder; each must still be simulated from its own seed.
     from parity.matrix import MATRIX
-    from parity.stage_outputs import CaseInputs
+    from parity.case_context import CanonicalInputs
     from parity.tolerance_measure import shifted_cases
 
     shifted = [case for _, case in shifted_cases([0, 1], MATRIX[:1])]
-    first, second = (CaseInputs(case=case, workdir=tmp_path) for case in shifted)
+    first, second = (CanonicalInputs(case=case, workdir=tmp_path) for case in shifted)
     assert first.data_path != second.data_path
     assert not np.array_equal(first.dataset.diffraction, second.dataset.diffraction)

@@ -11,7 +11,7 @@ from adapters.mutants import Mutant
 from adapters.referee import Float64Referee
 from adapters.registry import get_adapter
 from parity.case_context import make_context
-from parity.checks import run_stage
+from parity.stage_runner import run_stage
 from parity.matrix import ParityCase, SimulatedData
 from parity.report import hub as hubs
 from parity.stages import STAGES
@@ -208,7 +208,7 @@ def test_an_input_no_backend_can_produce_makes_its_stage_na(tmp_path):
 
 def test_offsets_come_from_the_first_backend_supporting_grouping(tmp_path):
     ctx = _context(tmp_path, Partial(), Float32Referee(), Partial())
-    assert ctx.upstream_inputs.producer("grouping")[0] == "float32referee1"
+    assert ctx.upstream.producer("grouping")[0] == "float32referee1"
     assert not _failed(run_stage(ctx, "forward"))
 
 

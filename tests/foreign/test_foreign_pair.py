@@ -24,7 +24,9 @@ from foreign_adapters import ForeignA, ForeignB, make_groups
 from parity import baseline as baselines
 from parity import profiles
 from parity.case_context import Unsupported, make_context
-from parity.checks import OWN_FIELD_KIND, run_stage
+from parity.stage_runner import run_stage
+from parity.stages.config import resolved_config
+from parity.status import NoteKind
 from parity.report import hub as hubs
 from parity.session import ParitySession
 from parity.stages import STAGES
@@ -95,9 +97,9 @@ def test_own_fields_are_compared_where_both_have_them_and_noted_where_one_has(tm
     fields = by_metric[("foreignB~foreignA", "fields")]
     assert not fields.passed and "neighbor_count" in fields.message  # the planted split
     assert "x." not in fields.message  # own fields never reach the canonical comparison
-    notes = [n.text for n in result.notes if n.kind == OWN_FIELD_KIND]
+    notes = [n.text for n in result.notes if n.kind == NoteKind.OWN_FIELD]
     assert notes == ["x.fft_planner is foreignB's own field (= 'estimate'); foreignA has none: not compared"]
-    assert ctx.runs["foreignB"].config["x.fft_planner"] == "estimate"
+    assert resolved_config(ctx.runs["foreignB"])["x.fft_planner"] == "estimate"
 
 
 def test_a_setting_both_backends_drop_fails_against_the_value_given_though_they_agree(tmp_path, profile, monkeypatch):
@@ -211,7 +213,7 @@ def test_a_native_pairs_model_stage_compares_the_scales_alone(tmp_path, profile,
 
 
 def test_the_loss_drop_is_relative_and_sign_safe():
-    from parity.checks import relative_loss_drop
+    from parity.stages.training import relative_loss_drop
 
     assert relative_loss_drop({"epoch_loss": [10.0, 8.0, 5.0]}) == 0.5
     assert relative_loss_drop({"epoch_loss": [-4.0, -5.0]}) == 0.25  # a constant-free likelihood falls too

@@ -386,8 +386,8 @@ class _Float32Copy(Float64Referee):
 
 def test_a_split_names_the_backend_farther_from_the_referee(tmp_path):
     from parity.case_context import CaseContext, make_context
-    from parity.checks import run_stage
-    from parity.comparison import Check
+    from parity.stage_runner import run_stage
+    from parity.verdict import Check
     from parity.matrix import MATRIX
 
     adapters = {name: _Float32Copy(name, nudge) for name, nudge in (("good", 0.0), ("bad", 1e-3))}
@@ -402,6 +402,6 @@ def test_a_split_names_the_backend_farther_from_the_referee(tmp_path):
     split = next(c for c in grouping if c.check == Check("bad", "good") and c.metric == "nn_indices")
     assert split.message.splitlines()[-1].endswith("good is 0 of 192 elements: fix bad first")
     assert all(c.passed for c in grouping if c.check.left == "good")
-    without = CaseContext(inputs=ctx.inputs, runs=ctx.runs)  # no referee: no referee checks, no note
+    without = CaseContext(inputs=ctx.inputs, runs=ctx.runs, upstream=ctx.upstream)  # no referee: no referee checks, no note
     plain = run_stage(without, "translation").comparisons
     assert [c.check for c in plain] == [Check("bad", "good")] and "referee" not in plain[0].message

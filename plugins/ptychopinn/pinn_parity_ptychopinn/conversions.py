@@ -255,7 +255,7 @@ def with_diff3d_key(path, folder) -> Path:
 
 def harness_cli_args(argv) -> tuple[Path, Path, dict]:
     """(train data file, output dir, {canonical field: value text}) of the harness's train command line:
-    `--train-data-file F --output-dir D --<field> VALUE ...` (parity.stage_outputs.BackendRun._train_cli)."""
+    `--train-data-file F --output-dir D --<field> VALUE ...` (parity.stages.cli)."""
     args = list(argv)
     if len(args) % 2:
         raise ValueError(f"train CLI arguments must be flag/value pairs, got {args}")
