@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e .
 	touch $(STAMP)
 
-# Headless Chromium for the report hub's browser test (tests/engine/test_hub_browser.py), from
+# Headless Chromium for the report hub's browser test (tests/parity/test_hub_browser.py), from
 # Debian's packages: nothing is done when both programs are there; apt-get update only before installing.
 BROWSER_PACKAGES := chromium chromium-driver
 browser:

@@ -111,7 +111,7 @@ def test_a_missing_ledger_entry_fails_the_stage_clearly(tmp_path):
 
 
 def test_a_stage_no_adapter_declares_is_na_not_passed_nor_failed(context):
-    # Neither referee variant trains: the stage is n/a (tests/engine/test_unsupported.py has the rest).
+    # Neither referee variant trains: the stage is n/a (tests/parity/test_unsupported.py has the rest).
     result = run_stage(context(Raises()), "training")
     assert result.comparisons == [] and result.unsupported
     assert "lacking training: ref32, raises" in result.unsupported

@@ -12,7 +12,7 @@ import pytest
 
 from adapters.registry import get_adapter
 from parity.report import hub as hubs
-from tests.engine.factories import make_comparison
+from tests.parity.factories import make_comparison
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
