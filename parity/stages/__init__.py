@@ -37,6 +37,26 @@ def pipeline() -> tuple:
     return tuple(stage(name) for name in STAGES)
 
 
+def pipeline_problems(stages) -> list[str]:
+    """What is inconsistent in `stages` (Stage records, in pipeline order), one line each: a product taken
+    before any stage at or before it makes it, a product made twice, an output spec for a method the stage
+    does not call. Empty for a sound pipeline (tests/parity/test_pipeline.py holds the real one to it)."""
+    problems, made = [], {}
+    for position, found in enumerate(stages):
+        for product in found.produces:
+            if product in made:
+                problems.append(f"stage {found.name}: {product!r} is already made by stage {made[product]}")
+            made.setdefault(product, found.name)
+        for product in found.needs:
+            if product not in made:
+                problems.append(f"stage {found.name} needs {product!r}, which no stage at or before it makes")
+        for method in found.outputs:
+            if method.removesuffix("_native") not in found.methods:
+                problems.append(f"stage {found.name}: output keys for {method!r}, not one of its adapter methods "
+                                f"{found.methods}")
+    return problems
+
+
 def description(name: str) -> str:
     """One line: what is compared at stage `name`."""
     return stage(name).description
