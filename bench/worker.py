@@ -141,7 +141,7 @@ def _levelled(epoch_loss: list) -> dict:
 
 
 def task_quality(args: dict) -> dict:
-    from bench.metrics import quality
+    from backends.common.imagemetrics import reconstruction_quality
 
     backend = args["backend"]
     data = _dataset(args["data"])
@@ -155,8 +155,8 @@ def task_quality(args: dict) -> dict:
     unaligned, _ = stitch.stitch_patches(patches, x, y, align_phases=False)
     patch_fit = per_patch(patches, x, y, data)
     inset = args.get("inset_px", 0.0)
-    score, _ = quality(obj, origin, data.object, data.xcoords, data.ycoords, inset)
-    score_u, _ = quality(unaligned, origin, data.object, data.xcoords, data.ycoords, inset)
+    score, _ = reconstruction_quality(obj, origin, data.object, data.xcoords, data.ycoords, inset)
+    score_u, _ = reconstruction_quality(unaligned, origin, data.object, data.xcoords, data.ycoords, inset)
     hist = result.history
     np.savez_compressed(args["npz"], object=np.asarray(obj), unaligned=np.asarray(unaligned), origin_px=np.asarray(origin),
                         epoch_loss=np.asarray(hist["epoch_loss"]))
@@ -173,13 +173,13 @@ def task_reference(args: dict) -> dict:
     (adapters/referee.py), so that neither backend is its own measure."""
     from adapters import referee
     from backends.common.simulate import extract_patches
-    from bench.metrics import quality
+    from backends.common.imagemetrics import reconstruction_quality
 
     data = _dataset(args["data"])
     n = data.N
     truth = extract_patches(data.object.astype(np.complex128), data.xcoords, data.ycoords, n)
     obj, origin = referee.stitch_patches(truth, data.xcoords, data.ycoords)
-    ceiling, _ = quality(obj, tuple(float(v) for v in origin), data.object, data.xcoords, data.ycoords,
+    ceiling, _ = reconstruction_quality(obj, tuple(float(v) for v in origin), data.object, data.xcoords, data.ycoords,
                          args.get("inset_px", 0.0))
     floors = {}
     for name, overrides in args["configs"].items():

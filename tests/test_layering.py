@@ -1,9 +1,14 @@
 """Who may import whom, read from the source with ast (lazy imports inside functions count too).
 
-- nothing under backends/ imports the harness (`parity`, `adapters`);
+Every package of the project (docs/design.md, "Layout and boundaries"):
+- nothing under backends/ imports the harness (`parity`, `adapters`) or the benchmarks;
 - backends/tf_pinn never imports backends.torch_pinn, torch or Lightning;
 - backends/torch_pinn never imports backends.tf_pinn, TensorFlow or Keras;
-- backends/common imports no framework at all.
+- backends/common imports no framework at all;
+- adapters/ never imports parity/, bench/ or a plugin;
+- parity/ never imports a framework, a backend's own package (only through adapters), bench/ or a plugin;
+- bench/ never imports a plugin;
+- a plugin imports of this project only the public API a team's adapter may use (PLUGIN_API).
 """
 
 from __future__ import annotations
@@ -17,10 +22,19 @@ REPO = Path(__file__).resolve().parents[1]
 HARNESS = ("parity", "adapters")
 TF = ("tensorflow", "keras", "tf_keras")
 TORCH = ("torch", "lightning", "pytorch_lightning", "torchvision")
+BENCH, PLUGINS = ("bench",), ("pinn_parity_ptychopinn",)
+BACKEND_PACKAGES = ("backends.tf_pinn", "backends.torch_pinn")
+PLUGIN_API = ("adapters.base", "adapters.registry", "adapters.referee", "backends.common")
+"""What a plugin may import of this project: the adapter interface, the registry, the float64 referee and the
+contract's shared code. Nothing of the engine's insides, the benchmarks or the bundled backends."""
 FORBIDDEN = {
-    "backends/common": HARNESS + TF + TORCH + ("jax", "backends.tf_pinn", "backends.torch_pinn"),
-    "backends/tf_pinn": HARNESS + TORCH + ("backends.torch_pinn",),
-    "backends/torch_pinn": HARNESS + TF + ("backends.tf_pinn",),
+    "backends/common": HARNESS + BENCH + TF + TORCH + ("jax",) + BACKEND_PACKAGES,
+    "backends/tf_pinn": HARNESS + BENCH + TORCH + ("backends.torch_pinn",),
+    "backends/torch_pinn": HARNESS + BENCH + TF + ("backends.tf_pinn",),
+    "adapters": ("parity",) + BENCH + PLUGINS,
+    "parity": TF + TORCH + ("jax",) + BACKEND_PACKAGES + BENCH + PLUGINS,
+    "bench": PLUGINS,
+    "plugins": tuple(f"{root}.<not {', '.join(PLUGIN_API)}>" for root in ("parity", "adapters", "backends", "bench")),
 }
 
 
@@ -46,6 +60,9 @@ def imports(source: str, package: str) -> list[tuple[int, str]]:
 
 
 def _matches(module: str, forbidden: str) -> bool:
+    if ".<not " in forbidden:  # "root.<not a, b>": anything under root but the allowed modules
+        root = forbidden.partition(".<")[0]  # (`from root import x` is checked as root.x, not as root)
+        return module != root and _matches(module, root) and not any(_matches(module, a) for a in PLUGIN_API)
     return module == forbidden or module.startswith(forbidden + ".")
 
 
@@ -84,3 +101,13 @@ def test_a_bad_import_is_reported_with_file_and_line(tmp_path):
         "(backends/tf_pinn must not import backends.torch_pinn)",
         "backends/tf_pinn/bad.py:5 imports backends.torch_pinn.model.PinnModel "
         "(backends/tf_pinn must not import backends.torch_pinn)"]
+
+
+def test_a_plugin_importing_the_engine_or_the_benchmarks_is_reported(tmp_path):
+    bad = tmp_path / "plugins" / "team" / "adapter.py"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("from adapters import base\nfrom parity.stages import kit\n\n\ndef f():\n    import bench.proc\n")
+    found = violations(tmp_path, "plugins")
+    assert [line.split(" (")[0] for line in found] == [
+        "plugins/team/adapter.py:2 imports parity.stages", "plugins/team/adapter.py:2 imports parity.stages.kit",
+        "plugins/team/adapter.py:6 imports bench.proc"]

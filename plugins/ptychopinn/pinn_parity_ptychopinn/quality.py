@@ -6,7 +6,7 @@ Trains PtychoPINN's TF model from its own initial weights (pinn_parity_ptychopin
 load_data, create_ptycho_data_container, train_cdi_model; gridsize 1, one group per scan position, the canonical
 default seed), predicts every position's object patch (bundles.predict_tf, their diffraction_to_obj), stitches
 the patches twice (the patches and both objects are saved beside OUT, suffix .npz) and scores both with
-bench.metrics.quality against the file's true object:
+backends.common.imagemetrics.reconstruction_quality against the file's true object:
   referee    adapters.referee.stitch_patches, the float64 stitcher the bench's reference row uses, so the
              bundled backends and PtychoPINN are stitched the same way;
   own        ptycho.tf_helper.reassemble_position (M = 20, what their workflows call), via conversions.
@@ -38,9 +38,9 @@ trains; the others (seed, learning rate, Adam's epsilon) have no counterpart the
 
 
 def score(obj, origin_px, data) -> dict:
-    from bench.metrics import quality
+    from backends.common.imagemetrics import reconstruction_quality
 
-    return quality(np.asarray(obj), tuple(float(v) for v in origin_px), data.object, data.xcoords, data.ycoords)[0]
+    return reconstruction_quality(np.asarray(obj), tuple(float(v) for v in origin_px), data.object, data.xcoords, data.ycoords)[0]
 
 
 def run(data_path: Path, epochs: int, patches_path: Path) -> dict:
