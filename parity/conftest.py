@@ -92,7 +92,6 @@ def pytest_configure(config):
             config.parity_hub = hubs.new_hub(config.getoption("--parity-reports"))
         config.parity_worker = "main"
         config.pluginmanager.register(_Progress(config), "parity-progress")
-    config.parity_log = []
 
 
 class _Progress:

@@ -209,10 +209,6 @@ def use_ledger(path: str | os.PathLike) -> Path:
     return previous
 
 
-def active_ledger_path() -> Path:
-    return _active_ledger
-
-
 def tolerance(stage: str, metric: str, dtype, *, ledger: Ledger | None = None) -> Tolerance:
     """The entry for (stage, metric, dtype) of `ledger`, or of the active ledger (use_ledger);
     LedgerError when there is none."""

@@ -32,9 +32,14 @@ def stage(name: str):
     return found
 
 
+@cache
 def pipeline() -> tuple:
-    """Every Stage, in pipeline order."""
-    return tuple(stage(name) for name in STAGES)
+    """Every Stage, in pipeline order; ValueError listing what is inconsistent (pipeline_problems)."""
+    stages = tuple(stage(name) for name in STAGES)
+    problems = pipeline_problems(stages)
+    if problems:
+        raise ValueError("the stage registry is inconsistent:\n  " + "\n  ".join(problems))
+    return stages
 
 
 def pipeline_problems(stages) -> list[str]:

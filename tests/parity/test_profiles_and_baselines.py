@@ -22,7 +22,7 @@ from parity.matrix import MATRIX, SimulatedData
 from parity.report import hub as hubs
 from parity.report.diff import diff_hubs, render_diff_text
 from parity.stages import STAGES
-from parity.tolerances import DEFAULT_LEDGER_PATH, active_ledger_path, tolerance, use_ledger
+from parity.tolerances import DEFAULT_LEDGER_PATH, tolerance, use_ledger
 
 from .factories import HUB_ENV, ledger_document, ledger_entry, make_comparison
 
@@ -148,11 +148,11 @@ def test_the_active_ledger_is_the_profiles(tmp_path):
     folder = profile_folder(tmp_path)
     previous = use_ledger(folder / "ledger.json")
     try:
-        assert active_ledger_path() == folder / "ledger.json"
         assert tolerance("forward", "max_abs", "float32").value == 1e-5
     finally:
-        use_ledger(previous)
-    assert active_ledger_path() == DEFAULT_LEDGER_PATH
+        assert use_ledger(previous) == folder / "ledger.json"
+    assert previous == DEFAULT_LEDGER_PATH
+    assert tolerance("forward", "max_abs", "float32").value != 1e-5
 
 
 def test_goldens_live_under_the_profiles_root_and_record_their_backend(tmp_path):
