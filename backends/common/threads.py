@@ -22,3 +22,18 @@ def pin_threads(environ=os.environ) -> None:
     """Set FRAMEWORK_ENV where unset: a caller who sets a variable on purpose keeps it."""
     for name, value in FRAMEWORK_ENV.items():
         environ.setdefault(name, value)
+
+
+def threads_from_env(names, environ=os.environ) -> int | None:
+    """The thread count of the first of `names` that is set (None if none is); ValueError naming a bad one."""
+    for name in names:
+        value = environ.get(name, "").strip()
+        if value:
+            try:
+                count = int(value)
+            except ValueError as exc:
+                raise ValueError(f"environment variable {name}={value!r} must be an integer thread count") from exc
+            if count < 1:
+                raise ValueError(f"environment variable {name}={value!r} must be >= 1")
+            return count
+    return None

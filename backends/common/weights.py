@@ -88,3 +88,15 @@ def check_canonical(weights: dict, n_filters_scale: int, *, source: str = "weigh
         got = tuple(np.shape(weights[name]))
         if got != shape:
             raise ValueError(f"{source}: weight '{name}' has shape {got}, expected {shape}")
+
+
+def starting_weights(config, log_intensity_scale: float, weights: dict | None = None) -> dict:
+    """The canonical weights create_model sets: `weights`, else the initializer's for config.seed.
+
+    A `log_intensity_scale` inside `weights` wins over the argument; the caller's dict is left alone.
+    """
+    if weights is None:
+        return initial_weights(config.seed, config.n_filters_scale, log_intensity_scale)
+    if LOG_INTENSITY_SCALE not in weights:
+        return {**weights, LOG_INTENSITY_SCALE: np.float32(log_intensity_scale)}
+    return weights

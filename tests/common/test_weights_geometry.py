@@ -1,12 +1,14 @@
-"""Canonical weights (docs/spec.md §7) and the stitching canvas geometry (§11)."""
+"""Canonical weights (docs/spec.md §7), the weights a model starts from, and the stitching canvas geometry (§11)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from backends.common.config import make_config
 from backends.common.geometry import canvas_geometry
-from backends.common.weights import canonical_shapes, check_canonical, conv_specs, initial_weights
+from backends.common.weights import (LOG_INTENSITY_SCALE, canonical_shapes, check_canonical, conv_specs,
+                                     initial_weights, starting_weights)
 
 
 def test_conv_specs_follow_the_architecture():
@@ -45,3 +47,16 @@ def test_canvas_geometry_by_hand():
     assert g.shape == (20 - 17 + 16 + 1, 13 - 10 + 16 + 1)
     np.testing.assert_array_equal(g.tile_offsets, [[0, 3], [3, 0]])
     np.testing.assert_array_equal(g.fractions_px, [[0.25, 0.0], [0.5, 0.75]])
+
+
+def test_starting_weights_are_the_callers_or_the_initializers():
+    cfg = make_config({"n_filters_scale": 1, "seed": 3})
+    fresh = starting_weights(cfg, 0.25)
+    for name, value in initial_weights(3, 1, 0.25).items():
+        np.testing.assert_array_equal(fresh[name], value)
+    given = initial_weights(9, 1, 2.0)
+    assert starting_weights(cfg, 0.25, given) is given  # a log g inside the weights wins
+    no_scale = {k: v for k, v in given.items() if k != LOG_INTENSITY_SCALE}
+    completed = starting_weights(cfg, 0.25, no_scale)
+    assert completed[LOG_INTENSITY_SCALE] == np.float32(0.25) and completed[LOG_INTENSITY_SCALE].dtype == np.float32
+    assert LOG_INTENSITY_SCALE not in no_scale  # the caller's dict is left alone
