@@ -10,22 +10,9 @@ import numpy as np
 import tensorflow as tf
 
 from backends.common.config import PinnConfig
+from backends.common.contract import NEIGHBOR_ROWS
 from backends.common.geometry import Groups
-
-# Rows of the (seeds x M) distance matrix handled at once: bounds memory for large scans.
-_ROW_BLOCK = 1024
-
-
-def _as_coords(xcoords, ycoords) -> tuple[np.ndarray, np.ndarray]:
-    x = np.asarray(xcoords, dtype=np.float64)
-    y = np.asarray(ycoords, dtype=np.float64)
-    if x.ndim != 1 or x.shape != y.shape:
-        raise ValueError(f"xcoords {x.shape} and ycoords {y.shape} must be 1-D of equal length")
-    if x.size == 0:
-        raise ValueError("no scan positions to group")
-    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
-        raise ValueError("scan coordinates hold non-finite values")
-    return x, y
+from backends.common.validation import check_coordinates, check_neighbor_count
 
 
 def nearest_neighbors(xcoords, ycoords, seeds, k: int) -> np.ndarray:
@@ -35,15 +22,14 @@ def nearest_neighbors(xcoords, ycoords, seeds, k: int) -> np.ndarray:
     stable ascending argsort, equal to numpy's lexsort((index, d2))); the seed
     itself is dropped by index, so a duplicate position at distance 0 stays.
     """
-    x, y = _as_coords(xcoords, ycoords)
+    x, y = check_coordinates(xcoords, ycoords)
     seeds = np.asarray(seeds, dtype=np.int64)
     m = x.size
-    if not 1 <= k <= m - 1:
-        raise ValueError(f"neighbor_count={k} must be between 1 and M - 1 = {m - 1}")
+    check_neighbor_count(k, m)
     x_all, y_all = tf.constant(x, tf.float64), tf.constant(y, tf.float64)
     blocks = []
-    for start in range(0, seeds.size, _ROW_BLOCK):
-        rows = tf.constant(seeds[start:start + _ROW_BLOCK])
+    for start in range(0, seeds.size, NEIGHBOR_ROWS):
+        rows = tf.constant(seeds[start:start + NEIGHBOR_ROWS])
         dx = tf.gather(x_all, rows)[:, None] - x_all[None, :]
         dy = tf.gather(y_all, rows)[:, None] - y_all[None, :]
         d2 = dx * dx + dy * dy
@@ -52,12 +38,12 @@ def nearest_neighbors(xcoords, ycoords, seeds, k: int) -> np.ndarray:
         not_self = tf.not_equal(order, rows[:, None])
         others = tf.reshape(tf.boolean_mask(order, not_self), (-1, m - 1))
         blocks.append(others[:, :k].numpy())
-    return np.concatenate(blocks, axis=0).astype(np.int64)
+    return np.concatenate(blocks, axis=0).astype(np.int64) if blocks else np.zeros((0, k), np.int64)
 
 
 def group_positions(xcoords, ycoords, config: PinnConfig, inference: bool = False) -> Groups:
     """Groups of C = gridsize**2 positions, for training (random seeds) or inference (every position)."""
-    x, y = _as_coords(xcoords, ycoords)
+    x, y = check_coordinates(xcoords, ycoords)
     m = x.size
     c = config.n_channels
     config.check_against_data(m, source="the grouped positions")  # at inference too, as the infer CLI does

@@ -9,8 +9,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 from backends.common.config import LOSSES
-
-LOSS_EPSILON = 1e-6  # keeps the deviance's log finite where I or X^2 is 0
+from backends.common.contract import LOSS_EPSILON
+from backends.common.validation import check_choice
 
 
 def predicted_counts(far_field, log_intensity_scale):
@@ -41,6 +41,5 @@ _LOSSES = {"poisson": poisson_deviance, "mae": mean_absolute_error}  # keys: bac
 
 def compute_loss(far_field, observed_amplitude, log_intensity_scale, loss_name: str):
     """The configured loss of far field Psi against raw amplitudes X."""
-    if loss_name not in _LOSSES:
-        raise ValueError(f"loss={loss_name!r}: choose one of {', '.join(LOSSES)}")
+    check_choice("loss", loss_name, LOSSES)
     return _LOSSES[loss_name](predicted_counts(far_field, log_intensity_scale), observed_amplitude)

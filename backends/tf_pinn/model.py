@@ -6,7 +6,7 @@ converted between canonical (out, in, kh, kw) and Keras (kh, kw, in, out) in
 this module only. Framework-specific, without a torch counterpart:
 `to_keras_layout` / `to_canonical_layout` (torch's layout is the canonical one;
 it renames `.weight` with `canonical_name` instead) and
-`PinnModel.canonical_variables` / `trainable_variables`.
+`PinnModel.trainable_variables` (Keras's name; torch's nn.Module has `parameters()`).
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from backends.common.config import PinnConfig
+from backends.common.config import AMP_ACTIVATIONS, PinnConfig
+from backends.common.validation import check_choice, check_scales_inputs
 from backends.common.weights import (DECODER_LEVELS, DECODERS, ENCODER_LEVELS, LOG_INTENSITY_SCALE,
-                                     check_canonical, conv_specs, initial_weights)
+                                     check_canonical, conv_specs, starting_weights)
 from backends.tf_pinn import physics
 
-_ACTIVATIONS = {"sigmoid": tf.math.sigmoid, "softplus": tf.math.softplus}
+_ACTIVATIONS = {"sigmoid": tf.math.sigmoid, "softplus": tf.math.softplus}  # keys: AMP_ACTIVATIONS
 
 
 def to_keras_layout(name: str, value) -> np.ndarray:
@@ -39,18 +40,17 @@ def to_canonical_layout(name: str, value) -> np.ndarray:
 
 def amp_activation_at_zero(amp_activation: str) -> float:
     """a0 = amp_activation(0) in float64: 0.5 for sigmoid, ln 2 for softplus."""
-    if amp_activation not in _ACTIVATIONS:
-        raise ValueError(f"amp_activation={amp_activation!r}: choose one of {sorted(_ACTIVATIONS)}")
+    check_choice("amp_activation", amp_activation, AMP_ACTIVATIONS)
     return float(_ACTIVATIONS[amp_activation](tf.constant(0.0, tf.float64)))
 
 
 def compute_scales(diffraction, probe, amp_activation: str) -> tuple[float, float]:
-    """(input_scale r, log g0) from (M, N, N) raw amplitudes and the probe, in float64 (§5)."""
+    """(input_scale r, log g0) from (M, N, N) raw amplitudes and the (N, N) probe, in float64 (§5)."""
     x = tf.cast(tf.convert_to_tensor(diffraction), tf.float64)
+    p = tf.cast(tf.convert_to_tensor(probe), tf.complex128)
+    n = check_scales_inputs(x.shape, p.shape)
     m = int(x.shape[0])
     mean_total = tf.reduce_sum(tf.square(x)) / m  # mean over patterns of sum X^2
-    n = int(np.shape(probe)[0])
-    p = tf.cast(tf.convert_to_tensor(probe), tf.complex128)
     s = slice(n // 4, n // 4 + n // 2)
     support_power = tf.reduce_sum(tf.square(tf.math.real(p[s, s])) + tf.square(tf.math.imag(p[s, s])))
     if float(mean_total) <= 0.0:
@@ -70,8 +70,7 @@ def _conv(filters: int, name: str, activation=None):
 
 def build_network(n_filters_scale: int, amp_activation: str) -> keras.Model:
     """Encoder and two decoders: (P, N, N, 1) scaled amplitudes -> amplitude and phase (P, N/2, N/2, 1)."""
-    if amp_activation not in _ACTIVATIONS:
-        raise ValueError(f"amp_activation={amp_activation!r}: choose one of {sorted(_ACTIVATIONS)}")
+    check_choice("amp_activation", amp_activation, AMP_ACTIVATIONS)
     f = 16 * n_filters_scale
     inputs = keras.Input(shape=(None, None, 1), name="scaled_diffraction")
     x = inputs
@@ -164,20 +163,15 @@ def create_model(config: PinnConfig, probe, input_scale: float, log_intensity_sc
                  weights: dict | None = None) -> PinnModel:
     """A PinnModel with `weights` (canonical), or the shared initializer's weights for config.seed.
 
-    A `log_intensity_scale` inside `weights` wins over the argument.
+    A `log_intensity_scale` inside `weights` wins over the argument (backends.common.weights.starting_weights).
     """
     network = build_network(config.n_filters_scale, config.amp_activation)
     model = PinnModel(config, network, probe, input_scale, log_intensity_scale)
-    if weights is None:
-        weights = initial_weights(config.seed, config.n_filters_scale, log_intensity_scale)
-    elif LOG_INTENSITY_SCALE not in weights:
-        weights = {**weights, LOG_INTENSITY_SCALE: np.float32(log_intensity_scale)}
-    model.set_canonical_weights(weights)
+    model.set_canonical_weights(starting_weights(config, log_intensity_scale, weights))
     return model
 
 
 def model_for_data(config: PinnConfig, data) -> PinnModel:
     """Scales from `data` (a Dataset), initial weights from the shared initializer."""
     input_scale, log_g0 = compute_scales(data.diffraction, data.probe, config.amp_activation)
-    weights = initial_weights(config.seed, config.n_filters_scale, log_g0)
-    return create_model(config, data.probe, input_scale, log_g0, weights)
+    return create_model(config, data.probe, input_scale, log_g0)

@@ -6,11 +6,12 @@ and offsets are (B, C, 2) as (x, y) in pixels, one per image.
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
+from backends.common.contract import MERGE_EPSILON
 from backends.common.geometry import check_offsets  # a shape check, not numerics: shared, re-exported here
-
-MERGE_EPSILON = 1e-3  # added to the summed windows when a group is merged (§8)
+from backends.common.validation import check_translate_inputs
 
 
 def _translate_real(images, shifts_px):
@@ -52,16 +53,15 @@ def _translate_real(images, shifts_px):
 
 
 def translate(images, shifts_px):
-    """T(img, d)(y, x) = img(y - d_y, x - d_x) per (B, C) image; float32 or complex64 in and out."""
+    """T(img, d)(y, x) = img(y - d_y, x - d_x) per (B, C) image; float32 or complex64 in and out, shifts float32."""
     images = tf.convert_to_tensor(images)
-    shifts_px = tf.convert_to_tensor(shifts_px, dtype=tf.float32)
+    shifts_px = tf.convert_to_tensor(shifts_px)
+    check_translate_inputs(images.shape, shifts_px.shape, images.dtype.name, shifts_px.dtype.name, channels_last=True)
     if images.dtype.is_complex:
         parts = tf.concat([tf.math.real(images), tf.math.imag(images)], axis=-1)
         moved = _translate_real(parts, tf.concat([shifts_px, shifts_px], axis=1))
         re, im = tf.split(moved, 2, axis=-1)
         return tf.complex(re, im)
-    if images.dtype != tf.float32:
-        raise TypeError(f"translate: images must be float32 or complex64, got {images.dtype.name}")
     return _translate_real(images, shifts_px)
 
 
@@ -83,6 +83,8 @@ def extend_objects(object_patches, offsets_px):
     n = int(object_patches.shape[1])
     if tf.executing_eagerly():
         check_offsets(offsets_px.numpy(), n)
+    else:  # traced (a training step, a prediction): the same check on the host each time the graph runs
+        tf.numpy_function(lambda d: _offsets_checked(d, n), [offsets_px], tf.bool, stateful=True)
     pad = n // 4
     paddings = [[0, 0], [pad, pad], [pad, pad], [0, 0]]
     window = weight_window(n)[None, :, :, None]
@@ -95,6 +97,11 @@ def extend_objects(object_patches, offsets_px):
     merged = tf.broadcast_to(merged, tf.shape(canvas))
     back = translate(merged, -offsets_px)
     return back[:, pad:pad + n, pad:pad + n, :]
+
+
+def _offsets_checked(offsets_px, n: int) -> np.ndarray:
+    check_offsets(offsets_px, n)
+    return np.True_
 
 
 def far_field(object_ext, probe):

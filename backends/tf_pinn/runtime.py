@@ -6,10 +6,10 @@ time; `configure_determinism` is called by `train` and may be called again.
 
 from __future__ import annotations
 
-import os
-
 import keras
 import tensorflow as tf
+
+from backends.common.threads import threads_from_env
 
 BACKEND_NAME = "tf_pinn"
 
@@ -21,20 +21,6 @@ _INTER_VARS = ("TF_NUM_INTEROP_THREADS",)
 def framework_versions() -> dict:
     """Versions recorded in bundles and report headers."""
     return {"tensorflow": tf.__version__, "keras": keras.__version__}
-
-
-def _threads_from_env(names) -> int | None:
-    for name in names:
-        value = os.environ.get(name, "").strip()
-        if value:
-            try:
-                count = int(value)
-            except ValueError as exc:
-                raise ValueError(f"environment variable {name}={value!r} must be an integer thread count") from exc
-            if count < 1:
-                raise ValueError(f"environment variable {name}={value!r} must be >= 1")
-            return count
-    return None
 
 
 def _set_threads(setter, count: int | None) -> str:
@@ -57,7 +43,7 @@ def configure_determinism(seed: int) -> dict:
     """
     keras.utils.set_random_seed(int(seed))
     tf.config.experimental.enable_op_determinism()
-    intra = _set_threads(tf.config.threading.set_intra_op_parallelism_threads, _threads_from_env(_INTRA_VARS))
-    inter = _set_threads(tf.config.threading.set_inter_op_parallelism_threads, _threads_from_env(_INTER_VARS))
+    intra = _set_threads(tf.config.threading.set_intra_op_parallelism_threads, threads_from_env(_INTRA_VARS))
+    inter = _set_threads(tf.config.threading.set_inter_op_parallelism_threads, threads_from_env(_INTER_VARS))
     return {"backend": BACKEND_NAME, "seed": int(seed), "op_determinism": True,
             "intra_op_threads": intra, "inter_op_threads": inter, **framework_versions()}

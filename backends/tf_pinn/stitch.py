@@ -14,14 +14,14 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from backends.common.contract import MASK_FLOOR, PREDICT_CHUNK
 from backends.common.dataset import Dataset
 from backends.common.geometry import canvas_geometry
+from backends.common.validation import check_stitch_inputs
+from backends.tf_pinn.inputs import inference_inputs
 from backends.tf_pinn.model import PinnModel
 from backends.tf_pinn.physics import translate, weight_window
-from backends.tf_pinn.train import inference_inputs
 
-MASK_FLOOR = 1e-3  # canvas pixels whose summed window is below this are 0
-PREDICT_CHUNK = 64  # groups per forward pass
 _STITCH_BLOCK = 256  # patches shifted at once
 
 
@@ -50,11 +50,7 @@ def stitch_patches(patches, xcoords, ycoords, align_phases: bool = True) -> tupl
     correlation with the sum so far (a single pattern leaves its patch's global phase free, §11).
     """
     patches = tf.convert_to_tensor(patches, dtype=tf.complex64)
-    x = np.asarray(xcoords, dtype=np.float64).ravel()
-    y = np.asarray(ycoords, dtype=np.float64).ravel()
-    if patches.shape.rank != 3 or patches.shape[1] != patches.shape[2] or not (len(x) == len(y) == patches.shape[0]):
-        raise ValueError(f"stitch_patches: patches must be (P, N, N) with P coordinates; got patches "
-                         f"{tuple(patches.shape)}, {len(x)} x and {len(y)} y coordinates")
+    x, y = check_stitch_inputs(patches.shape, xcoords, ycoords)
     p, n = int(patches.shape[0]), int(patches.shape[1])
     geom = canvas_geometry(x, y, n)
     height, width = geom.shape

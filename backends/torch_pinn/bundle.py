@@ -25,5 +25,5 @@ def load_bundle(path) -> PinnModel:
     """A model from a bundle of either backend (BundleError when it is refused)."""
     contents = read_bundle(path)
     model = create_model(contents.config, contents.probe, contents.input_scale, contents.log_intensity_scale,
-                         contents.weights)
+                         weights=contents.weights)
     return model.eval()

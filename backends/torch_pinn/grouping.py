@@ -10,18 +10,13 @@ import numpy as np
 import torch
 
 from backends.common.config import PinnConfig
+from backends.common.contract import NEIGHBOR_ROWS
 from backends.common.geometry import Groups
+from backends.common.validation import check_coordinates, check_neighbor_count
 
 
 def _as_coordinates(xcoords, ycoords) -> tuple[torch.Tensor, torch.Tensor]:
-    x = np.asarray(xcoords, dtype=np.float64)
-    y = np.asarray(ycoords, dtype=np.float64)
-    if x.ndim != 1 or y.shape != x.shape:
-        raise ValueError(f"xcoords {x.shape} and ycoords {y.shape} must be 1-D of equal length")
-    if x.size == 0:
-        raise ValueError("no scan positions to group")
-    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
-        raise ValueError("scan coordinates hold non-finite values")
+    x, y = check_coordinates(xcoords, ycoords)
     return torch.from_numpy(x.copy()), torch.from_numpy(y.copy())
 
 
@@ -33,21 +28,22 @@ def nearest_neighbors(xcoords, ycoords, seeds, k: int) -> np.ndarray:
     itself is dropped by index, so a duplicate position at distance 0 stays.
     """
     x, y = _as_coordinates(xcoords, ycoords)
-    m = x.shape[0]
-    if not 1 <= k <= m - 1:
-        raise ValueError(f"neighbor_count={k} must be between 1 and M - 1 = {m - 1}")
+    check_neighbor_count(k, x.shape[0])
     return _nearest(x, y, torch.from_numpy(np.asarray(seeds, dtype=np.int64)), k).numpy()
 
 
 def _nearest(x: torch.Tensor, y: torch.Tensor, seeds: torch.Tensor, k: int) -> torch.Tensor:
-    dx = x[seeds][:, None] - x[None, :]
-    dy = y[seeds][:, None] - y[None, :]
-    d2 = dx * dx + dy * dy
-    order = torch.sort(d2, dim=1, stable=True).indices
-    # Drop the seed itself wherever it sorts (another position may share its coordinates).
-    keep = order != seeds[:, None]
-    others = order[keep].reshape(len(seeds), x.shape[0] - 1)
-    return others[:, :k]
+    blocks = []
+    for start in range(0, len(seeds), NEIGHBOR_ROWS):
+        rows = seeds[start:start + NEIGHBOR_ROWS]
+        dx = x[rows][:, None] - x[None, :]
+        dy = y[rows][:, None] - y[None, :]
+        d2 = dx * dx + dy * dy
+        order = torch.sort(d2, dim=1, stable=True).indices
+        # Drop the seed itself wherever it sorts (another position may share its coordinates).
+        keep = order != rows[:, None]
+        blocks.append(order[keep].reshape(len(rows), x.shape[0] - 1)[:, :k])
+    return torch.cat(blocks) if blocks else torch.zeros((0, k), dtype=torch.int64)
 
 
 def group_positions(xcoords, ycoords, config: PinnConfig, inference: bool = False) -> Groups:

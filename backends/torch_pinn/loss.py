@@ -9,12 +9,12 @@ from __future__ import annotations
 import torch
 
 from backends.common.config import LOSSES
-
-LOSS_EPSILON = 1e-6  # keeps the log of the deviance finite where I or X^2 is zero
+from backends.common.contract import LOSS_EPSILON
+from backends.common.validation import check_choice
 
 
 def _float32(value) -> torch.Tensor:
-    return value if torch.is_tensor(value) else torch.tensor(float(value), dtype=torch.float32)
+    return value.to(torch.float32) if torch.is_tensor(value) else torch.tensor(float(value), dtype=torch.float32)
 
 
 def predicted_counts(far_field: torch.Tensor, log_intensity_scale) -> torch.Tensor:
@@ -42,6 +42,5 @@ _LOSSES = {"poisson": poisson_deviance, "mae": mean_absolute_error}  # keys: bac
 def compute_loss(far_field: torch.Tensor, observed_amplitude: torch.Tensor, log_intensity_scale,
                  loss_name: str) -> torch.Tensor:
     """The named loss of the predicted far field against raw measured amplitudes."""
-    if loss_name not in _LOSSES:
-        raise ValueError(f"loss={loss_name!r}: choose one of {', '.join(LOSSES)}")
+    check_choice("loss", loss_name, LOSSES)
     return _LOSSES[loss_name](predicted_counts(far_field, log_intensity_scale), observed_amplitude)

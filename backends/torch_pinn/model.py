@@ -17,31 +17,29 @@ import numpy as np
 import torch
 from torch import nn
 
-from backends.common.config import PinnConfig
+from backends.common.config import AMP_ACTIVATIONS, PinnConfig
 from backends.common.dataset import Dataset
+from backends.common.validation import check_choice, check_scales_inputs
 from backends.common.weights import (DECODER_LEVELS, ENCODER_LEVELS, LOG_INTENSITY_SCALE,
-                                     check_canonical, initial_weights)
+                                     check_canonical, starting_weights)
 from backends.torch_pinn import physics
 
-
-_ACTIVATIONS = {"sigmoid": torch.sigmoid, "softplus": nn.functional.softplus}
+_ACTIVATIONS = {"sigmoid": torch.sigmoid, "softplus": nn.functional.softplus}  # keys: AMP_ACTIVATIONS
 
 
 def amp_activation_at_zero(amp_activation: str) -> float:
     """a0 = amp_activation(0) in float64: 0.5 for sigmoid, ln 2 for softplus."""
-    if amp_activation not in _ACTIVATIONS:
-        raise ValueError(f"amp_activation={amp_activation!r}: choose one of {sorted(_ACTIVATIONS)}")
+    check_choice("amp_activation", amp_activation, AMP_ACTIVATIONS)
     return float(_ACTIVATIONS[amp_activation](torch.zeros((), dtype=torch.float64)))
 
 
 def compute_scales(diffraction, probe, amp_activation: str) -> tuple[float, float]:
     """(input_scale r, log g0), float64: r = (N/2)/sqrt(mean_m sum X_m^2);
     log g0 = 1/2 log(mean_m sum X_m^2 / (a0^2 sum_S |P|^2))."""
-    x = torch.as_tensor(np.asarray(diffraction) if not torch.is_tensor(diffraction) else diffraction)
-    x = x.to(torch.float64)
-    n = x.shape[-1]
+    x = _to_tensor(diffraction, torch.float64)
+    p = _to_tensor(probe, torch.complex128)
+    n = check_scales_inputs(x.shape, p.shape)
     mean_power = (x * x).sum(dim=(-2, -1)).mean()
-    p = torch.as_tensor(np.asarray(probe) if not torch.is_tensor(probe) else probe).to(torch.complex128)
     s = slice(n // 4, n // 4 + n // 2)
     probe_power = (p.real * p.real + p.imag * p.imag)[s, s].sum()
     if float(mean_power) <= 0.0:
@@ -113,8 +111,7 @@ class PinnNetwork(nn.Module):
 
 def build_network(n_filters_scale: int, amp_activation: str) -> PinnNetwork:
     """Encoder and two decoders: (P, 1, N, N) scaled amplitudes -> amplitude and phase (P, 1, N/2, N/2)."""
-    if amp_activation not in _ACTIVATIONS:
-        raise ValueError(f"amp_activation={amp_activation!r}: choose one of {sorted(_ACTIVATIONS)}")
+    check_choice("amp_activation", amp_activation, AMP_ACTIVATIONS)
     return PinnNetwork(n_filters_scale, amp_activation)
 
 
@@ -164,21 +161,23 @@ class PinnModel(nn.Module):
         """Psi = fftshift(F_ortho(P * O_ext)): complex64 (B, C, N, N)."""
         return physics.far_field(self.object_ext(diffraction, offsets_px), self.probe)
 
+    def canonical_variables(self) -> dict:
+        """Canonical name -> trainable parameter, in canonical (initializer) order, log g last."""
+        variables = {canonical_name(name): param for name, param in self.network.named_parameters()}
+        variables[LOG_INTENSITY_SCALE] = self.log_intensity_scale
+        return variables
+
     def get_canonical_weights(self) -> dict:
         """name -> float32 numpy copy, canonical names and layout."""
-        weights = {}
-        for name, param in self.network.named_parameters():
-            weights[canonical_name(name)] = param.detach().cpu().numpy().astype(np.float32, copy=True)
-        weights[LOG_INTENSITY_SCALE] = self.log_intensity_scale.detach().cpu().numpy().astype(np.float32, copy=True)
-        return weights
+        return {name: param.detach().cpu().numpy().astype(np.float32, copy=True)
+                for name, param in self.canonical_variables().items()}
 
     def set_canonical_weights(self, weights: dict) -> None:
         """Copy canonical weights in; names and shapes are checked first."""
         check_canonical(weights, self.config.n_filters_scale, source="set_canonical_weights")
         with torch.no_grad():
-            for name, param in self.network.named_parameters():
-                param.copy_(torch.from_numpy(np.asarray(weights[canonical_name(name)], dtype=np.float32)))
-            self.log_intensity_scale.copy_(torch.tensor(np.float32(weights[LOG_INTENSITY_SCALE])))
+            for name, param in self.canonical_variables().items():
+                param.copy_(torch.from_numpy(np.asarray(weights[name], dtype=np.float32)))
 
 
 def canonical_name(torch_name: str) -> str:
@@ -191,20 +190,15 @@ def create_model(config: PinnConfig, probe, input_scale: float, log_intensity_sc
                  weights: dict | None = None) -> PinnModel:
     """A model with `weights` (canonical), or the shared initial weights of config.seed.
 
-    A `log_intensity_scale` inside `weights` wins over the argument.
+    A `log_intensity_scale` inside `weights` wins over the argument (backends.common.weights.starting_weights).
     """
     network = build_network(config.n_filters_scale, config.amp_activation)
     model = PinnModel(config, network, probe, input_scale, log_intensity_scale)
-    if weights is None:
-        weights = initial_weights(config.seed, config.n_filters_scale, log_intensity_scale)
-    elif LOG_INTENSITY_SCALE not in weights:
-        weights = {**weights, LOG_INTENSITY_SCALE: np.float32(log_intensity_scale)}
-    model.set_canonical_weights(weights)
+    model.set_canonical_weights(starting_weights(config, log_intensity_scale, weights))
     return model
 
 
 def model_for_data(config: PinnConfig, data: Dataset) -> PinnModel:
     """Scales from `data`, initial weights from config.seed (backends.common.weights)."""
     input_scale, log_scale = compute_scales(data.diffraction, data.probe, config.amp_activation)
-    weights = initial_weights(config.seed, config.n_filters_scale, log_scale)
-    return create_model(config, data.probe, input_scale, log_scale, weights)
+    return create_model(config, data.probe, input_scale, log_scale)

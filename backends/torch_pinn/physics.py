@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 
+from backends.common.contract import MERGE_EPSILON
 from backends.common.geometry import check_offsets  # a shape check, not numerics: shared, re-exported here
-
-MERGE_EPSILON = 1e-3  # added to the summed windows when patches are merged (object_big)
+from backends.common.validation import check_translate_inputs
 
 
 def _taps(shift: torch.Tensor, size: int) -> tuple[list, list]:
@@ -53,15 +53,18 @@ def _translate_real(images: torch.Tensor, shifts_px: torch.Tensor) -> torch.Tens
 def translate(images: torch.Tensor, shifts_px: torch.Tensor) -> torch.Tensor:
     """T(img, d)(y, x) = img(y - d_y, x - d_x), bilinear, zero outside.
 
-    images (B, C, H, W) real or complex; shifts_px (B, C, 2) as (x, y) pixels.
+    images (B, C, H, W) float32 or complex64; shifts_px (B, C, 2) float32 as (x, y) pixels.
     Complex images are shifted by real and imaginary part.
     """
-    if images.ndim != 4 or shifts_px.shape != (*images.shape[:2], 2):
-        raise ValueError(f"translate: images must be (B, C, H, W) with shifts (B, C, 2); "
-                         f"got {tuple(images.shape)} and {tuple(shifts_px.shape)}")
+    check_translate_inputs(images.shape, shifts_px.shape, _dtype_name(images), _dtype_name(shifts_px),
+                           channels_last=False)
     if images.is_complex():
         return torch.complex(_translate_real(images.real, shifts_px), _translate_real(images.imag, shifts_px))
     return _translate_real(images, shifts_px)
+
+
+def _dtype_name(tensor: torch.Tensor) -> str:
+    return str(tensor.dtype).removeprefix("torch.")
 
 
 def weight_window(n: int) -> torch.Tensor:

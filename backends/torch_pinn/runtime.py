@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import warnings
 
 import lightning
 import torch
 
+from backends.common.threads import threads_from_env
+
 BACKEND_NAME = "torch_pinn"
+_THREAD_VARS = ("OMP_NUM_THREADS",)  # torch's intra-op pool; its inter-op pool is left at its default
 
 # Lightning prints "GPU available", "TPU available" and tips through these
 # loggers, which it sets to INFO on import; while a Trainer runs they are
@@ -36,14 +38,9 @@ def configure_determinism(seed: int) -> dict:
     """
     torch.manual_seed(int(seed))
     torch.use_deterministic_algorithms(True)
-    threads = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if threads:
-        try:
-            count = int(threads)
-        except ValueError as exc:
-            raise ValueError(f"OMP_NUM_THREADS={threads!r} is not an integer") from exc
-        if count >= 1 and torch.get_num_threads() != count:
-            torch.set_num_threads(count)
+    count = threads_from_env(_THREAD_VARS)
+    if count is not None and torch.get_num_threads() != count:
+        torch.set_num_threads(count)
     return {"backend": BACKEND_NAME, "seed": int(seed), "op_determinism": True,
             "intra_op_threads": str(torch.get_num_threads()), "inter_op_threads": str(torch.get_num_interop_threads()),
             **framework_versions()}

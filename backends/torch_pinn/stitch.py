@@ -10,14 +10,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from backends.common.contract import MASK_FLOOR, PREDICT_CHUNK
 from backends.common.dataset import Dataset
 from backends.common.geometry import canvas_geometry
+from backends.common.validation import check_stitch_inputs
+from backends.torch_pinn.inputs import inference_inputs
 from backends.torch_pinn.model import PinnModel
 from backends.torch_pinn.physics import translate, weight_window
-from backends.torch_pinn.train import inference_inputs
-
-MASK_FLOOR = 1e-3  # canvas pixels whose window sum is below this are set to 0
-PREDICT_CHUNK = 64  # groups per forward pass
 
 
 def stitch_patches(patches, xcoords, ycoords, align_phases: bool = True) -> tuple[np.ndarray, tuple]:
@@ -30,18 +29,15 @@ def stitch_patches(patches, xcoords, ycoords, align_phases: bool = True) -> tupl
     """
     patches = patches if torch.is_tensor(patches) else torch.from_numpy(np.asarray(patches))
     patches = patches.detach().to(torch.complex64)
-    x = np.asarray(xcoords, dtype=np.float64).ravel()
-    y = np.asarray(ycoords, dtype=np.float64).ravel()
-    if patches.ndim != 3 or patches.shape[1] != patches.shape[2] or not (len(x) == len(y) == patches.shape[0]):
-        raise ValueError(f"stitch_patches: patches must be (P, N, N) with P coordinates; got patches "
-                         f"{tuple(patches.shape)}, {len(x)} x and {len(y)} y coordinates")
+    x, y = check_stitch_inputs(patches.shape, xcoords, ycoords)
     p, n = patches.shape[0], patches.shape[-1]
     geometry = canvas_geometry(x, y, n)
     window = weight_window(n)
     tiles = torch.zeros((p, 2, n + 1, n + 1), dtype=torch.complex64)
     tiles[:, 0, :n, :n] = patches * window
     tiles[:, 1, :n, :n] = window.to(torch.complex64)
-    shifts = torch.from_numpy(geometry.fractions_px)[:, None, :].expand(p, 2, 2)
+    fractions = torch.from_numpy(geometry.fractions_px.astype(np.float32))  # float32, as every shift in a backend
+    shifts = fractions[:, None, :].expand(p, 2, 2)
     tiles = translate(tiles, shifts)
     height, width = geometry.shape
     total = torch.zeros((height, width), dtype=torch.complex128)

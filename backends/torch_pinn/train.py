@@ -8,7 +8,7 @@ with the contract's epsilon (torch's default 1e-8 differs).
 
 Counterpart of backends/tf_pinn/train.py. Lightning-specific, without a TF
 counterpart: `EpochBatchSampler` and `PinnTask` (TF runs its own loop with a
-hand-written `Adam`).
+hand-written `Adam`). `EVAL_CHUNK` and the Adam betas come from backends.common.contract.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import lightning.pytorch as pl
 import numpy as np
@@ -24,67 +23,31 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from backends.common.config import PinnConfig
+from backends.common.contract import ADAM_BETA1, ADAM_BETA2, EVAL_CHUNK
 from backends.common.dataset import Dataset as ScanData
-from backends.common.dataset import DatasetError
-from backends.common.weights import LOG_INTENSITY_SCALE, check_canonical
-from backends.common.geometry import Groups
+from backends.common.geometry import check_offsets
+from backends.common.training import (TrainResult, batch_order, check_train_inputs, epoch_order,
+                                      training_history)
+from backends.common.validation import check_gradients
+from backends.common.weights import check_canonical
 from backends.torch_pinn.grouping import group_positions
+from backends.torch_pinn.inputs import grouped_inputs, inference_inputs
 from backends.torch_pinn.loss import compute_loss
-from backends.torch_pinn.model import PinnModel, canonical_name, compute_scales, create_model, model_for_data
-from backends.torch_pinn.physics import check_offsets
+from backends.torch_pinn.model import PinnModel, compute_scales, create_model
 from backends.torch_pinn.runtime import BACKEND_NAME, configure_determinism, quiet_lightning
-
-EVAL_CHUNK = 64  # groups per forward pass when the test loss is evaluated
-
-
-ADAM_BETA1 = 0.9
-ADAM_BETA2 = 0.999
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """What `train` returns."""
-
-    model: PinnModel  # the trained model, ready to predict
-    history: dict  # step_loss, epoch_loss, steps_per_epoch, n_groups, test_loss, backend (§10)
-    groups: Groups  # the training groups, drawn once before training
-
-
-def batch_order(n_groups: int, batch_size: int, epoch: int, seed: int) -> list[np.ndarray]:
-    """Epoch `epoch`'s batches: default_rng(seed + 1 + epoch).permutation(n_groups) in
-    chunks of batch_size, the last partial chunk kept."""
-    order = np.random.default_rng(seed + 1 + epoch).permutation(n_groups)
-    return [order[start:start + batch_size] for start in range(0, n_groups, batch_size)]
-
-
-def grouped_inputs(data: ScanData, groups: Groups) -> tuple[torch.Tensor, torch.Tensor]:
-    """Raw amplitudes (B, C, N, N) float32 and offsets (B, C, 2) float32 of `groups`."""
-    diffraction = torch.from_numpy(np.ascontiguousarray(data.diffraction[groups.nn_indices], dtype=np.float32))
-    offsets = torch.from_numpy(np.ascontiguousarray(groups.offsets_px, dtype=np.float32))
-    return diffraction, offsets
-
-
-def inference_inputs(model: PinnModel, data: ScanData) -> tuple[Groups, torch.Tensor, torch.Tensor]:
-    """Inference groups of `data` (every position a seed, §4) as native inputs for `model`."""
-    if data.N != model.n:
-        raise DatasetError(data.source, "diffraction", f"pattern size N={data.N} differs from the model's N={model.n}")
-    groups = group_positions(data.xcoords, data.ycoords, model.config, inference=True)
-    if model.config.object_big:
-        check_offsets(groups.offsets_px, data.N)
-    return (groups, *grouped_inputs(data, groups))
 
 
 def loss_and_gradients(model: PinnModel, diffraction, offsets_px) -> tuple[float, dict]:
     """Loss of model.config.loss on one batch and its gradient per canonical weight (float32 numpy)."""
     x = diffraction if torch.is_tensor(diffraction) else torch.from_numpy(np.asarray(diffraction, np.float32))
     d = offsets_px if torch.is_tensor(offsets_px) else torch.from_numpy(np.asarray(offsets_px, np.float32))
-    named = [(canonical_name(n), p) for n, p in model.network.named_parameters()]
-    named.append((LOG_INTENSITY_SCALE, model.log_intensity_scale))
+    variables = model.canonical_variables()
     with torch.enable_grad():
         loss = _batch_loss(model, x, d)
-        grads = torch.autograd.grad(loss, [p for _, p in named])
+        grads = torch.autograd.grad(loss, list(variables.values()), allow_unused=True)
+    check_gradients(variables, grads, source="loss_and_gradients")
     return float(loss.detach()), {name: g.detach().numpy().astype(np.float32, copy=True)
-                                  for (name, _), g in zip(named, grads)}
+                                  for name, g in zip(variables, grads)}
 
 
 def _batch_loss(model: PinnModel, diffraction: torch.Tensor, offsets_px: torch.Tensor) -> torch.Tensor:
@@ -119,7 +82,7 @@ class _EpochOrder(Sampler):
         return self.n_groups
 
     def __iter__(self):
-        return iter(np.random.default_rng(self.seed + 1 + self.epoch).permutation(self.n_groups).tolist())
+        return iter(epoch_order(self.n_groups, self.epoch, self.seed).tolist())
 
 
 class EpochBatchSampler(Sampler):
@@ -166,6 +129,10 @@ class PinnTask(pl.LightningModule):
         self.visited.append(index.tolist())
         return loss
 
+    def on_after_backward(self):
+        variables = self.model.canonical_variables()
+        check_gradients(variables, [p.grad for p in variables.values()], source="train")
+
     def on_train_epoch_end(self):
         if self.on_epoch_end is not None:
             losses = _epoch_losses(self.records)
@@ -184,9 +151,8 @@ def make_optimizer(model: PinnModel, config: PinnConfig) -> torch.optim.Adam:
 def apply_gradients(model: PinnModel, optimizer: torch.optim.Adam, grads: dict) -> None:
     """One optimiser step with gradients given per canonical name, in canonical layout."""
     check_canonical(grads, model.config.n_filters_scale, source="apply_gradients")
-    for name, param in model.network.named_parameters():
-        param.grad = torch.from_numpy(np.array(grads[canonical_name(name)], dtype=np.float32))
-    model.log_intensity_scale.grad = torch.tensor(np.float32(grads[LOG_INTENSITY_SCALE]))
+    for name, param in model.canonical_variables().items():
+        param.grad = torch.from_numpy(np.array(grads[name], dtype=np.float32))
     optimizer.step()
 
 
@@ -202,11 +168,8 @@ def _run_trainer(task: PinnTask, loader: DataLoader, epochs: int, max_steps: int
 
 
 def evaluate_loss(model: PinnModel, data: ScanData, batch_size: int | None = None) -> float:
-    """Mean loss over every position of `data` taken as inference groups (§4).
-
-    `batch_size` groups per forward pass; None: EVAL_CHUNK (TF's default is
-    model.config.batch_size; the test loss of each backend's history keeps its own).
-    """
+    """Mean loss over every position of `data` taken as inference groups (§4), `batch_size` (None:
+    EVAL_CHUNK) groups per forward pass."""
     _, diffraction, offsets = inference_inputs(model, data)
     size = batch_size or EVAL_CHUNK
     total, count = 0.0, 0
@@ -233,22 +196,13 @@ def train(config: PinnConfig, train_data: ScanData, test_data: ScanData | None =
     """Train on `train_data`; groups, batch order and initial weights all derive from config.seed.
 
     `on_epoch_end(epochs_done, epoch_loss)` is called after every epoch (progress display)."""
-    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 0):
-        raise ValueError(f"max_steps={max_steps!r} must be a non-negative integer or None")
+    check_train_inputs(config, train_data, test_data, max_steps)
     configure_determinism(config.seed)
-    config.check_against_data(train_data.n_positions, source=train_data.source)
-    if test_data is not None:
-        config.check_against_data(test_data.n_positions, source=test_data.source)
-        if test_data.N != train_data.N:
-            raise DatasetError(test_data.source, "diffraction",
-                               f"pattern size N={test_data.N} differs from the training data's N={train_data.N}")
     groups = group_positions(train_data.xcoords, train_data.ycoords, config)
     if config.object_big:
         check_offsets(groups.offsets_px, train_data.N)
-    if init_weights is None:
-        model = model_for_data(config, train_data)
-    else:
-        model = _model_from_weights(config, train_data, init_weights)
+    input_scale, log_g0 = compute_scales(train_data.diffraction, train_data.probe, config.amp_activation)
+    model = create_model(config, train_data.probe, input_scale, log_g0, init_weights)  # the caller's log g wins
     diffraction, offsets = grouped_inputs(train_data, groups)
     n_groups = diffraction.shape[0]
     sampler = EpochBatchSampler(n_groups, config.batch_size, config.seed)
@@ -258,25 +212,14 @@ def train(config: PinnConfig, train_data: ScanData, test_data: ScanData | None =
     if config.epochs > 0 and max_steps != 0:
         _run_trainer(task, loader, config.epochs, max_steps)
     model.eval()
-    history = {
-        "step_loss": [loss for _, loss, _ in task.records],
-        "epoch_loss": _epoch_losses(task.records),
-        "steps_per_epoch": len(sampler),
-        "n_groups": n_groups,
-        "test_loss": None if test_data is None else evaluate_loss(model, test_data),
-        "backend": BACKEND_NAME,
-    }
+    test_loss = None if test_data is None else evaluate_loss(model, test_data)
+    history = training_history([loss for _, loss, _ in task.records], _epoch_losses(task.records), n_groups,
+                               config.batch_size, test_loss, BACKEND_NAME)
     return TrainResult(model=model, history=history, groups=groups)
 
 
 def _identity(batch):
     return batch
-
-
-def _model_from_weights(config: PinnConfig, data: ScanData, init_weights: dict) -> PinnModel:
-    """Scales from `data`; a log_intensity_scale inside `init_weights` wins (create_model)."""
-    input_scale, log_scale = compute_scales(data.diffraction, data.probe, config.amp_activation)
-    return create_model(config, data.probe, input_scale, log_scale, init_weights)
 
 
 if __name__ == "__main__":

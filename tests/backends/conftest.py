@@ -17,7 +17,7 @@ import pytest
 
 BACKENDS = ("tf_pinn", "torch_pinn")
 MARKS = {"tf_pinn": pytest.mark.tf, "torch_pinn": pytest.mark.torch}
-MODULES = ("bundle", "cli", "grouping", "loss", "model", "physics", "runtime", "stitch", "train")
+MODULES = ("bundle", "cli", "grouping", "inputs", "loss", "model", "physics", "runtime", "stitch", "train")
 
 
 class BackendModules:
@@ -53,6 +53,16 @@ class BackendModules:
         if self.channels_last:
             return np.asarray(tensor.numpy())
         return tensor.detach().cpu().numpy()
+
+    def complex64(self, tensor):
+        """A tensor cast to complex64 (imaginary part 0)."""
+        if self.channels_last:
+            import tensorflow as tf
+
+            return tf.cast(tensor, tf.complex64)
+        import torch
+
+        return tensor.to(torch.complex64)
 
     def to_native(self, images) -> object:
         """(B, C, H, W) numpy images -> a tensor in the backend's layout."""

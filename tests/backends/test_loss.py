@@ -23,6 +23,8 @@ def test_predicted_counts_are_g_squared_times_power(backend):
     two = backend.numpy(backend.loss.predicted_counts(backend.tensor(np.array([[3 + 4j, 1j]], np.complex64)),
                                                       _f32(backend, math.log(2.0))))
     np.testing.assert_allclose(two, [[100.0, 4.0]], rtol=1e-6)  # g^2 |psi|^2 = 4 * 25, 4 * 1
+    wide = backend.numpy(backend.loss.predicted_counts(backend.to_native(psi), backend.tensor(np.float64(0.0))))
+    assert wide.dtype == np.float32  # a float64 log g is taken as float32, as every loss input
 
 
 def test_poisson_deviance_by_hand(backend):

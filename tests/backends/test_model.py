@@ -53,7 +53,11 @@ def test_compute_scales_refuses_degenerate_input(backend):
     probe = (np.ones((16, 16)) - support_mask(16)).astype(np.complex64)
     with pytest.raises(ValueError, match="support"):
         compute_scales(np.ones((2, 16, 16), np.float32), probe, "sigmoid")
-    with pytest.raises(ValueError, match="amp_activation='relu'"):
+    with pytest.raises(ValueError, match=r"probe must be \(N, N\) = \(16, 16\) like the patterns, got \(8, 8\)"):
+        compute_scales(np.ones((2, 16, 16), np.float32), np.ones((8, 8), np.complex64), "sigmoid")
+    with pytest.raises(ValueError, match=r"diffraction must be \(M, N, N\) with M >= 1, got \(2, 1, 16, 16\)"):
+        compute_scales(np.ones((2, 1, 16, 16), np.float32), np.ones((16, 16), np.complex64), "sigmoid")
+    with pytest.raises(ValueError, match="amp_activation='relu': choose one of sigmoid, softplus"):
         backend.model.amp_activation_at_zero("relu")
     with pytest.raises(ValueError, match="amp_activation='relu'"):
         backend.model.build_network(1, "relu")
@@ -114,6 +118,9 @@ def test_canonical_weights_round_trip_exactly(backend):
     assert float(backend.numpy(model.log_intensity_scale)) == np.float32(-0.25)
     got["encoder.0.conv0.kernel"][:] = 0  # a copy, not a view of the model
     assert model.get_canonical_weights()["encoder.0.conv0.kernel"].any()
+    variables = model.canonical_variables()  # the framework's own trainable variables, by canonical name
+    assert list(variables) == list(canonical_shapes(1))
+    assert variables["log_intensity_scale"] is model.log_intensity_scale
 
 
 def test_set_canonical_weights_round_trip_of_random_weights(backend, tiny, rng):

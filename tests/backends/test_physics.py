@@ -124,6 +124,21 @@ def test_negative_shift_is_the_adjoint(backend, rng):
     assert abs(lhs - rhs) < 1e-4 * max(1.0, abs(lhs))
 
 
+def test_translate_refuses_other_dtypes_and_mismatched_shifts(backend):
+    translate = backend.physics.translate
+    images, shifts = np.zeros((1, 2, 4, 4), np.float32), np.zeros((1, 2, 2), np.float32)
+    translate(backend.to_native(images), backend.tensor(shifts))
+    with pytest.raises(TypeError, match="translate: images must be float32 or complex64, got float64"):
+        translate(backend.to_native(images.astype(np.float64)), backend.tensor(shifts))
+    with pytest.raises(TypeError, match="translate: shifts_px must be float32, got float64"):
+        translate(backend.to_native(images), backend.tensor(shifts.astype(np.float64)))
+    layout = r"\(B, H, W, C\)" if backend.channels_last else r"\(B, C, H, W\)"
+    with pytest.raises(ValueError, match=f"translate: images must be {layout} with shifts_px \\(B, C, 2\\)"):
+        translate(backend.to_native(images), backend.tensor(shifts[:, :1]))
+    with pytest.raises(ValueError, match="shifts_px"):
+        translate(backend.tensor(images[0]), backend.tensor(shifts))
+
+
 def test_weight_window(backend):
     w = backend.numpy(backend.physics.weight_window(16))
     assert w.dtype == np.float32 and w.shape == (16, 16)

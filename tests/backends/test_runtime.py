@@ -21,8 +21,9 @@ def test_configure_determinism_is_repeatable_and_reports_its_settings(backend, m
     assert backend.runtime.framework_versions().items() <= first.items()
 
 
-def test_bad_thread_variable_is_named(backend, monkeypatch):
+@pytest.mark.parametrize("value, why", [("two", "must be an integer thread count"), ("0", "must be >= 1")])
+def test_bad_thread_variable_is_named(backend, monkeypatch, value, why):
     monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
-    monkeypatch.setenv("OMP_NUM_THREADS", "two")
-    with pytest.raises(ValueError, match="OMP_NUM_THREADS"):
+    monkeypatch.setenv("OMP_NUM_THREADS", value)
+    with pytest.raises(ValueError, match=f"OMP_NUM_THREADS='{value}' {why}"):
         backend.runtime.configure_determinism(0)

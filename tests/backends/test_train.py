@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 
+from backends.common import contract, training
 from backends.common.config import ConfigError, make_config
 from backends.common.dataset import Dataset, DatasetError, load_dataset
 from backends.common.simulate import simulate
@@ -26,30 +27,18 @@ def ten():
     return simulate(seed=2, n_positions=10, n=16)
 
 
-def test_batch_order(backend):
-    batch_order = backend.train.batch_order
-    batches = batch_order(21, 8, 2, 42)
-    assert [len(b) for b in batches] == [8, 8, 5]
-    np.testing.assert_array_equal(np.concatenate(batches), np.random.default_rng(45).permutation(21))
-    assert not np.array_equal(np.concatenate(batch_order(21, 8, 3, 42)), np.concatenate(batches))
-    batches = batch_order(10, 4, epoch=3, seed=42)
-    assert [len(b) for b in batches] == [4, 4, 2]  # the last partial batch is kept
-    np.testing.assert_array_equal(np.concatenate(batches), np.random.default_rng(46).permutation(10))
-
-
-def test_train_result_is_frozen(backend):
-    import dataclasses
-
-    fields = [f.name for f in dataclasses.fields(backend.train.TrainResult)]
-    assert fields == ["model", "history", "groups"]
-    assert backend.train.TrainResult.__dataclass_params__.frozen
-    assert (backend.train.ADAM_BETA1, backend.train.ADAM_BETA2) == (0.9, 0.999)
+def test_batch_order_result_type_and_betas_are_the_shared_ones(backend):
+    # One definition each (backends.common); the partial-batch mutant patches train.batch_order.
+    assert backend.train.batch_order is training.batch_order
+    assert backend.train.TrainResult is training.TrainResult
+    assert (backend.train.ADAM_BETA1, backend.train.ADAM_BETA2) == (contract.ADAM_BETA1, contract.ADAM_BETA2)
+    assert backend.train.EVAL_CHUNK == contract.EVAL_CHUNK
 
 
 def test_first_step_moves_each_weight_by_lr_times_sign_of_its_gradient(backend, tiny):
     cfg = make_config({**TINY, "epochs": 1, "learning_rate": 1e-3})
     groups = backend.grouping.group_positions(tiny.xcoords, tiny.ycoords, cfg)
-    x, d = backend.train.grouped_inputs(tiny, groups)
+    x, d = backend.inputs.grouped_inputs(tiny, groups)
     first = backend.train.batch_order(20, 8, 0, cfg.seed)[0]
     loss0, grads = backend.train.loss_and_gradients(backend.model.model_for_data(cfg, tiny), backend.take(x, first),
                                                     backend.take(d, first))
@@ -68,7 +57,7 @@ def test_gradient_matches_finite_differences(backend, tiny):
     cfg = make_config({**TINY, "loss": "mae"})
     model = backend.model.model_for_data(cfg, tiny)
     g = backend.grouping.group_positions(tiny.xcoords, tiny.ycoords, cfg)
-    x, d = backend.train.grouped_inputs(tiny, g)
+    x, d = backend.inputs.grouped_inputs(tiny, g)
     loss_and_gradients = backend.train.loss_and_gradients
     _, grads = loss_and_gradients(model, x, d)
     weights = model.get_canonical_weights()
@@ -90,18 +79,6 @@ def test_gradient_matches_finite_differences(backend, tiny):
     model.set_canonical_weights(weights)
 
 
-def test_grouped_inputs_native_layout(backend):
-    rng = np.random.default_rng(8)
-    x, y = rng.uniform(0, 9, 12), rng.uniform(0, 9, 12)
-    diffraction = rng.uniform(0, 1, (12, 16, 16)).astype(np.float32)
-    g = backend.grouping.group_positions(x, y, make_config({"gridsize": 2, "seed": 0}))
-    batch, offsets = backend.train.grouped_inputs(Dataset(diffraction, x, y, np.ones((16, 16), np.complex64)), g)
-    native = backend.numpy(batch)
-    assert native.shape == backend.native_shape(12, 4, 16, 16) and native.dtype == np.float32
-    np.testing.assert_array_equal(backend.from_native(batch)[3, 2], diffraction[g.nn_indices[3, 2]])
-    np.testing.assert_array_equal(backend.numpy(offsets), g.offsets_px.astype(np.float32))
-
-
 def _adam_reference(backend, cfg, data, n_steps):
     """The contract's update written out in numpy float64 over canonical weights.
 
@@ -110,7 +87,7 @@ def _adam_reference(backend, cfg, data, n_steps):
     the two trajectories apart; what is checked is the batches and the update.
     """
     groups = backend.grouping.group_positions(data.xcoords, data.ycoords, cfg)
-    x, offsets = backend.train.grouped_inputs(data, groups)
+    x, offsets = backend.inputs.grouped_inputs(data, groups)
     n_groups = len(groups.nn_indices)
     batches = [b for e in range(cfg.epochs)
                for b in backend.train.batch_order(n_groups, cfg.batch_size, e, cfg.seed)][:n_steps]
@@ -226,7 +203,7 @@ def test_history_of_a_partial_epoch(backend, ten):
     assert h["epoch_loss"][0] == pytest.approx((4 * s[0] + 4 * s[1] + 2 * s[2]) / 10, rel=1e-12)
     assert h["epoch_loss"][1] == pytest.approx((s[3] + s[4]) / 2, rel=1e-12)  # partial epoch: two full batches
     groups = backend.grouping.group_positions(ten.xcoords, ten.ycoords, cfg, inference=True)
-    x, offsets = backend.train.grouped_inputs(ten, groups)
+    x, offsets = backend.inputs.grouped_inputs(ten, groups)
     assert h["test_loss"] == pytest.approx(backend.train.loss_and_gradients(result.model, x, offsets)[0], rel=1e-5)
     assert result.groups.nn_indices.shape == (10, 1)
 
@@ -236,12 +213,41 @@ def test_test_loss_is_the_mean_over_inference_groups(backend, tiny):
     cfg = make_config({**TINY, "epochs": 1, "gridsize": 2, "n_groups": 10})
     result = backend.train.train(cfg, tiny, tiny)
     groups = backend.grouping.group_positions(tiny.xcoords, tiny.ycoords, cfg, inference=True)
-    x, d = backend.train.grouped_inputs(tiny, groups)
+    x, d = backend.inputs.grouped_inputs(tiny, groups)
     whole, _ = backend.train.loss_and_gradients(result.model, x, d)  # all 20 groups in one batch
     assert result.history["test_loss"] == pytest.approx(whole, rel=1e-5)
     assert backend.train.evaluate_loss(result.model, tiny) == pytest.approx(whole, rel=1e-5)
     assert backend.train.evaluate_loss(result.model, tiny, batch_size=3) == pytest.approx(whole, rel=1e-5)
     assert backend.train.train(cfg, tiny, max_steps=0).history["test_loss"] is None
+
+
+def test_evaluate_loss_takes_eval_chunk_groups_per_pass_by_default(backend):
+    data = simulate(seed=4, n_positions=contract.EVAL_CHUNK + 16, n=16)
+    model = backend.model.model_for_data(make_config({**TINY, "batch_size": 5}), data)
+    default = backend.train.evaluate_loss(model, data)
+    assert default == backend.train.evaluate_loss(model, data, batch_size=contract.EVAL_CHUNK)  # bitwise
+    assert default == pytest.approx(backend.train.evaluate_loss(model, data, batch_size=7), rel=1e-5)
+
+
+def _leave_the_network_out(backend, model):
+    """`model` with the measured amplitudes as its far field: the loss reaches log g only."""
+    model.far_field = lambda diffraction, offsets_px: backend.complex64(diffraction)
+    return model
+
+
+def test_a_weight_without_gradient_is_an_error_that_names_it(backend, tiny, monkeypatch):
+    cfg = make_config({**TINY, "epochs": 1})
+    model = _leave_the_network_out(backend, backend.model.model_for_data(cfg, tiny))
+    x, d = backend.inputs.grouped_inputs(tiny, backend.grouping.group_positions(tiny.xcoords, tiny.ycoords, cfg))
+    message = "weight 'encoder.0.conv0.kernel' has no gradient: the loss does not depend on it"
+    with pytest.raises(RuntimeError, match="loss_and_gradients: " + message):
+        backend.train.loss_and_gradients(model, x, d)
+    create_model = backend.train.create_model
+
+    monkeypatch.setattr(backend.train, "create_model",
+                        lambda *args, **kwargs: _leave_the_network_out(backend, create_model(*args, **kwargs)))
+    with pytest.raises(RuntimeError, match="train: " + message):
+        backend.train.train(cfg, tiny, max_steps=1)
 
 
 def test_max_steps_and_partial_epochs(backend, tiny):
@@ -314,4 +320,4 @@ def test_offsets_object_big_cannot_merge_are_refused(backend):
     with pytest.raises(ValueError, match="more than N/2 = 8: object_big cannot merge it"):
         backend.train.train(cfg, data)
     with pytest.raises(ValueError, match="more than N/2 = 8: object_big cannot merge it"):
-        backend.train.inference_inputs(backend.model.model_for_data(cfg, data), data)
+        backend.inputs.inference_inputs(backend.model.model_for_data(cfg, data), data)

@@ -1,5 +1,5 @@
 """What only the TF backend has: Keras layout and layer names, its hand-written Adam, block stitching,
-dtype refusals and TF's own runtime switches. Everything both backends do is in tests/backends/."""
+the offset check in traced graphs and TF's own runtime switches. Everything both backends do is in tests/backends/."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from tensorflow.python.framework.config import is_op_determinism_enabled
 
 from backends.common.weights import conv_specs
 from backends.tf_pinn.model import build_network, to_canonical_layout, to_keras_layout
-from backends.tf_pinn.physics import translate
+from backends.tf_pinn.physics import extend_objects
 from backends.tf_pinn.runtime import BACKEND_NAME, configure_determinism, framework_versions
 from backends.tf_pinn.stitch import stitch_patches
 from backends.tf_pinn.train import Adam
@@ -72,9 +72,15 @@ def test_block_size_does_not_change_the_result(rng, monkeypatch):
     np.testing.assert_allclose(blocks, whole, rtol=1e-6, atol=1e-7)
 
 
-def test_translate_refuses_other_dtypes():
-    with pytest.raises(TypeError, match="float64"):
-        translate(np.zeros((1, 4, 4, 1)), np.zeros((1, 1, 2), np.float32))
+def test_extend_objects_refuses_far_offsets_when_traced_too():
+    # Traced (a training step, a prediction) the check runs on the host; TF re-raises it as its own error.
+    merge = tf.function(extend_objects, input_signature=[tf.TensorSpec((None, 16, 16, 2), tf.complex64),
+                                                         tf.TensorSpec((None, 2, 2), tf.float32)])
+    patches = tf.zeros((1, 16, 16, 2), tf.complex64)
+    assert merge(patches, tf.constant([[[8.0, 0.0], [-8.0, 0.0]]])).shape == (1, 16, 16, 2)
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match="group 0 has an offset of 8.500 px, more than N/2 = 8: object_big cannot merge it"):
+        merge(patches, tf.constant([[[8.5, 0.0], [-8.5, 0.0]]]))
 
 
 def test_framework_versions():

@@ -17,7 +17,6 @@ import torch
 from backends.common.config import make_config
 from backends.common.simulate import simulate
 from backends.common.weights import LOG_INTENSITY_SCALE, canonical_shapes
-from backends.torch_pinn import physics
 from backends.torch_pinn.loss import compute_loss
 from backends.torch_pinn.model import canonical_name, model_for_data
 from backends.torch_pinn.runtime import configure_determinism, quiet_lightning
@@ -41,11 +40,6 @@ def test_torch_names_mirror_the_canonical_ones(tiny):
     assert isinstance(model.log_intensity_scale, torch.nn.Parameter)
     assert canonical_name("encoder.0.conv0.weight") == "encoder.0.conv0.kernel"
     assert canonical_name("decoder_amp.head.bias") == "decoder_amp.head.bias"
-
-
-def test_translate_refuses_mismatched_shifts():
-    with pytest.raises(ValueError, match=r"\(B, C, 2\)"):
-        physics.translate(torch.zeros(1, 2, 4, 4), torch.zeros(1, 1, 2))
 
 
 def test_gradient_reaches_log_scale():
