@@ -33,6 +33,7 @@ from importlib.metadata import entry_points
 
 import numpy as np
 
+from adapters import referee
 from adapters.base import Adapter, Batch, ModelState, call_resolve_config
 from adapters.registry import get_adapter
 from backends.common.config import add_config_arguments, make_config
@@ -200,75 +201,54 @@ class GridsizeDefault(_FactoryDefault):
     field, value = "gridsize", 2
 
 
-# --- grouping: a small numpy grouping (docs/spec.md §4) with a flaw flag ---
+# --- grouping: the referee's grouping (docs/spec.md §4) with one flaw around it ---
 
-def numpy_group(xcoords, ycoords, config: dict, inference: bool = False, *, seed_in_neighbors: bool = False,
-                ties_to_higher_index: bool = False, unseeded: bool = False) -> dict:
-    """docs/spec.md §4 in numpy; every flag off gives the contract's groups exactly.
+def seed_among_neighbors(x, y, seeds, k: int) -> np.ndarray:
+    """The seed counted among its own K nearest: at distance 0 it comes first, then its K - 1 nearest others."""
+    return np.concatenate([seeds[:, None], referee.nearest_others(x, y, seeds, k - 1)], axis=1)
 
-    seed_in_neighbors: the seed is not excluded from its own K nearest;
-    ties_to_higher_index: equal distances sort the higher index first;
-    unseeded: draws come from a fresh default_rng() instead of default_rng(seed).
-    """
-    cfg = make_config(config)
-    x, y = np.asarray(xcoords, np.float64), np.asarray(ycoords, np.float64)
-    m, c = len(x), cfg.n_channels
 
-    def stream():
-        return np.random.default_rng() if unseeded else np.random.default_rng(cfg.seed)
-
-    if inference:
-        seeds = np.arange(m, dtype=np.int64)
-        rng = stream() if c > 1 else None
-    else:
-        rng = stream()
-        seeds = rng.choice(m, m if cfg.n_groups is None else cfg.n_groups, replace=False).astype(np.int64)
-    if c == 1:
-        nn = seeds[:, None]
-    else:
-        k = cfg.neighbor_count
-        dx, dy = x[seeds][:, None] - x[None, :], y[seeds][:, None] - y[None, :]
-        d2 = dx * dx + dy * dy
-        index = np.broadcast_to(np.arange(m), d2.shape)
-        order = np.lexsort((-index if ties_to_higher_index else index, d2), axis=-1)
-        if not seed_in_neighbors:
-            order = order[order != seeds[:, None]].reshape(len(seeds), m - 1)
-        neighbors = order[:, :k]
-        picks = np.stack([rng.choice(k, c, replace=False) for _ in range(len(seeds))])
-        nn = np.take_along_axis(neighbors, picks, axis=1)
-    nn = np.ascontiguousarray(nn, dtype=np.int64)
-    coords = np.stack([x[nn], y[nn]], axis=-1)
-    center = coords.mean(axis=1)
-    return {"nn_indices": nn, "coords_px": coords, "center_px": center, "offsets_px": coords - center[:, None, :]}
+def ties_to_higher_index(x, y, seeds, k: int) -> np.ndarray:
+    """referee.nearest_others on the positions in reverse index order: equal distances go to the higher index."""
+    last = x.size - 1
+    return last - referee.nearest_others(x[::-1], y[::-1], last - seeds, k)
 
 
 class _FlawedGrouping(Mutant):
-    flaw: str = ""
-    """The numpy_group flag this mutant turns on (a string: nothing shared and mutable between classes)."""
+    """referee.group_positions with `neighbors` (its K nearest rule) or `stream_seed` (its draws) swapped."""
+
+    neighbors = staticmethod(referee.nearest_others)
+
+    def stream_seed(self, config: dict) -> int:
+        """The seed of the grouping's default_rng."""
+        return make_config(config).seed
 
     def group(self, xcoords, ycoords, config, inference=False) -> dict:
-        return numpy_group(xcoords, ycoords, config, inference, **({self.flaw: True} if self.flaw else {}))
+        config = {**dict(config), "seed": self.stream_seed(config)}
+        return referee.group_positions(xcoords, ycoords, config, inference, neighbors=self.neighbors)
 
 
 class SeedInOwnNeighbors(_FlawedGrouping):
     name = "grouping_seed_included"
     expected_stage = "grouping"
     description = "grouping counts the seed among its own K nearest neighbours"
-    flaw = "seed_in_neighbors"
+    neighbors = staticmethod(seed_among_neighbors)
 
 
 class TiesToHigherIndex(_FlawedGrouping):
     name = "grouping_ties_high"
     expected_stage = "grouping"
     description = "grouping breaks equal distances towards the higher index"
-    flaw = "ties_to_higher_index"
+    neighbors = staticmethod(ties_to_higher_index)
 
 
 class UnseededGrouping(_FlawedGrouping):
     name = "grouping_unseeded"
     expected_stage = "grouping"
     description = "grouping draws seeds and members from a fresh unseeded random stream"
-    flaw = "unseeded"
+
+    def stream_seed(self, config: dict) -> int:
+        return int(np.random.default_rng().integers(2**63))
 
 
 class OffsetSignFlipped(Mutant):

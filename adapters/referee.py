@@ -10,9 +10,10 @@ complex128 (not the canonical float32 dtypes) so that a float32 backend can be
 measured against a truth whose own rounding is 2**-29 times smaller.
 
 It shares with the backends only what docs/spec.md calls shared: the
-configuration (backends.common.config), the dataset reader and the canvas
-geometry helper (sizes and origins, no numerics). Stages it does not do (the
-network, training, bundles, CLI) raise NotImplementedError from adapters.base.
+configuration (backends.common.config), the contract's constants
+(backends.common.contract), the dataset reader and the canvas geometry helper
+(sizes and origins, no numerics). Stages it does not do (the network,
+training, bundles, CLI) raise NotImplementedError from adapters.base.
 """
 
 from __future__ import annotations
@@ -23,11 +24,9 @@ import numpy as np
 
 from adapters.base import Adapter, CommonContract
 from backends.common.config import make_config
+from backends.common.contract import ADAM_BETA1, ADAM_BETA2, LOSS_EPSILON, MASK_FLOOR, MERGE_EPSILON
 from backends.common.geometry import canvas_geometry
 
-MERGE_EPSILON = 1e-3  # §8: added to the summed windows of a merged group
-LOSS_EPSILON = 1e-6  # §9: keeps the deviance's log finite where I or X^2 is 0
-MASK_FLOOR = 1e-3  # §11: canvas pixels whose window sum is below this are 0
 A0 = {"sigmoid": 0.5, "softplus": math.log(2.0)}  # §5: amp_activation(0)
 
 
@@ -147,7 +146,9 @@ def nearest_others(x: np.ndarray, y: np.ndarray, seeds: np.ndarray, k: int) -> n
     return others[:, :k]
 
 
-def group_positions(xcoords, ycoords, config: dict, inference: bool = False) -> dict:
+def group_positions(xcoords, ycoords, config: dict, inference: bool = False, *, neighbors=nearest_others) -> dict:
+    """§4's groups as a dict of numpy arrays. `neighbors(x, y, seeds, k)` is the contract's
+    `nearest_others` unless a caller (adapters/mutants.py) swaps in a flawed one."""
     cfg = make_config(config)
     x = np.asarray(xcoords, np.float64).ravel()
     y = np.asarray(ycoords, np.float64).ravel()
@@ -166,7 +167,7 @@ def group_positions(xcoords, ycoords, config: dict, inference: bool = False) -> 
         nn_indices = seeds[:, None]
     else:
         k = cfg.neighbor_count
-        near = nearest_others(x, y, seeds, k)
+        near = neighbors(x, y, seeds, k)
         picks = np.stack([rng.choice(k, c, replace=False) for _ in seeds])
         nn_indices = np.take_along_axis(near, picks, axis=1)
     nn_indices = np.ascontiguousarray(nn_indices, np.int64)
@@ -214,9 +215,6 @@ def stitch_patches(patches, xcoords, ycoords, align_phases: bool = True) -> tupl
 
 
 # --- §10 the optimiser -----------------------------------------------------------------------
-
-ADAM_BETA1, ADAM_BETA2 = 0.9, 0.999
-
 
 def adam_steps(weights: dict, grads_per_step: list, learning_rate: float, epsilon: float) -> dict:
     """Textbook Adam from zero moments, one step per gradient mapping:

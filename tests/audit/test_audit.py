@@ -16,9 +16,10 @@ import pytest
 
 from adapters import mutants as mutants_module
 from adapters.base import Adapter, Batch, ModelState
+from adapters import referee
 from adapters.mutants import (MUTANTS, PERTURBATIONS, Harmless, Mutant, MutantError, NeighborCountDefault,
-                              available, config_flag_given, get_mutant, numpy_group, patched,
-                              transpose_kernels)
+                              available, config_flag_given, get_mutant, patched, seed_among_neighbors,
+                              ties_to_higher_index, transpose_kernels)
 from backends.common.config import make_config
 from backends.common.simulate import simulate
 from parity import audit
@@ -145,20 +146,25 @@ def test_a_wrong_factory_default_shows_in_config_and_cli_only_when_unset():
 
 # --- numpy pre/post-processing ----------------------------------------------------
 
-def test_the_numpy_grouping_without_a_flaw_follows_the_spec_and_each_flaw_changes_it():
+def test_each_grouping_mutant_changes_the_referees_groups():
     ds = simulate(seed=21, n_positions=20, n=32, jitter=0.0)  # an exact raster: distances tie
     cfg = make_config({"gridsize": 2}).to_dict()
-    clean = numpy_group(ds.xcoords, ds.ycoords, cfg)
-    again = numpy_group(ds.xcoords, ds.ycoords, cfg)
-    np.testing.assert_array_equal(clean["nn_indices"], again["nn_indices"])
-    assert clean["nn_indices"].shape == (20, 4) and clean["nn_indices"].dtype == np.int64
-    assert all(len(set(row)) == 4 for row in clean["nn_indices"].tolist())
-    np.testing.assert_allclose(clean["offsets_px"].mean(axis=1), 0.0, atol=1e-12)
-    for flaw in ("seed_in_neighbors", "ties_to_higher_index", "unseeded"):
+    for name in ("grouping_seed_included", "grouping_ties_high", "grouping_unseeded"):
+        mutant = get_mutant(name)(Recorder())  # the wrapped adapter is never asked to group
         for inference in (False, True):
-            flawed = numpy_group(ds.xcoords, ds.ycoords, cfg, inference, **{flaw: True})
-            reference = numpy_group(ds.xcoords, ds.ycoords, cfg, inference)
-            assert not np.array_equal(flawed["nn_indices"], reference["nn_indices"]), (flaw, inference)
+            flawed = mutant.group(ds.xcoords, ds.ycoords, cfg, inference)
+            reference = referee.group_positions(ds.xcoords, ds.ycoords, cfg, inference)
+            assert flawed["nn_indices"].shape == reference["nn_indices"].shape == (20, 4)
+            assert not np.array_equal(flawed["nn_indices"], reference["nn_indices"]), (name, inference)
+
+
+def test_the_flawed_neighbour_rules_by_hand():
+    # From 0: 3 at distance 0 (same place), then 1 and 2 tied at 1. From 4: 1 at 2, then 0 and 3 tied at 3.
+    x, y = np.array([0.0, 1.0, -1.0, 0.0, 3.0]), np.zeros(5)
+    seeds = np.array([0, 4])
+    np.testing.assert_array_equal(referee.nearest_others(x, y, seeds, 3), [[3, 1, 2], [1, 0, 3]])
+    np.testing.assert_array_equal(seed_among_neighbors(x, y, seeds, 3), [[0, 3, 1], [4, 1, 0]])
+    np.testing.assert_array_equal(ties_to_higher_index(x, y, seeds, 3), [[3, 2, 1], [1, 3, 0]])
 
 
 def test_kernel_transposition_swaps_height_and_width_of_kernels_only():
@@ -324,23 +330,6 @@ def test_sensitivity_is_measured_for_translation_forward_and_loss(early_audit):
     for key, delta in found.items():
         assert delta is not None and 1e-12 < delta < 1e-2, (key, delta)
     assert "sensitivity:" in audit.render_sensitivity(early_audit)
-
-
-@pytest.mark.slow
-@pytest.mark.torch
-def test_the_numpy_grouping_equals_the_bundled_backends():
-    from adapters.registry import get_adapter
-
-    torch_backend = get_adapter("torch")
-    for jitter in (None, 0.0):
-        ds = simulate(seed=21, n_positions=20, n=32, jitter=jitter)
-        for overrides in ({}, {"gridsize": 2}, {"gridsize": 2, "neighbor_count": 7, "n_groups": 11}):
-            cfg = make_config(overrides).to_dict()
-            for inference in (False, True):
-                want = torch_backend.group(ds.xcoords, ds.ycoords, cfg, inference)
-                got = numpy_group(ds.xcoords, ds.ycoords, cfg, inference)
-                np.testing.assert_array_equal(got["nn_indices"], want["nn_indices"])
-                np.testing.assert_allclose(got["offsets_px"], want["offsets_px"], rtol=0, atol=1e-12)
 
 
 @pytest.mark.slow

@@ -12,8 +12,10 @@ import math
 import numpy as np
 import pytest
 
+from adapters import referee
 from adapters.referee import Float64Referee, extend_objects, nearest_others, stitch_patches, weight_window
 from adapters.registry import get_adapter
+from backends.common import contract
 from backends.common.config import ConfigError
 
 N = 16
@@ -29,6 +31,12 @@ def complex_images(rng, shape):
 
 
 # --- §6 translation -----------------------------------------------------------------------
+
+def test_the_constants_are_the_backends_own():
+    # One definition (backends/common/contract.py): a referee with its own copy could drift from the backends'.
+    for name in ("MERGE_EPSILON", "LOSS_EPSILON", "MASK_FLOOR", "ADAM_BETA1", "ADAM_BETA2"):
+        assert getattr(referee, name) is getattr(contract, name), name
+
 
 def test_registered_under_its_name():
     assert isinstance(get_adapter("referee"), Float64Referee)
