@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser test parity bench audit flake clean
+.PHONY: setup browser lint format test parity bench audit flake clean
 
 setup: $(STAMP)
 
@@ -28,12 +28,21 @@ browser:
 
 # The PtychoPINN plugin's unit tests are collected here too: in .venv (no PtychoPINN) they are reported
 # as skipped; where `make upstream` has built .venv-upstream they also run there, where they can pass or fail.
-test: setup browser
+test: setup browser lint
 	$(PY) -m pytest tests $(PTYCHOPINN_PLUGIN)/tests -n auto
 	@if [ -f $(UPSTREAM_STAMP) ]; then \
 	  echo "$(UPSTREAM_PY) -m pytest $(PTYCHOPINN_PLUGIN)/tests -n auto"; \
 	  $(UPSTREAM_PY) -m pytest $(PTYCHOPINN_PLUGIN)/tests -n auto; \
 	else echo "test: PtychoPINN plugin tests skipped: no $(UPSTREAM_VENV) (make upstream PTYCHOPINN_SRC=...)"; fi
+
+# ruff's configuration is in pyproject.toml; `make format` rewrites what `make lint` would refuse.
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: setup
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
 
 parity: setup
 	$(PY) -m pytest parity/ -n auto

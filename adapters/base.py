@@ -17,7 +17,6 @@ NotImplementedError at run time is a failure: the declaration lied.
 from __future__ import annotations
 
 import inspect
-from abc import ABC
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -47,22 +46,24 @@ class Batch:
     probe: np.ndarray | None = None
 
 
-STAGE_METHODS: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "config": ("resolve_config",),
-    "data": ("load_dataset",),
-    "grouping": ("group",),
-    "shapes": ("model_shapes",),
-    "translation": ("translate",),
-    "forward": ("forward",),
-    "loss": ("loss",),
-    "model": ("scales", "initial_weights", "predict"),
-    "gradients": ("gradients",),
-    "optimizer": ("optimizer_steps",),
-    "training": ("train",),
-    "reconstruction": ("stitch", "reconstruct"),
-    "bundle": ("save_bundle", "load_bundle", "predict"),
-    "cli": ("run_train_cli",),
-})
+STAGE_METHODS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "config": ("resolve_config",),
+        "data": ("load_dataset",),
+        "grouping": ("group",),
+        "shapes": ("model_shapes",),
+        "translation": ("translate",),
+        "forward": ("forward",),
+        "loss": ("loss",),
+        "model": ("scales", "initial_weights", "predict"),
+        "gradients": ("gradients",),
+        "optimizer": ("optimizer_steps",),
+        "training": ("train",),
+        "reconstruction": ("stitch", "reconstruct"),
+        "bundle": ("save_bundle", "load_bundle", "predict"),
+        "cli": ("run_train_cli",),
+    }
+)
 """Stage (parity/stages.py order) -> the Adapter methods it calls."""
 
 OWN_FIELD_PREFIX = "x."
@@ -87,8 +88,9 @@ def call_resolve_config(backend, overrides: dict, data_path=None) -> dict:
 def _check_stage_names(backend: str, attribute: str, stages) -> None:
     unknown = sorted(set(stages) - set(STAGE_METHODS))
     if unknown:
-        raise ValueError(f"{backend}: {attribute} names unknown stage(s) {unknown}; "
-                         f"stages are {', '.join(STAGE_METHODS)}")
+        raise ValueError(
+            f"{backend}: {attribute} names unknown stage(s) {unknown}; stages are {', '.join(STAGE_METHODS)}"
+        )
 
 
 STAGE_MINIMUM: Mapping[str, tuple[str, ...]] = MappingProxyType({"reconstruction": ("stitch",)})
@@ -103,7 +105,7 @@ def overrides(backend, method: str) -> bool:
     return getattr(type(backend), method, None) is not getattr(Adapter, method)
 
 
-class Adapter(ABC):
+class Adapter:
     """A system under test. Subclasses implement the stages they support."""
 
     name: str = "unnamed"
@@ -132,15 +134,22 @@ class Adapter(ABC):
             _check_stage_names(self.name, "declared_stages", self.declared_stages)
             supported = tuple(stage for stage in STAGE_METHODS if stage in self.declared_stages)
         else:
-            supported = tuple(stage for stage, methods in STAGE_METHODS.items()
-                              if all(overrides(self, m) for m in STAGE_MINIMUM.get(stage, methods)))
+            supported = tuple(
+                stage
+                for stage, methods in STAGE_METHODS.items()
+                if all(overrides(self, m) for m in STAGE_MINIMUM.get(stage, methods))
+            )
         _check_stage_names(self.name, "unsupported_stages", self.unsupported_stages)
         contradicted = [stage for stage in supported if stage in self.unsupported_stages]
         if contradicted:
-            raise ValueError(f"{self.name}: unsupported_stages gives a reason for stage(s) {contradicted}, "
-                             "which it supports")
-        bad = [stage for stage, reason in self.unsupported_stages.items()
-               if not isinstance(reason, str) or not reason.strip() or "\n" in reason]
+            raise ValueError(
+                f"{self.name}: unsupported_stages gives a reason for stage(s) {contradicted}, which it supports"
+            )
+        bad = [
+            stage
+            for stage, reason in self.unsupported_stages.items()
+            if not isinstance(reason, str) or not reason.strip() or "\n" in reason
+        ]
         if bad:
             raise ValueError(f"{self.name}: unsupported_stages needs a one-line reason for stage(s) {bad}")
         return supported
@@ -184,13 +193,13 @@ class Adapter(ABC):
         """T(images, shifts) of docs/spec.md §6; images (B,C,H,W) real or complex, shifts (B,C,2)."""
         raise NotImplementedError(f"{self.name}: stage translation")
 
-    def forward(self, object_patches: np.ndarray, probe: np.ndarray, offsets_px: np.ndarray,
-                object_big: bool) -> dict:
+    def forward(self, object_patches: np.ndarray, probe: np.ndarray, offsets_px: np.ndarray, object_big: bool) -> dict:
         """far_field (B,C,N,N) complex64 and amplitude (B,C,N,N) float32 of docs/spec.md §8."""
         raise NotImplementedError(f"{self.name}: stage forward")
 
-    def loss(self, far_field: np.ndarray, observed_amplitude: np.ndarray, log_intensity_scale: float,
-             loss_name: str) -> float:
+    def loss(
+        self, far_field: np.ndarray, observed_amplitude: np.ndarray, log_intensity_scale: float, loss_name: str
+    ) -> float:
         raise NotImplementedError(f"{self.name}: stage loss")
 
     def scales(self, diffraction: np.ndarray, probe: np.ndarray, amp_activation: str) -> dict:
@@ -251,8 +260,9 @@ class CommonContract:
     A team's own backend would resolve configs with its own factory instead: that
     factory is exactly what the config stage exists to check."""
 
-    shared_code = MappingProxyType({"config": "backends.common.config.make_config",
-                                    "data": "backends.common.dataset.load_dataset"})
+    shared_code = MappingProxyType(
+        {"config": "backends.common.config.make_config", "data": "backends.common.dataset.load_dataset"}
+    )
 
     def resolve_config(self, overrides: dict, data_path=None) -> dict:
         from backends.common.config import make_config

@@ -61,13 +61,20 @@ class BundledAdapter(CommonContract, Adapter):
         only given new weights: building a Keras model costs more than most stages it serves."""
         self._mod("runtime").configure_determinism(int(state.config["seed"]))
         probe = np.ascontiguousarray(state.probe, np.complex64)
-        key = (json.dumps(state.config, sort_keys=True), hashlib.sha256(probe.tobytes()).hexdigest(),
-               float(state.input_scale))
+        key = (
+            json.dumps(state.config, sort_keys=True),
+            hashlib.sha256(probe.tobytes()).hexdigest(),
+            float(state.input_scale),
+        )
         model = self._models.get(key)
         if model is None:
-            model = self._mod("model").create_model(make_config(state.config), self.tensor(probe),
-                                                    float(state.input_scale),
-                                                    float(state.weights["log_intensity_scale"]), weights=state.weights)
+            model = self._mod("model").create_model(
+                make_config(state.config),
+                self.tensor(probe),
+                float(state.input_scale),
+                float(state.weights["log_intensity_scale"]),
+                weights=state.weights,
+            )
             self._models[key] = model
         else:
             model.set_canonical_weights(state.weights)
@@ -82,8 +89,12 @@ class BundledAdapter(CommonContract, Adapter):
 
     def group(self, xcoords, ycoords, config, inference=False) -> dict:
         groups = self._mod("grouping").group_positions(xcoords, ycoords, make_config(config), inference=inference)
-        return {"nn_indices": groups.nn_indices, "coords_px": groups.coords_px, "center_px": groups.center_px,
-                "offsets_px": groups.offsets_px}
+        return {
+            "nn_indices": groups.nn_indices,
+            "coords_px": groups.coords_px,
+            "center_px": groups.center_px,
+            "offsets_px": groups.offsets_px,
+        }
 
     def model_shapes(self, config, n) -> dict:
         cfg = make_config(config)
@@ -108,13 +119,18 @@ class BundledAdapter(CommonContract, Adapter):
         obj, prb = self.to_native(object_patches.astype(np.complex64)), self.tensor(probe.astype(np.complex64))
         offsets = self.tensor(offsets_px.astype(np.float32))
         ext = physics.extend_objects(obj, offsets) if object_big else obj
-        return {"far_field": self.from_native(physics.far_field(ext, prb)),
-                "amplitude": self.from_native(physics.forward_model(obj, prb, offsets, object_big))}
+        return {
+            "far_field": self.from_native(physics.far_field(ext, prb)),
+            "amplitude": self.from_native(physics.forward_model(obj, prb, offsets, object_big)),
+        }
 
     def loss(self, far_field, observed_amplitude, log_intensity_scale, loss_name) -> float:
-        value = self._mod("loss").compute_loss(self.to_native(far_field.astype(np.complex64)),
-                                               self.to_native(observed_amplitude.astype(np.float32)),
-                                               self.tensor(np.float32(log_intensity_scale)), loss_name)
+        value = self._mod("loss").compute_loss(
+            self.to_native(far_field.astype(np.complex64)),
+            self.to_native(observed_amplitude.astype(np.float32)),
+            self.tensor(np.float32(log_intensity_scale)),
+            loss_name,
+        )
         return float(self.numpy(value))
 
     def scales(self, diffraction, probe, amp_activation) -> dict:
@@ -132,8 +148,10 @@ class BundledAdapter(CommonContract, Adapter):
         diffraction, offsets = self._batch(batch)
         far = self.from_native(model.far_field(diffraction, offsets))
         g = np.float32(np.exp(np.float64(state.weights["log_intensity_scale"])))
-        return {"object_patches": self.from_native(model.object_patches(diffraction)).astype(np.complex64),
-                "amplitude": (g * np.abs(far)).astype(np.float32)}
+        return {
+            "object_patches": self.from_native(model.object_patches(diffraction)).astype(np.complex64),
+            "amplitude": (g * np.abs(far)).astype(np.float32),
+        }
 
     def gradients(self, state, batch) -> dict:
         loss, grads = self._mod("train").loss_and_gradients(self._model(state), *self._batch(batch))
@@ -149,13 +167,15 @@ class BundledAdapter(CommonContract, Adapter):
         return model.get_canonical_weights()
 
     def train(self, config, data_path, init_weights, max_steps) -> dict:
-        result = self._mod("train").train(make_config(config), load_dataset(data_path),
-                                          init_weights=init_weights, max_steps=max_steps)
+        result = self._mod("train").train(
+            make_config(config), load_dataset(data_path), init_weights=init_weights, max_steps=max_steps
+        )
         return {"history": result.history, "weights": result.model.get_canonical_weights()}
 
     def stitch(self, patches, xcoords, ycoords) -> dict:
-        obj, origin = self._mod("stitch").stitch_patches(self.tensor(patches.astype(np.complex64)),
-                                                         np.asarray(xcoords, np.float64), np.asarray(ycoords, np.float64))
+        obj, origin = self._mod("stitch").stitch_patches(
+            self.tensor(patches.astype(np.complex64)), np.asarray(xcoords, np.float64), np.asarray(ycoords, np.float64)
+        )
         return {"object": np.asarray(obj, np.complex64), "origin_px": np.asarray(origin, np.float64)}
 
     def reconstruct(self, state, data_path) -> dict:
@@ -167,8 +187,12 @@ class BundledAdapter(CommonContract, Adapter):
 
     def load_bundle(self, path) -> ModelState:
         model = self._mod("bundle").load_bundle(path)
-        return ModelState(config=model.config.to_dict(), weights=model.get_canonical_weights(),
-                          probe=np.asarray(self.numpy(model.probe), np.complex64), input_scale=float(model.input_scale))
+        return ModelState(
+            config=model.config.to_dict(),
+            weights=model.get_canonical_weights(),
+            probe=np.asarray(self.numpy(model.probe), np.complex64),
+            input_scale=float(model.input_scale),
+        )
 
     def run_train_cli(self, argv) -> dict:
         argv = list(argv)

@@ -70,8 +70,9 @@ class Mutant(Adapter):
         """A module of the wrapped bundled backend (`backends.<package>.<name>`), for scoped patches."""
         package = getattr(self.inner, "package", "")
         if not package:
-            raise NotImplementedError(f"{self.name}: needs a bundled backend (tf or torch) to patch, "
-                                      f"not {self.inner.name!r}")
+            raise NotImplementedError(
+                f"{self.name}: needs a bundled backend (tf or torch) to patch, not {self.inner.name!r}"
+            )
         return importlib.import_module(f"backends.{package}.{name}")
 
     # --- delegation: one method per stage of adapters.base.Adapter ---------
@@ -161,6 +162,7 @@ class Harmless(Mutant):
 
 # --- config: a factory default that differs from the contract --------------
 
+
 def config_flag_given(argv, field: str) -> bool:
     """Whether the train CLI's `argv` sets config `field` under any of its spellings."""
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
@@ -202,6 +204,7 @@ class GridsizeDefault(_FactoryDefault):
 
 
 # --- grouping: the referee's grouping (docs/spec.md §4) with one flaw around it ---
+
 
 def seed_among_neighbors(x, y, seeds, k: int) -> np.ndarray:
     """The seed counted among its own K nearest: at distance 0 it comes first, then its K - 1 nearest others."""
@@ -264,6 +267,7 @@ class OffsetSignFlipped(Mutant):
 
 # --- model input -------------------------------------------------------------
 
+
 class ChannelOrderReversed(Mutant):
     name = "channel_order"
     expected_stage = "model"
@@ -281,6 +285,7 @@ class ChannelOrderReversed(Mutant):
 
 
 # --- physics -----------------------------------------------------------------
+
 
 class HalfPixelTranslation(Mutant):
     name = "translation_half_pixel"
@@ -309,8 +314,7 @@ class FftNormBackward(Mutant):
     def forward(self, object_patches, probe, offsets_px, object_big) -> dict:
         out = self.inner.forward(object_patches, probe, offsets_px, object_big)
         n = np.asarray(object_patches).shape[-1]  # unscaled 2-D FFT = ortho x sqrt(N * N)
-        return {key: (np.asarray(value) * np.float32(n)).astype(np.asarray(value).dtype)
-                for key, value in out.items()}
+        return {key: (np.asarray(value) * np.float32(n)).astype(np.asarray(value).dtype) for key, value in out.items()}
 
 
 class ProbeConjugated(Mutant):
@@ -333,6 +337,7 @@ class ProbeConjugated(Mutant):
 
 
 # --- loss and training ---------------------------------------------------------
+
 
 class LossSummed(Mutant):
     name = "loss_sum"
@@ -383,10 +388,12 @@ class DroppedPartialBatch(Mutant):
 
 # --- weights, bundle, stitching ------------------------------------------------
 
+
 def transpose_kernels(weights: dict) -> dict:
     """Canonical weights with every kernel's (kh, kw) swapped; other tensors as they are."""
-    return {k: (np.ascontiguousarray(np.swapaxes(v, -1, -2)) if k.endswith(".kernel") else v)
-            for k, v in weights.items()}
+    return {
+        k: (np.ascontiguousarray(np.swapaxes(v, -1, -2)) if k.endswith(".kernel") else v) for k, v in weights.items()
+    }
 
 
 class KernelsTransposed(Mutant):
@@ -449,18 +456,28 @@ class StitchOnePixelOff(Mutant):
 
 
 # name -> class: the audit's mutants, in the order of the audit brief. Explicit, so a typo is an error.
-MUTANTS: dict[str, type[Mutant]] = {cls.name: cls for cls in (
-    NeighborCountDefault, GridsizeDefault,
-    SeedInOwnNeighbors, TiesToHigherIndex, UnseededGrouping,
-    ChannelOrderReversed, OffsetSignFlipped,
-    HalfPixelTranslation,
-    MissingFftshift, FftNormBackward, ProbeConjugated,
-    LossSummed,
-    AdamEpsilonDefault, DroppedPartialBatch,
-    KernelsTransposed,
-    BundleIgnoresIntensityScale,
-    StitchOnePixelOff,
-)}
+MUTANTS: dict[str, type[Mutant]] = {
+    cls.name: cls
+    for cls in (
+        NeighborCountDefault,
+        GridsizeDefault,
+        SeedInOwnNeighbors,
+        TiesToHigherIndex,
+        UnseededGrouping,
+        ChannelOrderReversed,
+        OffsetSignFlipped,
+        HalfPixelTranslation,
+        MissingFftshift,
+        FftNormBackward,
+        ProbeConjugated,
+        LossSummed,
+        AdamEpsilonDefault,
+        DroppedPartialBatch,
+        KernelsTransposed,
+        BundleIgnoresIntensityScale,
+        StitchOnePixelOff,
+    )
+}
 
 
 def available() -> dict:
@@ -475,8 +492,10 @@ def get_mutant(name: str) -> type[Mutant]:
     """The Mutant subclass registered as `name` (bundled, or an entry point's)."""
     table = available()
     if name not in table:
-        raise MutantError(f"no mutant named {name!r}; available: {', '.join(table)} "
-                          f"(others register under the entry point group '{ENTRY_POINT_GROUP}')")
+        raise MutantError(
+            f"no mutant named {name!r}; available: {', '.join(table)} "
+            f"(others register under the entry point group '{ENTRY_POINT_GROUP}')"
+        )
     target = table[name]
     if isinstance(target, str):
         module, _, attr = target.partition(":")
@@ -489,6 +508,7 @@ def get_mutant(name: str) -> type[Mutant]:
 
 
 # --- graded perturbations: how small a bug the current tolerances still see ------
+
 
 class Perturbation(Mutant):
     """A bug of adjustable size `delta`, for `python -m parity audit --sensitivity`.
@@ -520,8 +540,12 @@ class FarFieldScalePerturbation(Perturbation):
 
     def forward(self, object_patches, probe, offsets_px, object_big) -> dict:
         out = self.inner.forward(object_patches, probe, offsets_px, object_big)
-        return {key: (np.asarray(value, np.complex128 if np.iscomplexobj(value) else np.float64)
-                      * (1.0 + self.delta)).astype(np.asarray(value).dtype) for key, value in out.items()}
+        return {
+            key: (
+                np.asarray(value, np.complex128 if np.iscomplexobj(value) else np.float64) * (1.0 + self.delta)
+            ).astype(np.asarray(value).dtype)
+            for key, value in out.items()
+        }
 
 
 class LossScalePerturbation(Perturbation):
@@ -533,5 +557,6 @@ class LossScalePerturbation(Perturbation):
         return self.inner.loss(far_field, observed_amplitude, log_intensity_scale, loss_name) * (1.0 + self.delta)
 
 
-PERTURBATIONS: dict[str, type[Perturbation]] = {cls.stage: cls for cls in (
-    ShiftPerturbation, FarFieldScalePerturbation, LossScalePerturbation)}
+PERTURBATIONS: dict[str, type[Perturbation]] = {
+    cls.stage: cls for cls in (ShiftPerturbation, FarFieldScalePerturbation, LossScalePerturbation)
+}

@@ -32,6 +32,7 @@ A0 = {"sigmoid": 0.5, "softplus": math.log(2.0)}  # §5: amp_activation(0)
 
 # --- §6 translation -----------------------------------------------------------------------
 
+
 def shift_matrix(shift: np.ndarray, size: int) -> np.ndarray:
     """(..., size, size) float64 matrix A with (A @ v)(x) = (1 - f) v(x - i) + f v(x - i - 1).
 
@@ -58,8 +59,9 @@ def translate(images: np.ndarray, shifts_px: np.ndarray) -> np.ndarray:
     images = np.asarray(images)
     shifts = np.asarray(shifts_px, np.float64)
     if images.ndim < 2 or shifts.shape != (*images.shape[:-2], 2):
-        raise ValueError(f"translate: shifts must be {(*images.shape[:-2], 2)} for images {images.shape}, "
-                         f"got {shifts.shape}")
+        raise ValueError(
+            f"translate: shifts must be {(*images.shape[:-2], 2)} for images {images.shape}, got {shifts.shape}"
+        )
     h, w = images.shape[-2:]
     wide = np.complex128 if np.iscomplexobj(images) else np.float64
     rows = shift_matrix(shifts[..., 1], h)
@@ -69,10 +71,11 @@ def translate(images: np.ndarray, shifts_px: np.ndarray) -> np.ndarray:
 
 # --- §7, §8 support, merge and far field ------------------------------------------------------
 
+
 def support_mask(n: int) -> np.ndarray:
     """(n, n) float64: 1 on the central n/2 x n/2 square S."""
     mask = np.zeros((n, n), np.float64)
-    mask[n // 4: n // 4 + n // 2, n // 4: n // 4 + n // 2] = 1.0
+    mask[n // 4 : n // 4 + n // 2, n // 4 : n // 4 + n // 2] = 1.0
     return mask
 
 
@@ -98,10 +101,11 @@ def extend_objects(object_patches: np.ndarray, offsets_px: np.ndarray) -> np.nda
     window = weight_window(n)
     canvas = np.pad(obj * window, widen)
     masks = np.pad(np.broadcast_to(window, obj.shape), widen)
-    merged = translate(canvas, d).sum(axis=1, keepdims=True) / (translate(masks, d).sum(axis=1, keepdims=True)
-                                                                 + MERGE_EPSILON)
+    merged = translate(canvas, d).sum(axis=1, keepdims=True) / (
+        translate(masks, d).sum(axis=1, keepdims=True) + MERGE_EPSILON
+    )
     views = translate(np.broadcast_to(merged, canvas.shape), -d)
-    return views[..., pad: pad + n, pad: pad + n]
+    return views[..., pad : pad + n, pad : pad + n]
 
 
 def far_field(object_ext: np.ndarray, probe: np.ndarray) -> np.ndarray:
@@ -112,14 +116,14 @@ def far_field(object_ext: np.ndarray, probe: np.ndarray) -> np.ndarray:
 
 # --- §9 loss ----------------------------------------------------------------------------------
 
-def compute_loss(far: np.ndarray, observed_amplitude: np.ndarray, log_intensity_scale: float,
-                 loss_name: str) -> float:
+
+def compute_loss(far: np.ndarray, observed_amplitude: np.ndarray, log_intensity_scale: float, loss_name: str) -> float:
     """Mean over every element; X the raw measured amplitude, I = g^2 |Ψ|^2."""
     psi = np.asarray(far, np.complex128)
     x = np.asarray(observed_amplitude, np.float64)
     g = math.exp(float(log_intensity_scale))
     if loss_name == "poisson":
-        counts = g * g * (psi.real ** 2 + psi.imag ** 2)
+        counts = g * g * (psi.real**2 + psi.imag**2)
         x2 = x * x
         return float(np.mean((counts - x2) - x2 * np.log((counts + LOSS_EPSILON) / (x2 + LOSS_EPSILON))))
     if loss_name == "mae":
@@ -128,6 +132,7 @@ def compute_loss(far: np.ndarray, observed_amplitude: np.ndarray, log_intensity_
 
 
 # --- §4 grouping ------------------------------------------------------------------------------
+
 
 def nearest_others(x: np.ndarray, y: np.ndarray, seeds: np.ndarray, k: int) -> np.ndarray:
     """(S, k): the k nearest positions of each seed by dx*dx + dy*dy, ties to the lower index.
@@ -173,11 +178,16 @@ def group_positions(xcoords, ycoords, config: dict, inference: bool = False, *, 
     nn_indices = np.ascontiguousarray(nn_indices, np.int64)
     coords = np.stack([x[nn_indices], y[nn_indices]], axis=-1)
     center = coords.mean(axis=1)
-    return {"nn_indices": nn_indices, "coords_px": coords, "center_px": center,
-            "offsets_px": coords - center[:, None, :]}
+    return {
+        "nn_indices": nn_indices,
+        "coords_px": coords,
+        "center_px": center,
+        "offsets_px": coords - center[:, None, :],
+    }
 
 
 # --- §11 stitching ----------------------------------------------------------------------------
+
 
 def stitch_patches(patches, xcoords, ycoords, align_phases: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Σ T(pad(W·O_p), frac p) / Σ T(pad(W), frac p) on the canvas of canvas_geometry; 0 where uncovered.
@@ -190,8 +200,9 @@ def stitch_patches(patches, xcoords, ycoords, align_phases: bool = True) -> tupl
     x = np.asarray(xcoords, np.float64).ravel()
     y = np.asarray(ycoords, np.float64).ravel()
     if patches.ndim != 3 or patches.shape[1] != patches.shape[2] or not len(x) == len(y) == len(patches):
-        raise ValueError(f"stitch: patches must be (P, N, N) with P coordinates; got {patches.shape}, "
-                         f"{len(x)} x, {len(y)} y")
+        raise ValueError(
+            f"stitch: patches must be (P, N, N) with P coordinates; got {patches.shape}, {len(x)} x, {len(y)} y"
+        )
     n = patches.shape[-1]
     geometry = canvas_geometry(x, y, n)
     window = weight_window(n)
@@ -216,6 +227,7 @@ def stitch_patches(patches, xcoords, ycoords, align_phases: bool = True) -> tupl
 
 # --- §10 the optimiser -----------------------------------------------------------------------
 
+
 def adam_steps(weights: dict, grads_per_step: list, learning_rate: float, epsilon: float) -> dict:
     """Textbook Adam from zero moments, one step per gradient mapping:
     m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g², w -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)."""
@@ -224,8 +236,10 @@ def adam_steps(weights: dict, grads_per_step: list, learning_rate: float, epsilo
     v2 = {k: np.zeros_like(v) for k, v in w.items()}
     for t, grads in enumerate(grads_per_step, start=1):
         if set(grads) != set(w):
-            raise ValueError(f"adam_steps: step {t} has gradients for {sorted(set(grads) ^ set(w))} "
-                             "but not the same names as the weights")
+            raise ValueError(
+                f"adam_steps: step {t} has gradients for {sorted(set(grads) ^ set(w))} "
+                "but not the same names as the weights"
+            )
         for k in w:
             g = np.asarray(grads[k], np.float64)
             m[k] = ADAM_BETA1 * m[k] + (1 - ADAM_BETA1) * g
@@ -236,6 +250,7 @@ def adam_steps(weights: dict, grads_per_step: list, learning_rate: float, epsilo
 
 
 # --- the adapter ------------------------------------------------------------------------------
+
 
 class Float64Referee(CommonContract, Adapter):
     """docs/spec.md's deterministic stages in float64 numpy: the harness's arbiter."""
@@ -272,8 +287,10 @@ class Float64Referee(CommonContract, Adapter):
         s = slice(n // 4, n // 4 + n // 2)
         probe_power = float(np.sum(p.real[s, s] ** 2 + p.imag[s, s] ** 2))
         a0 = A0[amp_activation]
-        return {"input_scale": (n / 2) / math.sqrt(mean_power),
-                "log_intensity_scale": 0.5 * math.log(mean_power / (a0 * a0 * probe_power))}
+        return {
+            "input_scale": (n / 2) / math.sqrt(mean_power),
+            "log_intensity_scale": 0.5 * math.log(mean_power / (a0 * a0 * probe_power)),
+        }
 
     def optimizer_steps(self, config, weights, grads_per_step) -> dict:
         cfg = make_config(config)

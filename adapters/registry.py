@@ -48,21 +48,26 @@ def get_adapter(name: str) -> Adapter:
     """A fresh adapter instance for `name` (tf, torch, or an entry point's name); its `name` is set to `name`."""
     table = available()
     if name not in table:
-        raise AdapterError(f"no backend adapter named {name!r}; available: {', '.join(sorted(table))} "
-                           f"(others register under the entry point group '{ENTRY_POINT_GROUP}')")
+        raise AdapterError(
+            f"no backend adapter named {name!r}; available: {', '.join(sorted(table))} "
+            f"(others register under the entry point group '{ENTRY_POINT_GROUP}')"
+        )
     factory = _load(table[name])
     backend = factory()
     if not isinstance(backend, Adapter):
-        raise AdapterError(f"adapter {name!r} ({table[name]}) built a {type(backend).__name__}, "
-                           "not an adapters.base.Adapter")
+        raise AdapterError(
+            f"adapter {name!r} ({table[name]}) built a {type(backend).__name__}, not an adapters.base.Adapter"
+        )
     # The registered name is the adapter's name from here on: the harness keys runs, bundle paths and
     # labels by it, so two adapters whose classes share a `name` (or keep the default) stay apart.
     try:
         backend.name = name
     except AttributeError:  # a read-only `name` property
         if backend.name != name:
-            raise AdapterError(f"adapter {name!r} ({table[name]}) has a read-only name {backend.name!r}; "
-                               "the harness needs it to be the registered name") from None
+            raise AdapterError(
+                f"adapter {name!r} ({table[name]}) has a read-only name {backend.name!r}; "
+                "the harness needs it to be the registered name"
+            ) from None
     return backend
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from backends.common.fileio import atomic_write_text
@@ -42,8 +42,9 @@ VARIANTS = {
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.investigate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.investigate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--backend", default="torch", choices=("tf", "torch"))
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--n-positions", type=int, default=400)
@@ -51,7 +52,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     bench_dir = proc.REPO_ROOT / ".bench"
     bench_dir.mkdir(exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%SZ")
     out_path = bench_dir / f"investigate-{stamp}-{args.backend}.json"  # two backends may start in one second
     results = {"created": stamp, "backend": args.backend, "epochs": args.epochs, "variants": {}}
     with tempfile.TemporaryDirectory(prefix="investigate-", dir=bench_dir) as tmp:
@@ -60,8 +61,12 @@ def main(argv=None) -> int:
             sim, overrides = VARIANTS[name]
             data = {"n_positions": args.n_positions, "n": 32, "seed": 7, **sim}
             log(f"investigate: {name} ({args.epochs} epochs, load {proc.load()})")
-            task = {"backend": args.backend, "data": data, "config": {**overrides, "epochs": args.epochs},
-                    "npz": str(work / f"{name}.npz")}
+            task = {
+                "backend": args.backend,
+                "data": data,
+                "config": {**overrides, "epochs": args.epochs},
+                "npz": str(work / f"{name}.npz"),
+            }
             result, res = _worker("quality", task, work, name)
             result.pop("npz", None)
             result["epoch_loss_every_10"] = result.pop("epoch_loss")[::10]
@@ -75,21 +80,46 @@ def main(argv=None) -> int:
 
 
 def render(results: dict) -> str:
-    head = ["variant", "loss", "SSIM", "phase", "FRC", "unaligned: SSIM", "unaligned: phase", "patch err", "patch phase",
-            "offset std"]
+    head = [
+        "variant",
+        "loss",
+        "SSIM",
+        "phase",
+        "FRC",
+        "unaligned: SSIM",
+        "unaligned: phase",
+        "patch err",
+        "patch phase",
+        "offset std",
+    ]
     rows = []
     for name, r in results["variants"].items():
         m, w, p = r["metrics"], r["metrics_unaligned_stitch"], r.get("per_patch_in_probe_disk", {})
-        rows.append([name, f"{r['final_epoch_loss']:.3f}", f"{m['amp_ssim']:.3f}", f"{m['phase_rmse_rad']:.3f}",
-                     f"{m['frc_mean_half_nyquist']:.3f}",
-                     f"{w['amp_ssim']:.3f}", f"{w['phase_rmse_rad']:.3f}",
-                     f"{p.get('median_rel_error', float('nan')):.3f}", f"{p.get('median_phase_rmse_rad', float('nan')):.3f}",
-                     f"{p.get('phase_offset_std_rad', float('nan')):.3f}"])
+        rows.append(
+            [
+                name,
+                f"{r['final_epoch_loss']:.3f}",
+                f"{m['amp_ssim']:.3f}",
+                f"{m['phase_rmse_rad']:.3f}",
+                f"{m['frc_mean_half_nyquist']:.3f}",
+                f"{w['amp_ssim']:.3f}",
+                f"{w['phase_rmse_rad']:.3f}",
+                f"{p.get('median_rel_error', float('nan')):.3f}",
+                f"{p.get('median_phase_rmse_rad', float('nan')):.3f}",
+                f"{p.get('phase_offset_std_rad', float('nan')):.3f}",
+            ]
+        )
     widths = [max(len(str(c)) for c in col) for col in zip(head, *rows)]
     fmt = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths))  # noqa: E731
-    return "\n".join([f"{results['backend']}, {results['epochs']} epochs; phase = RMSE rad; patch = per patch in the "
-                      "probe disk after a per-patch complex fit", fmt(head), fmt(["-" * w for w in widths]),
-                      *map(fmt, rows)])
+    return "\n".join(
+        [
+            f"{results['backend']}, {results['epochs']} epochs; phase = RMSE rad; patch = per patch in the "
+            "probe disk after a per-patch complex fit",
+            fmt(head),
+            fmt(["-" * w for w in widths]),
+            *map(fmt, rows),
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from backends.common.threads import FRAMEWORK_ENV
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
+
 def measured_env(extra: dict | None = None) -> dict:
     env = dict(os.environ)
     env.update(FRAMEWORK_ENV)  # every measured process: one thread, quiet, oneDNN-free TensorFlow
@@ -101,16 +102,24 @@ class _Sampler(threading.Thread):
             self.done.wait(self.period)
 
 
-def run(argv: list, *, log: Path | None = None, env: dict | None = None, cwd: Path = REPO_ROOT,
-        sample_tree: bool = False, timeout: float | None = None) -> ProcResult:
+def run(
+    argv: list,
+    *,
+    log: Path | None = None,
+    env: dict | None = None,
+    cwd: Path = REPO_ROOT,
+    sample_tree: bool = False,
+    timeout: float | None = None,
+) -> ProcResult:
     """Run `argv` to completion in the measured environment; stdout+stderr go to `log`."""
     env = measured_env() if env is None else env
     before = load()
     handle = open(log, "wb") if log is not None else subprocess.DEVNULL
     try:
         start = time.perf_counter()
-        proc = subprocess.Popen([str(a) for a in argv], cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [str(a) for a in argv], cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
         sampler = _Sampler(proc.pid) if sample_tree else None
         if sampler:
             sampler.start()
@@ -134,10 +143,18 @@ def run(argv: list, *, log: Path | None = None, env: dict | None = None, cwd: Pa
     per_process = []
     if sampler:
         per_process = sorted(([round(mib, 1), cmd] for mib, cmd in sampler.peaks.values()), reverse=True)
-    return ProcResult(argv=[str(a) for a in argv], rc=proc.returncode, wall_s=wall,
-                      maxrss_mib=usage.ru_maxrss / 1024.0, cpu_s=usage.ru_utime + usage.ru_stime,
-                      load_before=before, load_after=load(), log=None if log is None else str(log), tail=tail,
-                      per_process_peak_mib=per_process)
+    return ProcResult(
+        argv=[str(a) for a in argv],
+        rc=proc.returncode,
+        wall_s=wall,
+        maxrss_mib=usage.ru_maxrss / 1024.0,
+        cpu_s=usage.ru_utime + usage.ru_stime,
+        load_before=before,
+        load_after=load(),
+        log=None if log is None else str(log),
+        tail=tail,
+        per_process_peak_mib=per_process,
+    )
 
 
 def python(*args, **kwargs) -> ProcResult:

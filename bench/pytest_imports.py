@@ -32,5 +32,6 @@ def pytest_configure(config):
         __import__(name)
         seconds[name] = time.perf_counter() - start
     Path(folder).mkdir(parents=True, exist_ok=True)
-    (Path(folder) / f"{worker}.json").write_text(json.dumps({"seconds": seconds, "total_s": sum(seconds.values()),
-                                                             "pid": os.getpid()}))
+    (Path(folder) / f"{worker}.json").write_text(
+        json.dumps({"seconds": seconds, "total_s": sum(seconds.values()), "pid": os.getpid()})
+    )

@@ -23,24 +23,41 @@ def table_backends(s: dict) -> list[str]:
     rows = []
     for name, kinds in s["cli"].items():
         for kind, r in kinds.items():
-            rows.append([name, kind, _f(r["wall_s"]), _f(r["maxrss_mib"], "{:.0f}"), _f(r["cpu_s"]),
-                         _f(r.get("final_epoch_loss"), "{:.4f}"), " ".join(map(str, r["load_before"]))])
-    out += _rows(f"backends: CLI on the default simulated scan ({s['epochs']} epochs)",
-                 ["backend", "command", "wall s", "peak RSS MiB", "cpu s", "final loss", "load before"], rows)
+            rows.append(
+                [
+                    name,
+                    kind,
+                    _f(r["wall_s"]),
+                    _f(r["maxrss_mib"], "{:.0f}"),
+                    _f(r["cpu_s"]),
+                    _f(r.get("final_epoch_loss"), "{:.4f}"),
+                    " ".join(map(str, r["load_before"])),
+                ]
+            )
+    out += _rows(
+        f"backends: CLI on the default simulated scan ({s['epochs']} epochs)",
+        ["backend", "command", "wall s", "peak RSS MiB", "cpu s", "final loss", "load before"],
+        rows,
+    )
     ratio = s["torch_over_tf"]
     out.append(f"torch/tf wall ratio: train {ratio['train']:.2f}, infer {ratio['infer']:.2f}")
     imp = s["imports"]
-    out += [""] + _rows("framework import (python -c, min of repeats; 'import only' = minus bare python)",
-                        ["import", "wall s", "import only s", "peak RSS MiB"],
-                        [[v["code"], _f(v["min_s"]), _f(v["import_only_s"]), _f(v["maxrss_mib"], "{:.0f}")]
-                         for v in imp.values()])
+    out += [""] + _rows(
+        "framework import (python -c, min of repeats; 'import only' = minus bare python)",
+        ["import", "wall s", "import only s", "peak RSS MiB"],
+        [[v["code"], _f(v["min_s"]), _f(v["import_only_s"]), _f(v["maxrss_mib"], "{:.0f}")] for v in imp.values()],
+    )
     same = s["same_start"]
     b = same["backends"]
-    out += _rows(f"same initial weights, {same['max_steps']} steps (adapters)",
-                 ["backend", "first loss", "final loss", "seconds"],
-                 [[n, _f(v["first_loss"], "{:.6f}"), _f(v["final_loss"], "{:.6f}"), _f(v["seconds"])] for n, v in b.items()])
-    out.append(f"final-loss relative gap {_f(same['final_rel_gap'], '{:.2e}')}, max over steps "
-               f"{_f(same['max_step_rel_gap'], '{:.2e}')}, max |weight diff| {_f(same['weights_max_abs_diff'], '{:.2e}')}")
+    out += _rows(
+        f"same initial weights, {same['max_steps']} steps (adapters)",
+        ["backend", "first loss", "final loss", "seconds"],
+        [[n, _f(v["first_loss"], "{:.6f}"), _f(v["final_loss"], "{:.6f}"), _f(v["seconds"])] for n, v in b.items()],
+    )
+    out.append(
+        f"final-loss relative gap {_f(same['final_rel_gap'], '{:.2e}')}, max over steps "
+        f"{_f(same['max_step_rel_gap'], '{:.2e}')}, max |weight diff| {_f(same['weights_max_abs_diff'], '{:.2e}')}"
+    )
     return out + [""]
 
 
@@ -52,9 +69,11 @@ def _quality_targets(runs: dict) -> list[str]:
     """One line per run: which targets it meets; one per config: tf / torch training seconds."""
     lines = []
     for label, run in runs.items():
-        missed = [f"{key} {run['metrics'][key]:.3f} (target {op} {limit})"
-                  for key, (op, limit) in QUALITY_TARGETS.items()
-                  if not (run["metrics"][key] >= limit if op == ">=" else run["metrics"][key] <= limit)]
+        missed = [
+            f"{key} {run['metrics'][key]:.3f} (target {op} {limit})"
+            for key, (op, limit) in QUALITY_TARGETS.items()
+            if not (run["metrics"][key] >= limit if op == ">=" else run["metrics"][key] <= limit)
+        ]
         lines.append(f"targets, {label}: " + ("all met" if not missed else "missed " + ", ".join(missed)))
     for config in sorted({label.split("/")[0] for label in runs}):
         tf_run, torch_run = runs.get(f"{config}/tf"), runs.get(f"{config}/torch")
@@ -68,31 +87,89 @@ def table_quality(s: dict) -> list[str]:
     rows = []
     for label, run in s["runs"].items():
         for kind, m in (("backend stitch", run["metrics"]), ("unaligned stitch*", run["metrics_unaligned_stitch"])):
-            rows.append([label, kind, run["epochs"], _f(run["final_epoch_loss"], "{:.3f}"),
-                         _f(run.get("last_fifth_rel_drop"), "{:.1%}"), _f(m["amp_ssim"], "{:.3f}"),
-                         _f(m["phase_rmse_rad"], "{:.3f}"), _f(m["rel_error"], "{:.3f}"),
-                         _f(m["frc_mean_half_nyquist"], "{:.3f}"), _f(run["train_s"], "{:.0f}")])
+            rows.append(
+                [
+                    label,
+                    kind,
+                    run["epochs"],
+                    _f(run["final_epoch_loss"], "{:.3f}"),
+                    _f(run.get("last_fifth_rel_drop"), "{:.1%}"),
+                    _f(m["amp_ssim"], "{:.3f}"),
+                    _f(m["phase_rmse_rad"], "{:.3f}"),
+                    _f(m["rel_error"], "{:.3f}"),
+                    _f(m["frc_mean_half_nyquist"], "{:.3f}"),
+                    _f(run["train_s"], "{:.0f}"),
+                ]
+            )
     c = ref["stitched_true_patches"]
-    rows.append(["true patches", "backend stitch", "-", "-", "-", _f(c["amp_ssim"], "{:.3f}"),
-                 _f(c["phase_rmse_rad"], "{:.3f}"), _f(c["rel_error"], "{:.3f}"), _f(c["frc_mean_half_nyquist"], "{:.3f}"), "-"])
-    rows.append(["constant object", "-", "-", "-", "-", "-", _f(c["baseline_const_phase_rmse_rad"], "{:.3f}"),
-                 _f(c["baseline_const_rel_error"], "{:.3f}"), "-", "-"])
+    rows.append(
+        [
+            "true patches",
+            "backend stitch",
+            "-",
+            "-",
+            "-",
+            _f(c["amp_ssim"], "{:.3f}"),
+            _f(c["phase_rmse_rad"], "{:.3f}"),
+            _f(c["rel_error"], "{:.3f}"),
+            _f(c["frc_mean_half_nyquist"], "{:.3f}"),
+            "-",
+        ]
+    )
+    rows.append(
+        [
+            "constant object",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            _f(c["baseline_const_phase_rmse_rad"], "{:.3f}"),
+            _f(c["baseline_const_rel_error"], "{:.3f}"),
+            "-",
+            "-",
+        ]
+    )
     d = s["dataset"]
-    out = _rows(f"quality: simulate(n_positions={d['n_positions']}, n={d['n']}, step={d.get('step', 'N/4')}), interior {s['runs'] and next(iter(s['runs'].values()))['metrics']['interior_px']} px",
-                ["run", "stitch", "epochs", "final loss", "drop last 1/5", "amp SSIM", "phase RMSE rad",
-                 "rel err", "FRC<=0.25", "train s"], rows)
+    interior = s["runs"] and next(iter(s["runs"].values()))["metrics"]["interior_px"]
+    out = _rows(
+        f"quality: simulate(n_positions={d['n_positions']}, n={d['n']}, step={d.get('step', 'N/4')}), "
+        f"interior {interior} px",
+        [
+            "run",
+            "stitch",
+            "epochs",
+            "final loss",
+            "drop last 1/5",
+            "amp SSIM",
+            "phase RMSE rad",
+            "rel err",
+            "FRC<=0.25",
+            "train s",
+        ],
+        rows,
+    )
     floors = ", ".join(f"{k} {v:.3f}" for k, v in ref["loss_at_true_object"].items())
     out.append(f"loss at the true object (noise floor): {floors}")
     out.append("amp SSIM uses the truth's data range; phase RMSE after one global complex factor is removed")
     out += _quality_targets(s["runs"])
     out.append("* unaligned stitch: diagnostic, the same patches averaged without §11's phase alignment")
-    patch_rows = [[label, _f(p.get("median_rel_error"), "{:.3f}"), _f(p.get("median_phase_rmse_rad"), "{:.3f}"),
-                   _f(p.get("phase_offset_std_rad"), "{:.3f}")]
-                  for label, run in s["runs"].items() if (p := run.get("per_patch_in_probe_disk"))]
+    patch_rows = [
+        [
+            label,
+            _f(p.get("median_rel_error"), "{:.3f}"),
+            _f(p.get("median_phase_rmse_rad"), "{:.3f}"),
+            _f(p.get("phase_offset_std_rad"), "{:.3f}"),
+        ]
+        for label, run in s["runs"].items()
+        if (p := run.get("per_patch_in_probe_disk"))
+    ]
     if patch_rows:
-        out += [""] + _rows("per patch, inside the probe disk, after one complex fit per patch",
-                            ["run", "median rel err", "median phase RMSE rad", "std of fitted phase offsets rad"],
-                            patch_rows)
+        out += [""] + _rows(
+            "per patch, inside the probe disk, after one complex fit per patch",
+            ["run", "median rel err", "median phase RMSE rad", "std of fitted phase offsets rad"],
+            patch_rows,
+        )
     if "png" in s:
         out.append(f"png: {s['png']}")
     return out + [""]
@@ -106,23 +183,54 @@ def table_parity(s: dict) -> list[str]:
             continue
         sp = r["split_process_seconds"]
         counts = r["junit"] or r["pytest"]
-        rows.append([key.replace("n_", "-n "), r["rc"], _f(r["wall_s"], "{:.0f}"), _f(r["maxrss_mib_any_process"], "{:.0f}"),
-                     r["case_processes"], _f(sp["total"], "{:.0f}"), _f(sp["framework_import"], "{:.0f}"),
-                     _f(sp["backend_compute"], "{:.0f}"), _f(sp["harness_overhead"], "{:.0f}"),
-                     f"{counts.get('passed', '-')}/{counts.get('failures', counts.get('failed', '-'))}/{counts.get('errors', '-')}",
-                     " ".join(map(str, r["load_before"]))])
-    out = _rows("parity: pytest parity/ -p no:cacheprovider (proc-s = wall x case-running processes; import measured in-run)",
-                ["run", "rc", "wall s", "max RSS MiB", "procs", "proc-s", "import", "compute", "overhead",
-                 "pass/fail/err", "load before"], rows)
+        rows.append(
+            [
+                key.replace("n_", "-n "),
+                r["rc"],
+                _f(r["wall_s"], "{:.0f}"),
+                _f(r["maxrss_mib_any_process"], "{:.0f}"),
+                r["case_processes"],
+                _f(sp["total"], "{:.0f}"),
+                _f(sp["framework_import"], "{:.0f}"),
+                _f(sp["backend_compute"], "{:.0f}"),
+                _f(sp["harness_overhead"], "{:.0f}"),
+                f"{counts.get('passed', '-')}/{counts.get('failures', counts.get('failed', '-'))}/"
+                f"{counts.get('errors', '-')}",
+                " ".join(map(str, r["load_before"])),
+            ]
+        )
+    out = _rows(
+        "parity: pytest parity/ -p no:cacheprovider (proc-s = wall x case-running processes; import measured in-run)",
+        [
+            "run",
+            "rc",
+            "wall s",
+            "max RSS MiB",
+            "procs",
+            "proc-s",
+            "import",
+            "compute",
+            "overhead",
+            "pass/fail/err",
+            "load before",
+        ],
+        rows,
+    )
     g = s["golden_du"]
-    out.append(f"golden/: {g['files']} files, {g['apparent_mib']:.2f} MiB ({g['disk_mib']:.2f} MiB on disk); "
-               f"import per process {s['import_per_process_s']:.2f} s; speed-up -n auto over -n 0: {s['speedup_auto_over_0']:.2f}")
+    out.append(
+        f"golden/: {g['files']} files, {g['apparent_mib']:.2f} MiB ({g['disk_mib']:.2f} MiB on disk); "
+        f"import per process {s['import_per_process_s']:.2f} s; "
+        f"speed-up -n auto over -n 0: {s['speedup_auto_over_0']:.2f}"
+    )
     return out + [""]
 
 
 def table(results: dict) -> str:
-    lines = [f"bench {results['created']} (quick={results['quick']}), {results['machine']['cpu_count']} CPUs, "
-             f"load at start {results['load_at_start']}, at end {results.get('load_at_end')}", ""]
+    lines = [
+        f"bench {results['created']} (quick={results['quick']}), {results['machine']['cpu_count']} CPUs, "
+        f"load at start {results['load_at_start']}, at end {results.get('load_at_end')}",
+        "",
+    ]
     makers = {"backends": table_backends, "quality": table_quality, "parity": table_parity}
     for name, section in results["sections"].items():
         try:

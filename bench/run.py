@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from backends.common.fileio import FRAMEWORK_DISTRIBUTIONS, atomic_write_text, installed_versions
@@ -37,10 +37,12 @@ BENCH_DISTRIBUTIONS = (*FRAMEWORK_DISTRIBUTIONS, "pytest", "pytest-xdist")
 def _git() -> dict:
     def git(*args):
         try:
-            return subprocess.run(["git", *args], cwd=proc.REPO_ROOT, capture_output=True, text=True,
-                                  timeout=20).stdout.strip()
+            return subprocess.run(
+                ["git", *args], cwd=proc.REPO_ROOT, capture_output=True, text=True, timeout=20
+            ).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return None
+
     return {"commit": git("rev-parse", "HEAD"), "dirty_files": len((git("status", "--porcelain") or "").splitlines())}
 
 
@@ -55,14 +57,19 @@ def _meminfo_mib() -> float | None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("sections", nargs="*", metavar="section",
-                        help=f"any of {', '.join(SECTIONS)}, all (default: all)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "sections", nargs="*", metavar="section", help=f"any of {', '.join(SECTIONS)}, all (default: all)"
+    )
     parser.add_argument("--quick", action="store_true", help="short smoke version of every section")
-    parser.add_argument("--quality-epochs", type=int, default=None,
-                        help="training epochs of every quality run (default: gridsize 2: 60, gridsize 1: 150; "
-                             "quick: 2)")
+    parser.add_argument(
+        "--quality-epochs",
+        type=int,
+        default=None,
+        help="training epochs of every quality run (default: gridsize 2: 60, gridsize 1: 150; quick: 2)",
+    )
     parser.add_argument("--keep-work", action="store_true", help="keep the work folder under .bench/")
     args = parser.parse_args(argv)
     if args.quality_epochs is not None and args.quality_epochs < 1:
@@ -70,22 +77,34 @@ def main(argv=None) -> int:
     unknown = sorted(set(args.sections) - {*SECTIONS, "all"})
     if unknown:
         parser.error(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}, all")
-    wanted = SECTIONS if not args.sections or "all" in args.sections else tuple(
-        s for s in SECTIONS if s in args.sections)
+    wanted = (
+        SECTIONS if not args.sections or "all" in args.sections else tuple(s for s in SECTIONS if s in args.sections)
+    )
 
     from bench import sections as sec
 
     BENCH_DIR.mkdir(exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%SZ")
     work = Path(tempfile.mkdtemp(prefix=f"work-{stamp}-", dir=BENCH_DIR))
     results = {
-        "schema": "pinn-parity-bench", "version": 1, "created": stamp, "quick": args.quick,
+        "schema": "pinn-parity-bench",
+        "version": 1,
+        "created": stamp,
+        "quick": args.quick,
         "sections_run": list(wanted),
-        "machine": {"host": platform.node(), "cpu_count": os.cpu_count(), "mem_total_mib": _meminfo_mib(),
-                    "python": sys.version.split()[0], "platform": platform.platform()},
-        "env": FRAMEWORK_ENV, "versions": installed_versions(BENCH_DISTRIBUTIONS), "git": _git(),
+        "machine": {
+            "host": platform.node(),
+            "cpu_count": os.cpu_count(),
+            "mem_total_mib": _meminfo_mib(),
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+        },
+        "env": FRAMEWORK_ENV,
+        "versions": installed_versions(BENCH_DISTRIBUTIONS),
+        "git": _git(),
         "load_at_start": proc.load(),
-        "sections": {}, "errors": {},
+        "sections": {},
+        "errors": {},
     }
     out_path = BENCH_DIR / f"results-{stamp}.json"
     for name in wanted:

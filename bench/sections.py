@@ -51,8 +51,13 @@ def import_times(repeat: int) -> dict:
         bad = [r for r in runs if r.rc != 0]
         if bad:
             raise RuntimeError(f"python -c {code!r} failed: {bad[0].tail}")
-        out[name] = {"code": code, "min_s": min(r.wall_s for r in runs), "median_s": _median([r.wall_s for r in runs]),
-                     "maxrss_mib": max(r.maxrss_mib for r in runs), "load": runs[-1].load_after}
+        out[name] = {
+            "code": code,
+            "min_s": min(r.wall_s for r in runs),
+            "median_s": _median([r.wall_s for r in runs]),
+            "maxrss_mib": max(r.maxrss_mib for r in runs),
+            "load": runs[-1].load_after,
+        }
     base = out["python_only"]["min_s"]
     for name in IMPORTS:
         out[name]["import_only_s"] = out[name]["min_s"] - base  # interpreter start-up removed
@@ -61,6 +66,7 @@ def import_times(repeat: int) -> dict:
 
 # --- 1. backends ----------------------------------------------------------
 
+
 def section_backends(work: Path, quick: bool) -> dict:
     epochs = 1 if quick else 5
     repeat = 1 if quick else 3
@@ -68,30 +74,63 @@ def section_backends(work: Path, quick: bool) -> dict:
     sim = proc.python("-m", "backends.common.simulate", "--output", data, log=work / "simulate.log")
     if sim.rc != 0:
         raise RuntimeError(f"simulate failed: {sim.tail}")
-    out = {"dataset": "python -m backends.common.simulate defaults (seed 7, N=32, 150 positions, 1e5 photons)",
-           "epochs": epochs, "simulate_s": sim.wall_s, "cli": {}}
+    out = {
+        "dataset": "python -m backends.common.simulate defaults (seed 7, N=32, 150 positions, 1e5 photons)",
+        "epochs": epochs,
+        "simulate_s": sim.wall_s,
+        "cli": {},
+    }
     for name, package in BACKENDS.items():
         train_dir, infer_dir = work / f"train-{name}", work / f"infer-{name}"
         log(f"backends: {name} train CLI ({epochs} epochs)")
-        train = proc.python("-m", f"backends.{package}.train", "--train-data-file", data, "--output-dir", train_dir,
-                            "--epochs", epochs, log=work / f"train-{name}.log")
+        train = proc.python(
+            "-m",
+            f"backends.{package}.train",
+            "--train-data-file",
+            data,
+            "--output-dir",
+            train_dir,
+            "--epochs",
+            epochs,
+            log=work / f"train-{name}.log",
+        )
         if train.rc != 0:
             raise RuntimeError(f"{name} train CLI exited {train.rc}: {train.tail}")
         log(f"backends: {name} infer CLI")
-        infer = proc.python("-m", f"backends.{package}.infer", "--bundle", train_dir / "bundle.zip", "--data-file",
-                            data, "--output-dir", infer_dir, log=work / f"infer-{name}.log")
+        infer = proc.python(
+            "-m",
+            f"backends.{package}.infer",
+            "--bundle",
+            train_dir / "bundle.zip",
+            "--data-file",
+            data,
+            "--output-dir",
+            infer_dir,
+            log=work / f"infer-{name}.log",
+        )
         if infer.rc != 0:
             raise RuntimeError(f"{name} infer CLI exited {infer.rc}: {infer.tail}")
         history = json.loads((train_dir / "history.json").read_text())
         out["cli"][name] = {
-            "train": {"wall_s": train.wall_s, "maxrss_mib": train.maxrss_mib, "cpu_s": train.cpu_s,
-                      "load_before": train.load_before, "final_epoch_loss": history["epoch_loss"][-1],
-                      "steps": len(history["step_loss"])},
-            "infer": {"wall_s": infer.wall_s, "maxrss_mib": infer.maxrss_mib, "cpu_s": infer.cpu_s,
-                      "load_before": infer.load_before},
+            "train": {
+                "wall_s": train.wall_s,
+                "maxrss_mib": train.maxrss_mib,
+                "cpu_s": train.cpu_s,
+                "load_before": train.load_before,
+                "final_epoch_loss": history["epoch_loss"][-1],
+                "steps": len(history["step_loss"]),
+            },
+            "infer": {
+                "wall_s": infer.wall_s,
+                "maxrss_mib": infer.maxrss_mib,
+                "cpu_s": infer.cpu_s,
+                "load_before": infer.load_before,
+            },
         }
     cli = out["cli"]
-    out["torch_over_tf"] = {kind: cli["torch"][kind]["wall_s"] / cli["tf"][kind]["wall_s"] for kind in ("train", "infer")}
+    out["torch_over_tf"] = {
+        kind: cli["torch"][kind]["wall_s"] / cli["tf"][kind]["wall_s"] for kind in ("train", "infer")
+    }
     log("backends: framework import times")
     out["imports"] = import_times(repeat)
     steps = 10 if quick else 50
@@ -120,16 +159,25 @@ def section_quality(work: Path, quick: bool, epochs: int | None, bench_dir: Path
     configs = {"gridsize2": {"gridsize": 2}, "gridsize1": {}}
     epochs_of = {label: epochs or (QUICK_EPOCHS if quick else QUALITY_EPOCHS[label]) for label in configs}
     inset = 0.0
-    out = {"dataset": data, "epochs": epochs_of, "interior": "rectangle spanned by the scan "
-           "positions (canvas inset by N/2); global complex scale fitted on it", "runs": {}}
+    out = {
+        "dataset": data,
+        "epochs": epochs_of,
+        "interior": "rectangle spanned by the scan positions (canvas inset by N/2); global complex scale fitted on it",
+        "runs": {},
+    }
     log("quality: reference figures (loss at the true object, stitched true patches)")
     out["reference"], _ = _worker("reference", {"data": data, "configs": configs, "inset_px": inset}, work, "reference")
     for label, overrides in configs.items():
         for name in BACKENDS:
             log(f"quality: {label} {name}, {epochs_of[label]} epochs")
             tag = f"quality-{label}-{name}"
-            args = {"backend": name, "data": data, "config": {**overrides, "epochs": epochs_of[label]}, "inset_px": inset,
-                    "npz": str(work / f"{tag}.npz")}
+            args = {
+                "backend": name,
+                "data": data,
+                "config": {**overrides, "epochs": epochs_of[label]},
+                "inset_px": inset,
+                "npz": str(work / f"{tag}.npz"),
+            }
             result, res = _worker("quality", args, work, tag)
             result["process"] = {"wall_s": res.wall_s, "maxrss_mib": res.maxrss_mib, "load_before": res.load_before}
             out["runs"][f"{label}/{name}"] = result
@@ -189,13 +237,31 @@ def parity_run(work: Path, workers: str, per_process_import_s: float, quick: boo
     reports = work / f"reports-n{workers}"
     junit = work / f"junit-n{workers}.xml"
     import_dir = work / f"imports-n{workers}"
-    argv = [proc.PYTHON, "-m", "pytest", "parity/", "-n", workers, "-p", "no:cacheprovider",
-            "-p", "bench.pytest_imports", "--parity-reports", reports, f"--junitxml={junit}", "-q"]
+    argv = [
+        proc.PYTHON,
+        "-m",
+        "pytest",
+        "parity/",
+        "-n",
+        workers,
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "bench.pytest_imports",
+        "--parity-reports",
+        reports,
+        f"--junitxml={junit}",
+        "-q",
+    ]
     if quick:
         argv += ["--parity-config", "gs1-k4-poisson-n32"]
     log(f"parity: {' '.join(str(a) for a in argv[1:])}")
-    res = proc.run(argv, log=work / f"pytest-n{workers}.log", sample_tree=True,
-                   env=proc.measured_env({"BENCH_IMPORT_DIR": str(import_dir)}))
+    res = proc.run(
+        argv,
+        log=work / f"pytest-n{workers}.log",
+        sample_tree=True,
+        env=proc.measured_env({"BENCH_IMPORT_DIR": str(import_dir)}),
+    )
     in_run = {p.stem: json.loads(p.read_text()) for p in sorted(import_dir.glob("*.json"))}
     hub = reports / "latest"
     timing_files = sorted((hub / "timings").glob("*.json")) if (hub / "timings").is_dir() else []
@@ -220,33 +286,51 @@ def parity_run(work: Path, workers: str, per_process_import_s: float, quick: boo
     results_path = hub / "results.json"
     if results_path.is_file():
         results = json.loads(results_path.read_text())
-        totals = {**results.get("totals", {}), "complete": results.get("complete"),
-                  "first_divergence": {k: v.get("first_divergence") for k, v in results.get("configs", {}).items()}}
+        totals = {
+            **results.get("totals", {}),
+            "complete": results.get("complete"),
+            "first_divergence": {k: v.get("first_divergence") for k, v in results.get("configs", {}).items()},
+        }
     workers_peak = [p for p in res.per_process_peak_mib if "pytest" in p[1] or "execnet" in p[1] or "python" in p[1]]
     return {
-        "argv": res.argv[1:], "rc": res.rc, "wall_s": res.wall_s, "cpu_s": res.cpu_s,
-        "maxrss_mib_any_process": res.maxrss_mib, "per_process_peak_mib": workers_peak[:8],
-        "load_before": res.load_before, "load_after": res.load_after,
-        "case_processes": n_proc, "busy_processes": busy_files, "timing_files": [p.name for p in timing_files],
+        "argv": res.argv[1:],
+        "rc": res.rc,
+        "wall_s": res.wall_s,
+        "cpu_s": res.cpu_s,
+        "maxrss_mib_any_process": res.maxrss_mib,
+        "per_process_peak_mib": workers_peak[:8],
+        "load_before": res.load_before,
+        "load_after": res.load_after,
+        "case_processes": n_proc,
+        "busy_processes": busy_files,
+        "timing_files": [p.name for p in timing_files],
         "import_in_run_s": {k: v["total_s"] for k, v in in_run.items()},
         "import_source": "in-run (bench.pytest_imports)" if in_run else "standalone python -c",
         "split_process_seconds": {
-            "total": process_seconds, "framework_import": imports, "backend_compute": compute,
+            "total": process_seconds,
+            "framework_import": imports,
+            "backend_compute": compute,
             "harness_overhead": process_seconds - imports - compute,
         },
         "compute_by_stage_s": dict(sorted(by_stage.items(), key=lambda kv: -kv[1])),
         "compute_by_backend_s": by_backend,
-        "pytest": _pytest_summary(work / f"pytest-n{workers}.log"), "junit": _junit_counts(junit),
-        "hub_totals": totals, "hub": str(hub.resolve()) if hub.exists() else None,
+        "pytest": _pytest_summary(work / f"pytest-n{workers}.log"),
+        "junit": _junit_counts(junit),
+        "hub_totals": totals,
+        "hub": str(hub.resolve()) if hub.exists() else None,
     }
 
 
 def section_parity(work: Path, quick: bool) -> dict:
     imports = import_times(1 if quick else 3)
     per_process = imports["both"]["import_only_s"]
-    out = {"golden_du": _du(proc.REPO_ROOT / "golden"), "import_per_process_s": per_process,
-           "imports": imports, "cpu_count": os.cpu_count(),
-           "note": "hubs written under the bench work folder (--parity-reports), so reports/latest is left alone"}
+    out = {
+        "golden_du": _du(proc.REPO_ROOT / "golden"),
+        "import_per_process_s": per_process,
+        "imports": imports,
+        "cpu_count": os.cpu_count(),
+        "note": "hubs written under the bench work folder (--parity-reports), so reports/latest is left alone",
+    }
     for workers in ("auto", "0"):
         out[f"n_{workers}"] = parity_run(work, workers, per_process, quick)
     auto, zero = out["n_auto"], out["n_0"]

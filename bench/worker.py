@@ -68,10 +68,12 @@ def per_patch(patches, x, y, data) -> dict:
     dphi = np.angle(fitted * a.conj())
     offsets = np.angle(scale)
     spread = np.angle(np.exp(1j * (offsets - np.angle(np.mean(np.exp(1j * offsets))))))
-    return {"median_rel_error": float(np.median(rel)),
-            "median_phase_rmse_rad": float(np.median(np.sqrt(np.mean(dphi ** 2, axis=1)))),
-            "phase_offset_std_rad": float(spread.std()),
-            "scale_cv": float(np.std(np.abs(scale)) / np.mean(np.abs(scale)))}
+    return {
+        "median_rel_error": float(np.median(rel)),
+        "median_phase_rmse_rad": float(np.median(np.sqrt(np.mean(dphi**2, axis=1)))),
+        "phase_offset_std_rad": float(spread.std()),
+        "scale_cv": float(np.std(np.abs(scale)) / np.mean(np.abs(scale))),
+    }
 
 
 def task_steps(args: dict) -> dict:
@@ -92,9 +94,13 @@ def task_steps(args: dict) -> dict:
         result = adapter.train(cfg.to_dict(), args["data"], {k: v.copy() for k, v in init.items()}, args["max_steps"])
         losses = result["history"]["step_loss"]
         weights[name] = result["weights"]
-        out["backends"][name] = {"steps": len(losses), "first_loss": losses[0] if losses else None,
-                                 "final_loss": losses[-1] if losses else None, "step_loss": losses,
-                                 "seconds": time.perf_counter() - start}
+        out["backends"][name] = {
+            "steps": len(losses),
+            "first_loss": losses[0] if losses else None,
+            "final_loss": losses[-1] if losses else None,
+            "step_loss": losses,
+            "seconds": time.perf_counter() - start,
+        }
     # Control: the tf backend against itself with every kernel 1 ulp up. If this gap grows like the
     # tf/torch one, the split is float32 rounding amplified by training, not a backend difference.
     nudged = {k: (np.nextafter(v, np.float32(np.inf)) if k.endswith(".kernel") else v.copy()) for k, v in init.items()}
@@ -110,15 +116,18 @@ def task_steps(args: dict) -> dict:
     out["final_rel_gap"] = float(cross[-1]) if cross.size else None
     out["max_step_rel_gap"] = float(cross.max()) if cross.size else None
     out["rel_gap_by_step"] = [float(g) for g in cross]
-    out["control_tf_1ulp"] = {"final_loss": control[-1] if control else None,
-                              "final_rel_gap": float(ctrl[-1]) if ctrl.size else None,
-                              "rel_gap_by_step": [float(g) for g in ctrl]}
+    out["control_tf_1ulp"] = {
+        "final_loss": control[-1] if control else None,
+        "final_rel_gap": float(ctrl[-1]) if ctrl.size else None,
+        "rel_gap_by_step": [float(g) for g in ctrl],
+    }
     # First step whose relative gap exceeds 1e-3 (None: never).
     first = lambda g: next((i for i, v in enumerate(g) if v > 1e-3), None)  # noqa: E731
     out["first_step_gap_over_1e-3"] = {"tf_vs_torch": first(cross), "tf_vs_tf_1ulp": first(ctrl)}
-    out["weights_max_abs_diff"] = max(float(np.max(np.abs(np.asarray(weights["tf"][n], np.float64)
-                                                          - np.asarray(weights["torch"][n], np.float64))))
-                                      for n in weights["tf"])
+    out["weights_max_abs_diff"] = max(
+        float(np.max(np.abs(np.asarray(weights["tf"][n], np.float64) - np.asarray(weights["torch"][n], np.float64))))
+        for n in weights["tf"]
+    )
     return out
 
 
@@ -136,7 +145,7 @@ def _levelled(epoch_loss: list) -> dict:
         return {"last_fifth_rel_drop": None}
     w = max(n // 10, 1)
     late = float(np.mean(epoch_loss[-w:]))
-    earlier = float(np.mean(epoch_loss[n - n // 5 - w:n - n // 5]))
+    earlier = float(np.mean(epoch_loss[n - n // 5 - w : n - n // 5]))
     return {"last_fifth_rel_drop": (earlier - late) / earlier}
 
 
@@ -158,29 +167,44 @@ def task_quality(args: dict) -> dict:
     score, _ = reconstruction_quality(obj, origin, data.object, data.xcoords, data.ycoords, inset)
     score_u, _ = reconstruction_quality(unaligned, origin, data.object, data.xcoords, data.ycoords, inset)
     hist = result.history
-    np.savez_compressed(args["npz"], object=np.asarray(obj), unaligned=np.asarray(unaligned), origin_px=np.asarray(origin),
-                        epoch_loss=np.asarray(hist["epoch_loss"]))
-    return {"backend": backend, "config": result.model.config.to_dict(), "train_s": train_s,
-            "reconstruct_s": recon_s, "epochs": len(hist["epoch_loss"]), "steps": len(hist["step_loss"]),
-            "final_epoch_loss": hist["epoch_loss"][-1] if hist["epoch_loss"] else None,
-            "epoch_loss": hist["epoch_loss"], **_levelled(hist["epoch_loss"]),
-            "metrics": score, "metrics_unaligned_stitch": score_u, "per_patch_in_probe_disk": patch_fit,
-            "npz": args["npz"]}
+    np.savez_compressed(
+        args["npz"],
+        object=np.asarray(obj),
+        unaligned=np.asarray(unaligned),
+        origin_px=np.asarray(origin),
+        epoch_loss=np.asarray(hist["epoch_loss"]),
+    )
+    return {
+        "backend": backend,
+        "config": result.model.config.to_dict(),
+        "train_s": train_s,
+        "reconstruct_s": recon_s,
+        "epochs": len(hist["epoch_loss"]),
+        "steps": len(hist["step_loss"]),
+        "final_epoch_loss": hist["epoch_loss"][-1] if hist["epoch_loss"] else None,
+        "epoch_loss": hist["epoch_loss"],
+        **_levelled(hist["epoch_loss"]),
+        "metrics": score,
+        "metrics_unaligned_stitch": score_u,
+        "per_patch_in_probe_disk": patch_fit,
+        "npz": args["npz"],
+    }
 
 
 def task_reference(args: dict) -> dict:
     """Backend-independent yardsticks, computed with the float64 referee's physics and stitching
     (adapters/referee.py), so that neither backend is its own measure."""
     from adapters import referee
-    from backends.common.simulate import extract_patches
     from backends.common.imagemetrics import reconstruction_quality
+    from backends.common.simulate import extract_patches
 
     data = _dataset(args["data"])
     n = data.N
     truth = extract_patches(data.object.astype(np.complex128), data.xcoords, data.ycoords, n)
     obj, origin = referee.stitch_patches(truth, data.xcoords, data.ycoords)
-    ceiling, _ = reconstruction_quality(obj, tuple(float(v) for v in origin), data.object, data.xcoords, data.ycoords,
-                         args.get("inset_px", 0.0))
+    ceiling, _ = reconstruction_quality(
+        obj, tuple(float(v) for v in origin), data.object, data.xcoords, data.ycoords, args.get("inset_px", 0.0)
+    )
     floors = {}
     for name, overrides in args["configs"].items():
         cfg = make_config(overrides)
@@ -191,12 +215,16 @@ def task_reference(args: dict) -> dict:
         far = referee.far_field(ext, data.probe)
         observed = data.diffraction.astype(np.float64)[groups["nn_indices"]]
         # The best g for the true object: matches total counts.
-        log_g = 0.5 * np.log(float((observed ** 2).sum()) / float((np.abs(far) ** 2).sum()))
+        log_g = 0.5 * np.log(float((observed**2).sum()) / float((np.abs(far) ** 2).sum()))
         floors[name] = referee.compute_loss(far, observed, log_g, cfg.loss)
     lit = np.abs(np.asarray(data.probe)) > 0
-    return {"stitched_true_patches": ceiling, "loss_at_true_object": floors,
-            "support_half_width_px": n / 4, "probe_area_fraction_of_support": float(lit.sum() / (n / 2) ** 2),
-            "metadata": data.metadata}
+    return {
+        "stitched_true_patches": ceiling,
+        "loss_at_true_object": floors,
+        "support_half_width_px": n / 4,
+        "probe_area_fraction_of_support": float(lit.sum() / (n / 2) ** 2),
+        "metadata": data.metadata,
+    }
 
 
 TASKS = {"steps": task_steps, "quality": task_quality, "reference": task_reference}

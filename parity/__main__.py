@@ -14,18 +14,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from parity.report.diff import diff_hubs, render_diff_text
-from parity.envinfo import REPO_ROOT
-from parity.golden import GoldenError
-from parity.report.hub import HubError, render, resolve_hub
+from adapters.registry import available as available_backends
 from backends.common.config import ArgumentParser, int_at_least
 from backends.common.threads import pin_threads
+from parity.baseline import BaselineError
+from parity.envinfo import REPO_ROOT
+from parity.golden import GoldenError
 from parity.options import OPTIONS, check_names, split_names
+from parity.profiles import ProfileError
+from parity.report.diff import diff_hubs, render_diff_text
+from parity.report.hub import HubError, render, resolve_hub
 from parity.stages import STAGES
 from parity.tolerances import LedgerError
-from parity.baseline import BaselineError
-from parity.profiles import ProfileError
-from adapters.registry import available as available_backends
 
 EXIT_BAD_INPUT = 2
 
@@ -40,16 +40,21 @@ def pytest_command(extra: Sequence[str], *, regen: bool = False) -> list[str]:
 
 def suite_help(verb: str, *, regen: bool) -> str:
     """The short help of `run` / `regen`: the parity options (parity/options.py), the rest goes to pytest."""
-    what = ("Regenerate goldens: the parity suite with --force-regen (refused on a split)." if regen
-            else "Run the parity suite: pytest parity/ -n auto, then a report hub under reports/.")
+    what = (
+        "Regenerate goldens: the parity suite with --force-regen (refused on a split)."
+        if regen
+        else "Run the parity suite: pytest parity/ -n auto, then a report hub under reports/."
+    )
     spelled = [f"{option.flag} {option.metavar}".rstrip() for option in OPTIONS]
     width = max(map(len, spelled))
     rows = "\n".join(f"  {flag.ljust(width)}  {option.help}" for flag, option in zip(spelled, OPTIONS))
-    return (f"usage: python -m parity {verb} [--parity-... VALUE] [PYTEST ARGS]\n\n{what}\n\n"
-            f"parity options:\n{rows}\n\n"
-            "Every other argument goes to pytest, after the defaults (so it wins): e.g. -k forward, -x, -n 2,\n"
-            "-v (one line per test). pytest's own options: python -m pytest --help.\n"
-            f"\nadapters (python -m adapters), with the stages each supports:\n{adapter_lines()}")
+    return (
+        f"usage: python -m parity {verb} [--parity-... VALUE] [PYTEST ARGS]\n\n{what}\n\n"
+        f"parity options:\n{rows}\n\n"
+        "Every other argument goes to pytest, after the defaults (so it wins): e.g. -k forward, -x, -n 2,\n"
+        "-v (one line per test). pytest's own options: python -m pytest --help.\n"
+        f"\nadapters (python -m adapters), with the stages each supports:\n{adapter_lines()}"
+    )
 
 
 def adapter_lines() -> str:
@@ -64,8 +69,11 @@ def _check_profile_argument(argv: Sequence[str]) -> None:
     from parity.profiles import load_profile
 
     for position, arg in enumerate(argv):
-        value = arg.partition("=")[2] if arg.startswith("--parity-profile=") else (
-            argv[position + 1] if arg == "--parity-profile" and position + 1 < len(argv) else None)
+        value = (
+            arg.partition("=")[2]
+            if arg.startswith("--parity-profile=")
+            else (argv[position + 1] if arg == "--parity-profile" and position + 1 < len(argv) else None)
+        )
         if value is not None:
             load_profile(value)
 
@@ -89,10 +97,12 @@ def verb_regen(argv: Sequence[str]) -> int:
 
 
 def verb_report(argv: Sequence[str]) -> int:
-    parser = ArgumentParser(prog="python -m parity report",
-                                     description="Re-render summary.md, index.html and plots of a hub.")
-    parser.add_argument("hub", nargs="?", default=str(REPO_ROOT / "reports" / "latest"),
-                        help="hub folder (default: reports/latest)")
+    parser = ArgumentParser(
+        prog="python -m parity report", description="Re-render summary.md, index.html and plots of a hub."
+    )
+    parser.add_argument(
+        "hub", nargs="?", default=str(REPO_ROOT / "reports" / "latest"), help="hub folder (default: reports/latest)"
+    )
     args = parser.parse_args(argv)
     hub = resolve_hub(args.hub)
     render(hub)
@@ -101,8 +111,9 @@ def verb_report(argv: Sequence[str]) -> int:
 
 
 def verb_diff(argv: Sequence[str]) -> int:
-    parser = ArgumentParser(prog="python -m parity diff",
-                                     description="What changed from hub A to hub B; exit 1 on new failures.")
+    parser = ArgumentParser(
+        prog="python -m parity diff", description="What changed from hub A to hub B; exit 1 on new failures."
+    )
     parser.add_argument("hub_a", metavar="HUB_A", help="the earlier hub folder (reports/<timestamp>)")
     parser.add_argument("hub_b", metavar="HUB_B", help="the later hub folder; new failures are those of B")
     args = parser.parse_args(argv)
@@ -116,17 +127,20 @@ def verb_baseline(argv: Sequence[str]) -> int:
     from parity import baseline as baselines
     from parity.report.hub import load_results
 
-    parser = ArgumentParser(prog="python -m parity baseline",
-                            description="Write a baseline (known splits) from the failures of a hub. Entries "
-                                        "already in FILE are kept; failures they do not accept are added.")
+    parser = ArgumentParser(
+        prog="python -m parity baseline",
+        description="Write a baseline (known splits) from the failures of a hub. Entries "
+        "already in FILE are kept; failures they do not accept are added.",
+    )
     parser.add_argument("hub", metavar="HUB", help="hub folder whose failures become known splits")
     parser.add_argument("--output", required=True, metavar="FILE", help="the baseline file to write")
     parser.add_argument("--reason", default=None, help="why these splits are accepted (required, non-empty)")
     parser.add_argument("--link", default="", help="an issue or discussion URL recorded with each entry")
     args = parser.parse_args(argv)
     if not (args.reason or "").strip():
-        sys.stderr.write("parity: error: every baseline entry needs a reason: pass --reason \"why this split "
-                         "is accepted\"\n")
+        sys.stderr.write(
+            'parity: error: every baseline entry needs a reason: pass --reason "why this split is accepted"\n'
+        )
         return EXIT_BAD_INPUT
     results = load_results(args.hub)
     existing = baselines.load_baseline(args.output) if Path(args.output).exists() else baselines.EMPTY
@@ -138,20 +152,29 @@ def verb_baseline(argv: Sequence[str]) -> int:
 
 def verb_tolerances(argv: Sequence[str]) -> int:
     """Measure errors over seeds beside the ledger; exit 1 where one exceeds its tolerance."""
-    parser = ArgumentParser(prog="python -m parity tolerances",
-                                     description="Show the ledger, or measure errors over seeds beside it.")
+    parser = ArgumentParser(
+        prog="python -m parity tolerances", description="Show the ledger, or measure errors over seeds beside it."
+    )
     parser.add_argument("--measure", action="store_true", help="rerun every stage check over --seeds seeds")
     parser.add_argument("--seeds", type=int_at_least(1), default=3, help="number of data seeds (default: 3)")
-    parser.add_argument("--write", action="store_true",
-                        help="set measured entries to worst x headroom, with provenance")
-    parser.add_argument("--parity-config", default=None, help="with --measure: comma-separated config ids "
-                        "(default: all)")
-    parser.add_argument("--parity-backends", default="tf,torch", help="with --measure: comma-separated adapter "
-                        "names, the first the reference (default: tf,torch)")
-    parser.add_argument("--parity-stage", default=None, help="with --measure: comma-separated stages "
-                        "(default: all)")
-    parser.add_argument("--parity-profile", default=None, help="profile name or folder whose cases, ledger and "
-                        "baseline are used (default: the adapters' default_profile, else bundled)")
+    parser.add_argument(
+        "--write", action="store_true", help="set measured entries to worst x headroom, with provenance"
+    )
+    parser.add_argument(
+        "--parity-config", default=None, help="with --measure: comma-separated config ids (default: all)"
+    )
+    parser.add_argument(
+        "--parity-backends",
+        default="tf,torch",
+        help="with --measure: comma-separated adapter names, the first the reference (default: tf,torch)",
+    )
+    parser.add_argument("--parity-stage", default=None, help="with --measure: comma-separated stages (default: all)")
+    parser.add_argument(
+        "--parity-profile",
+        default=None,
+        help="profile name or folder whose cases, ledger and "
+        "baseline are used (default: the adapters' default_profile, else bundled)",
+    )
     args = parser.parse_args(argv)
     backends = split_names(args.parity_backends)
     stages = split_names(args.parity_stage) if args.parity_stage else list(STAGES)
@@ -161,7 +184,9 @@ def verb_tolerances(argv: Sequence[str]) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     from adapters.registry import get_adapter
-    from parity import baseline as baselines, profiles, tolerance_measure as measuring
+    from parity import baseline as baselines
+    from parity import profiles
+    from parity import tolerance_measure as measuring
     from parity.matrix import select
     from parity.tolerances import load_ledger
 
@@ -175,8 +200,14 @@ def verb_tolerances(argv: Sequence[str]) -> int:
         cases = select(args.parity_config, profile.cases)
     except ValueError as exc:
         raise LedgerError(str(exc)) from exc
-    found = measuring.measure(range(args.seeds), backends, cases, stages=stages, profile=profile,
-                              baseline=baselines.load_baseline(profile.baseline))
+    found = measuring.measure(
+        range(args.seeds),
+        backends,
+        cases,
+        stages=stages,
+        profile=profile,
+        baseline=baselines.load_baseline(profile.baseline),
+    )
     lines, ok = measuring.report(found, ledger)
     print("\n".join(lines))
     if args.write:
@@ -192,14 +223,22 @@ def verb_audit(argv: Sequence[str]) -> int:
     parser = ArgumentParser(
         prog="python -m parity audit",
         description="Prove the harness can fail: run mutant adapters (one known bug each) against the clean "
-                    "other backend and report the first stage that fails for each.")
+        "other backend and report the first stage that fails for each.",
+    )
     parser.add_argument("--mutants", default=None, help="comma-separated mutant names (default: all)")
-    parser.add_argument("--base", default="torch", choices=("torch", "tf"),
-                        help="backend the mutants wrap; the other is the clean reference (default: torch)")
+    parser.add_argument(
+        "--base",
+        default="torch",
+        choices=("torch", "tf"),
+        help="backend the mutants wrap; the other is the clean reference (default: torch)",
+    )
     parser.add_argument("--cases", default=None, help="comma-separated ids of parity.matrix.AUDIT (default: all)")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the table as JSON")
-    parser.add_argument("--sensitivity", action="store_true",
-                        help="then bisect the smallest perturbation of translation, forward and loss detected")
+    parser.add_argument(
+        "--sensitivity",
+        action="store_true",
+        help="then bisect the smallest perturbation of translation, forward and loss detected",
+    )
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     args = parser.parse_args(argv)
     from adapters.mutants import MutantError, available, get_mutant
@@ -220,8 +259,13 @@ def verb_audit(argv: Sequence[str]) -> int:
         return EXIT_BAD_INPUT
     # The backends' CLIs print what they wrote: to stderr with the progress, so stdout is the table alone.
     with contextlib.redirect_stdout(sys.stderr):
-        result = audit.run_audit(names, base=args.base, cases=cases, sensitivity=args.sensitivity,
-                                 log=lambda line: print(line, file=sys.stderr, flush=True))
+        result = audit.run_audit(
+            names,
+            base=args.base,
+            cases=cases,
+            sensitivity=args.sensitivity,
+            log=lambda line: print(line, file=sys.stderr, flush=True),
+        )
     sys.stdout.write(audit.render_table(result))
     sys.stdout.write(audit.render_sensitivity(result))
     if args.json:
@@ -240,12 +284,15 @@ VERBS: dict[str, Verb] = {
     "regen": Verb("regenerate goldens: the suite with --force-regen [--parity-config ID]", verb_regen),
     "report": Verb("re-render a hub's summary.md, index.html and plots: report [HUB]", verb_report),
     "diff": Verb("compare two hubs, exit 1 on new failures: diff HUB_A HUB_B", verb_diff),
-    "baseline": Verb("write known splits from a hub's failures: baseline HUB --output FILE --reason TEXT "
-                     "[--link URL]", verb_baseline),
-    "tolerances": Verb("ledger, or --measure --seeds N [--write]: errors over seeds beside it",
-                       verb_tolerances),
-    "audit": Verb("mutants with one known bug each must fail at their stage: audit [--mutants a,b] "
-                  "[--base torch|tf] [--json FILE] [--sensitivity]", verb_audit),
+    "baseline": Verb(
+        "write known splits from a hub's failures: baseline HUB --output FILE --reason TEXT [--link URL]", verb_baseline
+    ),
+    "tolerances": Verb("ledger, or --measure --seeds N [--write]: errors over seeds beside it", verb_tolerances),
+    "audit": Verb(
+        "mutants with one known bug each must fail at their stage: audit [--mutants a,b] "
+        "[--base torch|tf] [--json FILE] [--sensitivity]",
+        verb_audit,
+    ),
 }
 
 

@@ -45,9 +45,9 @@ from parity.case_context import CaseContext, make_context
 from parity.comparators import error_comparison
 from parity.matrix import AUDIT
 from parity.stage_runner import run_stage
-from parity.verdict import REFEREE, Check
 from parity.stages import STAGES, first_divergence, stage_index
 from parity.tolerances import tolerance
+from parity.verdict import REFEREE, Check
 
 SCHEMA = "pinn-parity-audit"
 SCHEMA_VERSION = 1
@@ -57,6 +57,7 @@ MAX_FAILURES_KEPT = 5  # failing comparisons kept per stage and row in the JSON
 
 
 # --- the reference, computed once --------------------------------------------
+
 
 def fingerprint(obj) -> str:
     """sha256 of a structure of arrays, mappings, sequences, dataclasses and scalars."""
@@ -106,6 +107,7 @@ class CachedRun(BackendRun):
 
 # --- one row per mutant ----------------------------------------------------
 
+
 @dataclass
 class AuditRow:
     mutant: str
@@ -136,9 +138,16 @@ class AuditRow:
         return self.verdict in ("clean", "caught")
 
     def to_dict(self) -> dict:
-        return {"mutant": self.mutant, "description": self.description, "expected_stage": self.expected_stage,
-                "first_failed": self.first_failed, "failed_stages": list(self.failed_stages),
-                "verdict": self.verdict, "seconds": round(self.seconds, 3), "failures": self.failures}
+        return {
+            "mutant": self.mutant,
+            "description": self.description,
+            "expected_stage": self.expected_stage,
+            "first_failed": self.first_failed,
+            "failed_stages": list(self.failed_stages),
+            "verdict": self.verdict,
+            "seconds": round(self.seconds, 3),
+            "failures": self.failures,
+        }
 
 
 @dataclass
@@ -158,11 +167,20 @@ class AuditResult:
         return self.control.ok and all(row.ok for row in self.rows)
 
     def to_dict(self) -> dict:
-        return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "base": self.base,
-                "reference": self.reference, "cases": self.cases, "stages": self.stages, "ok": self.ok,
-                "wall_s": round(self.wall_s, 2), "control": self.control.to_dict(),
-                "rows": [row.to_dict() for row in self.rows],
-                "false_alarms": self.noise, "sensitivity": self.sensitivity}
+        return {
+            "schema": SCHEMA,
+            "schema_version": SCHEMA_VERSION,
+            "base": self.base,
+            "reference": self.reference,
+            "cases": self.cases,
+            "stages": self.stages,
+            "ok": self.ok,
+            "wall_s": round(self.wall_s, 2),
+            "control": self.control.to_dict(),
+            "rows": [row.to_dict() for row in self.rows],
+            "false_alarms": self.noise,
+            "sensitivity": self.sensitivity,
+        }
 
 
 def other_backend(base: str) -> str:
@@ -181,8 +199,11 @@ def _failing(ctx: CaseContext, stage: str, sut: str):
     try:
         comparisons = run_stage(ctx, stage).comparisons
     except Exception as exc:  # a check that raises outside its guarded calls still fails its stage
-        comparisons = [error_comparison(config_id=ctx.case_id, stage=stage, check=Check(sut, ctx.reference),
-                                        metric="check", error=exc)]
+        comparisons = [
+            error_comparison(
+                config_id=ctx.case_id, stage=stage, check=Check(sut, ctx.reference), metric="check", error=exc
+            )
+        ]
     return [(_check_key(ctx.case_id, c, sut), c) for c in comparisons if not c.passed]
 
 
@@ -198,21 +219,25 @@ def _failures(mutant: Mutant, cases: list, stages) -> list:
     return found
 
 
-def _row(mutant: Mutant, cases: list, noise: set, stages,
-         label: str | None = None) -> tuple[AuditRow, set]:
+def _row(mutant: Mutant, cases: list, noise: set, stages, label: str | None = None) -> tuple[AuditRow, set]:
     """One mutant through every stage, and the keys of every check it failed. Failures of
     checks in `noise` (those the control failed) are left out of the row."""
     start = time.perf_counter()
-    row = AuditRow(mutant=label or mutant.name, description=mutant.description,
-                   expected_stage=mutant.expected_stage)
+    row = AuditRow(mutant=label or mutant.name, description=mutant.description, expected_stage=mutant.expected_stage)
     failures = _failures(mutant, cases, stages)
     for key, stage, case_id, comparison in failures:
         if key in noise:
             continue
         kept = row.failures.setdefault(stage, [])
         if len(kept) < MAX_FAILURES_KEPT:
-            kept.append({"case": case_id, "check": str(comparison.check), "metric": comparison.metric,
-                         "headline": comparison.message.splitlines()[0]})
+            kept.append(
+                {
+                    "case": case_id,
+                    "check": str(comparison.check),
+                    "metric": comparison.metric,
+                    "headline": comparison.message.splitlines()[0],
+                }
+            )
     row.failed_stages = [s for s in stages if s in row.failures]
     row.seconds = time.perf_counter() - start
     return row, {key for key, *_ in failures}
@@ -227,13 +252,16 @@ def resolve_mutants(mutant_names=None, base: str = "torch", stages=STAGES) -> li
         if cls.name in (base, reference, REFEREE, Harmless.name):
             raise ValueError(f"mutant name {cls.name!r} is taken by a backend of the audit; rename the mutant")
         if cls.expected_stage not in stages:
-            raise ValueError(f"mutant {cls.name!r} must be caught at stage {cls.expected_stage!r}, "
-                             f"which is not among the stages run ({', '.join(stages)})")
+            raise ValueError(
+                f"mutant {cls.name!r} must be caught at stage {cls.expected_stage!r}, "
+                f"which is not among the stages run ({', '.join(stages)})"
+            )
     return classes
 
 
-def run_audit(mutant_names=None, base: str = "torch", cases=AUDIT, *, stages=STAGES,
-              sensitivity: bool = False, log=print) -> AuditResult:
+def run_audit(
+    mutant_names=None, base: str = "torch", cases=AUDIT, *, stages=STAGES, sensitivity: bool = False, log=print
+) -> AuditResult:
     """The control, then each named mutant (every one of adapters.mutants.available() when None).
 
     `stages` (default: all, in pipeline order) limits the checks run, e.g. for a quick
@@ -256,8 +284,15 @@ def run_audit(mutant_names=None, base: str = "torch", cases=AUDIT, *, stages=STA
             row, _ = _row(cls(get_adapter(base)), shared, noise, stages)
             rows.append(row)
             log(f"audit: [{i}/{len(classes)}] {row.mutant}: {row.verdict} ({row.seconds:.1f} s)")
-        result = AuditResult(base=base, reference=reference, cases=[c.id for c in cases], stages=stages,
-                             control=control, rows=rows, noise=sorted(noise))
+        result = AuditResult(
+            base=base,
+            reference=reference,
+            cases=[c.id for c in cases],
+            stages=stages,
+            control=control,
+            rows=rows,
+            noise=sorted(noise),
+        )
         if sensitivity:
             result.sensitivity = measure_sensitivity(shared, base, noise, log=log)
         result.wall_s = time.perf_counter() - begin
@@ -268,8 +303,10 @@ def run_audit(mutant_names=None, base: str = "torch", cases=AUDIT, *, stages=STA
 
 # --- sensitivity ------------------------------------------------------------
 
-def smallest_detected(detects, lo: float = 1e-12, hi: float = 1.0, rel_precision: float = 0.02,
-                      max_probes: int = 60) -> float | None:
+
+def smallest_detected(
+    detects, lo: float = 1e-12, hi: float = 1.0, rel_precision: float = 0.02, max_probes: int = 60
+) -> float | None:
     """The smallest delta in [lo, hi] with detects(delta), by geometric bisection
     (assumes detection is monotone in delta). None when hi is not detected; lo when lo already is."""
     if not detects(hi):
@@ -294,44 +331,72 @@ def measure_sensitivity(cases: list, base: str, noise: set, log=print) -> list:
     for stage, cls in PERTURBATIONS.items():
         tol = tolerance(stage, "max_abs", "float32")
         for case in cases:
+
             def detects(delta, case=case, stage=stage, cls=cls):
                 probe = cls(inner, delta)
                 return any(key not in noise for key, _ in _failing(case.against(probe), stage, probe.name))
 
             delta = smallest_detected(detects)
-            found.append({"stage": stage, "case": case.case_id, "perturbation": cls.description,
-                          "unit": cls.unit, "smallest_detected": delta, "tolerance_key": tol.key,
-                          "tolerance": tol.value})
+            found.append(
+                {
+                    "stage": stage,
+                    "case": case.case_id,
+                    "perturbation": cls.description,
+                    "unit": cls.unit,
+                    "smallest_detected": delta,
+                    "tolerance_key": tol.key,
+                    "tolerance": tol.value,
+                }
+            )
             log(f"audit: sensitivity {stage} {case.case_id}: {delta}")
     return found
 
 
 # --- rendering and exit status -------------------------------------------------
 
+
 def render_table(result: AuditResult) -> str:
     head = ("mutant", "expected", "first failed", "failed stages", "verdict")
-    body = [(row.mutant, row.expected_stage or "-", row.first_failed or "-",
-             ", ".join(row.failed_stages) or "-", row.verdict) for row in [result.control, *result.rows]]
+    body = [
+        (
+            row.mutant,
+            row.expected_stage or "-",
+            row.first_failed or "-",
+            ", ".join(row.failed_stages) or "-",
+            row.verdict,
+        )
+        for row in [result.control, *result.rows]
+    ]
     widths = [max(len(str(r[i])) for r in [head, *body]) for i in range(len(head))]
-    line = "  ".join("{:%d}" % w for w in widths)
-    out = [f"audit: mutants of {result.base} against the clean {result.reference} (reference), "
-           f"cases {', '.join(result.cases)}", "", line.format(*head).rstrip(),
-           line.format(*("-" * w for w in widths))]
+    line = "  ".join(f"{{:{w}}}" for w in widths)
+    out = [
+        f"audit: mutants of {result.base} against the clean {result.reference} (reference), "
+        f"cases {', '.join(result.cases)}",
+        "",
+        line.format(*head).rstrip(),
+        line.format(*("-" * w for w in widths)),
+    ]
     out += [line.format(*r).rstrip() for r in body]
     caught = sum(row.verdict == "caught" for row in result.rows)
-    out += ["", f"{caught} / {len(result.rows)} mutants caught at their declared stage; "
-                f"wall time {result.wall_s:.1f} s"]
+    out += [
+        "",
+        f"{caught} / {len(result.rows)} mutants caught at their declared stage; wall time {result.wall_s:.1f} s",
+    ]
     if result.noise:
-        out += ["", f"FALSE ALARMS: {len(result.noise)} check(s) fail on the clean {result.base} too; they are "
-                    "left out of every mutant's verdict, and fail the audit (case | stage | check | metric):"]
+        out += [
+            "",
+            f"FALSE ALARMS: {len(result.noise)} check(s) fail on the clean {result.base} too; they are "
+            "left out of every mutant's verdict, and fail the audit (case | stage | check | metric):",
+        ]
         out += [f"  {key}" for key in result.noise]
     if any(row.verdict in ("WRONG STAGE", "UNCAUGHT") for row in result.rows):
         out.append("")
     for row in result.rows:
         if row.verdict == "WRONG STAGE":
             first = row.failures[row.first_failed][0]
-            out.append(f"{row.mutant}: expected {row.expected_stage}, first failed {row.first_failed}: "
-                       f"{first['headline']}")
+            out.append(
+                f"{row.mutant}: expected {row.expected_stage}, first failed {row.first_failed}: {first['headline']}"
+            )
         elif row.verdict == "UNCAUGHT":
             out.append(f"{row.mutant}: no check failed ({row.description})")
     return "\n".join(out) + "\n"

@@ -50,12 +50,17 @@ def check_outputs(backend: str, method: str, out, spec: OutputKeys):
     missing, extra or mistyped key and what was expected."""
     expected = {**spec.required, **spec.optional}
     if not isinstance(out, Mapping):
-        raise OutputError(f"{backend}.{method}: returned {type(out).__name__}, expected a mapping with keys "
-                          f"{sorted(spec.required)}" + (f" (optional {sorted(spec.optional)})" if spec.optional else ""))
+        raise OutputError(
+            f"{backend}.{method}: returned {type(out).__name__}, expected a mapping with keys "
+            f"{sorted(spec.required)}" + (f" (optional {sorted(spec.optional)})" if spec.optional else "")
+        )
     problems = [f"missing key {key!r} (expected {kind})" for key, kind in spec.required.items() if key not in out]
     problems += [f"extra key {key!r} (expected only {sorted(expected)})" for key in out if key not in expected]
-    problems += [f"key {key!r} is {type(out[key]).__name__}, expected {kind}"
-                 for key, kind in expected.items() if key in out and not _kind_ok(out[key], kind)]
+    problems += [
+        f"key {key!r} is {type(out[key]).__name__}, expected {kind}"
+        for key, kind in expected.items()
+        if key in out and not _kind_ok(out[key], kind)
+    ]
     if problems:
         raise OutputError(f"{backend}.{method}: " + "; ".join(problems))
     return out

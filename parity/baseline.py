@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backends.common.fileio import VersionedJsonError, atomic_write_json, read_versioned_json
-from parity.verdict import Comparison, check_of
 from parity.stages import STAGES
 from parity.status import Status
+from parity.verdict import Comparison, check_of
 
 BASELINE_SCHEMA = "pinn-parity-baseline"
 BASELINE_SCHEMA_VERSION = 1
@@ -46,8 +46,15 @@ class BaselineEntry:
     link: str = ""
 
     def matches(self, config_id: str, stage: str, check: str, metric: str) -> bool:
-        return all(fnmatch.fnmatchcase(value, pattern) for value, pattern in
-                   ((config_id, self.config), (stage, self.stage), (check, self.check), (metric, self.metric)))
+        return all(
+            fnmatch.fnmatchcase(value, pattern)
+            for value, pattern in (
+                (config_id, self.config),
+                (stage, self.stage),
+                (check, self.check),
+                (metric, self.metric),
+            )
+        )
 
     def covers_stage(self, config_id: str, stage: str) -> bool:
         """Whether a run of (config, stage) could have shown this split."""
@@ -102,8 +109,9 @@ def parse_baseline(document, path: Path | None) -> Baseline:
     entries = document.get("entries") if isinstance(document, Mapping) else None
     if not isinstance(entries, list):
         raise BaselineError(f"{path}: key 'entries' must be a list of entries")
-    return Baseline(path=path, entries=tuple(parse_entry(raw, f"{path}: entry {index}")
-                                             for index, raw in enumerate(entries)))
+    return Baseline(
+        path=path, entries=tuple(parse_entry(raw, f"{path}: entry {index}") for index, raw in enumerate(entries))
+    )
 
 
 def load_baseline(path: str | os.PathLike | None) -> Baseline:
@@ -112,16 +120,18 @@ def load_baseline(path: str | os.PathLike | None) -> Baseline:
         return EMPTY
     path = Path(path)
     try:
-        document = read_versioned_json(path, kind=BASELINE_SCHEMA, version=BASELINE_SCHEMA_VERSION,
-                                       what="baseline")
+        document = read_versioned_json(path, kind=BASELINE_SCHEMA, version=BASELINE_SCHEMA_VERSION, what="baseline")
     except VersionedJsonError as error:
         raise BaselineError(str(error)) from None
     return parse_baseline(document, path)
 
 
 def document(entries: Iterable[BaselineEntry]) -> dict:
-    return {"schema": BASELINE_SCHEMA, "schema_version": BASELINE_SCHEMA_VERSION,
-            "entries": [entry.to_dict() for entry in entries]}
+    return {
+        "schema": BASELINE_SCHEMA,
+        "schema_version": BASELINE_SCHEMA_VERSION,
+        "entries": [entry.to_dict() for entry in entries],
+    }
 
 
 def save_baseline(path: str | os.PathLike, entries: Iterable[BaselineEntry]) -> Path:
@@ -134,8 +144,9 @@ def save_baseline(path: str | os.PathLike, entries: Iterable[BaselineEntry]) -> 
 
 def new_failures(comparisons: Iterable[Comparison], baseline: Baseline) -> list[Comparison]:
     """The failures no baseline entry accepts."""
-    return [c for c in comparisons if not c.passed
-            and baseline.match(c.config_id, c.stage, str(c.check), c.metric) is None]
+    return [
+        c for c in comparisons if not c.passed and baseline.match(c.config_id, c.stage, str(c.check), c.metric) is None
+    ]
 
 
 def assert_passed(comparisons: Iterable[Comparison], baseline: Baseline = EMPTY) -> None:
@@ -165,27 +176,42 @@ def classify(comparisons: list[dict], baseline: Baseline) -> dict:
             record["baseline"], record["baseline_entry"] = KNOWN, index
             matched.add(index)
             known += 1
-    fixed = [index for index, entry in enumerate(baseline.entries) if index not in matched
-             and any(entry.covers_stage(config_id, stage) for config_id, stage in ran)]
-    return {"file": None if baseline.path is None else str(baseline.path),
-            "entries": [entry.to_dict() for entry in baseline.entries],
-            "fixed": fixed, "known": known, "new": new}
+    fixed = [
+        index
+        for index, entry in enumerate(baseline.entries)
+        if index not in matched and any(entry.covers_stage(config_id, stage) for config_id, stage in ran)
+    ]
+    return {
+        "file": None if baseline.path is None else str(baseline.path),
+        "entries": [entry.to_dict() for entry in baseline.entries],
+        "fixed": fixed,
+        "known": known,
+        "new": new,
+    }
 
 
-def entries_from_failures(comparisons: Iterable[Mapping], reason: str, link: str = "",
-                          existing: Baseline = EMPTY) -> list[BaselineEntry]:
+def entries_from_failures(
+    comparisons: Iterable[Mapping], reason: str, link: str = "", existing: Baseline = EMPTY
+) -> list[BaselineEntry]:
     """Existing entries, then one exact entry per failure of a hub that they do not accept yet."""
     if not isinstance(reason, str) or not reason.strip():
-        raise BaselineError("every baseline entry needs a reason: pass --reason \"why this split is accepted\"")
+        raise BaselineError('every baseline entry needs a reason: pass --reason "why this split is accepted"')
     entries = list(existing.entries)
     for record in comparisons:
         if record["passed"]:
             continue
         found = Baseline(path=None, entries=tuple(entries)).match_record(record)
         if found is None:
-            entries.append(BaselineEntry(config=_literal(record["config_id"]), stage=record["stage"],
-                                         check=_literal(str(check_of(record))), metric=_literal(record["metric"]),
-                                         reason=reason.strip(), link=link))
+            entries.append(
+                BaselineEntry(
+                    config=_literal(record["config_id"]),
+                    stage=record["stage"],
+                    check=_literal(str(check_of(record))),
+                    metric=_literal(record["metric"]),
+                    reason=reason.strip(),
+                    link=link,
+                )
+            )
     return entries
 
 
@@ -202,20 +228,27 @@ def strict_failure(info: Mapping, strict: bool) -> bool:
 def known_rows(results: Mapping) -> list[tuple[dict, dict]]:
     """(failed comparison record, its baseline entry) of every known split of a results.json."""
     entries = (results.get("baseline") or {}).get("entries", [])
-    return [(record, entries[record["baseline_entry"]]) for record in results.get("comparisons", ())
-            if record.get("baseline") == KNOWN and 0 <= record.get("baseline_entry", -1) < len(entries)]
+    return [
+        (record, entries[record["baseline_entry"]])
+        for record in results.get("comparisons", ())
+        if record.get("baseline") == KNOWN and 0 <= record.get("baseline_entry", -1) < len(entries)
+    ]
 
 
 def summary_lines(info: Mapping, comparisons: Iterable[Mapping] = ()) -> list[str]:
     """The terminal summary's baseline lines: known splits counted, every fixed entry named."""
     if not info or not info.get("entries"):
         return []
-    lines = [f"parity baseline {info.get('file')}: {info.get('known', 0)} known split(s), "
-             f"{info.get('new', 0)} new failure(s), {len(info.get('fixed', ()))} fixed entr(y/ies)"]
+    lines = [
+        f"parity baseline {info.get('file')}: {info.get('known', 0)} known split(s), "
+        f"{info.get('new', 0)} new failure(s), {len(info.get('fixed', ()))} fixed entr(y/ies)"
+    ]
     for index in info.get("fixed", ()):
         entry = info["entries"][index]
-        lines.append(f"  FIXED baseline entry {index}: {entry_text(entry)} matched nothing; remove it "
-                     "(--parity-strict-baseline fails the run on this)")
+        lines.append(
+            f"  FIXED baseline entry {index}: {entry_text(entry)} matched nothing; remove it "
+            "(--parity-strict-baseline fails the run on this)"
+        )
     return lines
 
 

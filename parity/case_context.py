@@ -76,7 +76,9 @@ class CanonicalInputs:
     def cli_data_path(self) -> Path:
         """The cli stage's scan: the case's own cli_data (a system that refuses N = 16), else CLI_DATA."""
         if self.case.cli_data is not None:
-            return _simulated(self.case.cli_data, self.workdir / f"cli-{self.case.id}-seed{self.case.cli_data.seed}.npz")
+            return _simulated(
+                self.case.cli_data, self.workdir / f"cli-{self.case.id}-seed{self.case.cli_data.seed}.npz"
+            )
         path = self.workdir / "cli-tiny.npz"
         if not path.exists():
             save_dataset(simulate(**CLI_DATA), path)
@@ -102,7 +104,7 @@ class CanonicalInputs:
         """A numpy stream per purpose, so adding one input never shifts another."""
         return np.random.default_rng([self.case.data.seed, zlib.crc32(purpose.encode())])
 
-    def kept(self, purpose: str, make: Callable[["CanonicalInputs"], object]):
+    def kept(self, purpose: str, make: Callable[[CanonicalInputs], object]):
         """make(self), made once per case: every backend gets the very same input."""
         if purpose not in self._kept:
             self._kept[purpose] = make(self)
@@ -115,16 +117,19 @@ class CanonicalInputs:
         idx = groups["nn_indices"][rows]
         if len(idx) < self.case.stage_groups:
             return None
-        return Batch(diffraction=self.dataset.diffraction[idx].astype(np.float32),
-                     offsets_px=groups["offsets_px"][rows].astype(np.float32),
-                     probe=self.dataset.probe)
+        return Batch(
+            diffraction=self.dataset.diffraction[idx].astype(np.float32),
+            offsets_px=groups["offsets_px"][rows].astype(np.float32),
+            probe=self.dataset.probe,
+        )
 
     def initial_state(self, scales: dict) -> ModelState:
         """The shared initializer's weights (docs/spec.md §7) with `scales`, in canonical form."""
         cfg = self.case.config
         weights = initial_weights(cfg.seed, cfg.n_filters_scale, scales["log_intensity_scale"])
-        return ModelState(config=self.config, weights=weights, probe=self.dataset.probe,
-                          input_scale=scales["input_scale"])
+        return ModelState(
+            config=self.config, weights=weights, probe=self.dataset.probe, input_scale=scales["input_scale"]
+        )
 
 
 Producer = Callable[[BackendRun, "UpstreamInputs"], object]
@@ -142,8 +147,13 @@ class UpstreamInputs:
 
     FALLBACK = ("grouping", "model")  # producing stages the referee can stand in for
 
-    def __init__(self, inputs: CanonicalInputs, runs: Mapping[str, BackendRun], referee: BackendRun | None,
-                 producers: Mapping[str, tuple[str, Producer]]):
+    def __init__(
+        self,
+        inputs: CanonicalInputs,
+        runs: Mapping[str, BackendRun],
+        referee: BackendRun | None,
+        producers: Mapping[str, tuple[str, Producer]],
+    ):
         self.inputs, self.runs, self.referee = inputs, dict(runs), referee
         self.producers = producers  # product -> (the stage making it, how)
         self._made, self._later_batches = {}, {}
@@ -167,8 +177,10 @@ class UpstreamInputs:
             try:
                 self._made[product] = make(run, self)
             except Exception as exc:
-                raise UpstreamFailed(f"backend {name!r} (the first that supports {stage}) could not produce "
-                                     f"{product}: {type(exc).__name__}: {exc}") from exc
+                raise UpstreamFailed(
+                    f"backend {name!r} (the first that supports {stage}) could not produce "
+                    f"{product}: {type(exc).__name__}: {exc}"
+                ) from exc
         return self._made[product]
 
     @property
@@ -217,17 +229,25 @@ class CaseContext:
     upstream: UpstreamInputs
     referee: BackendRun | None = None  # the float64 arbiter of the stages with `referee`; None: no referee checks
 
-    def against(self, adapter: Adapter) -> "CaseContext":
+    def against(self, adapter: Adapter) -> CaseContext:
         """This case with `adapter` as the only other backend: the same inputs, and the same
         reference and referee runs (so what they computed is reused)."""
         runs = {self.reference: self.ref_run, adapter.name: BackendRun(adapter=adapter, inputs=self.inputs)}
-        return CaseContext(inputs=self.inputs, runs=runs, referee=self.referee,
-                           upstream=UpstreamInputs(self.inputs, runs, self.referee, self.upstream.producers))
+        return CaseContext(
+            inputs=self.inputs,
+            runs=runs,
+            referee=self.referee,
+            upstream=UpstreamInputs(self.inputs, runs, self.referee, self.upstream.producers),
+        )
 
-    def only(self, names) -> "CaseContext":
+    def only(self, names) -> CaseContext:
         """The same case compared between `names` only (in this context's order), same upstream inputs."""
-        return CaseContext(inputs=self.inputs, runs={n: r for n, r in self.runs.items() if n in names},
-                           referee=self.referee, upstream=self.upstream)
+        return CaseContext(
+            inputs=self.inputs,
+            runs={n: r for n, r in self.runs.items() if n in names},
+            referee=self.referee,
+            upstream=self.upstream,
+        )
 
     def supporting(self, stage: str) -> list[str]:
         return [name for name, run in self.runs.items() if stage in run.adapter.supported_stages()]
@@ -260,8 +280,9 @@ class CaseContext:
         return self.upstream.initial_state
 
 
-def make_context(case: ParityCase, adapters: Mapping[str, Adapter], workdir: Path, *,
-                 referee: Adapter | None = None, run=BackendRun) -> CaseContext:
+def make_context(
+    case: ParityCase, adapters: Mapping[str, Adapter], workdir: Path, *, referee: Adapter | None = None, run=BackendRun
+) -> CaseContext:
     """The context of one case: its canonical inputs (data written under `workdir`), one run per
     adapter (the first is the reference), and the referee's run when one is given.
 
@@ -271,5 +292,6 @@ def make_context(case: ParityCase, adapters: Mapping[str, Adapter], workdir: Pat
     runs = {name: run(adapter=adapter, inputs=inputs) for name, adapter in adapters.items()}
     referee_run = None if referee is None else run(adapter=referee, inputs=inputs)
     producers = {product: (stage.name, make) for stage in pipeline() for product, make in stage.produces.items()}
-    return CaseContext(inputs=inputs, runs=runs, referee=referee_run,
-                       upstream=UpstreamInputs(inputs, runs, referee_run, producers))
+    return CaseContext(
+        inputs=inputs, runs=runs, referee=referee_run, upstream=UpstreamInputs(inputs, runs, referee_run, producers)
+    )

@@ -14,17 +14,18 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from parity.report import hub as hubs  # noqa: E402
-from parity.envinfo import REPO_ROOT, collect_environment  # noqa: E402
-from parity.matrix import select  # noqa: E402
+from adapters.registry import available as available_backends  # noqa: E402
 from backends.common.fileio import installed_versions  # noqa: E402
+from parity import baseline as baselines  # noqa: E402
+from parity import profiles  # noqa: E402
+from parity.envinfo import collect_environment  # noqa: E402
+from parity.matrix import select  # noqa: E402
 from parity.options import add_options, check_names, split_names  # noqa: E402
-from parity import baseline as baselines, profiles  # noqa: E402
-from parity.tolerances import use_ledger  # noqa: E402
+from parity.report import hub as hubs  # noqa: E402
 from parity.session import ParitySession  # noqa: E402
 from parity.stages import STAGES  # noqa: E402
 from parity.status import Status  # noqa: E402
-from adapters.registry import available as available_backends  # noqa: E402
+from parity.tolerances import use_ledger  # noqa: E402
 
 
 def pytest_addoption(parser):
@@ -37,9 +38,11 @@ def pytest_report_header(config):
     threads = ", ".join(f"{v}={os.environ.get(v)}" for v in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"))
     versions = ", ".join(f"{k} {v}" for k, v in installed_versions().items())
     hub = config.parity_hub or "none (no test runs)"
-    return [f"parity: backends {backends} (reference first); {versions}",
-            f"parity: threads {threads}; deterministic kernels on in every backend",
-            f"parity: hub {hub}"]
+    return [
+        f"parity: backends {backends} (reference first); {versions}",
+        f"parity: threads {threads}; deterministic kernels on in every backend",
+        f"parity: hub {hub}",
+    ]
 
 
 def _check_options(config) -> None:
@@ -75,8 +78,9 @@ def _check_profile(config) -> None:
 def _runs_no_test(config) -> bool:
     """Invocations that never run a test get no hub: --help, --collect-only, --fixtures, --markers."""
     option = config.option
-    return any(getattr(option, name, False) for name in ("help", "collectonly", "showfixtures", "markers",
-                                                          "fixtures_per_test"))
+    return any(
+        getattr(option, name, False) for name in ("help", "collectonly", "showfixtures", "markers", "fixtures_per_test")
+    )
 
 
 def pytest_configure(config):
@@ -142,8 +146,11 @@ def pytest_configure_node(node):
 def pytest_generate_tests(metafunc):
     if {"parity_case", "stage"} <= set(metafunc.fixturenames):
         cases = metafunc.config.parity_cases
-        params = [pytest.param(case, stage, id=f"{case.id}-{stage}", marks=pytest.mark.xdist_group(case.id))
-                  for case in cases for stage in metafunc.config.parity_stages]
+        params = [
+            pytest.param(case, stage, id=f"{case.id}-{stage}", marks=pytest.mark.xdist_group(case.id))
+            for case in cases
+            for stage in metafunc.config.parity_stages
+        ]
         metafunc.parametrize(("parity_case", "stage"), params)
 
 
@@ -158,19 +165,26 @@ def pytest_collection_modifyitems(config, items):
         return
     lost = [item.nodeid for item in items if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
     if lost:
-        raise pytest.UsageError(f"pytest-xdist did not apply --dist loadgroup groups (e.g. to {lost[0]}); "
-                                "check the pytest / pytest-xdist versions pinned in pyproject.toml")
+        raise pytest.UsageError(
+            f"pytest-xdist did not apply --dist loadgroup groups (e.g. to {lost[0]}); "
+            "check the pytest / pytest-xdist versions pinned in pyproject.toml"
+        )
 
 
 @pytest.fixture(scope="session")
 def parity_session(request, tmp_path_factory):
     """Adapters, golden store and per-case contexts of this worker; each backend runs each case once."""
     config = request.config
-    session = ParitySession(backends=config.parity_backends, workdir=tmp_path_factory.mktemp("parity"),
-                            golden_root=config.parity_golden, profile=config.parity_profile,
-                            baseline=config.parity_baseline,
-                            regen=bool(config.getoption("force_regen", False)),
-                            hub=config.parity_hub, worker=config.parity_worker)
+    session = ParitySession(
+        backends=config.parity_backends,
+        workdir=tmp_path_factory.mktemp("parity"),
+        golden_root=config.parity_golden,
+        profile=config.parity_profile,
+        baseline=config.parity_baseline,
+        regen=bool(config.getoption("force_regen", False)),
+        hub=config.parity_hub,
+        worker=config.parity_worker,
+    )
     yield session
     session.write_timings()
 
@@ -198,18 +212,28 @@ def pytest_sessionfinish(session, exitstatus):
         _remove_unused_hub(config)  # a run that never started a test (usage error, -k matching nothing)
         if config.parity_hub is None:
             return
-    interrupted = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR,
-                                 pytest.ExitCode.USAGE_ERROR) or bool(session.shouldfail or session.shouldstop)
+    interrupted = exitstatus in (
+        pytest.ExitCode.INTERRUPTED,
+        pytest.ExitCode.INTERNAL_ERROR,
+        pytest.ExitCode.USAGE_ERROR,
+    ) or bool(session.shouldfail or session.shouldstop)
     crashed = bool(_crashed)
     env = collect_environment(installed_versions())
     env["backends"] = config.parity_backends
     env["configs"] = [c.id for c in config.parity_cases]
     env["exitstatus"] = int(exitstatus)
     env["profile"] = config.parity_profile.name
-    config.parity_results = hubs.finalize(config.parity_hub, env, "\n".join(_log_lines) + "\n",
-                                          complete=not (interrupted or crashed), baseline=config.parity_baseline)
-    if (baselines.strict_failure(config.parity_results.get("baseline"), config.getoption("--parity-strict-baseline"))
-            and session.exitstatus == pytest.ExitCode.OK):
+    config.parity_results = hubs.finalize(
+        config.parity_hub,
+        env,
+        "\n".join(_log_lines) + "\n",
+        complete=not (interrupted or crashed),
+        baseline=config.parity_baseline,
+    )
+    if (
+        baselines.strict_failure(config.parity_results.get("baseline"), config.getoption("--parity-strict-baseline"))
+        and session.exitstatus == pytest.ExitCode.OK
+    ):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED  # the baseline must be kept current
 
 
@@ -221,10 +245,15 @@ def pytest_terminal_summary(terminalreporter, config):
     for config_id, info in results.get("configs", {}).items():
         first = info.get("first_divergence")  # n/a stages are neither splits nor passes
         stages = info.get("stages", {})
-        side = [f"{status}: {', '.join(s for s, v in stages.items() if v == status)}" for status in (Status.KNOWN, Status.NA)
-                if status in stages.values()]
-        terminalreporter.write_line(f"{config_id:24s} {'no split' if first is None else 'FIRST SPLIT AT ' + first}"
-                                    + (f" ({'; '.join(side)})" if side else ""))
+        side = [
+            f"{status}: {', '.join(s for s, v in stages.items() if v == status)}"
+            for status in (Status.KNOWN, Status.NA)
+            if status in stages.values()
+        ]
+        terminalreporter.write_line(
+            f"{config_id:24s} {'no split' if first is None else 'FIRST SPLIT AT ' + first}"
+            + (f" ({'; '.join(side)})" if side else "")
+        )
     for line in baselines.summary_lines(results.get("baseline") or {}, results.get("comparisons", ())):
         terminalreporter.write_line(line)
     if baselines.strict_failure(results.get("baseline"), config.getoption("--parity-strict-baseline")):

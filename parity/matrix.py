@@ -45,11 +45,14 @@ class ParityCase:
             raise ValueError(f"parity case id must be a non-empty string, got {self.id!r}")
         unknown = sorted(set(self.skip_stages) - set(STAGES))
         if unknown:
-            raise ValueError(f"parity case {self.id}: skip_stages names unknown stage(s) {unknown}; "
-                             f"stages are {', '.join(STAGES)}")
+            raise ValueError(
+                f"parity case {self.id}: skip_stages names unknown stage(s) {unknown}; stages are {', '.join(STAGES)}"
+            )
         if not 1 <= self.stage_groups <= self.data.n_positions:
-            raise ValueError(f"parity case {self.id}: stage_groups={self.stage_groups} must be between 1 and the "
-                             f"{self.data.n_positions} scan positions")
+            raise ValueError(
+                f"parity case {self.id}: stage_groups={self.stage_groups} must be between 1 and the "
+                f"{self.data.n_positions} scan positions"
+            )
         cfg = self.config
         stem = f"gs{cfg.gridsize}-k{cfg.neighbor_count}-{cfg.loss}-n{self.data.n}"
         if self.id != stem and not self.id.startswith(stem + "-"):
@@ -71,25 +74,40 @@ class ParityCase:
 # beside non-default neighbours it may depend on (object_big's default follows gridsize). epochs 0
 # keeps every run free of training; the run that leaves out epochs is the cli stage's own run with
 # all flags left out, so the sweep skips it.
-CLI_ALTERNATIVES = MappingProxyType({
-    "gridsize": 2, "neighbor_count": 5, "n_groups": 8, "seed": 7, "n_filters_scale": 1,
-    "amp_activation": "softplus", "batch_size": 8, "epochs": 0, "learning_rate": 2e-3,
-    "adam_epsilon": 1e-6, "loss": "mae", "object_big": False,
-})
+CLI_ALTERNATIVES = MappingProxyType(
+    {
+        "gridsize": 2,
+        "neighbor_count": 5,
+        "n_groups": 8,
+        "seed": 7,
+        "n_filters_scale": 1,
+        "amp_activation": "softplus",
+        "batch_size": 8,
+        "epochs": 0,
+        "learning_rate": 2e-3,
+        "adam_epsilon": 1e-6,
+        "loss": "mae",
+        "object_big": False,
+    }
+)
 CLI_SWEEP_FIELDS = tuple(name for name in CLI_ALTERNATIVES if name != "epochs")
 
 
 def _check_cli_alternatives() -> None:
     defaults = make_config({}).to_dict()
     if set(CLI_ALTERNATIVES) != set(defaults):
-        raise ValueError(f"CLI_ALTERNATIVES must name every config field: missing "
-                         f"{sorted(set(defaults) - set(CLI_ALTERNATIVES))}, unknown "
-                         f"{sorted(set(CLI_ALTERNATIVES) - set(defaults))}")
+        raise ValueError(
+            f"CLI_ALTERNATIVES must name every config field: missing "
+            f"{sorted(set(defaults) - set(CLI_ALTERNATIVES))}, unknown "
+            f"{sorted(set(CLI_ALTERNATIVES) - set(defaults))}"
+        )
     for name in CLI_SWEEP_FIELDS:
         given = {k: v for k, v in CLI_ALTERNATIVES.items() if k != name}
         if make_config(given).to_dict() == make_config(dict(CLI_ALTERNATIVES)).to_dict():
-            raise ValueError(f"CLI_ALTERNATIVES[{name!r}] = {CLI_ALTERNATIVES[name]!r} is that field's default "
-                             "beside the others: leaving the flag out would show nothing")
+            raise ValueError(
+                f"CLI_ALTERNATIVES[{name!r}] = {CLI_ALTERNATIVES[name]!r} is that field's default "
+                "beside the others: leaving the flag out would show nothing"
+            )
 
 
 MATRIX = (
@@ -97,10 +115,16 @@ MATRIX = (
     ParityCase("gs2-k4-poisson-n32", SimulatedData(seed=8), {"gridsize": 2}),
     ParityCase("gs2-k7-mae-n32", SimulatedData(seed=9), {"gridsize": 2, "neighbor_count": 7, "loss": "mae"}),
     # Non-default optimiser settings: the optimizer stage checks each backend uses them.
-    ParityCase("gs1-k4-mae-n64-adam", SimulatedData(seed=10, n_positions=24, n=64),
-               {"loss": "mae", "n_filters_scale": 1, "learning_rate": 5e-4, "adam_epsilon": 1e-6}),
-    ParityCase("gs2-k6-poisson-n64", SimulatedData(seed=11, n_positions=24, n=64),
-               {"gridsize": 2, "neighbor_count": 6, "n_filters_scale": 1}),
+    ParityCase(
+        "gs1-k4-mae-n64-adam",
+        SimulatedData(seed=10, n_positions=24, n=64),
+        {"loss": "mae", "n_filters_scale": 1, "learning_rate": 5e-4, "adam_epsilon": 1e-6},
+    ),
+    ParityCase(
+        "gs2-k6-poisson-n64",
+        SimulatedData(seed=11, n_positions=24, n=64),
+        {"gridsize": 2, "neighbor_count": 6, "n_filters_scale": 1},
+    ),
 )
 
 
@@ -123,10 +147,20 @@ def _check_unique(cases) -> None:
 # - neighbor_count (and, in the second case, gridsize) left unset: a wrong default shows;
 # - epochs 2: the CLI stage trains a few steps, not 50 epochs.
 AUDIT = (
-    ParityCase("gs2-k4-poisson-n32-audit", SimulatedData(seed=21, n_positions=20, jitter=0.0),
-               {"gridsize": 2, "batch_size": 8, "epochs": 2, "adam_epsilon": 1e-2}, train_steps=4, cli_sweep=True),
-    ParityCase("gs1-k4-poisson-n16-audit", SimulatedData(seed=22, n_positions=12, n=16, jitter=0.0),
-               {"batch_size": 8, "epochs": 2, "adam_epsilon": 1e-2}, train_steps=2, stage_groups=1),
+    ParityCase(
+        "gs2-k4-poisson-n32-audit",
+        SimulatedData(seed=21, n_positions=20, jitter=0.0),
+        {"gridsize": 2, "batch_size": 8, "epochs": 2, "adam_epsilon": 1e-2},
+        train_steps=4,
+        cli_sweep=True,
+    ),
+    ParityCase(
+        "gs1-k4-poisson-n16-audit",
+        SimulatedData(seed=22, n_positions=12, n=16, jitter=0.0),
+        {"batch_size": 8, "epochs": 2, "adam_epsilon": 1e-2},
+        train_steps=2,
+        stage_groups=1,
+    ),
 )
 
 _check_cli_alternatives()

@@ -21,18 +21,28 @@ class ParityOption:
 
 OPTIONS = (
     ParityOption("--parity-config", None, "comma-separated config ids of parity/matrix.py to run (default: all)"),
-    ParityOption("--parity-backends", "tf,torch",
-                 "comma-separated adapter names; the first is the reference (default: tf,torch)"),
-    ParityOption("--parity-stage", None,
-                 "comma-separated stages to run (default: all; upstream outputs are computed as needed)"),
+    ParityOption(
+        "--parity-backends", "tf,torch", "comma-separated adapter names; the first is the reference (default: tf,torch)"
+    ),
+    ParityOption(
+        "--parity-stage", None, "comma-separated stages to run (default: all; upstream outputs are computed as needed)"
+    ),
     ParityOption("--parity-reports", str(REPO_ROOT / "reports"), "folder of report hubs (default: reports/)", "DIR"),
     ParityOption("--parity-golden", None, "folder of goldens (default: the profile's; golden/ for bundled)", "DIR"),
-    ParityOption("--parity-profile", None,
-                 "profile: a name (bundled) or a folder with profile.json (default: the adapters' default_profile, "
-                 "else bundled)", "NAME|PATH"),
-    ParityOption("--parity-strict-baseline", False,
-                 "fail the session (exit 1) when a baseline entry matched nothing in the stages that ran", "",
-                 switch=True),
+    ParityOption(
+        "--parity-profile",
+        None,
+        "profile: a name (bundled) or a folder with profile.json (default: the adapters' default_profile, "
+        "else bundled)",
+        "NAME|PATH",
+    ),
+    ParityOption(
+        "--parity-strict-baseline",
+        False,
+        "fail the session (exit 1) when a baseline entry matched nothing in the stages that ran",
+        "",
+        switch=True,
+    ),
 )
 
 

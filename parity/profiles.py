@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from backends.common.fileio import VersionedJsonError, read_versioned_json
-from parity.verdict import GOLDEN, REFEREE, SPEC
 from parity.envinfo import REPO_ROOT
 from parity.matrix import MATRIX, ParityCase, SimulatedData
 from parity.stages import STAGES
 from parity.tolerances import DEFAULT_LEDGER_PATH
+from parity.verdict import GOLDEN, REFEREE, SPEC
 
 PROFILE_SCHEMA = "pinn-parity-profile"
 PROFILE_SCHEMA_VERSION = 1
@@ -98,14 +98,23 @@ def _case(raw, path, index) -> ParityCase:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise _fail(path, f"{key}.{name}", f"a positive integer, got {value!r}")
     try:
-        case = ParityCase(raw.get("id"), SimulatedData(**data), dict(overrides),
-                          cli_data=None if cli_data is None else SimulatedData(**cli_data), skip_stages=tuple(skip),
-                          **{k: raw[k] for k in ("train_steps", "stage_groups", "cli_sweep") if k in raw})
+        case = ParityCase(
+            raw.get("id"),
+            SimulatedData(**data),
+            dict(overrides),
+            cli_data=None if cli_data is None else SimulatedData(**cli_data),
+            skip_stages=tuple(skip),
+            **{k: raw[k] for k in ("train_steps", "stage_groups", "cli_sweep") if k in raw},
+        )
     except (TypeError, ValueError) as error:
         raise _fail(path, key, str(error)) from None
     if case.config.gridsize > 1 and case.stage_groups < MIN_GROUPED_STAGE_GROUPS:
-        raise _fail(path, f"{key}.stage_groups", f"gridsize {case.config.gridsize} needs at least "
-                    f"{MIN_GROUPED_STAGE_GROUPS} groups fed to isolated stages, got {case.stage_groups}")
+        raise _fail(
+            path,
+            f"{key}.stage_groups",
+            f"gridsize {case.config.gridsize} needs at least "
+            f"{MIN_GROUPED_STAGE_GROUPS} groups fed to isolated stages, got {case.stage_groups}",
+        )
     return case
 
 
@@ -124,8 +133,9 @@ def _contract(raw, path) -> dict:
         elif isinstance(value, list) and all(stage in STAGES for stage in value):
             out[kind] = frozenset(value)
         else:
-            raise _fail(path, f"contract_checks.{kind}", f"true, false or a list of stages ({', '.join(STAGES)}); "
-                        f"got {value!r}")
+            raise _fail(
+                path, f"contract_checks.{kind}", f"true, false or a list of stages ({', '.join(STAGES)}); got {value!r}"
+            )
     return out
 
 
@@ -162,10 +172,15 @@ def load_profile_file(path: str | os.PathLike) -> Profile:
     if repeated:
         raise _fail(path, "cases", f"case id(s) {repeated} appear more than once")
     folder = path.parent.resolve()
-    profile = Profile(name=name, cases=cases, ledger=_path(document, "ledger", folder, path),
-                      golden_root=_path(document, "golden", folder, path),
-                      baseline=_path(document, "baseline", folder, path, required=False),
-                      contract=_contract(document.get("contract_checks"), path), source=path.resolve())
+    profile = Profile(
+        name=name,
+        cases=cases,
+        ledger=_path(document, "ledger", folder, path),
+        golden_root=_path(document, "golden", folder, path),
+        baseline=_path(document, "baseline", folder, path, required=False),
+        contract=_contract(document.get("contract_checks"), path),
+        source=path.resolve(),
+    )
     if not profile.ledger.is_file():
         raise _fail(path, "ledger", f"no ledger file at {profile.ledger}")
     if profile.baseline is not None and not profile.baseline.is_file():
@@ -181,8 +196,10 @@ def load_profile(spec: str | os.PathLike, *, relative_to: Path | None = None) ->
     if relative_to is not None and not path.is_absolute():
         path = relative_to / path
     if not path.exists():
-        raise ProfileError(f"--parity-profile: no profile {str(spec)!r}: not a known name ({', '.join(NAMED)}) "
-                           f"and no folder or file at {path}")
+        raise ProfileError(
+            f"--parity-profile: no profile {str(spec)!r}: not a known name ({', '.join(NAMED)}) "
+            f"and no folder or file at {path}"
+        )
     return load_profile_file(path)
 
 
@@ -192,8 +209,10 @@ def adapter_default(backend) -> str | None:
     if named is None:
         return None
     if not isinstance(named, str) or not named:
-        raise ProfileError(f"adapter {getattr(backend, 'name', backend)!r}: default_profile must be a profile "
-                           f"name or path, got {named!r}")
+        raise ProfileError(
+            f"adapter {getattr(backend, 'name', backend)!r}: default_profile must be a profile "
+            f"name or path, got {named!r}"
+        )
     if named in NAMED or Path(named).is_absolute():
         return named
     module = sys.modules.get(type(backend).__module__)
@@ -211,7 +230,9 @@ def resolve(option: str | None, backends=()) -> Profile:
         if default is not None:
             named.setdefault(default, backend.name)
     if len(named) > 1:
-        raise ProfileError("the adapters name different default profiles ("
-                           + ", ".join(f"{who}: {what}" for what, who in named.items())
-                           + "); choose one with --parity-profile")
+        raise ProfileError(
+            "the adapters name different default profiles ("
+            + ", ".join(f"{who}: {what}" for what, who in named.items())
+            + "); choose one with --parity-profile"
+        )
     return load_profile(next(iter(named))) if named else BUNDLED

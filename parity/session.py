@@ -63,9 +63,16 @@ class ParitySession:
         comparisons = self.contract_checks(stage, result.comparisons)
         if self.profile.applies(GOLDEN, stage):
             comparisons += self.store.judge(
-                ctx.case_id, stage, result.golden_by_backend, result.reference or ctx.reference,
-                metric=result.golden_metric, config=ctx.inputs.config, regen=self.regen, tol_lookup=tolerance,
-                cross_backend_comparisons=[c for c in result.comparisons if c.check.right != GOLDEN])
+                ctx.case_id,
+                stage,
+                result.golden_by_backend,
+                result.reference or ctx.reference,
+                metric=result.golden_metric,
+                config=ctx.inputs.config,
+                regen=self.regen,
+                tol_lookup=tolerance,
+                cross_backend_comparisons=[c for c in result.comparisons if c.check.right != GOLDEN],
+            )
         artifacts = hubs.write_part(self.hub, self.worker, comparisons, result.artifacts, result.notes)
         # This config's plots, drawn here while other workers run, not serially by the controller at the end.
         plots.draw_missing(self.hub, [c.to_dict() for c in comparisons], artifacts)

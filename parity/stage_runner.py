@@ -41,13 +41,16 @@ def with_referee_note(ctx: CaseContext, comparisons: list) -> list:
     for c in comparisons:
         check = c.check
         if not c.passed and check.right == ctx.reference and not check.via and check.left != REFEREE:
-            sides = [(name, by_identity.get((Check(name, REFEREE, check.variant), c.metric)))
-                     for name in (check.left, check.right)]
+            sides = [
+                (name, by_identity.get((Check(name, REFEREE, check.variant), c.metric)))
+                for name in (check.left, check.right)
+            ]
             if all(found is not None for _, found in sides):
                 (b1, (d1, e1)), (b2, (d2, e2)) = [(name, _distance(found)) for name, found in sides]
                 verdict = f"fix {b1 if d1 > d2 else b2} first" if d1 != d2 else "equally far: check both"
-                c = replace(c, message=f"{c.message}\n  referee (float64): {b1} is {e1} from it, {b2} is {e2}: "
-                                       f"{verdict}")
+                c = replace(
+                    c, message=f"{c.message}\n  referee (float64): {b1} is {e1} from it, {b2} is {e2}: {verdict}"
+                )
         annotated.append(c)
     return annotated
 
@@ -79,8 +82,11 @@ def run_stage(ctx: CaseContext, stage: str) -> StageResult:
     lacking = [name for name in ctx.runs if name not in supporting]
     na = f"lacking {stage}: {_names(_with_reasons(ctx, stage, lacking))}"
     if len(supporting) < 2:
-        return _not_applicable(ctx, stage, f"stage {stage} n/a: fewer than two backends support it ({na}; "
-                                           f"supporting: {_names(supporting)})")
+        return _not_applicable(
+            ctx,
+            stage,
+            f"stage {stage} n/a: fewer than two backends support it ({na}; supporting: {_names(supporting)})",
+        )
     stage_ctx = ctx.only(supporting)
     notes = [StageNote(ctx.case_id, stage, NoteKind.NA, f"{na}: compared {', '.join(supporting)}")] if lacking else []
     definition = stage_named(stage)
@@ -89,13 +95,23 @@ def run_stage(ctx: CaseContext, stage: str) -> StageResult:
     except Unsupported as exc:
         return _not_applicable(ctx, stage, f"stage {stage} n/a: {exc}", notes)
     except UpstreamFailed as exc:
-        return StageResult(comparisons=[error_comparison(config_id=ctx.case_id, stage=stage,
-                                                         check=Check(stage_ctx.reference), metric="upstream",
-                                                         error=exc)], reference=stage_ctx.reference)
+        return StageResult(
+            comparisons=[
+                error_comparison(
+                    config_id=ctx.case_id, stage=stage, check=Check(stage_ctx.reference), metric="upstream", error=exc
+                )
+            ],
+            reference=stage_ctx.reference,
+        )
     except LedgerError as exc:  # a check the ledger has no tolerance for fails the stage; it does not crash the run
-        return StageResult(comparisons=[error_comparison(config_id=ctx.case_id, stage=stage,
-                                                         check=Check("ledger"), metric="tolerance", error=exc)],
-                           reference=stage_ctx.reference)
+        return StageResult(
+            comparisons=[
+                error_comparison(
+                    config_id=ctx.case_id, stage=stage, check=Check("ledger"), metric="tolerance", error=exc
+                )
+            ],
+            reference=stage_ctx.reference,
+        )
     if definition.referee and ctx.referee is not None:
         result.comparisons = with_referee_note(stage_ctx, result.comparisons)
     result.reference, result.notes = stage_ctx.reference, notes + list(result.notes)

@@ -26,16 +26,15 @@ import numpy as np
 
 from adapters.registry import get_adapter
 from backends.common.fileio import installed_versions
-from parity.case_context import make_context
-from parity.stage_runner import run_stage
-from parity.verdict import REFEREE
-from parity.envinfo import collect_environment, utc_now
 from parity.baseline import EMPTY, Baseline
+from parity.case_context import make_context
+from parity.envinfo import collect_environment, utc_now
 from parity.matrix import MATRIX
 from parity.profiles import BUNDLED, Profile
+from parity.stage_runner import run_stage
 from parity.stages import STAGES
-from parity.tolerances import (DEFAULT_LEDGER_PATH, load_ledger, read_ledger_document, save_ledger_document,
-                               use_ledger)
+from parity.tolerances import DEFAULT_LEDGER_PATH, load_ledger, read_ledger_document, save_ledger_document, use_ledger
+from parity.verdict import REFEREE
 
 HEADROOM = 10.0
 SEED_STRIDE = 1000  # measurement seed s uses data seed case.seed + s * SEED_STRIDE
@@ -57,8 +56,16 @@ def _observed(comparison) -> tuple[str, float, float] | None:
     return key, float(comparison.measured[measure]), float(comparison.measured.get("max_ref", 1.0))
 
 
-def measure(seeds, backends=("tf", "torch"), cases=None, log=print, stages=STAGES, profile: Profile = BUNDLED,
-            baseline: Baseline = EMPTY, adapters=None) -> dict:
+def measure(
+    seeds,
+    backends=("tf", "torch"),
+    cases=None,
+    log=print,
+    stages=STAGES,
+    profile: Profile = BUNDLED,
+    baseline: Baseline = EMPTY,
+    adapters=None,
+) -> dict:
     """ledger key -> {"worst": value, "max_ref": magnitude, "seeds": [...], "n": count}, over the profile's
     cases (or `cases`), judged with the profile's ledger; comparisons of contract checks the profile leaves
     out, and failures `baseline` knows (splits, not noise), are not measured. `adapters` (name -> Adapter)
@@ -78,8 +85,10 @@ def measure(seeds, backends=("tf", "torch"), cases=None, log=print, stages=STAGE
                     for comparison in run_stage(ctx, stage).comparisons:
                         if not profile.applies(comparison.check.right, stage):
                             continue
-                        if not comparison.passed and baseline.match(
-                                case.id, stage, str(comparison.check), comparison.metric) is not None:
+                        if (
+                            not comparison.passed
+                            and baseline.match(case.id, stage, str(comparison.check), comparison.metric) is not None
+                        ):
                             known += 1  # seed-shifted cases keep their id, so the baseline still matches
                             continue
                         if comparison.kind == "error":
@@ -161,14 +170,21 @@ def write_ledger(found: dict, path=DEFAULT_LEDGER_PATH, log=print) -> None:
             log(f"  {key}: measured {got['worst']:.3g} but the ledger has no entry; add one by hand first")
             continue
         headroom = float(entry.get("headroom", HEADROOM))
-        value = proposed_value(entry.get("bound", "upper"), got["worst"], got["max_ref"], headroom,
-                               entry["dtype"])
+        value = proposed_value(entry.get("bound", "upper"), got["worst"], got["max_ref"], headroom, entry["dtype"])
         if value > entry["value"] and not entry.get("provisional"):
             log(f"  {key}: LOOSENED {entry['value']:.3g} -> {value:.3g} (measured {got['worst']:.3g})")
-        entry.update(value=value, rtol=0.0, measured_max=got["worst"], seeds=got["seeds"],
-                     headroom=headroom, environment=environment, date=utc_now()[:10], provisional=False,
-                     note=f"{got['n']} comparisons; value = {'1 - ' if entry.get('bound') == 'lower' else ''}"
-                          f"worst{' deficit' if entry.get('bound') == 'lower' else ''} x headroom")
+        entry.update(
+            value=value,
+            rtol=0.0,
+            measured_max=got["worst"],
+            seeds=got["seeds"],
+            headroom=headroom,
+            environment=environment,
+            date=utc_now()[:10],
+            provisional=False,
+            note=f"{got['n']} comparisons; value = {'1 - ' if entry.get('bound') == 'lower' else ''}"
+            f"worst{' deficit' if entry.get('bound') == 'lower' else ''} x headroom",
+        )
         if not math.isfinite(entry["value"]):
             raise ValueError(f"{key}: non-finite proposed tolerance")
     save_ledger_document(document, path)

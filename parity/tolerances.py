@@ -26,8 +26,18 @@ LEDGER_SCHEMA = "pinn-parity-tolerances"
 LEDGER_SCHEMA_VERSION = 1
 DEFAULT_LEDGER_PATH = Path(__file__).resolve().with_name("tolerances.json")
 
-REQUIRED_FIELDS = ("stage", "metric", "dtype", "value", "rtol", "measured_max",
-                   "seeds", "headroom", "environment", "date")
+REQUIRED_FIELDS = (
+    "stage",
+    "metric",
+    "dtype",
+    "value",
+    "rtol",
+    "measured_max",
+    "seeds",
+    "headroom",
+    "environment",
+    "date",
+)
 REQUIRED_ENVIRONMENT = ("versions", "platform", "threads")
 BOUNDS = ("upper", "lower")
 
@@ -73,13 +83,21 @@ class Tolerance:
         if self.provisional or self.measured_max is None:
             return f"PROVISIONAL placeholder, not measured ({where}; {self.date})"
         seeds = ",".join(str(seed) for seed in self.seeds)
-        return (f"measured_max {self.measured_max:.3g} over seeds [{seeds}] x headroom "
-                f"{self.headroom:g} ({where}; {self.date})")
+        return (
+            f"measured_max {self.measured_max:.3g} over seeds [{seeds}] x headroom "
+            f"{self.headroom:g} ({where}; {self.date})"
+        )
 
     def to_dict(self) -> dict:
         """What a Comparison records about the tolerance it used."""
-        return {"key": self.key, "value": self.value, "rtol": self.rtol, "bound": self.bound,
-                "provisional": self.provisional, "provenance": self.summary()}
+        return {
+            "key": self.key,
+            "value": self.value,
+            "rtol": self.rtol,
+            "bound": self.bound,
+            "provisional": self.provisional,
+            "provenance": self.summary(),
+        }
 
 
 @dataclass(frozen=True)
@@ -121,8 +139,7 @@ def _entry(key: str, raw) -> Tolerance:
         raise LedgerError(f"ledger entry {key!r} lacks provenance field(s): {', '.join(missing)}")
     env = raw["environment"]
     if not isinstance(env, Mapping) or any(name not in env for name in REQUIRED_ENVIRONMENT):
-        raise LedgerError(f"ledger entry {key!r}: environment must hold "
-                          f"{', '.join(REQUIRED_ENVIRONMENT)}")
+        raise LedgerError(f"ledger entry {key!r}: environment must hold {', '.join(REQUIRED_ENVIRONMENT)}")
     stage, metric, dtype = raw["stage"], raw["metric"], raw["dtype"]
     if stage not in STAGES:
         raise LedgerError(f"ledger entry {key!r}: unknown stage {stage!r}")
@@ -135,36 +152,49 @@ def _entry(key: str, raw) -> Tolerance:
     if value < 0 or rtol < 0 or headroom <= 0:
         raise LedgerError(f"ledger entry {key!r}: value and rtol must be >= 0, headroom > 0")
     seeds = raw["seeds"]
-    if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool)
-                                              for s in seeds):
+    if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise LedgerError(f"ledger entry {key!r}: seeds must be a list of integers")
     provisional = raw.get("provisional", False)
     if not isinstance(provisional, bool):
         raise LedgerError(f"ledger entry {key!r}: provisional must be true or false")
     # A bound without a measurement behind it must say so, or it would read as measured.
     if (measured is None or not seeds) and not provisional:
-        raise LedgerError(f"ledger entry {key!r}: measured_max and seeds are required "
-                          "unless the entry is marked \"provisional\": true")
+        raise LedgerError(
+            f'ledger entry {key!r}: measured_max and seeds are required unless the entry is marked "provisional": true'
+        )
     bound = raw.get("bound", "upper")
     if bound not in BOUNDS:
         raise LedgerError(f"ledger entry {key!r}: bound must be one of {BOUNDS}, got {bound!r}")
     if not isinstance(raw["date"], str) or not raw["date"]:
         raise LedgerError(f"ledger entry {key!r}: date must be an ISO date string")
-    return Tolerance(key=key, stage=stage, metric=metric, dtype=dtype, value=value, rtol=rtol,
-                     bound=bound, measured_max=measured, seeds=tuple(seeds), headroom=headroom,
-                     environment=dict(env), date=raw["date"], provisional=provisional,
-                     note=str(raw.get("note", "")))
+    return Tolerance(
+        key=key,
+        stage=stage,
+        metric=metric,
+        dtype=dtype,
+        value=value,
+        rtol=rtol,
+        bound=bound,
+        measured_max=measured,
+        seeds=tuple(seeds),
+        headroom=headroom,
+        environment=dict(env),
+        date=raw["date"],
+        provisional=provisional,
+        note=str(raw.get("note", "")),
+    )
 
 
 def parse_ledger(document, path: Path) -> Ledger:
     """Validate a parsed ledger document; LedgerError names the key at fault."""
     if not isinstance(document, Mapping):
         raise LedgerError(f"{path}: a ledger is a JSON object")
-    if (document.get("schema"), document.get("schema_version")) != (LEDGER_SCHEMA,
-                                                                   LEDGER_SCHEMA_VERSION):
-        raise LedgerError(f"{path}: expected schema {LEDGER_SCHEMA!r} version "
-                          f"{LEDGER_SCHEMA_VERSION}, got {document.get('schema')!r} "
-                          f"version {document.get('schema_version')!r}")
+    if (document.get("schema"), document.get("schema_version")) != (LEDGER_SCHEMA, LEDGER_SCHEMA_VERSION):
+        raise LedgerError(
+            f"{path}: expected schema {LEDGER_SCHEMA!r} version "
+            f"{LEDGER_SCHEMA_VERSION}, got {document.get('schema')!r} "
+            f"version {document.get('schema_version')!r}"
+        )
     entries = document.get("entries")
     if not isinstance(entries, Mapping):
         raise LedgerError(f"{path}: 'entries' must be an object keyed stage.metric.dtype")
@@ -174,8 +204,7 @@ def parse_ledger(document, path: Path) -> Ledger:
 def read_ledger_document(path: str | os.PathLike = DEFAULT_LEDGER_PATH) -> dict:
     """The ledger file as a JSON object, its schema and version checked; LedgerError otherwise."""
     try:
-        return read_versioned_json(path, kind=LEDGER_SCHEMA, version=LEDGER_SCHEMA_VERSION,
-                                   what="tolerance ledger")
+        return read_versioned_json(path, kind=LEDGER_SCHEMA, version=LEDGER_SCHEMA_VERSION, what="tolerance ledger")
     except VersionedJsonError as error:
         raise LedgerError(str(error)) from None
 
@@ -217,8 +246,10 @@ def tolerance(stage: str, metric: str, dtype, *, ledger: Ledger | None = None) -
     if key not in book.entries:
         same_stage = sorted(k for k in book.entries if k.startswith(f"{stage}."))
         known = ", ".join(same_stage) if same_stage else "none"
-        raise LedgerError(f"no tolerance {key!r} in {book.path} (entries for stage "
-                          f"{stage!r}: {known}); measure it and add it, see docs/tolerances.md")
+        raise LedgerError(
+            f"no tolerance {key!r} in {book.path} (entries for stage "
+            f"{stage!r}: {known}); measure it and add it, see docs/tolerances.md"
+        )
     return book.entries[key]
 
 

@@ -40,7 +40,6 @@ GIVEN = "given"
 values set: no contract is needed to say a setting must be honoured, so it counts for every profile."""
 
 
-
 def referee_distance(kind: str, measured: Mapping) -> float:
     """How far a Check(backend, REFEREE) comparison found the backend: max |error| of an
     allclose, the number of differing elements of an exact check, infinite when it could not
@@ -50,6 +49,7 @@ def referee_distance(kind: str, measured: Mapping) -> float:
     if kind == "exact" and isinstance(measured.get("n_bad"), (int, float)):
         return float(measured["n_bad"])
     return math.inf
+
 
 @dataclass(frozen=True)
 class Check:
@@ -92,20 +92,23 @@ class Check:
         """For file names: the parts joined by "-" ("tf-torch")."""
         return "-".join(part for part in (self.left, self.via, self.right, self.variant) if part)
 
-    def renamed(self, old: str, new: str) -> "Check":
+    def renamed(self, old: str, new: str) -> Check:
         """Every side named `old` renamed `new` (the audit matches a mutant's checks with the control's)."""
-        return Check(*(new if part == old else part for part in (self.left, self.right)),
-                     variant=self.variant, via=new if self.via == old else self.via)
+        return Check(
+            *(new if part == old else part for part in (self.left, self.right)),
+            variant=self.variant,
+            via=new if self.via == old else self.via,
+        )
 
     def to_dict(self) -> dict:
         return {"left": self.left, "right": self.right, "variant": self.variant, "via": self.via}
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> "Check":
+    def from_dict(cls, data: Mapping) -> Check:
         return cls(**{key: data.get(key, "") for key in ("left", "right", "variant", "via")})
 
     @classmethod
-    def from_text(cls, text: str) -> "Check":
+    def from_text(cls, text: str) -> Check:
         """The inverse of str(): only for records written before "check_parts" existed."""
         match = _LEGACY_CHECK.match(text)
         if match is None:
@@ -113,8 +116,10 @@ class Check:
         return cls(match["left"], match["right"] or "", variant=match["variant"] or "", via=match["via"] or "")
 
 
-_LEGACY_CHECK = re.compile(r"^(?P<left>[^~\[(]+)(?:\((?P<via>[^ )]+) bundle\))?(?:~(?P<right>[^~\[]+))?"
-                           r"(?:\[(?P<variant>[^\]]*)\])?$")
+_LEGACY_CHECK = re.compile(
+    r"^(?P<left>[^~\[(]+)(?:\((?P<via>[^ )]+) bundle\))?(?:~(?P<right>[^~\[]+))?"
+    r"(?:\[(?P<variant>[^\]]*)\])?$"
+)
 
 
 def check_of(record: Mapping) -> Check:
@@ -169,8 +174,13 @@ class Comparison:
     def to_dict(self) -> dict:
         """JSON-ready: numpy scalars become numbers, complex [re, im], NaN/inf strings."""
         return {
-            "config_id": self.config_id, "stage": self.stage, "check": str(self.check),
-            "check_parts": self.check.to_dict(), "metric": self.metric, "passed": self.passed, "kind": self.kind,
+            "config_id": self.config_id,
+            "stage": self.stage,
+            "check": str(self.check),
+            "check_parts": self.check.to_dict(),
+            "metric": self.metric,
+            "passed": self.passed,
+            "kind": self.kind,
             "measured": to_jsonable(self.measured),
             "tolerance": to_jsonable(self.tolerance),
             "worst": to_jsonable(self.worst),
@@ -179,14 +189,21 @@ class Comparison:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> "Comparison":
+    def from_dict(cls, data: Mapping) -> Comparison:
         """Inverse of to_dict (complex values stay [re, im] lists)."""
-        return cls(config_id=data["config_id"], stage=data["stage"], check=check_of(data),
-                   metric=data["metric"], passed=data["passed"], kind=data["kind"],
-                   measured=from_jsonable(data.get("measured") or {}),
-                   tolerance=from_jsonable(data.get("tolerance")),
-                   worst=from_jsonable(data.get("worst")), message=data.get("message", ""),
-                   extra=from_jsonable(data.get("extra") or {}))
+        return cls(
+            config_id=data["config_id"],
+            stage=data["stage"],
+            check=check_of(data),
+            metric=data["metric"],
+            passed=data["passed"],
+            kind=data["kind"],
+            measured=from_jsonable(data.get("measured") or {}),
+            tolerance=from_jsonable(data.get("tolerance")),
+            worst=from_jsonable(data.get("worst")),
+            message=data.get("message", ""),
+            extra=from_jsonable(data.get("extra") or {}),
+        )
 
 
 def to_jsonable(value):
@@ -238,6 +255,7 @@ def assert_passed(comparisons: Iterable[Comparison]) -> None:
 
 # ---- message helpers shared by the comparators -------------------------------------------
 
+
 def headline(config_id: str, stage: str, check: Check, metric: str, text: str) -> str:
     return f"[{config_id}] stage {stage} {check} {metric}: {text}"
 
@@ -245,8 +263,10 @@ def headline(config_id: str, stage: str, check: Check, metric: str, text: str) -
 def closing_line(config_id: str, check: Check, key: str | None) -> str:
     """The last line of a failure: the command that regenerates, or where the bound is explained."""
     if check.right == GOLDEN:
-        return (f"  regenerate: python -m parity regen --parity-config {config_id}"
-                "  (only once the backends agree; see docs/tolerances.md)")
+        return (
+            f"  regenerate: python -m parity regen --parity-config {config_id}"
+            "  (only once the backends agree; see docs/tolerances.md)"
+        )
     if key:
         return f"  explain: see docs/tolerances.md (ledger key {key})"
     return "  explain: this check requires an exact match; see docs/tolerances.md"

@@ -46,15 +46,19 @@ def imports(source: str, package: str) -> list[tuple[int, str]]:
             found += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative: resolve against the module's package
-                base = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
                 module = ".".join(base + ([node.module] if node.module else []))
             else:
                 module = node.module or ""
             found.append((node.lineno, module))
             found += [(node.lineno, f"{module}.{alias.name}") for alias in node.names]
-        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", ""))
-              in ("import_module", "__import__") and node.args
-              and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", getattr(node.func, "id", "")) in ("import_module", "__import__")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             found.append((node.lineno, node.args[0].value))
     return found
 
@@ -79,11 +83,19 @@ def violations(root: Path, layer: str) -> list[str]:
 
 
 def test_the_scan_sees_every_kind_of_import():
-    source = ("import torch.nn\nfrom lightning import Trainer\nfrom .. import parity\n"
-              "def f():\n    import keras\n    importlib.import_module('backends.tf_pinn.model')\n")
+    source = (
+        "import torch.nn\nfrom lightning import Trainer\nfrom .. import parity\n"
+        "def f():\n    import keras\n    importlib.import_module('backends.tf_pinn.model')\n"
+    )
     assert imports(source, "backends.torch_pinn") == [
-        (1, "torch.nn"), (2, "lightning"), (2, "lightning.Trainer"), (3, "backends"), (3, "backends.parity"),
-        (5, "keras"), (6, "backends.tf_pinn.model")]
+        (1, "torch.nn"),
+        (2, "lightning"),
+        (2, "lightning.Trainer"),
+        (3, "backends"),
+        (3, "backends.parity"),
+        (5, "keras"),
+        (6, "backends.tf_pinn.model"),
+    ]
 
 
 @pytest.mark.parametrize("layer", sorted(FORBIDDEN))
@@ -100,7 +112,8 @@ def test_a_bad_import_is_reported_with_file_and_line(tmp_path):
         "backends/tf_pinn/bad.py:5 imports backends.torch_pinn.model "
         "(backends/tf_pinn must not import backends.torch_pinn)",
         "backends/tf_pinn/bad.py:5 imports backends.torch_pinn.model.PinnModel "
-        "(backends/tf_pinn must not import backends.torch_pinn)"]
+        "(backends/tf_pinn must not import backends.torch_pinn)",
+    ]
 
 
 def test_a_plugin_importing_the_engine_or_the_benchmarks_is_reported(tmp_path):
@@ -109,5 +122,7 @@ def test_a_plugin_importing_the_engine_or_the_benchmarks_is_reported(tmp_path):
     bad.write_text("from adapters import base\nfrom parity.stages import kit\n\n\ndef f():\n    import bench.proc\n")
     found = violations(tmp_path, "plugins")
     assert [line.split(" (")[0] for line in found] == [
-        "plugins/team/adapter.py:2 imports parity.stages", "plugins/team/adapter.py:2 imports parity.stages.kit",
-        "plugins/team/adapter.py:6 imports bench.proc"]
+        "plugins/team/adapter.py:2 imports parity.stages",
+        "plugins/team/adapter.py:2 imports parity.stages.kit",
+        "plugins/team/adapter.py:6 imports bench.proc",
+    ]

@@ -15,7 +15,7 @@ import platform
 import zipfile
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -61,8 +61,16 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write_bundle(path, *, backend: str, framework_versions: dict, config: PinnConfig,
-                 weights: dict, probe: np.ndarray, input_scale: float) -> Path:
+def write_bundle(
+    path,
+    *,
+    backend: str,
+    framework_versions: dict,
+    config: PinnConfig,
+    weights: dict,
+    probe: np.ndarray,
+    input_scale: float,
+) -> Path:
     """Write atomically: the zip is built in a temp file and renamed into place."""
     check_canonical(weights, config.n_filters_scale, source=f"bundle {path}")
     path = Path(path)
@@ -72,14 +80,17 @@ def write_bundle(path, *, backend: str, framework_versions: dict, config: PinnCo
     np.save(buf, np.ascontiguousarray(probe, dtype=np.complex64), allow_pickle=False)
     probe_bytes = buf.getvalue()
     manifest = {
-        "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "backend": backend,
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "backend": backend,
         "framework_versions": {"numpy": np.__version__, "python": platform.python_version(), **framework_versions},
-        "config": config.to_dict(), "input_scale": float(input_scale),
+        "config": config.to_dict(),
+        "input_scale": float(input_scale),
         "log_intensity_scale": float(weights[LOG_INTENSITY_SCALE]),
         "intensity_scale": float(np.exp(np.float64(weights[LOG_INTENSITY_SCALE]))),
         "N": int(probe.shape[0]),
         "sha256": {WEIGHTS: _sha256(weights_bytes), PROBE: _sha256(probe_bytes)},
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
     def write(handle):
@@ -116,8 +127,11 @@ def _read_members(path: Path) -> dict:
                 raise BundleError(path, "member name escapes the archive root; refused", member=name)
         unexpected = sorted(set(names) - set(MEMBERS))
         if unexpected:
-            raise BundleError(path, f"unexpected member(s) {unexpected}; a bundle holds only {list(MEMBERS)} "
-                              "(no pickles, no code)", member=unexpected[0])
+            raise BundleError(
+                path,
+                f"unexpected member(s) {unexpected}; a bundle holds only {list(MEMBERS)} (no pickles, no code)",
+                member=unexpected[0],
+            )
         missing = [m for m in MEMBERS if m not in names]
         if missing:
             raise BundleError(path, "required member is missing", member=missing[0])
@@ -126,8 +140,9 @@ def _read_members(path: Path) -> dict:
             try:
                 members[name] = zf.read(name)
             except _ZIP_ERRORS as exc:
-                raise BundleError(path, f"damaged member, the archive is corrupt ({type(exc).__name__}: {exc})",
-                                  member=name) from exc
+                raise BundleError(
+                    path, f"damaged member, the archive is corrupt ({type(exc).__name__}: {exc})", member=name
+                ) from exc
         return members
 
 
@@ -140,11 +155,20 @@ def read_bundle(path) -> BundleContents:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(path, f"manifest is not JSON: {exc}", member=MANIFEST) from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-        raise BundleError(path, f"not a {FORMAT_NAME} manifest (format={manifest.get('format')!r})"
-                          if isinstance(manifest, dict) else "manifest is not a JSON object", member=MANIFEST)
+        raise BundleError(
+            path,
+            f"not a {FORMAT_NAME} manifest (format={manifest.get('format')!r})"
+            if isinstance(manifest, dict)
+            else "manifest is not a JSON object",
+            member=MANIFEST,
+        )
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise BundleError(path, f"format_version {manifest.get('format_version')!r} is not supported "
-                          f"(this reader handles {FORMAT_VERSION})", member=MANIFEST)
+        raise BundleError(
+            path,
+            f"format_version {manifest.get('format_version')!r} is not supported "
+            f"(this reader handles {FORMAT_VERSION})",
+            member=MANIFEST,
+        )
     sums = manifest.get("sha256", {})
     for member in (WEIGHTS, PROBE):
         if sums.get(member) != _sha256(members[member]):
@@ -168,5 +192,6 @@ def read_bundle(path) -> BundleContents:
         raise BundleError(path, f"cannot be read without pickle: {exc}", member=PROBE) from exc
     if probe.ndim != 2 or probe.shape[0] != probe.shape[1] or probe.shape[0] != manifest.get("N"):
         raise BundleError(path, f"probe shape {probe.shape} does not match N={manifest.get('N')}", member=PROBE)
-    return BundleContents(config=config, weights=weights, probe=probe.astype(np.complex64),
-                          input_scale=input_scale, manifest=manifest)
+    return BundleContents(
+        config=config, weights=weights, probe=probe.astype(np.complex64), input_scale=input_scale, manifest=manifest
+    )

@@ -17,17 +17,29 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from backends.common.bundle_io import BundleError
-from backends.common.config import (ArgumentParser, ConfigError, add_config_arguments, add_path_argument,
-                                    config_from_args)
+from backends.common.config import (
+    ArgumentParser,
+    ConfigError,
+    add_config_arguments,
+    add_path_argument,
+    config_from_args,
+)
 from backends.common.dataset import DatasetError, load_dataset
-from backends.common.fileio import (OutputFolderError, atomic_write, atomic_write_json, ensure_folder,
-                                    publish_folder, save_npz, staging_folder)
+from backends.common.fileio import (
+    OutputFolderError,
+    atomic_write,
+    atomic_write_json,
+    ensure_folder,
+    publish_folder,
+    save_npz,
+    staging_folder,
+)
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
@@ -72,11 +84,19 @@ def train_main(argv, *, prog: str, train: Callable, save_bundle: Callable) -> in
     parser = ArgumentParser(prog=prog, description="Train the PINN and write a bundle.")
     add_path_argument(parser, "train_data_file", required=True, help="training NPZ (docs/spec.md §1)")
     add_path_argument(parser, "test_data_file", default=None, help="held-out NPZ; its loss is recorded")
-    add_path_argument(parser, "output_dir", required=True, help="folder for effective_config.json, "
-                      "history.json and bundle.zip (bundle.zip, written last, marks a finished run)")
+    add_path_argument(
+        parser,
+        "output_dir",
+        required=True,
+        help="folder for effective_config.json, "
+        "history.json and bundle.zip (bundle.zip, written last, marks a finished run)",
+    )
     add_config_arguments(parser)
-    parser.add_argument("--quiet", action="store_true", help="no progress line (there is none anyway when "
-                        "standard error is not a terminal)")
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress line (there is none anyway when standard error is not a terminal)",
+    )
     args = parser.parse_args(argv)
     try:
         cfg = config_from_args(args)
@@ -104,8 +124,10 @@ def train_main(argv, *, prog: str, train: Callable, save_bundle: Callable) -> in
         save_bundle(result.model, staging / FINISHED_MARK)
         publish_folder(staging, out, last=FINISHED_MARK)
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted; {out} left as it was (what was asked: "
-              f"{staging / 'effective_config.json'})", file=sys.stderr)
+        print(
+            f"{prog}: interrupted; {out} left as it was (what was asked: {staging / 'effective_config.json'})",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     except BaseException:
         print(f"{prog}: training failed; {out} left as it was (partial output: {staging})", file=sys.stderr)
@@ -131,8 +153,15 @@ def epoch_progress(epochs: int, *, quiet: bool = False, stream=None):
     except (OSError, ValueError, AttributeError):
         size = os.terminal_size((0, 0))
     # A terminal that reports no size (0 x 0) would make tqdm print nothing at all.
-    with tqdm(total=epochs, desc="epoch", file=stream, ncols=size.columns or 80, nrows=size.lines or 24,
-              bar_format="{desc} {n_fmt}/{total_fmt}{postfix} [{elapsed}<{remaining}]") as bar:
+    with tqdm(
+        total=epochs,
+        desc="epoch",
+        file=stream,
+        ncols=size.columns or 80,
+        nrows=size.lines or 24,
+        bar_format="{desc} {n_fmt}/{total_fmt}{postfix} [{elapsed}<{remaining}]",
+    ) as bar:
+
         def on_epoch_end(epochs_done: int, epoch_loss: float) -> None:
             bar.set_postfix_str(f"loss {epoch_loss:.5g}", refresh=False)
             bar.update(epochs_done - bar.n)
@@ -144,8 +173,13 @@ def infer_main(argv, *, prog: str, load_bundle: Callable, reconstruct: Callable)
     """load_bundle(path) -> model; reconstruct(model, data) -> (object complex64, origin_px)."""
     parser = ArgumentParser(prog=prog, description="Stitch a reconstruction from a bundle.")
     add_path_argument(parser, "bundle", required=True, help="bundle.zip written by either backend's train")
-    add_path_argument(parser, "data_file", required=True, help="NPZ whose positions are reconstructed; "
-                      "when it holds the true object (objectGuess), the PNG compares with it")
+    add_path_argument(
+        parser,
+        "data_file",
+        required=True,
+        help="NPZ whose positions are reconstructed; "
+        "when it holds the true object (objectGuess), the PNG compares with it",
+    )
     add_path_argument(parser, "output_dir", required=True, help="folder for reconstruction.npz and .png")
     args = parser.parse_args(argv)
     try:
@@ -157,8 +191,10 @@ def infer_main(argv, *, prog: str, load_bundle: Callable, reconstruct: Callable)
     except (BundleError, DatasetError, ConfigError, OutputFolderError) as exc:
         return _fail(prog, exc)
     obj, origin = reconstruct(model, data)
-    save_npz(out / "reconstruction.npz",
-             {"object": np.asarray(obj, dtype=np.complex64), "origin_px": np.asarray(origin, dtype=np.float64)})
+    save_npz(
+        out / "reconstruction.npz",
+        {"object": np.asarray(obj, dtype=np.complex64), "origin_px": np.asarray(origin, dtype=np.float64)},
+    )
     title = f"{prog.split()[-1]}: bundle {args.bundle}, data {args.data_file}"
     save_reconstruction_png(obj, out / "reconstruction.png", title=title, origin_px=origin, data=data)
     print(f"wrote {out / 'reconstruction.npz'}, {out / 'reconstruction.png'}")
@@ -183,8 +219,10 @@ def save_reconstruction_png(obj, path, title: str = "", *, origin_px=None, data=
     if truth is not None and origin_px is not None:
         found = compare_with_truth(obj, origin_px, truth, data.xcoords, data.ycoords)
         rows = (("reconstruction (aligned)", found.aligned), ("truth", found.truth))
-        title += (f"\namplitude SSIM {found.amp_ssim:.3f} (truth's range), phase RMSE "
-                  f"{found.phase_rmse_rad:.3f} rad, FRC {found.frc:.3f} (to half Nyquist); scanned interior boxed")
+        title += (
+            f"\namplitude SSIM {found.amp_ssim:.3f} (truth's range), phase RMSE "
+            f"{found.phase_rmse_rad:.3f} rad, FRC {found.frc:.3f} (to half Nyquist); scanned interior boxed"
+        )
         box = found.box
         amp_range = (0.0, float(np.abs(found.truth).max()))
         limit = float(np.abs(np.angle(found.truth[box])).max()) or np.pi  # the truth's phase range, both rows
@@ -193,14 +231,23 @@ def save_reconstruction_png(obj, path, title: str = "", *, origin_px=None, data=
         rows, box, amp_range, phase_range = (("reconstruction", obj),), None, (None, None), (None, None)
     fig, axes = plt.subplots(len(rows), 2, figsize=(8, 3.4 * len(rows) + 0.4), squeeze=False)
     for (label, image), ax_row in zip(rows, axes):
-        for ax, values, what, cmap, (lo, hi) in ((ax_row[0], np.abs(image), "amplitude", "gray", amp_range),
-                                                 (ax_row[1], np.angle(image), "phase (rad)", "twilight",
-                                                  phase_range)):
+        for ax, values, what, cmap, (lo, hi) in (
+            (ax_row[0], np.abs(image), "amplitude", "gray", amp_range),
+            (ax_row[1], np.angle(image), "phase (rad)", "twilight", phase_range),
+        ):
             im = ax.imshow(values, cmap=cmap, vmin=lo, vmax=hi)
             if box is not None:
                 rs, cs = box
-                ax.add_patch(plt.Rectangle((cs.start - 0.5, rs.start - 0.5), cs.stop - cs.start,
-                                           rs.stop - rs.start, fill=False, edgecolor="tab:orange", lw=0.8))
+                ax.add_patch(
+                    plt.Rectangle(
+                        (cs.start - 0.5, rs.start - 0.5),
+                        cs.stop - cs.start,
+                        rs.stop - rs.start,
+                        fill=False,
+                        edgecolor="tab:orange",
+                        lw=0.8,
+                    )
+                )
             ax.set_title(f"{label}: {what}", fontsize=9)
             ax.axis("off")
             fig.colorbar(im, ax=ax, fraction=0.046)

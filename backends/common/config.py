@@ -54,8 +54,9 @@ class PinnConfig:
         if self.n_groups is not None and self.n_groups > n_positions:
             raise ConfigError(f"n_groups={self.n_groups} exceeds the {n_positions} scan positions of {source}")
         if self.gridsize > 1 and self.neighbor_count >= n_positions:
-            raise ConfigError(f"neighbor_count={self.neighbor_count} must be below the {n_positions} "
-                              f"scan positions of {source}")
+            raise ConfigError(
+                f"neighbor_count={self.neighbor_count} must be below the {n_positions} scan positions of {source}"
+            )
 
 
 def _require(cond, name, value, why):
@@ -64,8 +65,14 @@ def _require(cond, name, value, why):
 
 
 def _validate(c: PinnConfig) -> None:
-    for name, kind in (("gridsize", int), ("neighbor_count", int), ("seed", int),
-                       ("n_filters_scale", int), ("batch_size", int), ("epochs", int)):
+    for name, kind in (
+        ("gridsize", int),
+        ("neighbor_count", int),
+        ("seed", int),
+        ("n_filters_scale", int),
+        ("batch_size", int),
+        ("epochs", int),
+    ):
         value = getattr(c, name)
         _require(isinstance(value, kind) and not isinstance(value, bool), name, value, "must be an integer")
     _require(c.gridsize >= 1, "gridsize", c.gridsize, "must be >= 1")
@@ -74,19 +81,31 @@ def _validate(c: PinnConfig) -> None:
     _require(c.epochs >= 0, "epochs", c.epochs, "must be >= 0")
     _require(c.seed >= 0, "seed", c.seed, "must be >= 0")
     if c.gridsize > 1:
-        _require(c.neighbor_count >= c.n_channels, "neighbor_count", c.neighbor_count,
-                 f"must be >= gridsize**2 = {c.n_channels} (members are drawn from the K nearest)")
+        _require(
+            c.neighbor_count >= c.n_channels,
+            "neighbor_count",
+            c.neighbor_count,
+            f"must be >= gridsize**2 = {c.n_channels} (members are drawn from the K nearest)",
+        )
     else:
         _require(c.neighbor_count >= 1, "neighbor_count", c.neighbor_count, "must be >= 1")
     if c.n_groups is not None:
-        _require(isinstance(c.n_groups, int) and c.n_groups >= 1, "n_groups", c.n_groups,
-                 "must be a positive integer or None (all positions)")
+        _require(
+            isinstance(c.n_groups, int) and c.n_groups >= 1,
+            "n_groups",
+            c.n_groups,
+            "must be a positive integer or None (all positions)",
+        )
     for name in ("learning_rate", "adam_epsilon"):
         value = getattr(c, name)
         _require(isinstance(value, (int, float)) and value > 0, name, value, "must be a positive number")
     _require(c.loss in LOSSES, "loss", c.loss, f"unknown loss; choose one of {', '.join(LOSSES)}")
-    _require(c.amp_activation in AMP_ACTIVATIONS, "amp_activation", c.amp_activation,
-             f"unknown activation; choose one of {', '.join(AMP_ACTIVATIONS)}")
+    _require(
+        c.amp_activation in AMP_ACTIVATIONS,
+        "amp_activation",
+        c.amp_activation,
+        f"unknown activation; choose one of {', '.join(AMP_ACTIVATIONS)}",
+    )
     _require(isinstance(c.object_big, bool), "object_big", c.object_big, "must be true or false")
 
 
@@ -142,6 +161,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def int_at_least(minimum: int):
     """An argparse type: an integer >= `minimum`."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -150,6 +170,7 @@ def int_at_least(minimum: int):
         if value < minimum:
             raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
         return value
+
     parse.__name__ = f"integer >= {minimum}"  # argparse names the type in some messages
     return parse
 
@@ -174,8 +195,7 @@ _FLAGS = {
     "n_filters_scale": (int_at_least(1), ["--n_filters_scale"], "filter count multiplier"),
     "amp_activation": (str, ["--amp_activation"], "amplitude activation"),
     "batch_size": (int_at_least(1), ["--batch_size"], "groups per step"),
-    "epochs": (int_at_least(0), ["--nepochs", "--n-epochs"],
-               "training epochs; 0 writes the untrained initial weights"),
+    "epochs": (int_at_least(0), ["--nepochs", "--n-epochs"], "training epochs; 0 writes the untrained initial weights"),
     "learning_rate": (positive_float, ["--learning_rate", "--lr"], "Adam learning rate"),
     "adam_epsilon": (positive_float, ["--adam_epsilon"], "Adam epsilon"),
     "loss": (str, [], "poisson or mae"),
@@ -200,8 +220,14 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         spellings = [dashed] + [a for a in aliases if a != dashed]
         choices = LOSSES if name == "loss" else AMP_ACTIVATIONS if name == "amp_activation" else None
         default = {"n_groups": "all positions", "object_big": "gridsize > 1"}.get(name, getattr(PinnConfig(), name))
-        group.add_argument(*spellings, dest=name, type=kind or _parse_bool, default=None, choices=choices,
-                           help=f"{help_text} (default: {default})")
+        group.add_argument(
+            *spellings,
+            dest=name,
+            type=kind or _parse_bool,
+            default=None,
+            choices=choices,
+            help=f"{help_text} (default: {default})",
+        )
 
 
 def add_path_argument(parser, name: str, **kwargs) -> None:

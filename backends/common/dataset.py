@@ -49,7 +49,7 @@ class Dataset:
     def N(self) -> int:
         return int(self.diffraction.shape[1])
 
-    def subset(self, indices) -> "Dataset":
+    def subset(self, indices) -> Dataset:
         """The same scan restricted to `indices`, each pattern with its own coordinates."""
         idx = np.asarray(indices, dtype=np.int64)
         per_pos = {k: getattr(self, k)[idx] for k in PER_POSITION_KEYS if getattr(self, k) is not None}
@@ -95,17 +95,27 @@ def validate(ds: Dataset) -> Dataset:
     m, n1, n2 = d.shape
     if n1 != n2:
         # (N, N, M) files from older tools land here rather than being transposed by guess.
-        raise DatasetError(path, "diffraction", f"patterns must be square (M, N, N); got shape {d.shape}. "
-                           "A (N, N, M) layout is not accepted: transpose it explicitly")
+        raise DatasetError(
+            path,
+            "diffraction",
+            f"patterns must be square (M, N, N); got shape {d.shape}. "
+            "A (N, N, M) layout is not accepted: transpose it explicitly",
+        )
     if n1 < 16 or n1 % 8:
-        raise DatasetError(path, "diffraction", f"pattern size N={n1} must be a multiple of 8 and >= 16 "
-                           "(the network pools three times)")
+        raise DatasetError(
+            path,
+            "diffraction",
+            f"pattern size N={n1} must be a multiple of 8 and >= 16 (the network pools three times)",
+        )
     if m < 1:
         raise DatasetError(path, "diffraction", "holds no patterns (M = 0)")
     _check_finite(path, "diffraction", d)
     if np.any(d < 0):
-        raise DatasetError(path, "diffraction", f"{int(np.count_nonzero(d < 0))} negative amplitude(s); "
-                           "diffraction holds sqrt(counts) >= 0")
+        raise DatasetError(
+            path,
+            "diffraction",
+            f"{int(np.count_nonzero(d < 0))} negative amplitude(s); diffraction holds sqrt(counts) >= 0",
+        )
     for key in PER_POSITION_KEYS:
         arr = getattr(ds, key)
         if arr is None:
@@ -160,10 +170,15 @@ def load_dataset(path) -> Dataset:
         if not isinstance(metadata, dict):
             raise DatasetError(path, "metadata", "must be a JSON object")
     ds = Dataset(
-        diffraction=arrays["diffraction"], xcoords=arrays["xcoords"], ycoords=arrays["ycoords"],
-        probe=arrays["probeGuess"], object=arrays.get("objectGuess"),
-        xcoords_start=arrays.get("xcoords_start"), ycoords_start=arrays.get("ycoords_start"),
-        metadata=metadata, source=str(path),
+        diffraction=arrays["diffraction"],
+        xcoords=arrays["xcoords"],
+        ycoords=arrays["ycoords"],
+        probe=arrays["probeGuess"],
+        object=arrays.get("objectGuess"),
+        xcoords_start=arrays.get("xcoords_start"),
+        ycoords_start=arrays.get("ycoords_start"),
+        metadata=metadata,
+        source=str(path),
     )
     return validate(ds)
 

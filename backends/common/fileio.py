@@ -162,8 +162,15 @@ class VersionedJsonError(ValueError):
     """A versioned JSON document is missing, unreadable, or of another kind or version."""
 
 
-def read_versioned_json(path, *, kind: str, version: int | Iterable[int], kind_key: str = "schema",
-                        version_key: str = "schema_version", what: str = "document") -> dict:
+def read_versioned_json(
+    path,
+    *,
+    kind: str,
+    version: int | Iterable[int],
+    kind_key: str = "schema",
+    version_key: str = "schema_version",
+    what: str = "document",
+) -> dict:
     """The JSON object in `path`, after checking `doc[kind_key] == kind` and its version.
 
     `version` is the one version this reader understands, or several. Every failure
@@ -183,8 +190,9 @@ def read_versioned_json(path, *, kind: str, version: int | Iterable[int], kind_k
     found = (document.get(kind_key), document.get(version_key))
     if found[0] != kind or found[1] not in accepted:
         wanted = " or ".join(str(v) for v in accepted)
-        raise VersionedJsonError(f"{path}: expected {kind_key} {kind!r} {version_key} {wanted}, "
-                                 f"found {found[0]!r} {found[1]!r}")
+        raise VersionedJsonError(
+            f"{path}: expected {kind_key} {kind!r} {version_key} {wanted}, found {found[0]!r} {found[1]!r}"
+        )
     return document
 
 

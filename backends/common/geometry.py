@@ -46,8 +46,12 @@ def canvas_geometry(xcoords, ycoords, n: int) -> CanvasGeometry:
     width = int(fx.max() - x0) + n + 1
     height = int(fy.max() - y0) + n + 1
     tiles = np.stack([fx - x0, fy - y0], axis=-1).astype(np.int64)
-    return CanvasGeometry(origin_px=(float(x0 - n // 2), float(y0 - n // 2)), shape=(height, width),
-                          tile_offsets=tiles, fractions_px=np.stack([x - fx, y - fy], axis=-1))
+    return CanvasGeometry(
+        origin_px=(float(x0 - n // 2), float(y0 - n // 2)),
+        shape=(height, width),
+        tile_offsets=tiles,
+        fractions_px=np.stack([x - fx, y - fy], axis=-1),
+    )
 
 
 def check_offsets(offsets_px, n: int) -> None:
@@ -55,5 +59,7 @@ def check_offsets(offsets_px, n: int) -> None:
     d = np.abs(np.asarray(offsets_px, dtype=np.float64))
     if d.size and d.max() > n / 2:
         group = int(np.unravel_index(np.argmax(d), d.shape)[0])
-        raise ValueError(f"group {group} has an offset of {d.max():.3f} px, more than N/2 = {n / 2:g}: "
-                         "object_big cannot merge it; use smaller neighbor_count or gridsize")
+        raise ValueError(
+            f"group {group} has an offset of {d.max():.3f} px, more than N/2 = {n / 2:g}: "
+            "object_big cannot merge it; use smaller neighbor_count or gridsize"
+        )

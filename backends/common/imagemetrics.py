@@ -5,8 +5,8 @@ correct reconstructions may differ by a constant phase and amplitude scale.
 These metrics are used after removing that factor; numpy/scipy only.
 
 Shared by the harness, the benchmarks and the infer command line, which
-compares a reconstruction with the simulator's truth (`compare_with_truth`). Metrics, not numerics of a backend: nothing here
-computes what the backends are compared on.
+compares a reconstruction with the simulator's truth (`compare_with_truth`). Metrics, not numerics
+of a backend: nothing here computes what the backends are compared on.
 """
 
 from __future__ import annotations
@@ -76,8 +76,7 @@ def ssim(x, y, *, data_range: float | None = None) -> float:
     var_x = blur(x * x) - mu_x * mu_x
     var_y = blur(y * y) - mu_y * mu_y
     cov = blur(x * y) - mu_x * mu_y
-    index_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
-        (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2))
+    index_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2))
     pad = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)
     if min(x.shape) > 2 * pad:
         index_map = index_map[pad:-pad, pad:-pad]
@@ -103,14 +102,14 @@ def frc_curve(a, b) -> tuple[np.ndarray, np.ndarray]:
     fa = np.fft.fft2(a)[inside]
     fb = np.fft.fft2(b)[inside]
     cross = fa * np.conj(fb)
-    cross_sum = (np.bincount(ring, cross.real, n_rings)
-                 + 1j * np.bincount(ring, cross.imag, n_rings))
+    cross_sum = np.bincount(ring, cross.real, n_rings) + 1j * np.bincount(ring, cross.imag, n_rings)
     power_a = np.bincount(ring, np.abs(fa) ** 2, n_rings)
     power_b = np.bincount(ring, np.abs(fb) ** 2, n_rings)
     denominator = np.sqrt(power_a * power_b)
     with np.errstate(divide="ignore", invalid="ignore"):
-        curve = np.where(denominator > 0, np.abs(cross_sum) / denominator,
-                         np.where((power_a == 0) & (power_b == 0), 1.0, 0.0))
+        curve = np.where(
+            denominator > 0, np.abs(cross_sum) / denominator, np.where((power_a == 0) & (power_b == 0), 1.0, 0.0)
+        )
     frequency = (np.arange(n_rings) + 0.5) * (0.5 / n_rings)
     return frequency, np.minimum(curve, 1.0)  # Cauchy-Schwarz: > 1 only by rounding
 
@@ -134,7 +133,7 @@ def crop_truth(truth: np.ndarray, canvas_shape: tuple, origin_px) -> tuple[np.nd
     r0, c0 = max(0, -y0), max(0, -x0)
     r1, c1 = min(height, truth.shape[0] - y0), min(width, truth.shape[1] - x0)
     if r1 > r0 and c1 > c0:
-        out[r0:r1, c0:c1] = truth[y0 + r0:y0 + r1, x0 + c0:x0 + c1]
+        out[r0:r1, c0:c1] = truth[y0 + r0 : y0 + r1, x0 + c0 : x0 + c1]
         inside[r0:r1, c0:c1] = True
     return out, inside
 
@@ -179,14 +178,18 @@ def compare_with_truth(obj, origin_px, truth, xcoords, ycoords) -> TruthComparis
     amp_truth = np.abs(g)
     freq, curve = frc_curve(g, a)
     return TruthComparison(
-        truth=gt, aligned=aligned, box=(rows, cols),
+        truth=gt,
+        aligned=aligned,
+        box=(rows, cols),
         amp_ssim=ssim(amp_truth, np.abs(a), data_range=float(np.ptp(amp_truth))),
         phase_rmse_rad=float(np.sqrt(np.mean(np.angle(a * np.conj(g)) ** 2))),
-        frc=frc_mean(freq, curve))
+        frc=frc_mean(freq, curve),
+    )
 
 
-def reconstruction_quality(obj: np.ndarray, origin_px, truth: np.ndarray, xcoords, ycoords,
-                           inset_px: float = 0.0) -> dict:
+def reconstruction_quality(
+    obj: np.ndarray, origin_px, truth: np.ndarray, xcoords, ycoords, inset_px: float = 0.0
+) -> dict:
     """amp SSIM, phase RMSE (rad), relative error and FRC of `obj` against `truth` on the interior."""
     obj = np.asarray(obj, dtype=np.complex128)
     gt, inside = crop_truth(np.asarray(truth), obj.shape, origin_px)
@@ -206,11 +209,12 @@ def reconstruction_quality(obj: np.ndarray, origin_px, truth: np.ndarray, xcoord
         # must not widen the range its own score is judged in.
         "amp_ssim": ssim(amp_gt, amp_rec, data_range=float(np.ptp(amp_gt))),
         "phase_ssim": ssim(np.angle(gt), np.angle(aligned), data_range=float(np.ptp(np.angle(gt)))),
-        "phase_rmse_rad": float(np.sqrt(np.mean(dphi ** 2))),
+        "phase_rmse_rad": float(np.sqrt(np.mean(dphi**2))),
         "amp_rel_error": float(np.linalg.norm(amp_rec - amp_gt) / np.linalg.norm(amp_gt)),
         "rel_error": relative_error(gt, aligned),
         "frc_mean_half_nyquist": frc_mean(freq, curve),
-        "fit_scale_abs": abs(scale), "fit_phase_rad": float(np.angle(scale)),
+        "fit_scale_abs": abs(scale),
+        "fit_phase_rad": float(np.angle(scale)),
         "baseline_const_rel_error": relative_error(gt, const),
         "baseline_const_phase_rmse_rad": float(np.sqrt(np.mean(np.angle(const * np.conj(gt)) ** 2))),
     }, (gt, aligned)

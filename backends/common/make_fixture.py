@@ -31,24 +31,36 @@ def make_fixture(source, output, subset_size: int, seed: int = 0):
     """Write `subset_size` positions of `source` (chosen by `default_rng(seed)`, kept sorted) to `output`."""
     ds = load_dataset(source)
     if not 1 <= subset_size <= ds.n_positions:
-        raise DatasetError(source, "diffraction",
-                           f"--subset-size={subset_size} must be between 1 and the {ds.n_positions} positions")
+        raise DatasetError(
+            source, "diffraction", f"--subset-size={subset_size} must be between 1 and the {ds.n_positions} positions"
+        )
     indices = np.sort(np.random.default_rng(seed).choice(ds.n_positions, size=subset_size, replace=False))
     metadata = dict(ds.metadata)
     metadata["fixture"] = {
-        "source_file": Path(source).name, "source_sha256": sha256_of(source),
-        "seed": seed, "indices": indices.tolist(),
+        "source_file": Path(source).name,
+        "source_sha256": sha256_of(source),
+        "seed": seed,
+        "indices": indices.tolist(),
     }
     return save_dataset(replace(ds.subset(indices), metadata=metadata), output)
 
 
 def main(argv=None) -> int:
-    parser = ArgumentParser(prog="python -m backends.common.make_fixture", description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(
+        prog="python -m backends.common.make_fixture",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--source", required=True, metavar="FILE", help="NPZ to cut from")
     parser.add_argument("--output", required=True, metavar="FILE", help="NPZ to write")
-    parser.add_argument("--subset-size", "--subset_size", dest="subset_size", type=int_at_least(1), required=True,
-                        help="positions to keep")
+    parser.add_argument(
+        "--subset-size",
+        "--subset_size",
+        dest="subset_size",
+        type=int_at_least(1),
+        required=True,
+        help="positions to keep",
+    )
     parser.add_argument("--seed", type=int_at_least(0), default=0, help="seed of the choice (default: 0)")
     args = parser.parse_args(argv)
     try:

@@ -30,6 +30,7 @@ def support_slice(n: int) -> slice:
 
 def make_object(rng, height: int, width: int, feature_px: float = 2.0) -> np.ndarray:
     """Amplitude in [0.5, 1] and phase in [-pi/2, pi/2], both smooth random fields."""
+
     def smooth_unit(shape):
         field = gaussian_filter(rng.standard_normal(shape), feature_px, mode="wrap")
         lo, hi = field.min(), field.max()
@@ -89,8 +90,12 @@ def extract_patches(obj: np.ndarray, x: np.ndarray, y: np.ndarray, n: int) -> np
         c1p, r1p = np.clip(c0 + 2, 0, w + 1), np.clip(r0 + 2, 0, h + 1)
         wr = np.stack([1 - fr, fr])[:, :, None]
         wc = np.stack([1 - fc, fc])[:, None, :]
-        out[m] = (wr[0] * wc[0] * padded[np.ix_(r0p, c0p)] + wr[0] * wc[1] * padded[np.ix_(r0p, c1p)]
-                  + wr[1] * wc[0] * padded[np.ix_(r1p, c0p)] + wr[1] * wc[1] * padded[np.ix_(r1p, c1p)])
+        out[m] = (
+            wr[0] * wc[0] * padded[np.ix_(r0p, c0p)]
+            + wr[0] * wc[1] * padded[np.ix_(r0p, c1p)]
+            + wr[1] * wc[0] * padded[np.ix_(r1p, c0p)]
+            + wr[1] * wc[1] * padded[np.ix_(r1p, c1p)]
+        )
     return out
 
 
@@ -100,8 +105,14 @@ def far_field_intensity(probe: np.ndarray, patches: np.ndarray) -> np.ndarray:
     return field.real**2 + field.imag**2
 
 
-def simulate(seed: int = 7, n_positions: int = 150, n: int = 32, nphotons: float = 1e5,
-             step: float | None = None, jitter: float | None = None) -> Dataset:
+def simulate(
+    seed: int = 7,
+    n_positions: int = 150,
+    n: int = 32,
+    nphotons: float = 1e5,
+    step: float | None = None,
+    jitter: float | None = None,
+) -> Dataset:
     """A complete scan; the same arguments give byte-identical arrays."""
     if n < 16 or n % 8:
         raise ValueError(f"--N={n}: must be a multiple of 8 and >= 16")
@@ -121,28 +132,50 @@ def simulate(seed: int = 7, n_positions: int = 150, n: int = 32, nphotons: float
     k = nphotons / clean.sum(axis=(-2, -1)).mean()
     counts = rng.poisson(k * clean)
     metadata = {
-        "simulator_version": SIMULATOR_VERSION, "seed": seed, "nphotons": nphotons, "N": n,
-        "n_positions": n_positions, "step_px": step, "jitter_px": jitter,
+        "simulator_version": SIMULATOR_VERSION,
+        "seed": seed,
+        "nphotons": nphotons,
+        "N": n,
+        "n_positions": n_positions,
+        "step_px": step,
+        "jitter_px": jitter,
         "probe_power_outside_support": probe_power_outside_support(probe),
     }
     return Dataset(
-        diffraction=np.sqrt(counts).astype(np.float32), xcoords=x, ycoords=y,
-        probe=probe.astype(np.complex64), object=obj.astype(np.complex64),
-        xcoords_start=x.copy(), ycoords_start=y.copy(), metadata=metadata, source="<simulated>",
+        diffraction=np.sqrt(counts).astype(np.float32),
+        xcoords=x,
+        ycoords=y,
+        probe=probe.astype(np.complex64),
+        object=obj.astype(np.complex64),
+        xcoords_start=x.copy(),
+        ycoords_start=y.copy(),
+        metadata=metadata,
+        source="<simulated>",
     )
 
 
 def main(argv=None) -> int:
-    parser = ArgumentParser(prog="python -m backends.common.simulate", description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(
+        prog="python -m backends.common.simulate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--output", required=True, metavar="FILE", help="NPZ file to write")
     parser.add_argument("--seed", type=int_at_least(0), default=7, help="random seed (default: 7)")
-    parser.add_argument("--n-positions", "--n_positions", dest="n_positions", type=int_at_least(2), default=150,
-                        help="scan positions (default: 150)")
-    parser.add_argument("--N", dest="n", type=int_at_least(16), default=32,
-                        help="pattern size, a multiple of 8 (default: 32)")
-    parser.add_argument("--nphotons", type=positive_float, default=1e5,
-                        help="mean total counts per pattern (default: 1e5)")
+    parser.add_argument(
+        "--n-positions",
+        "--n_positions",
+        dest="n_positions",
+        type=int_at_least(2),
+        default=150,
+        help="scan positions (default: 150)",
+    )
+    parser.add_argument(
+        "--N", dest="n", type=int_at_least(16), default=32, help="pattern size, a multiple of 8 (default: 32)"
+    )
+    parser.add_argument(
+        "--nphotons", type=positive_float, default=1e5, help="mean total counts per pattern (default: 1e5)"
+    )
     parser.add_argument("--step", type=positive_float, default=None, help="raster step in px (default: N/6)")
     parser.add_argument("--jitter", type=float, default=None, help="max jitter in px (default: step/4)")
     args = parser.parse_args(argv)

@@ -35,7 +35,7 @@ def epoch_order(n_groups: int, epoch: int, seed: int) -> np.ndarray:
 def batch_order(n_groups: int, batch_size: int, epoch: int, seed: int) -> list[np.ndarray]:
     """Group indices of each step of `epoch`: epoch_order in batches of batch_size, the last one partial."""
     order = epoch_order(n_groups, epoch, seed)
-    return [order[start:start + batch_size] for start in range(0, n_groups, batch_size)]
+    return [order[start : start + batch_size] for start in range(0, n_groups, batch_size)]
 
 
 def check_train_inputs(config: PinnConfig, train_data, test_data, max_steps) -> None:
@@ -48,9 +48,15 @@ def check_train_inputs(config: PinnConfig, train_data, test_data, max_steps) -> 
         check_pattern_size(test_data, train_data.N, "the training data's")
 
 
-def training_history(step_loss: list, epoch_loss: list, n_groups: int, batch_size: int, test_loss: float | None,
-                     backend: str) -> dict:
+def training_history(
+    step_loss: list, epoch_loss: list, n_groups: int, batch_size: int, test_loss: float | None, backend: str
+) -> dict:
     """The history of §10, keys in their documented order."""
-    return {"step_loss": list(step_loss), "epoch_loss": list(epoch_loss),
-            "steps_per_epoch": math.ceil(n_groups / batch_size), "n_groups": int(n_groups),
-            "test_loss": test_loss, "backend": backend}
+    return {
+        "step_loss": list(step_loss),
+        "epoch_loss": list(epoch_loss),
+        "steps_per_epoch": math.ceil(n_groups / batch_size),
+        "n_groups": int(n_groups),
+        "test_loss": test_loss,
+        "backend": backend,
+    }

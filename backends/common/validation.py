@@ -46,8 +46,9 @@ def _fits(shape: tuple, want: tuple) -> bool:
     return len(shape) == len(want) and all(a is None or b is None or a == b for a, b in zip(shape, want))
 
 
-def check_translate_inputs(images_shape, shifts_shape, images_dtype: str, shifts_dtype: str, *,
-                           channels_last: bool) -> None:
+def check_translate_inputs(
+    images_shape, shifts_shape, images_dtype: str, shifts_dtype: str, *, channels_last: bool
+) -> None:
     """translate's arguments: images (B, C, H, W) or (B, H, W, C) float32 or complex64, shifts_px (B, C, 2) float32.
 
     TypeError for a dtype, ValueError for a shape; dtypes are given by name ("float32").
@@ -62,8 +63,10 @@ def check_translate_inputs(images_shape, shifts_shape, images_dtype: str, shifts
         b, c = (images_shape[0], images_shape[3]) if channels_last else images_shape[:2]
         if _fits(shifts_shape, (b, c, 2)):
             return
-    raise ValueError(f"translate: images must be {layout} with shifts_px (B, C, 2); "
-                     f"got images {images_shape} and shifts_px {shifts_shape}")
+    raise ValueError(
+        f"translate: images must be {layout} with shifts_px (B, C, 2); "
+        f"got images {images_shape} and shifts_px {shifts_shape}"
+    )
 
 
 def check_scales_inputs(diffraction_shape, probe_shape) -> int:
@@ -82,8 +85,10 @@ def check_stitch_inputs(patches_shape, xcoords, ycoords) -> tuple[np.ndarray, np
     y = np.asarray(ycoords, dtype=np.float64).ravel()
     shape = tuple(patches_shape)
     if len(shape) != 3 or shape[1] != shape[2] or not len(x) == len(y) == shape[0]:
-        raise ValueError(f"stitch_patches: patches must be (P, N, N) with P coordinates; got patches "
-                         f"{shape}, {len(x)} x and {len(y)} y coordinates")
+        raise ValueError(
+            f"stitch_patches: patches must be (P, N, N) with P coordinates; got patches "
+            f"{shape}, {len(x)} x and {len(y)} y coordinates"
+        )
     return x, y
 
 

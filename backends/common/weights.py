@@ -82,8 +82,10 @@ def check_canonical(weights: dict, n_filters_scale: int, *, source: str = "weigh
     missing = [k for k in want if k not in weights]
     extra = [k for k in weights if k not in want]
     if missing or extra:
-        raise ValueError(f"{source}: canonical weights do not match the network "
-                         f"(n_filters_scale={n_filters_scale}); missing {missing[:5]}, extra {extra[:5]}")
+        raise ValueError(
+            f"{source}: canonical weights do not match the network "
+            f"(n_filters_scale={n_filters_scale}); missing {missing[:5]}, extra {extra[:5]}"
+        )
     for name, shape in want.items():
         got = tuple(np.shape(weights[name]))
         if got != shape:

@@ -16,13 +16,20 @@ from backends.tf_pinn.runtime import BACKEND_NAME, framework_versions
 
 def save_bundle(model: PinnModel, path) -> Path:
     """Write `model` (config, canonical weights, probe, input scale) to a zip, atomically."""
-    return write_bundle(path, backend=BACKEND_NAME, framework_versions=framework_versions(), config=model.config,
-                        weights=model.get_canonical_weights(), probe=model.probe.numpy(),
-                        input_scale=model.input_scale)
+    return write_bundle(
+        path,
+        backend=BACKEND_NAME,
+        framework_versions=framework_versions(),
+        config=model.config,
+        weights=model.get_canonical_weights(),
+        probe=model.probe.numpy(),
+        input_scale=model.input_scale,
+    )
 
 
 def load_bundle(path) -> PinnModel:
     """A PinnModel from a verified bundle written by either backend; raises BundleError."""
     contents = read_bundle(path)
-    return create_model(contents.config, contents.probe, contents.input_scale, contents.log_intensity_scale,
-                        weights=contents.weights)
+    return create_model(
+        contents.config, contents.probe, contents.input_scale, contents.log_intensity_scale, weights=contents.weights
+    )

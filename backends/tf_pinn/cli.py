@@ -17,11 +17,11 @@ def train_main(argv=None, *, train=None) -> int:
     """The train command line; `train` defaults to backends.tf_pinn.train.train."""
     if train is None:
         from backends.tf_pinn.train import train  # see the module docstring
-    return common_cli.train_main(argv, prog="python -m backends.tf_pinn.train", train=train,
-                                 save_bundle=save_bundle)
+    return common_cli.train_main(argv, prog="python -m backends.tf_pinn.train", train=train, save_bundle=save_bundle)
 
 
 def infer_main(argv=None) -> int:
     """The infer command line: load a bundle, reconstruct a dataset."""
-    return common_cli.infer_main(argv, prog="python -m backends.tf_pinn.infer", load_bundle=load_bundle,
-                                 reconstruct=reconstruct)
+    return common_cli.infer_main(
+        argv, prog="python -m backends.tf_pinn.infer", load_bundle=load_bundle, reconstruct=reconstruct
+    )

@@ -29,7 +29,7 @@ def nearest_neighbors(xcoords, ycoords, seeds, k: int) -> np.ndarray:
     x_all, y_all = tf.constant(x, tf.float64), tf.constant(y, tf.float64)
     blocks = []
     for start in range(0, seeds.size, NEIGHBOR_ROWS):
-        rows = tf.constant(seeds[start:start + NEIGHBOR_ROWS])
+        rows = tf.constant(seeds[start : start + NEIGHBOR_ROWS])
         dx = tf.gather(x_all, rows)[:, None] - x_all[None, :]
         dy = tf.gather(y_all, rows)[:, None] - y_all[None, :]
         d2 = dx * dx + dy * dy
@@ -64,6 +64,4 @@ def group_positions(xcoords, ycoords, config: PinnConfig, inference: bool = Fals
     coords = tf.stack([tf.gather(tf.constant(x), idx), tf.gather(tf.constant(y), idx)], axis=-1)
     center = tf.reduce_mean(coords, axis=1)
     offsets = coords - center[:, None, :]
-    return Groups(nn_indices=nn_indices, coords_px=coords.numpy(), center_px=center.numpy(),
-                  offsets_px=offsets.numpy())
-
+    return Groups(nn_indices=nn_indices, coords_px=coords.numpy(), center_px=center.numpy(), offsets_px=offsets.numpy())

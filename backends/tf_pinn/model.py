@@ -19,8 +19,15 @@ import tensorflow as tf
 
 from backends.common.config import AMP_ACTIVATIONS, PinnConfig
 from backends.common.validation import check_choice, check_scales_inputs
-from backends.common.weights import (DECODER_LEVELS, DECODERS, ENCODER_LEVELS, LOG_INTENSITY_SCALE,
-                                     check_canonical, conv_specs, starting_weights)
+from backends.common.weights import (
+    DECODER_LEVELS,
+    DECODERS,
+    ENCODER_LEVELS,
+    LOG_INTENSITY_SCALE,
+    check_canonical,
+    conv_specs,
+    starting_weights,
+)
 from backends.tf_pinn import physics
 
 _ACTIVATIONS = {"sigmoid": tf.math.sigmoid, "softplus": tf.math.softplus}  # keys: AMP_ACTIVATIONS
@@ -64,8 +71,7 @@ def compute_scales(diffraction, probe, amp_activation: str) -> tuple[float, floa
 
 
 def _conv(filters: int, name: str, activation=None):
-    return keras.layers.Conv2D(filters, 3, strides=1, padding="same", use_bias=True, activation=activation,
-                               name=name)
+    return keras.layers.Conv2D(filters, 3, strides=1, padding="same", use_bias=True, activation=activation, name=name)
 
 
 def build_network(n_filters_scale: int, amp_activation: str) -> keras.Model:
@@ -91,23 +97,23 @@ def build_network(n_filters_scale: int, amp_activation: str) -> keras.Model:
         heads[decoder] = _conv(1, f"{decoder}.head")(x)
     amplitude = keras.layers.Activation(amp_activation, name="decoder_amp.activation")(heads["decoder_amp"])
     phase = keras.layers.Lambda(lambda t: math.pi * keras.ops.tanh(t), name="decoder_phase.pi_tanh")(
-        heads["decoder_phase"])
+        heads["decoder_phase"]
+    )
     return keras.Model(inputs, [amplitude, phase], name="pinn_network")
 
 
 class PinnModel:
     """The network with the probe and the two scales: raw amplitudes in, object patches and far field out."""
 
-    def __init__(self, config: PinnConfig, network: keras.Model, probe, input_scale: float,
-                 log_intensity_scale: float):
+    def __init__(self, config: PinnConfig, network: keras.Model, probe, input_scale: float, log_intensity_scale: float):
         self.config = config  # effective PinnConfig
         self.network = network  # keras.Model from build_network
         self.probe = tf.constant(np.asarray(probe), dtype=tf.complex64)  # (N, N)
         self.input_scale = float(input_scale)  # r: the network sees r * X
-        self.log_intensity_scale = tf.Variable(np.float32(log_intensity_scale), trainable=True,
-                                               name=LOG_INTENSITY_SCALE)  # log g, trainable
-        self._convs = {spec.name: network.get_layer(spec.name)
-                       for spec in conv_specs(config.n_filters_scale)}
+        self.log_intensity_scale = tf.Variable(
+            np.float32(log_intensity_scale), trainable=True, name=LOG_INTENSITY_SCALE
+        )  # log g, trainable
+        self._convs = {spec.name: network.get_layer(spec.name) for spec in conv_specs(config.n_filters_scale)}
 
     @property
     def n(self) -> int:
@@ -133,8 +139,9 @@ class PinnModel:
         b, c, n = tf.shape(x)[0], tf.shape(x)[3], self.n
         # Each member on its own (§7): (B, N, N, C) -> (B*C, N, N, 1); the C patterns meet only in the merge.
         members = tf.reshape(tf.transpose(x, [0, 3, 1, 2]), [b * c, n, n, 1])
-        amplitude, phase = (tf.transpose(tf.reshape(t, [b, c, n // 2, n // 2]), [0, 2, 3, 1])
-                            for t in self.network(members))
+        amplitude, phase = (
+            tf.transpose(tf.reshape(t, [b, c, n // 2, n // 2]), [0, 2, 3, 1]) for t in self.network(members)
+        )
         obj = tf.complex(amplitude * tf.math.cos(phase), amplitude * tf.math.sin(phase))
         pad = self.n // 4
         return tf.pad(obj, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
@@ -149,18 +156,19 @@ class PinnModel:
         return physics.far_field(self.object_ext(diffraction, offsets_px), self.probe)
 
     def get_canonical_weights(self) -> dict:
-        return {name: to_canonical_layout(name, variable.numpy())
-                for name, variable in self.canonical_variables().items()}
+        return {
+            name: to_canonical_layout(name, variable.numpy()) for name, variable in self.canonical_variables().items()
+        }
 
     def set_canonical_weights(self, weights: dict) -> None:
-        check_canonical(weights, self.config.n_filters_scale,
-                        source="set_canonical_weights")
+        check_canonical(weights, self.config.n_filters_scale, source="set_canonical_weights")
         for name, variable in self.canonical_variables().items():
             variable.assign(to_keras_layout(name, weights[name]))
 
 
-def create_model(config: PinnConfig, probe, input_scale: float, log_intensity_scale: float,
-                 weights: dict | None = None) -> PinnModel:
+def create_model(
+    config: PinnConfig, probe, input_scale: float, log_intensity_scale: float, weights: dict | None = None
+) -> PinnModel:
     """A PinnModel with `weights` (canonical), or the shared initializer's weights for config.seed.
 
     A `log_intensity_scale` inside `weights` wins over the argument (backends.common.weights.starting_weights).

@@ -47,8 +47,12 @@ def _translate_real(images, shifts_px):
 
     wy0, wy1 = wy0[:, :, None], wy1[:, :, None]
     wx0, wx1 = wx0[:, None, :], wx1[:, None, :]
-    out = ((wy0 * wx0) * cols(rows0, c0) + (wy0 * wx1) * cols(rows0, c1)
-           + (wy1 * wx0) * cols(rows1, c0) + (wy1 * wx1) * cols(rows1, c1))
+    out = (
+        (wy0 * wx0) * cols(rows0, c0)
+        + (wy0 * wx1) * cols(rows0, c1)
+        + (wy1 * wx0) * cols(rows1, c0)
+        + (wy1 * wx1) * cols(rows1, c1)
+    )
     return tf.transpose(tf.reshape(out, (b, c, h, w)), (0, 2, 3, 1))
 
 
@@ -96,7 +100,7 @@ def extend_objects(object_patches, offsets_px):
     merged = tf.complex(tf.math.real(numerator) / denominator, tf.math.imag(numerator) / denominator)
     merged = tf.broadcast_to(merged, tf.shape(canvas))
     back = translate(merged, -offsets_px)
-    return back[:, pad:pad + n, pad:pad + n, :]
+    return back[:, pad : pad + n, pad : pad + n, :]
 
 
 def _offsets_checked(offsets_px, n: int) -> np.ndarray:

@@ -45,5 +45,11 @@ def configure_determinism(seed: int) -> dict:
     tf.config.experimental.enable_op_determinism()
     intra = _set_threads(tf.config.threading.set_intra_op_parallelism_threads, threads_from_env(_INTRA_VARS))
     inter = _set_threads(tf.config.threading.set_inter_op_parallelism_threads, threads_from_env(_INTER_VARS))
-    return {"backend": BACKEND_NAME, "seed": int(seed), "op_determinism": True,
-            "intra_op_threads": intra, "inter_op_threads": inter, **framework_versions()}
+    return {
+        "backend": BACKEND_NAME,
+        "seed": int(seed),
+        "op_determinism": True,
+        "intra_op_threads": intra,
+        "inter_op_threads": inter,
+        **framework_versions(),
+    }

@@ -25,9 +25,15 @@ from backends.tf_pinn.physics import translate, weight_window
 _STITCH_BLOCK = 256  # patches shifted at once
 
 
-@tf.function(autograph=True, input_signature=[
-    tf.TensorSpec((None, None), tf.complex128), tf.TensorSpec((None, None), tf.int64),
-    tf.TensorSpec((), tf.int64), tf.TensorSpec((), tf.bool)])
+@tf.function(
+    autograph=True,
+    input_signature=[
+        tf.TensorSpec((None, None), tf.complex128),
+        tf.TensorSpec((None, None), tf.int64),
+        tf.TensorSpec((), tf.int64),
+        tf.TensorSpec((), tf.bool),
+    ],
+)
 def _add_in_order(tiles, flat_index, size, align_phases):
     """Σ of the (P, T) flattened tiles at their canvas indices, added one by one; with align_phases
     each first turned by the phase of its correlation with the sum so far (none where that is 0)."""
@@ -36,9 +42,11 @@ def _add_in_order(tiles, flat_index, size, align_phases):
         tile, where = tiles[k], flat_index[k]
         c = tf.reduce_sum(tf.math.conj(tile) * tf.gather(total, where))
         magnitude = tf.abs(c)
-        turn = tf.where(tf.logical_and(align_phases, magnitude > 0),
-                        c / tf.cast(tf.where(magnitude > 0, magnitude, 1.0), tf.complex128),
-                        tf.constant(1.0, tf.complex128))
+        turn = tf.where(
+            tf.logical_and(align_phases, magnitude > 0),
+            c / tf.cast(tf.where(magnitude > 0, magnitude, 1.0), tf.complex128),
+            tf.constant(1.0, tf.complex128),
+        )
         total = tf.tensor_scatter_nd_add(total, where[:, None], tile * turn)
     return total
 
@@ -62,8 +70,9 @@ def stitch_patches(patches, xcoords, ycoords, align_phases: bool = True) -> tupl
         stop = min(start + _STITCH_BLOCK, p)
         # Each weighted patch and its window, zero-padded to (N+1)x(N+1) and shifted by frac(p) (§6).
         weighted = patches[start:stop] * tf.cast(window, tf.complex64)[None]
-        stack = tf.stack([tf.math.real(weighted), tf.math.imag(weighted),
-                          tf.broadcast_to(window, (stop - start, n, n))], axis=-1)
+        stack = tf.stack(
+            [tf.math.real(weighted), tf.math.imag(weighted), tf.broadcast_to(window, (stop - start, n, n))], axis=-1
+        )
         stack = tf.pad(stack, [[0, 0], [0, 1], [0, 1], [0, 0]])  # (P, N+1, N+1, 3)
         shifts = tf.constant(np.repeat(geom.fractions_px[start:stop, None, :], 3, axis=1), tf.float32)
         moved = tf.reshape(tf.cast(translate(stack, shifts), tf.float64), (stop - start, -1, 3))
@@ -71,12 +80,14 @@ def stitch_patches(patches, xcoords, ycoords, align_phases: bool = True) -> tupl
         rows = geom.tile_offsets[start:stop, 1][:, None, None] + tile[None, :, None]
         cols = geom.tile_offsets[start:stop, 0][:, None, None] + tile[None, None, :]
         flat_index = tf.constant((rows * width + cols).reshape(stop - start, -1), tf.int64)
-        weight += tf.math.unsorted_segment_sum(tf.reshape(moved[..., 2], (-1,)), tf.reshape(flat_index, (-1,)),
-                                               height * width)
+        weight += tf.math.unsorted_segment_sum(
+            tf.reshape(moved[..., 2], (-1,)), tf.reshape(flat_index, (-1,)), height * width
+        )
         tiles.append(tf.complex(moved[..., 0], moved[..., 1]))
         indices.append(flat_index)
-    total = _add_in_order(tf.concat(tiles, 0), tf.concat(indices, 0), tf.constant(height * width, tf.int64),
-                          tf.constant(align_phases))
+    total = _add_in_order(
+        tf.concat(tiles, 0), tf.concat(indices, 0), tf.constant(height * width, tf.int64), tf.constant(align_phases)
+    )
     weight, total = tf.reshape(weight, (height, width)), tf.reshape(total, (height, width))
     covered = weight >= MASK_FLOOR
     safe = tf.where(covered, weight, tf.ones_like(weight))
@@ -90,11 +101,18 @@ def predict_patches(model: PinnModel, data: Dataset) -> tuple:
     """O_ext of every member of every inference group: (P, N, N) complex64 and each member's x, y."""
     cfg = model.config
     groups, diffraction, offsets = inference_inputs(model, data)
-    predict = tf.function(model.object_ext, input_signature=[
-        tf.TensorSpec((None, data.N, data.N, cfg.n_channels), tf.float32),
-        tf.TensorSpec((None, cfg.n_channels, 2), tf.float32)], autograph=False)
-    parts = [predict(diffraction[s:s + PREDICT_CHUNK], offsets[s:s + PREDICT_CHUNK])
-             for s in range(0, int(diffraction.shape[0]), PREDICT_CHUNK)]
+    predict = tf.function(
+        model.object_ext,
+        input_signature=[
+            tf.TensorSpec((None, data.N, data.N, cfg.n_channels), tf.float32),
+            tf.TensorSpec((None, cfg.n_channels, 2), tf.float32),
+        ],
+        autograph=False,
+    )
+    parts = [
+        predict(diffraction[s : s + PREDICT_CHUNK], offsets[s : s + PREDICT_CHUNK])
+        for s in range(0, int(diffraction.shape[0]), PREDICT_CHUNK)
+    ]
     object_ext = tf.concat(parts, axis=0)  # (B, N, N, C)
     # Group by group, members in order: (B * C, N, N).
     patches = tf.reshape(tf.transpose(object_ext, (0, 3, 1, 2)), (-1, data.N, data.N))

@@ -24,6 +24,7 @@ from backends.tf_pinn.loss import compute_loss
 from backends.tf_pinn.model import PinnModel, compute_scales, create_model, to_canonical_layout, to_keras_layout
 from backends.tf_pinn.runtime import BACKEND_NAME, configure_determinism
 
+
 def _batch_loss(model: PinnModel, diffraction, offsets_px):
     far = model.far_field(diffraction, offsets_px)
     return compute_loss(far, diffraction, model.log_intensity_scale, model.config.loss)
@@ -33,8 +34,9 @@ def loss_and_gradients(model: PinnModel, diffraction, offsets_px) -> tuple[float
     """Loss of one native batch of raw amplitudes and its gradient per canonical weight (canonical layout)."""
     variables = model.canonical_variables()
     with tf.GradientTape() as tape:
-        loss = _batch_loss(model, tf.convert_to_tensor(diffraction, tf.float32),
-                           tf.convert_to_tensor(offsets_px, tf.float32))
+        loss = _batch_loss(
+            model, tf.convert_to_tensor(diffraction, tf.float32), tf.convert_to_tensor(offsets_px, tf.float32)
+        )
     grads = tape.gradient(loss, list(variables.values()))
     check_gradients(variables, grads, source="loss_and_gradients")
     return float(loss), {name: to_canonical_layout(name, grad.numpy()) for name, grad in zip(variables, grads)}
@@ -43,8 +45,14 @@ def loss_and_gradients(model: PinnModel, diffraction, offsets_px) -> tuple[float
 class Adam:
     """Textbook Adam (§10): p -= lr * m_hat / (sqrt(v_hat) + eps), as torch.optim.Adam computes it."""
 
-    def __init__(self, variables: list, learning_rate: float, epsilon: float,
-                 beta1: float = ADAM_BETA1, beta2: float = ADAM_BETA2):
+    def __init__(
+        self,
+        variables: list,
+        learning_rate: float,
+        epsilon: float,
+        beta1: float = ADAM_BETA1,
+        beta2: float = ADAM_BETA2,
+    ):
         self.variables = list(variables)
         self.learning_rate, self.epsilon, self.beta1, self.beta2 = learning_rate, epsilon, beta1, beta2
         self.m = [tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False) for v in self.variables]
@@ -62,7 +70,8 @@ class Adam:
         # 1 - beta in Python floats, then float32: as torch passes them to its kernels.
         b1, b2, one_minus_b1, one_minus_b2, eps = (
             tf.constant(value, tf.float32)
-            for value in (self.beta1, self.beta2, 1.0 - self.beta1, 1.0 - self.beta2, self.epsilon))
+            for value in (self.beta1, self.beta2, 1.0 - self.beta1, 1.0 - self.beta2, self.epsilon)
+        )
         for var, grad, m, v in zip(self.variables, grads, self.m, self.v):
             m.assign(b1 * m + one_minus_b1 * grad)
             v.assign(b2 * v + one_minus_b2 * grad * grad)
@@ -89,20 +98,29 @@ def evaluate_loss(model: PinnModel, data: Dataset, batch_size: int | None = None
     """Mean loss over every position of `data` taken as inference groups (§4), `batch_size` (None:
     EVAL_CHUNK) groups per forward pass."""
     _, diffraction, offsets = inference_inputs(model, data)
-    loss_fn = tf.function(lambda x, d: _batch_loss(model, x, d),
-                          input_signature=_signature(data.N, model.config.n_channels), autograph=False)
+    loss_fn = tf.function(
+        lambda x, d: _batch_loss(model, x, d),
+        input_signature=_signature(data.N, model.config.n_channels),
+        autograph=False,
+    )
     size = batch_size or EVAL_CHUNK
     total, count = 0.0, 0
     for start in range(0, int(diffraction.shape[0]), size):
-        batch = diffraction[start:start + size]
-        total += float(loss_fn(batch, offsets[start:start + size])) * int(batch.shape[0])
+        batch = diffraction[start : start + size]
+        total += float(loss_fn(batch, offsets[start : start + size])) * int(batch.shape[0])
         count += int(batch.shape[0])
     return total / count
 
 
-def train(config: PinnConfig, train_data: Dataset, test_data: Dataset | None = None, *,
-          init_weights: dict | None = None, max_steps: int | None = None,
-          on_epoch_end: Callable[[int, float], None] | None = None) -> TrainResult:
+def train(
+    config: PinnConfig,
+    train_data: Dataset,
+    test_data: Dataset | None = None,
+    *,
+    init_weights: dict | None = None,
+    max_steps: int | None = None,
+    on_epoch_end: Callable[[int, float], None] | None = None,
+) -> TrainResult:
     """Group once, then Adam over `config.epochs` epochs (or `max_steps` steps, whichever ends first).
 
     `on_epoch_end(epochs_done, epoch_loss)` is called after every epoch (progress display)."""

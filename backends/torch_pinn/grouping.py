@@ -35,7 +35,7 @@ def nearest_neighbors(xcoords, ycoords, seeds, k: int) -> np.ndarray:
 def _nearest(x: torch.Tensor, y: torch.Tensor, seeds: torch.Tensor, k: int) -> torch.Tensor:
     blocks = []
     for start in range(0, len(seeds), NEIGHBOR_ROWS):
-        rows = seeds[start:start + NEIGHBOR_ROWS]
+        rows = seeds[start : start + NEIGHBOR_ROWS]
         dx = x[rows][:, None] - x[None, :]
         dy = y[rows][:, None] - y[None, :]
         d2 = dx * dx + dy * dy
@@ -70,5 +70,6 @@ def group_positions(xcoords, ycoords, config: PinnConfig, inference: bool = Fals
     coords = torch.stack([x[index], y[index]], dim=-1)  # (B, C, 2) float64
     center = coords.mean(dim=1)
     offsets = coords - center[:, None, :]
-    return Groups(nn_indices=index.numpy(), coords_px=coords.numpy(), center_px=center.numpy(),
-                  offsets_px=offsets.numpy())
+    return Groups(
+        nn_indices=index.numpy(), coords_px=coords.numpy(), center_px=center.numpy(), offsets_px=offsets.numpy()
+    )

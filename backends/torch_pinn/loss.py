@@ -39,8 +39,9 @@ def mean_absolute_error(pred_counts: torch.Tensor, observed_amplitude: torch.Ten
 _LOSSES = {"poisson": poisson_deviance, "mae": mean_absolute_error}  # keys: backends.common.config.LOSSES
 
 
-def compute_loss(far_field: torch.Tensor, observed_amplitude: torch.Tensor, log_intensity_scale,
-                 loss_name: str) -> torch.Tensor:
+def compute_loss(
+    far_field: torch.Tensor, observed_amplitude: torch.Tensor, log_intensity_scale, loss_name: str
+) -> torch.Tensor:
     """The named loss of the predicted far field against raw measured amplitudes."""
     check_choice("loss", loss_name, LOSSES)
     return _LOSSES[loss_name](predicted_counts(far_field, log_intensity_scale), observed_amplitude)

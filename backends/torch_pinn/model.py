@@ -20,8 +20,13 @@ from torch import nn
 from backends.common.config import AMP_ACTIVATIONS, PinnConfig
 from backends.common.dataset import Dataset
 from backends.common.validation import check_choice, check_scales_inputs
-from backends.common.weights import (DECODER_LEVELS, ENCODER_LEVELS, LOG_INTENSITY_SCALE,
-                                     check_canonical, starting_weights)
+from backends.common.weights import (
+    DECODER_LEVELS,
+    ENCODER_LEVELS,
+    LOG_INTENSITY_SCALE,
+    check_canonical,
+    starting_weights,
+)
 from backends.torch_pinn import physics
 
 _ACTIVATIONS = {"sigmoid": torch.sigmoid, "softplus": nn.functional.softplus}  # keys: AMP_ACTIVATIONS
@@ -92,8 +97,8 @@ class PinnNetwork(nn.Module):
         self.amp_activation = amp_activation
         blocks, width = [], 1
         for level in range(ENCODER_LEVELS):
-            blocks.append(ConvBlock(width, f * 2 ** level))
-            width = f * 2 ** level
+            blocks.append(ConvBlock(width, f * 2**level))
+            width = f * 2**level
         self.encoder = nn.ModuleList(blocks)
         self.pool = nn.MaxPool2d(2)
         self.decoder_amp = Decoder(width, f)
@@ -124,8 +129,7 @@ def _to_tensor(value, dtype) -> torch.Tensor:
 class PinnModel(nn.Module):
     """Network, probe, input scale r and the trainable log intensity scale log g."""
 
-    def __init__(self, config: PinnConfig, network: PinnNetwork, probe, input_scale: float,
-                 log_intensity_scale: float):
+    def __init__(self, config: PinnConfig, network: PinnNetwork, probe, input_scale: float, log_intensity_scale: float):
         super().__init__()
         self.config = config  # effective PinnConfig
         self.network = network  # PinnNetwork from build_network
@@ -169,8 +173,10 @@ class PinnModel(nn.Module):
 
     def get_canonical_weights(self) -> dict:
         """name -> float32 numpy copy, canonical names and layout."""
-        return {name: param.detach().cpu().numpy().astype(np.float32, copy=True)
-                for name, param in self.canonical_variables().items()}
+        return {
+            name: param.detach().cpu().numpy().astype(np.float32, copy=True)
+            for name, param in self.canonical_variables().items()
+        }
 
     def set_canonical_weights(self, weights: dict) -> None:
         """Copy canonical weights in; names and shapes are checked first."""
@@ -186,8 +192,9 @@ def canonical_name(torch_name: str) -> str:
     return f"{prefix}.{'kernel' if kind == 'weight' else kind}"
 
 
-def create_model(config: PinnConfig, probe, input_scale: float, log_intensity_scale: float,
-                 weights: dict | None = None) -> PinnModel:
+def create_model(
+    config: PinnConfig, probe, input_scale: float, log_intensity_scale: float, weights: dict | None = None
+) -> PinnModel:
     """A model with `weights` (canonical), or the shared initial weights of config.seed.
 
     A `log_intensity_scale` inside `weights` wins over the argument (backends.common.weights.starting_weights).

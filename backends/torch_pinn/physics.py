@@ -56,8 +56,9 @@ def translate(images: torch.Tensor, shifts_px: torch.Tensor) -> torch.Tensor:
     images (B, C, H, W) float32 or complex64; shifts_px (B, C, 2) float32 as (x, y) pixels.
     Complex images are shifted by real and imaginary part.
     """
-    check_translate_inputs(images.shape, shifts_px.shape, _dtype_name(images), _dtype_name(shifts_px),
-                           channels_last=False)
+    check_translate_inputs(
+        images.shape, shifts_px.shape, _dtype_name(images), _dtype_name(shifts_px), channels_last=False
+    )
     if images.is_complex():
         return torch.complex(_translate_real(images.real, shifts_px), _translate_real(images.imag, shifts_px))
     return _translate_real(images, shifts_px)
@@ -82,7 +83,7 @@ def _pad(images: torch.Tensor, p: int) -> torch.Tensor:
     """Zero-pad the last two axes by p on each side (real or complex)."""
     h, w = images.shape[-2:]
     out = torch.zeros((*images.shape[:-2], h + 2 * p, w + 2 * p), dtype=images.dtype, device=images.device)
-    out[..., p:p + h, p:p + w] = images
+    out[..., p : p + h, p : p + w] = images
     return out
 
 
@@ -103,7 +104,7 @@ def extend_objects(object_patches: torch.Tensor, offsets_px: torch.Tensor) -> to
     denominator = translate(mask, offsets_px).sum(dim=1, keepdim=True) + MERGE_EPSILON
     merged = numerator / denominator
     views = translate(merged.expand(b, c, *merged.shape[-2:]), -offsets_px)
-    return views[..., pad:pad + n, pad:pad + n]
+    return views[..., pad : pad + n, pad : pad + n]
 
 
 def far_field(object_ext: torch.Tensor, probe: torch.Tensor) -> torch.Tensor:
@@ -112,8 +113,9 @@ def far_field(object_ext: torch.Tensor, probe: torch.Tensor) -> torch.Tensor:
     return torch.fft.fftshift(torch.fft.fft2(exit_wave, norm="ortho"), dim=(-2, -1))
 
 
-def forward_model(object_patches: torch.Tensor, probe: torch.Tensor, offsets_px: torch.Tensor,
-                  object_big: bool) -> torch.Tensor:
+def forward_model(
+    object_patches: torch.Tensor, probe: torch.Tensor, offsets_px: torch.Tensor, object_big: bool
+) -> torch.Tensor:
     """|Psi| as float32 (B, C, N, N); patches are merged first when object_big."""
     ext = extend_objects(object_patches, offsets_px) if object_big else object_patches
     return far_field(ext, probe).abs()

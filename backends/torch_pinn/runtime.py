@@ -41,9 +41,14 @@ def configure_determinism(seed: int) -> dict:
     count = threads_from_env(_THREAD_VARS)
     if count is not None and torch.get_num_threads() != count:
         torch.set_num_threads(count)
-    return {"backend": BACKEND_NAME, "seed": int(seed), "op_determinism": True,
-            "intra_op_threads": str(torch.get_num_threads()), "inter_op_threads": str(torch.get_num_interop_threads()),
-            **framework_versions()}
+    return {
+        "backend": BACKEND_NAME,
+        "seed": int(seed),
+        "op_determinism": True,
+        "intra_op_threads": str(torch.get_num_threads()),
+        "inter_op_threads": str(torch.get_num_interop_threads()),
+        **framework_versions(),
+    }
 
 
 @contextlib.contextmanager

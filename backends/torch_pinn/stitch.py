@@ -44,16 +44,19 @@ def stitch_patches(patches, xcoords, ycoords, align_phases: bool = True) -> tupl
     weight = torch.zeros((height, width), dtype=torch.float64)
     for k, (col, row) in enumerate(geometry.tile_offsets.tolist()):
         tile = tiles[k, 0].to(torch.complex128)
-        region = total[row:row + n + 1, col:col + n + 1]
+        region = total[row : row + n + 1, col : col + n + 1]
         if align_phases:
             c = torch.sum(tile.conj() * region)
             if c != 0:
                 tile = tile * (c / c.abs())
         region += tile
-        weight[row:row + n + 1, col:col + n + 1] += tiles[k, 1].real.to(torch.float64)
+        weight[row : row + n + 1, col : col + n + 1] += tiles[k, 1].real.to(torch.float64)
     covered = weight >= MASK_FLOOR
-    obj = torch.where(covered, total / torch.where(covered, weight, torch.ones((), dtype=torch.float64)),
-                      torch.zeros((), dtype=torch.complex128))
+    obj = torch.where(
+        covered,
+        total / torch.where(covered, weight, torch.ones((), dtype=torch.float64)),
+        torch.zeros((), dtype=torch.complex128),
+    )
     return obj.to(torch.complex64).numpy(), geometry.origin_px
 
 

@@ -26,8 +26,7 @@ from backends.common.config import PinnConfig
 from backends.common.contract import ADAM_BETA1, ADAM_BETA2, EVAL_CHUNK
 from backends.common.dataset import Dataset as ScanData
 from backends.common.geometry import check_offsets
-from backends.common.training import (TrainResult, batch_order, check_train_inputs, epoch_order,
-                                      training_history)
+from backends.common.training import TrainResult, batch_order, check_train_inputs, epoch_order, training_history
 from backends.common.validation import check_gradients
 from backends.common.weights import check_canonical
 from backends.torch_pinn.grouping import group_positions
@@ -46,8 +45,9 @@ def loss_and_gradients(model: PinnModel, diffraction, offsets_px) -> tuple[float
         loss = _batch_loss(model, x, d)
         grads = torch.autograd.grad(loss, list(variables.values()), allow_unused=True)
     check_gradients(variables, grads, source="loss_and_gradients")
-    return float(loss.detach()), {name: g.detach().numpy().astype(np.float32, copy=True)
-                                  for name, g in zip(variables, grads)}
+    return float(loss.detach()), {
+        name: g.detach().numpy().astype(np.float32, copy=True) for name, g in zip(variables, grads)
+    }
 
 
 def _batch_loss(model: PinnModel, diffraction: torch.Tensor, offsets_px: torch.Tensor) -> torch.Tensor:
@@ -110,8 +110,12 @@ class EpochBatchSampler(Sampler):
 class PinnTask(pl.LightningModule):
     """Lightning wrapper: one Adam step per batch, every step's loss recorded."""
 
-    def __init__(self, model: PinnModel, batch_sampler: EpochBatchSampler,
-                 on_epoch_end: Callable[[int, float], None] | None = None):
+    def __init__(
+        self,
+        model: PinnModel,
+        batch_sampler: EpochBatchSampler,
+        on_epoch_end: Callable[[int, float], None] | None = None,
+    ):
         super().__init__()
         self.model = model
         self.batch_sampler = batch_sampler
@@ -122,8 +126,10 @@ class PinnTask(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         index, diffraction, offsets = batch
         if self.batch_sampler.epoch != self.current_epoch:
-            raise RuntimeError(f"batch sampler is at epoch {self.batch_sampler.epoch} while Lightning runs "
-                               f"epoch {self.current_epoch}: set_epoch was not called")
+            raise RuntimeError(
+                f"batch sampler is at epoch {self.batch_sampler.epoch} while Lightning runs "
+                f"epoch {self.current_epoch}: set_epoch was not called"
+            )
         loss = _batch_loss(self.model, diffraction, offsets)
         self.records.append((self.current_epoch, float(loss.detach()), int(diffraction.shape[0])))
         self.visited.append(index.tolist())
@@ -144,8 +150,9 @@ class PinnTask(pl.LightningModule):
 
 def make_optimizer(model: PinnModel, config: PinnConfig) -> torch.optim.Adam:
     """The optimiser `train` steps (§10): torch's Adam with the contract's epsilon."""
-    return torch.optim.Adam(model.parameters(), lr=config.learning_rate, betas=(ADAM_BETA1, ADAM_BETA2),
-                            eps=config.adam_epsilon)
+    return torch.optim.Adam(
+        model.parameters(), lr=config.learning_rate, betas=(ADAM_BETA1, ADAM_BETA2), eps=config.adam_epsilon
+    )
 
 
 def apply_gradients(model: PinnModel, optimizer: torch.optim.Adam, grads: dict) -> None:
@@ -159,10 +166,20 @@ def apply_gradients(model: PinnModel, optimizer: torch.optim.Adam, grads: dict) 
 def _run_trainer(task: PinnTask, loader: DataLoader, epochs: int, max_steps: int | None) -> None:
     with quiet_lightning(), tempfile.TemporaryDirectory(prefix="torch_pinn_") as scratch:
         trainer = pl.Trainer(
-            accelerator="cpu", devices=1, max_epochs=epochs, max_steps=-1 if max_steps is None else max_steps,
-            deterministic=True, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-            enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=1,
-            use_distributed_sampler=False, default_root_dir=scratch, limit_val_batches=0,
+            accelerator="cpu",
+            devices=1,
+            max_epochs=epochs,
+            max_steps=-1 if max_steps is None else max_steps,
+            deterministic=True,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            log_every_n_steps=1,
+            use_distributed_sampler=False,
+            default_root_dir=scratch,
+            limit_val_batches=0,
         )
         trainer.fit(task, train_dataloaders=loader)
 
@@ -175,7 +192,7 @@ def evaluate_loss(model: PinnModel, data: ScanData, batch_size: int | None = Non
     total, count = 0.0, 0
     with torch.no_grad():
         for start in range(0, diffraction.shape[0], size):
-            x, d = diffraction[start:start + size], offsets[start:start + size]
+            x, d = diffraction[start : start + size], offsets[start : start + size]
             total += float(_batch_loss(model, x, d)) * x.shape[0]
             count += x.shape[0]
     return total / count
@@ -190,9 +207,15 @@ def _epoch_losses(records: list) -> list[float]:
     return [sums[e][0] / sums[e][1] for e in sorted(sums)]
 
 
-def train(config: PinnConfig, train_data: ScanData, test_data: ScanData | None = None, *,
-          init_weights: dict | None = None, max_steps: int | None = None,
-          on_epoch_end: Callable[[int, float], None] | None = None) -> TrainResult:
+def train(
+    config: PinnConfig,
+    train_data: ScanData,
+    test_data: ScanData | None = None,
+    *,
+    init_weights: dict | None = None,
+    max_steps: int | None = None,
+    on_epoch_end: Callable[[int, float], None] | None = None,
+) -> TrainResult:
     """Train on `train_data`; groups, batch order and initial weights all derive from config.seed.
 
     `on_epoch_end(epochs_done, epoch_loss)` is called after every epoch (progress display)."""
@@ -206,15 +229,20 @@ def train(config: PinnConfig, train_data: ScanData, test_data: ScanData | None =
     diffraction, offsets = grouped_inputs(train_data, groups)
     n_groups = diffraction.shape[0]
     sampler = EpochBatchSampler(n_groups, config.batch_size, config.seed)
-    loader = DataLoader(_GroupData(diffraction, offsets), batch_sampler=sampler, collate_fn=_identity,
-                        num_workers=0)
+    loader = DataLoader(_GroupData(diffraction, offsets), batch_sampler=sampler, collate_fn=_identity, num_workers=0)
     task = PinnTask(model, sampler, on_epoch_end)
     if config.epochs > 0 and max_steps != 0:
         _run_trainer(task, loader, config.epochs, max_steps)
     model.eval()
     test_loss = None if test_data is None else evaluate_loss(model, test_data)
-    history = training_history([loss for _, loss, _ in task.records], _epoch_losses(task.records), n_groups,
-                               config.batch_size, test_loss, BACKEND_NAME)
+    history = training_history(
+        [loss for _, loss, _ in task.records],
+        _epoch_losses(task.records),
+        n_groups,
+        config.batch_size,
+        test_loss,
+        BACKEND_NAME,
+    )
     return TrainResult(model=model, history=history, groups=groups)
 
 

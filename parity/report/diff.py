@@ -18,10 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from parity.baseline import KNOWN, entry_text
-from parity.verdict import check_of, from_jsonable
 from parity.report.hub import load_results, resolve_hub, summarize_configs
 from parity.report.numbers import CHECK_ORDER, check_category
 from parity.stages import stage_index
+from parity.verdict import check_of, from_jsonable
 
 Identity = tuple[str, str, str, str]
 
@@ -87,8 +87,11 @@ def _by_identity(results: Mapping) -> dict[Identity, dict]:
 
 
 def _headline(item: Mapping) -> str:
-    return item.get("message", "").splitlines()[0] if item.get("message") else " ".join(
-        (item["config_id"], item["stage"], item["check"], item["metric"]))
+    return (
+        item.get("message", "").splitlines()[0]
+        if item.get("message")
+        else " ".join((item["config_id"], item["stage"], item["check"], item["metric"]))
+    )
 
 
 def _order(key: Identity, item: Mapping) -> tuple:
@@ -133,19 +136,26 @@ def diff_hubs(a: str | os.PathLike, b: str | os.PathLike) -> DiffReport:
     configs_a = summarize_configs(list(old.values()))
     configs_b = summarize_configs(list(new.values()))
     by_stage = lambda pair: (pair[0], stage_index(pair[1]))  # noqa: E731
-    return DiffReport(hub_a=str(resolve_hub(a)), hub_b=str(resolve_hub(b)),
-                      complete_a=bool(results_a["complete"]),
-                      complete_b=bool(results_b["complete"]),
-                      new_failures=tuple(new_failures), fixed=tuple(fixed),
-                      still_failing=tuple(still), moved=tuple(moved),
-                      only_in_a=tuple(sorted(stages_a - stages_b, key=by_stage)),
-                      only_in_b=tuple(sorted(stages_b - stages_a, key=by_stage)),
-                      divergence=tuple((c, (configs_a.get(c) or {}).get("first_divergence"),
-                                        (configs_b.get(c) or {}).get("first_divergence"))
-                                       for c in sorted(set(configs_a) | set(configs_b))),
-                      absent_a=tuple(sorted(set(configs_b) - set(configs_a))),
-                      absent_b=tuple(sorted(set(configs_a) - set(configs_b))),
-                      known=tuple(known), baseline_fixed=_baseline_fixed(results_b))
+    return DiffReport(
+        hub_a=str(resolve_hub(a)),
+        hub_b=str(resolve_hub(b)),
+        complete_a=bool(results_a["complete"]),
+        complete_b=bool(results_b["complete"]),
+        new_failures=tuple(new_failures),
+        fixed=tuple(fixed),
+        still_failing=tuple(still),
+        moved=tuple(moved),
+        only_in_a=tuple(sorted(stages_a - stages_b, key=by_stage)),
+        only_in_b=tuple(sorted(stages_b - stages_a, key=by_stage)),
+        divergence=tuple(
+            (c, (configs_a.get(c) or {}).get("first_divergence"), (configs_b.get(c) or {}).get("first_divergence"))
+            for c in sorted(set(configs_a) | set(configs_b))
+        ),
+        absent_a=tuple(sorted(set(configs_b) - set(configs_a))),
+        absent_b=tuple(sorted(set(configs_a) - set(configs_b))),
+        known=tuple(known),
+        baseline_fixed=_baseline_fixed(results_b),
+    )
 
 
 def _baseline_fixed(results: Mapping) -> tuple[str, ...]:
@@ -157,37 +167,50 @@ def render_diff_text(report: DiffReport) -> str:
     """A/B lines, the counts, then per config a first line "<config>: first divergence: <A> -> <B>"
     and its changes in pipeline order, one line each: "new failure", "still failing", "fixed"
     (with the headline of the run where it failed), "moved", "checked only in A/B"."""
+
     def state(complete: bool) -> str:
         return "complete" if complete else "INCOMPLETE"
 
     def divergence(stage: str | None, absent: bool) -> str:
         return "(not run)" if absent else stage or "none"
 
-    lines = [f"A: {report.hub_a} ({state(report.complete_a)})",
-             f"B: {report.hub_b} ({state(report.complete_b)})",
-             f"{len(report.new_failures)} new failures, {len(report.still_failing)} still failing, "
-             f"{len(report.fixed)} fixed, {len(report.moved)} moved more than their tolerance"
-             + (f", {len(report.known)} known splits (B's baseline)" if report.known else "")]
+    lines = [
+        f"A: {report.hub_a} ({state(report.complete_a)})",
+        f"B: {report.hub_b} ({state(report.complete_b)})",
+        f"{len(report.new_failures)} new failures, {len(report.still_failing)} still failing, "
+        f"{len(report.fixed)} fixed, {len(report.moved)} moved more than their tolerance"
+        + (f", {len(report.known)} known splits (B's baseline)" if report.known else ""),
+    ]
     entries: dict[str, list[tuple[int, int, str]]] = {}
 
     def add(config_id: str, stage: str, text: str) -> None:
         entries.setdefault(config_id, []).append((stage_index(stage), len(entries.get(config_id, [])), text))
 
-    for title, found in (("new failure", report.new_failures), ("still failing", report.still_failing),
-                         ("fixed", report.fixed), ("known split", report.known)):
+    for title, found in (
+        ("new failure", report.new_failures),
+        ("still failing", report.still_failing),
+        ("fixed", report.fixed),
+        ("known split", report.known),
+    ):
         for entry in found:
             add(entry.identity[0], entry.identity[1], f"{title}: {entry.headline}")
     for move in report.moved:
         config_id, stage, check, metric = move.identity
-        add(config_id, stage, f"moved: [{config_id}] stage {stage} {check} {metric}: {move.measure} "
-                              f"{move.value_a:.3e} -> {move.value_b:.3e} (limit {move.limit:.3e})")
+        add(
+            config_id,
+            stage,
+            f"moved: [{config_id}] stage {stage} {check} {metric}: {move.measure} "
+            f"{move.value_a:.3e} -> {move.value_b:.3e} (limit {move.limit:.3e})",
+        )
     for side, pairs in (("A", report.only_in_a), ("B", report.only_in_b)):
         for config_id, stage in pairs:
             if config_id not in (report.absent_b if side == "A" else report.absent_a):  # said by its first line
                 add(config_id, stage, f"checked only in {side}: stage {stage}")
     for config_id, before, after in report.divergence:
-        lines.append(f"{config_id}: first divergence: {divergence(before, config_id in report.absent_a)} -> "
-                     f"{divergence(after, config_id in report.absent_b)}")
+        lines.append(
+            f"{config_id}: first divergence: {divergence(before, config_id in report.absent_a)} -> "
+            f"{divergence(after, config_id in report.absent_b)}"
+        )
         lines.extend(f"  {text}" for _, _, text in sorted(entries.get(config_id, [])))
     lines.extend(f"baseline entry fixed in B (matched nothing): {text}" for text in report.baseline_fixed)
     return "\n".join(lines) + "\n"

@@ -26,19 +26,24 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from backends.common.fileio import (VersionedJsonError, atomic_write_json, atomic_write_text, read_versioned_json,
-                                    save_npz)
+from backends.common.fileio import (
+    VersionedJsonError,
+    atomic_write_json,
+    atomic_write_text,
+    read_versioned_json,
+    save_npz,
+)
 from parity import baseline as baselines
-from parity.verdict import Comparison, to_jsonable
 from parity.envinfo import check_name, utc_now
 from parity.report import html, plots, summary
 from parity.stages import STAGES, first_divergence, stage_index
 from parity.status import NoteKind, Status
+from parity.verdict import Comparison, to_jsonable
 
 RESULTS_SCHEMA = "pinn-parity-results"
 RESULTS_SCHEMA_VERSION = 1
@@ -94,7 +99,7 @@ def new_hub(root: str | os.PathLike = "reports", *, now: datetime | None = None)
     """Create reports/<2026-11-29T124501Z>[-N]/ with an INCOMPLETE marker and parts/."""
     base = Path(root)
     base.mkdir(parents=True, exist_ok=True)
-    stamp = (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H%M%SZ")
+    stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H%M%SZ")
     for attempt in range(1, 1000):
         hub = base / (stamp if attempt == 1 else f"{stamp}-{attempt}")
         try:
@@ -103,14 +108,19 @@ def new_hub(root: str | os.PathLike = "reports", *, now: datetime | None = None)
             continue
         (hub / PARTS_DIR).mkdir()
         (hub / INCOMPLETE_MARKER).write_text(
-            f"run started {utc_now()}; finalize() removes this file when the run completes.\n",
-            encoding="utf-8")
+            f"run started {utc_now()}; finalize() removes this file when the run completes.\n", encoding="utf-8"
+        )
         return hub
     raise HubError(f"could not create a new hub under {base} for {stamp}")
 
 
-def write_part(hub: str | os.PathLike, worker_id: str, records: Iterable,
-               artifacts: Iterable[Artifact] = (), notes: Iterable[StageNote] = ()) -> list[dict]:
+def write_part(
+    hub: str | os.PathLike,
+    worker_id: str,
+    records: Iterable,
+    artifacts: Iterable[Artifact] = (),
+    notes: Iterable[StageNote] = (),
+) -> list[dict]:
     """Append comparisons (Comparison or its to_dict()), artifacts and stage notes of one worker;
     returns the artifacts' records (config_id, kind, labels, file), as results.json lists them."""
     hub = Path(hub)
@@ -128,8 +138,14 @@ def write_part(hub: str | os.PathLike, worker_id: str, records: Iterable,
         folder.mkdir(exist_ok=True)
         target = folder / f"{artifact.config_id}.{artifact.kind}.npz"
         save_npz(target, {k: np.asarray(v) for k, v in artifact.arrays.items()}, compress=True)
-        written.append({"config_id": artifact.config_id, "kind": artifact.kind, "labels": list(artifact.arrays),
-                        "file": target.relative_to(hub).as_posix()})
+        written.append(
+            {
+                "config_id": artifact.config_id,
+                "kind": artifact.kind,
+                "labels": list(artifact.arrays),
+                "file": target.relative_to(hub).as_posix(),
+            }
+        )
         lines.append(json.dumps({"record": "artifact", **written[-1]}))
     for note in notes:
         stage_index(note.stage)
@@ -160,8 +176,9 @@ def read_parts(hub: Path) -> tuple[list[dict], list[dict], list[dict], list[str]
                     record.pop("record", None)
                     comparisons.append(Comparison.from_dict(record).to_dict())
             except (ValueError, KeyError, TypeError, AttributeError) as error:
-                warnings.append(f"{part.relative_to(hub)}:{number}: unreadable record skipped "
-                                f"({type(error).__name__}: {error})")
+                warnings.append(
+                    f"{part.relative_to(hub)}:{number}: unreadable record skipped ({type(error).__name__}: {error})"
+                )
     return comparisons, artifacts, notes, warnings
 
 
@@ -186,12 +203,14 @@ def summarize_configs(comparisons: list[dict], notes: Iterable[Mapping] = ()) ->
         by_config.setdefault(note["config_id"], {}).setdefault(note["stage"], []).append(note)
         if note["kind"] == NoteKind.NA:
             status.setdefault(note["config_id"], {}).setdefault(note["stage"], Status.NA)
-    return {config_id: {"first_divergence": first_divergence(
-                            [s for s, v in stages.items() if v == Status.FAIL]),
-                        "stages": {s: stages[s] for s in STAGES if s in stages},
-                        "notes": {s: by_config.get(config_id, {})[s] for s in STAGES
-                                  if s in by_config.get(config_id, {})}}
-            for config_id, stages in sorted(status.items())}
+    return {
+        config_id: {
+            "first_divergence": first_divergence([s for s, v in stages.items() if v == Status.FAIL]),
+            "stages": {s: stages[s] for s in STAGES if s in stages},
+            "notes": {s: by_config.get(config_id, {})[s] for s in STAGES if s in by_config.get(config_id, {})},
+        }
+        for config_id, stages in sorted(status.items())
+    }
 
 
 def stage_totals(configs: Mapping) -> dict:
@@ -202,24 +221,33 @@ def stage_totals(configs: Mapping) -> dict:
 
 def build_results(hub: Path, env: Mapping, complete: bool, baseline: baselines.Baseline | None = None) -> dict:
     comparisons, artifacts, notes, warnings = read_parts(hub)
-    comparisons.sort(key=lambda c: (c["config_id"], stage_index(c["stage"]), c["check"],
-                                    c["metric"]))
+    comparisons.sort(key=lambda c: (c["config_id"], stage_index(c["stage"]), c["check"], c["metric"]))
     known = baselines.classify(comparisons, baseline or baselines.EMPTY)  # marks each failure known or new
     configs = summarize_configs(comparisons, notes)
     return {
-        "schema": RESULTS_SCHEMA, "schema_version": RESULTS_SCHEMA_VERSION,
-        "created": utc_now(), "hub": hub.name, "env": dict(env), "complete": bool(complete),
-        "totals": {"comparisons": len(comparisons),
-                   "failed": sum(1 for c in comparisons if not c["passed"]),
-                   "stages": stage_totals(configs)},
+        "schema": RESULTS_SCHEMA,
+        "schema_version": RESULTS_SCHEMA_VERSION,
+        "created": utc_now(),
+        "hub": hub.name,
+        "env": dict(env),
+        "complete": bool(complete),
+        "totals": {
+            "comparisons": len(comparisons),
+            "failed": sum(1 for c in comparisons if not c["passed"]),
+            "stages": stage_totals(configs),
+        },
         "configs": configs,
-        "comparisons": comparisons, "artifacts": artifacts, "notes": notes, "warnings": warnings,
+        "comparisons": comparisons,
+        "artifacts": artifacts,
+        "notes": notes,
+        "warnings": warnings,
         "baseline": known,
     }
 
 
-def finalize(hub: str | os.PathLike, env: Mapping, log_text: str, complete: bool,
-             baseline: baselines.Baseline | None = None) -> dict:
+def finalize(
+    hub: str | os.PathLike, env: Mapping, log_text: str, complete: bool, baseline: baselines.Baseline | None = None
+) -> dict:
     """Merge the parts, write results.json, env.json, the log and the rendered report;
     drop INCOMPLETE only when `complete`; point reports/latest here. Returns the results."""
     hub = Path(hub)
@@ -242,8 +270,7 @@ def load_results(hub: str | os.PathLike) -> dict:
     if not path.is_file():
         raise HubError(f"{path} does not exist (an interrupted run that never finalized?)")
     try:
-        return read_versioned_json(path, kind=RESULTS_SCHEMA, version=RESULTS_SCHEMA_VERSION,
-                                   what="results file")
+        return read_versioned_json(path, kind=RESULTS_SCHEMA, version=RESULTS_SCHEMA_VERSION, what="results file")
     except VersionedJsonError as error:
         raise ResultsSchemaError(f"{error} (docs/results_schema.md)") from None
 

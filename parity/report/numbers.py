@@ -30,9 +30,20 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from parity.verdict import (GIVEN, GOLDEN, REFEREE, SPEC, Check, check_of, fmt_error, fmt_index, fmt_value, from_jsonable,
-                               referee_distance)
 from parity.stages import stage_index
+from parity.verdict import (
+    GIVEN,
+    GOLDEN,
+    REFEREE,
+    SPEC,
+    Check,
+    check_of,
+    fmt_error,
+    fmt_index,
+    fmt_value,
+    from_jsonable,
+    referee_distance,
+)
 
 CHECK_ORDER = ("error", "cross-backend", "given", "referee", "spec", "golden")
 """Order of the kinds of check within one (config, stage) of the failures table."""
@@ -155,8 +166,11 @@ def _worst_text(item: Mapping, check: Check) -> str:
     worst = item.get("worst") or {}
     if not worst or "value_a" not in worst:
         return "-"
-    where = " ".join(part for part in (worst.get("key") or "",
-                                       fmt_index(worst["index"]) if worst.get("index") is not None else "") if part)
+    where = " ".join(
+        part
+        for part in (worst.get("key") or "", fmt_index(worst["index"]) if worst.get("index") is not None else "")
+        if part
+    )
     values = f"{check.side_a}={_value(worst['value_a'])} {check.side_b}={_value(worst.get('value_b'))}"
     return f"{where}: {values}" if where else values
 
@@ -182,8 +196,12 @@ def fix_first(item: Mapping, by_identity: Mapping[tuple, Mapping]) -> str:
         return check.left
     if category != "cross-backend" or check.via:
         return "-"
-    distances = [_distance(by_identity.get((item["config_id"], item["stage"], Check(name, REFEREE, check.variant),
-                                            item["metric"]))) for name in (check.left, check.right)]
+    distances = [
+        _distance(
+            by_identity.get((item["config_id"], item["stage"], Check(name, REFEREE, check.variant), item["metric"]))
+        )
+        for name in (check.left, check.right)
+    ]
     if any(d is None for d in distances):
         return "-"
     if distances[0] == distances[1]:
@@ -197,15 +215,31 @@ def failure_rows(results: Mapping) -> list[FailureRow]:
     by_identity = {(c["config_id"], c["stage"], check_of(c), c["metric"]): c for c in comparisons}
     config_order = {config_id: n for n, config_id in enumerate(results.get("configs", {}))}
     failed = [(n, c, check_of(c)) for n, c in enumerate(comparisons) if not c["passed"]]
-    failed.sort(key=lambda entry: (config_order.get(entry[1]["config_id"], len(config_order)),
-                                   entry[1]["config_id"], stage_index(entry[1]["stage"]),
-                                   CHECK_ORDER.index(check_category(entry[2])), str(entry[2]),
-                                   entry[1]["metric"]))
-    return [FailureRow(config_id=item["config_id"], stage=item["stage"], check=check, metric=item["metric"],
-                       measured=_measured_text(item), tolerance=_tolerance_text(item),
-                       ratio=fmt_ratio(ratio(item)), worst=_worst_text(item, check),
-                       fix=fix_first(item, by_identity), index=n)
-            for n, item, check in failed]
+    failed.sort(
+        key=lambda entry: (
+            config_order.get(entry[1]["config_id"], len(config_order)),
+            entry[1]["config_id"],
+            stage_index(entry[1]["stage"]),
+            CHECK_ORDER.index(check_category(entry[2])),
+            str(entry[2]),
+            entry[1]["metric"],
+        )
+    )
+    return [
+        FailureRow(
+            config_id=item["config_id"],
+            stage=item["stage"],
+            check=check,
+            metric=item["metric"],
+            measured=_measured_text(item),
+            tolerance=_tolerance_text(item),
+            ratio=fmt_ratio(ratio(item)),
+            worst=_worst_text(item, check),
+            fix=fix_first(item, by_identity),
+            index=n,
+        )
+        for n, item, check in failed
+    ]
 
 
 def first_rows(rows: list[FailureRow]) -> set[int]:

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from backends.common.fileio import atomic_write
+from backends.common.imagemetrics import HALF_NYQUIST, align_global_phase_scale
 from parity.stages import pipeline
 from parity.verdict import check_of, from_jsonable
-from backends.common.imagemetrics import HALF_NYQUIST, align_global_phase_scale
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -97,15 +97,18 @@ def plot_reconstruction(path: Path, objects: Mapping[str, np.ndarray], title: st
     fig = _figure(figsize=(3.2 * columns, 6))
     axes = fig.subplots(2, columns, squeeze=False)
     for col, (label, obj) in enumerate(shown.items()):
-        for row, (name, image, cmap) in enumerate((("amplitude", np.abs(obj), "gray"),
-                                                   ("phase", np.angle(obj), "twilight"))):
+        for row, (name, image, cmap) in enumerate(
+            (("amplitude", np.abs(obj), "gray"), ("phase", np.angle(obj), "twilight"))
+        ):
             mappable = axes[row][col].imshow(image, cmap=cmap)
             axes[row][col].set_title(f"{label} {name}", fontsize=9)
             fig.colorbar(mappable, ax=axes[row][col], shrink=0.8)
     if len(shown) > 1:
         other = list(shown.values())[1]
-        differences = (("|amp| difference", np.abs(first) - np.abs(other)),
-                       ("phase difference", np.angle(first * np.conj(other))))
+        differences = (
+            ("|amp| difference", np.abs(first) - np.abs(other)),
+            ("phase difference", np.angle(first * np.conj(other))),
+        )
         for row, (name, image) in enumerate(differences):
             limit = float(np.max(np.abs(image)))
             axes[row][-1].set_title(name, fontsize=9)
@@ -145,8 +148,13 @@ def plot_loss_curves(path: Path, bands: list[Mapping], title: str) -> None:
             limit = (band.get("tolerance") or {}).get("limit")
             if isinstance(limit, (int, float)):
                 bottom.axhline(limit, color="red", linewidth=0.8, linestyle=":")
-    values = np.concatenate([np.asarray(from_jsonable(b["extra"])[k], dtype=np.float64)
-                             for b in bands for k in ("trajectory_a", "trajectory_b")])
+    values = np.concatenate(
+        [
+            np.asarray(from_jsonable(b["extra"])[k], dtype=np.float64)
+            for b in bands
+            for k in ("trajectory_a", "trajectory_b")
+        ]
+    )
     if values.size and np.all(values[np.isfinite(values)] > 0):
         top.set_yscale("log")
     top.set_ylabel("loss per step")
@@ -261,4 +269,5 @@ def _reconstruction_job(hub: Path, artifact: Mapping):
         with np.load(hub / artifact["file"], allow_pickle=False) as archive:
             objects = {label: archive[label] for label in artifact["labels"]}
         plot_reconstruction(path, objects, title)
+
     return job

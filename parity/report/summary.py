@@ -15,16 +15,21 @@ from parity.status import Status
 
 # n/a: fewer than two backends support the stage; known: its failures are all known splits of the baseline
 CELL = {Status.PASS: "pass", Status.FAIL: "**FAIL**", Status.KNOWN: "known", Status.NA: "n/a"}
-MARGIN_NOTE = ("Beside pass/FAIL: the stage's margin, its largest measured / tolerance "
-               "((1 - measured) / (1 - tolerance) for lower bounds such as SSIM and FRC); "
-               "above 1 fails. Stages with exact checks only have none.")
-FAILURES_NOTE = ("Ordered by config, stage, then: checks that raised, backend against backend, "
-                 "against the values given, against the float64 referee, against the spec, against the golden. "
-                 "fix first: the backend farther from the referee (\"-\": the results do not say).")
-FAILURE_COLUMNS = ("config", "stage", "check", "metric", "measured", "tolerance", "ratio",
-                   "worst element", "fix first")
-INCOMPLETE_NOTE = ("**INCOMPLETE RUN**: the run was interrupted or a worker was lost; the "
-                   "table covers only the checks that finished, and a `-` may hide a failure.")
+MARGIN_NOTE = (
+    "Beside pass/FAIL: the stage's margin, its largest measured / tolerance "
+    "((1 - measured) / (1 - tolerance) for lower bounds such as SSIM and FRC); "
+    "above 1 fails. Stages with exact checks only have none."
+)
+FAILURES_NOTE = (
+    "Ordered by config, stage, then: checks that raised, backend against backend, "
+    "against the values given, against the float64 referee, against the spec, against the golden. "
+    'fix first: the backend farther from the referee ("-": the results do not say).'
+)
+FAILURE_COLUMNS = ("config", "stage", "check", "metric", "measured", "tolerance", "ratio", "worst element", "fix first")
+INCOMPLETE_NOTE = (
+    "**INCOMPLETE RUN**: the run was interrupted or a worker was lost; the "
+    "table covers only the checks that finished, and a `-` may hide a failure."
+)
 
 
 def environment_line(env: Mapping) -> str:
@@ -44,7 +49,7 @@ def environment_line(env: Mapping) -> str:
 
 
 def status_cell(results: Mapping, config_id: str, stage: str) -> str:
-    """"pass", "fail", "known" (known splits only), "n/a" (unsupported here) or "-" (no check ran)."""
+    """ "pass", "fail", "known" (known splits only), "n/a" (unsupported here) or "-" (no check ran)."""
     return results["configs"][config_id]["stages"].get(stage, "-")
 
 
@@ -64,18 +69,29 @@ def notes_lines(results: Mapping) -> list[str]:
 
 
 def stage_totals_text(totals: Mapping) -> str:
-    """" Stages: P passed / F failed / N n/a." (n/a counted apart), or "" for older results."""
+    """ " Stages: P passed / F failed / N n/a." (n/a counted apart), or "" for older results."""
     stages = totals.get("stages")
     if not stages:
         return ""
-    return (f" Stages: {stages.get('pass', 0)} passed / {stages.get('fail', 0)} failed / "
-            f"{stages.get('known', 0)} known splits / {stages.get('n/a', 0)} n/a.")
+    return (
+        f" Stages: {stages.get('pass', 0)} passed / {stages.get('fail', 0)} failed / "
+        f"{stages.get('known', 0)} known splits / {stages.get('n/a', 0)} n/a."
+    )
 
 
 def failure_cells(row: FailureRow) -> list[str]:
     """The text cells of one failures-table row, in FAILURE_COLUMNS order."""
-    return [row.config_id, row.stage, str(row.check), row.metric, row.measured, row.tolerance,
-            row.ratio, row.worst, row.fix]
+    return [
+        row.config_id,
+        row.stage,
+        str(row.check),
+        row.metric,
+        row.measured,
+        row.tolerance,
+        row.ratio,
+        row.worst,
+        row.fix,
+    ]
 
 
 def _known_note(results: Mapping) -> str:
@@ -93,21 +109,40 @@ def new_failure_rows(results: Mapping) -> list[FailureRow]:
 
 
 def baseline_lines(results: Mapping) -> list[str]:
-    """"Known splits" (failures the baseline accepts, with reason and link) and "Fixed baseline entries"."""
+    """ "Known splits" (failures the baseline accepts, with reason and link) and "Fixed baseline entries"."""
     info = results.get("baseline") or {}
     lines = []
     rows = known_rows(results)
     if rows:
-        lines += ["", "## Known splits", "", f"Failures accepted by the baseline {info.get('file')}; they do not "
-                  "fail their test.", "", "| config | stage | check | metric | entry | reason | link |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Known splits",
+            "",
+            f"Failures accepted by the baseline {info.get('file')}; they do not fail their test.",
+            "",
+            "| config | stage | check | metric | entry | reason | link |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for record, entry in rows:
-            cells = [record["config_id"], record["stage"], record["check"], record["metric"],
-                     str(record["baseline_entry"]), entry["reason"], entry.get("link", "") or "-"]
+            cells = [
+                record["config_id"],
+                record["stage"],
+                record["check"],
+                record["metric"],
+                str(record["baseline_entry"]),
+                entry["reason"],
+                entry.get("link", "") or "-",
+            ]
             lines.append("| " + " | ".join(_md(cell) for cell in cells) + " |")
     if info.get("fixed"):
-        lines += ["", "## Fixed baseline entries", "", "Entries that matched no failure although their stage ran: "
-                  "remove them (`--parity-strict-baseline` fails the run on these).", ""]
+        lines += [
+            "",
+            "## Fixed baseline entries",
+            "",
+            "Entries that matched no failure although their stage ran: "
+            "remove them (`--parity-strict-baseline` fails the run on these).",
+            "",
+        ]
         lines += [f"- entry {index}: {_md(entry_text(info['entries'][index]))}" for index in info["fixed"]]
     return lines
 
@@ -117,8 +152,15 @@ def _failures_table(results: Mapping) -> list[str]:
     if not rows:
         return []
     firsts = first_rows(rows)
-    lines = ["", "## Failures", "", FAILURES_NOTE, "",
-             "| " + " | ".join(FAILURE_COLUMNS) + " |", "|" + "---|" * len(FAILURE_COLUMNS)]
+    lines = [
+        "",
+        "## Failures",
+        "",
+        FAILURES_NOTE,
+        "",
+        "| " + " | ".join(FAILURE_COLUMNS) + " |",
+        "|" + "---|" * len(FAILURE_COLUMNS),
+    ]
     for position, row in enumerate(rows):
         cells = [_md(cell) for cell in failure_cells(row)]
         if position in firsts:
@@ -132,10 +174,16 @@ def render_summary(results: Mapping) -> str:
     if not results["complete"]:
         lines += [INCOMPLETE_NOTE, ""]
     totals = results.get("totals", {})
-    lines += [f"Created {results['created']}. {environment_line(results.get('env', {}))}.", "",
-              f"{totals.get('comparisons', 0)} comparisons, {totals.get('failed', 0)} failed"
-              f"{_known_note(results)}, "
-              f"{len(results['configs'])} configs.{stage_totals_text(totals)}", "", "## Stages", ""]
+    lines += [
+        f"Created {results['created']}. {environment_line(results.get('env', {}))}.",
+        "",
+        f"{totals.get('comparisons', 0)} comparisons, {totals.get('failed', 0)} failed"
+        f"{_known_note(results)}, "
+        f"{len(results['configs'])} configs.{stage_totals_text(totals)}",
+        "",
+        "## Stages",
+        "",
+    ]
     if results["configs"]:
         margins = stage_margins(results["comparisons"])
         lines.append("| config id | " + " | ".join(STAGES) + " |")
@@ -151,8 +199,9 @@ def render_summary(results: Mapping) -> str:
                     cell = f"[{cell}](#known-splits)"
                 if status != "-" and (config_id, stage) in margins:
                     cell += f" {fmt_ratio(margins[config_id, stage].value)}"
-                cell += "".join(f" ({note['kind']})" for note in stage_notes(results, config_id, stage)
-                                if note["kind"] != status)
+                cell += "".join(
+                    f" ({note['kind']})" for note in stage_notes(results, config_id, stage) if note["kind"] != status
+                )
                 cells.append(cell)
             lines.append(f"| {config_id} | " + " | ".join(cells) + " |")
         lines += ["", MARGIN_NOTE]
@@ -164,14 +213,19 @@ def render_summary(results: Mapping) -> str:
     lines += ["", "## First divergence", ""]
     for config_id, entry in results["configs"].items():
         stage = entry["first_divergence"]
-        lines.append(f"- {config_id}: " + (f"**{stage}** ({description(stage)})" if stage
-                                           else "none"))
+        lines.append(f"- {config_id}: " + (f"**{stage}** ({description(stage)})" if stage else "none"))
     failures = [results["comparisons"][row.index] for row in new_failure_rows(results)]
     if failures:
         lines += ["", "## Failure messages", ""]
         for item in failures:
-            lines += [f"### {item['config_id']} / {item['stage']} / {item['check']} "
-                      f"{item['metric']}", "", "```", item["message"], "```", ""]
+            lines += [
+                f"### {item['config_id']} / {item['stage']} / {item['check']} {item['metric']}",
+                "",
+                "```",
+                item["message"],
+                "```",
+                "",
+            ]
     if results.get("warnings"):
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in results["warnings"]]
     return "\n".join(lines).rstrip() + "\n"

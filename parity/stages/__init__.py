@@ -17,8 +17,22 @@ import importlib
 from collections.abc import Iterable
 from functools import cache
 
-STAGES: tuple[str, ...] = ("config", "data", "grouping", "shapes", "translation", "forward", "loss", "model",
-                           "gradients", "optimizer", "training", "reconstruction", "bundle", "cli")
+STAGES: tuple[str, ...] = (
+    "config",
+    "data",
+    "grouping",
+    "shapes",
+    "translation",
+    "forward",
+    "loss",
+    "model",
+    "gradients",
+    "optimizer",
+    "training",
+    "reconstruction",
+    "bundle",
+    "cli",
+)
 
 
 @cache
@@ -47,7 +61,7 @@ def pipeline_problems(stages) -> list[str]:
     before any stage at or before it makes it, a product made twice, an output spec for a method the stage
     does not call. Empty for a sound pipeline (tests/parity/test_pipeline.py holds the real one to it)."""
     problems, made = [], {}
-    for position, found in enumerate(stages):
+    for found in stages:
         for product in found.produces:
             if product in made:
                 problems.append(f"stage {found.name}: {product!r} is already made by stage {made[product]}")
@@ -57,8 +71,9 @@ def pipeline_problems(stages) -> list[str]:
                 problems.append(f"stage {found.name} needs {product!r}, which no stage at or before it makes")
         for method in found.outputs:
             if method.removesuffix("_native") not in found.methods:
-                problems.append(f"stage {found.name}: output keys for {method!r}, not one of its adapter methods "
-                                f"{found.methods}")
+                problems.append(
+                    f"stage {found.name}: output keys for {method!r}, not one of its adapter methods {found.methods}"
+                )
     return problems
 
 

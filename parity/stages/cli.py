@@ -42,14 +42,20 @@ def cli_without(run, name: str) -> dict:
 
 def check(ctx: CaseContext) -> StageResult:
     result = StageResult(notes=shared_note(ctx, "cli"))
-    result.golden_by_backend = effective_configs(ctx, "cli", cli_config, "effective_config", ctx.case.cli_flags,
-                                                 result)
+    result.golden_by_backend = effective_configs(ctx, "cli", cli_config, "effective_config", ctx.case.cli_flags, result)
     result.notes.extend(first_seen_notes(ctx, "cli", result.golden_by_backend))
     if ctx.case.cli_sweep:
         for name in CLI_SWEEP_FIELDS:
             given = {k: v for k, v in CLI_ALTERNATIVES.items() if k != name}
-            effective_configs(ctx, "cli", lambda run, name=name: cli_without(run, name), "effective_config", given,
-                              result, variant=f"without --{name.replace('_', '-')}")
+            effective_configs(
+                ctx,
+                "cli",
+                lambda run, name=name: cli_without(run, name),
+                "effective_config",
+                given,
+                result,
+                variant=f"without --{name.replace('_', '-')}",
+            )
     return result
 
 

@@ -22,8 +22,12 @@ from parity.verdict import GIVEN, SPEC, Check
 
 def resolved_config(run) -> dict:
     """The backend's own resolve_config for the case's overrides and data file, once per case."""
-    return run.once("config", lambda: run.timed("config", call_resolve_config, run.adapter,
-                                                dict(run.inputs.case.overrides), run.inputs.data_path))
+    return run.once(
+        "config",
+        lambda: run.timed(
+            "config", call_resolve_config, run.adapter, dict(run.inputs.case.overrides), run.inputs.data_path
+        ),
+    )
 
 
 def canonical_fields(cfg) -> dict:
@@ -42,43 +46,68 @@ def _own_fields(ctx: CaseContext, stage: str, outputs: dict, metric: str, varian
     """The backends' own config fields ("x.<field>"): compared (metric "<metric>.own") between the
     reference and each other backend on the keys both have; a key only some backends have is noted
     (NoteKind.OWN_FIELD), never failed."""
-    own = {name: {k: v for k, v in cfg.items() if str(k).startswith(OWN_FIELD_PREFIX)}
-           for name, cfg in outputs.items() if isinstance(cfg, Mapping)}
+    own = {
+        name: {k: v for k, v in cfg.items() if str(k).startswith(OWN_FIELD_PREFIX)}
+        for name, cfg in outputs.items()
+        if isinstance(cfg, Mapping)
+    }
     for label, ref, other in pairs(ctx, own, variant):
         both = sorted(set(ref) & set(other))
         if both:
-            result.comparisons.append(compare_exact({k: other[k] for k in both}, {k: ref[k] for k in both},
-                                                    config_id=ctx.case_id, stage=stage, check=label,
-                                                    metric=f"{metric}.own"))
+            result.comparisons.append(
+                compare_exact(
+                    {k: other[k] for k in both},
+                    {k: ref[k] for k in both},
+                    config_id=ctx.case_id,
+                    stage=stage,
+                    check=label,
+                    metric=f"{metric}.own",
+                )
+            )
     for key in sorted(set().union(*own.values()) if own else ()):
         having = [name for name, fields in own.items() if key in fields]
         if len(having) < len(own):
             lacking = [name for name in own if name not in having]
             where = f" ({variant})" if variant else ""
-            result.notes.append(StageNote(ctx.case_id, stage, NoteKind.OWN_FIELD,
-                                          f"{key}{where} is {', '.join(having)}'s own field "
-                                          f"(= {own[having[0]][key]!r}); {', '.join(lacking)} "
-                                          f"{'has' if len(lacking) == 1 else 'have'} none: not compared"))
+            result.notes.append(
+                StageNote(
+                    ctx.case_id,
+                    stage,
+                    NoteKind.OWN_FIELD,
+                    f"{key}{where} is {', '.join(having)}'s own field "
+                    f"(= {own[having[0]][key]!r}); {', '.join(lacking)} "
+                    f"{'has' if len(lacking) == 1 else 'have'} none: not compared",
+                )
+            )
 
 
-def effective_configs(ctx: CaseContext, stage: str, fn, metric: str, given: Mapping, result: StageResult,
-                      variant: str = "") -> dict:
+def effective_configs(
+    ctx: CaseContext, stage: str, fn, metric: str, given: Mapping, result: StageResult, variant: str = ""
+) -> dict:
     """Every backend's effective config (fn(run)) equal to the others', its fields `given` equal to the
     values given (GIVEN) and the fields left out equal to the contract's defaults (SPEC); returns the outputs."""
     outputs = each_backend(ctx, stage, fn, result)
     expected = make_config(dict(given)).to_dict()
     canonical = {name: canonical_fields(cfg) for name, cfg in outputs.items()}
     for label, ref, other in pairs(ctx, canonical, variant):
-        result.comparisons.append(compare_exact(other, ref, config_id=ctx.case_id, stage=stage, check=label,
-                                                metric=metric))
+        result.comparisons.append(
+            compare_exact(other, ref, config_id=ctx.case_id, stage=stage, check=label, metric=metric)
+        )
     _own_fields(ctx, stage, outputs, metric, variant, result)
     for name, cfg in canonical.items():
         for right, keep in ((GIVEN, lambda key: key in given), (SPEC, lambda key: key not in given)):
             if right == GIVEN and not given:
                 continue
-            result.comparisons.append(compare_exact(_fields_where(cfg, keep), _fields_where(expected, keep),
-                                                    config_id=ctx.case_id, stage=stage,
-                                                    check=Check(name, right, variant), metric=metric))
+            result.comparisons.append(
+                compare_exact(
+                    _fields_where(cfg, keep),
+                    _fields_where(expected, keep),
+                    config_id=ctx.case_id,
+                    stage=stage,
+                    check=Check(name, right, variant),
+                    metric=metric,
+                )
+            )
     return outputs
 
 
@@ -87,6 +116,7 @@ def first_seen_notes(ctx: CaseContext, stage: str, outputs: Mapping) -> list[Sta
     another backend at `stage` and already split between their resolve_config results: a default split
     that carried forward, first seen at the config stage. Backends that lack the config stage, or whose
     resolve_config raises, say nothing here (the config stage reports them)."""
+
     def resolved(name):
         run = ctx.runs[name]
         if "config" not in run.adapter.supported_stages():
@@ -106,16 +136,21 @@ def first_seen_notes(ctx: CaseContext, stage: str, outputs: Mapping) -> list[Sta
             continue
         carried = [k for k in split if before[label.left].get(k) != before[label.right].get(k)]
         if carried:
-            notes.append(StageNote(ctx.case_id, stage, NoteKind.FIRST_SEEN, "default split first seen at stage config: "
-                                   + ", ".join(f"{k} ({label.left}={other[k]!r}, {label.right}={ref[k]!r})"
-                                               for k in carried)))
+            notes.append(
+                StageNote(
+                    ctx.case_id,
+                    stage,
+                    NoteKind.FIRST_SEEN,
+                    "default split first seen at stage config: "
+                    + ", ".join(f"{k} ({label.left}={other[k]!r}, {label.right}={ref[k]!r})" for k in carried),
+                )
+            )
     return notes
 
 
 def check(ctx: CaseContext) -> StageResult:
     result = StageResult(notes=shared_note(ctx, "config"))
-    result.golden_by_backend = effective_configs(ctx, "config", resolved_config, "fields", ctx.case.overrides,
-                                                 result)
+    result.golden_by_backend = effective_configs(ctx, "config", resolved_config, "fields", ctx.case.overrides, result)
     return result
 
 

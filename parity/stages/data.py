@@ -14,14 +14,20 @@ OUTPUTS = {"load_dataset": OutputKeys({"diffraction": ARRAY, "xcoords": ARRAY, "
 
 
 def loaded(run) -> dict:
-    return run.once("data", lambda: run.call("data", "load_dataset", run.inputs.data_path,
-                                             outputs=OUTPUTS["load_dataset"]))
+    return run.once(
+        "data", lambda: run.call("data", "load_dataset", run.inputs.data_path, outputs=OUTPUTS["load_dataset"])
+    )
 
 
 def _digest(arrays) -> dict:
-    return {k: {"shape": list(v.shape), "dtype": str(v.dtype),
-                "sha256": hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest()}
-            for k, v in sorted(arrays.items())}
+    return {
+        k: {
+            "shape": list(v.shape),
+            "dtype": str(v.dtype),
+            "sha256": hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest(),
+        }
+        for k, v in sorted(arrays.items())
+    }
 
 
 def check(ctx: CaseContext) -> StageResult:

@@ -19,19 +19,39 @@ def _object_patches(inputs: CanonicalInputs) -> np.ndarray:
     amp = rng.uniform(0.5, 1.0, (b, inputs.c, n // 2, n // 2))
     phase = rng.uniform(-1.0, 1.0, (b, inputs.c, n // 2, n // 2))
     patches = np.zeros((b, inputs.c, n, n), np.complex64)
-    patches[..., n // 4: n // 4 + n // 2, n // 4: n // 4 + n // 2] = amp * np.exp(1j * phase)
+    patches[..., n // 4 : n // 4 + n // 2, n // 4 : n // 4 + n // 2] = amp * np.exp(1j * phase)
     return patches
 
 
 def check(ctx: CaseContext) -> StageResult:
     def forward(run):
         offsets_px = ctx.upstream.groups["offsets_px"][: ctx.case.stage_groups]  # fails per backend when missing
-        return run.call("forward", "forward", run.inputs.kept("forward", _object_patches), run.inputs.dataset.probe,
-                        offsets_px, run.inputs.case.config.object_big, outputs=OUTPUTS["forward"])
+        return run.call(
+            "forward",
+            "forward",
+            run.inputs.kept("forward", _object_patches),
+            run.inputs.dataset.probe,
+            offsets_px,
+            run.inputs.case.config.object_big,
+            outputs=OUTPUTS["forward"],
+        )
 
-    return allclose_stage(ctx, "forward", "max_abs", forward, StageResult(), referee_fn=forward,
-                          optional=tuple(OUTPUTS["forward"].optional))
+    return allclose_stage(
+        ctx,
+        "forward",
+        "max_abs",
+        forward,
+        StageResult(),
+        referee_fn=forward,
+        optional=tuple(OUTPUTS["forward"].optional),
+    )
 
 
-STAGE = Stage("forward", "forward model: object patches and probe to far-field amplitude", check,
-              needs=("group offsets",), outputs=OUTPUTS, referee=True)
+STAGE = Stage(
+    "forward",
+    "forward model: object patches and probe to far-field amplitude",
+    check,
+    needs=("group offsets",),
+    outputs=OUTPUTS,
+    referee=True,
+)

@@ -51,8 +51,15 @@ def norms(weights: dict) -> np.ndarray:
 
 def _compare_grads(ctx: CaseContext, label: Check, ref: dict, other: dict, tol) -> Comparison:
     peaks = _layer_peaks(ref["grads"])
-    return compare_allclose(_peak_normalised(other["grads"], peaks), _peak_normalised(ref["grads"], peaks), tol,
-                            config_id=ctx.case_id, stage="gradients", check=label, metric="grads/peak")
+    return compare_allclose(
+        _peak_normalised(other["grads"], peaks),
+        _peak_normalised(ref["grads"], peaks),
+        tol,
+        config_id=ctx.case_id,
+        stage="gradients",
+        check=label,
+        metric="grads/peak",
+    )
 
 
 def check(ctx: CaseContext) -> StageResult:
@@ -61,9 +68,17 @@ def check(ctx: CaseContext) -> StageResult:
     tol = tolerance("gradients", "max_abs", "float32")
     later = {}  # part -> outputs at that later batch, computed only when some pair still disagrees
     for label, ref, other in pairs(ctx, outputs):
-        result.comparisons.append(compare_allclose(np.float64(other["loss"]), np.float64(ref["loss"]), tol,
-                                                   config_id=ctx.case_id, stage="gradients", check=label,
-                                                   metric="loss"))
+        result.comparisons.append(
+            compare_allclose(
+                np.float64(other["loss"]),
+                np.float64(ref["loss"]),
+                tol,
+                config_id=ctx.case_id,
+                stage="gradients",
+                check=label,
+                metric="loss",
+            )
+        )
         grads = _compare_grads(ctx, label, ref, other, tol)
         figures = [grads.measured.get("max_abs")]
         for part in range(1, GRADIENT_POINTS):
@@ -71,24 +86,40 @@ def check(ctx: CaseContext) -> StageResult:
                 break
             batch = ctx.upstream.later_batch(part)
             if part not in later:
-                later[part] = each_backend(ctx, "gradients",
-                                           lambda run, b=batch: gradients(run, ctx.initial_state, b), result)
+                later[part] = each_backend(
+                    ctx, "gradients", lambda run, b=batch: gradients(run, ctx.initial_state, b), result
+                )
             if label.left not in later[part] or label.right not in later[part]:
                 break
             again = _compare_grads(ctx, label, later[part][label.right], later[part][label.left], tol)
             figures.append(again.measured.get("max_abs"))
             if again.passed:
                 groups = ctx.case.stage_groups
-                result.notes.append(StageNote(ctx.case_id, "gradients", NoteKind.KINK, (
-                    f"{label} grads/peak on successive batches of {groups} groups: "
-                    f"{', '.join(f'{v:.3g}' for v in figures)} (limit {tol.value:g}): kinks at float32 rounding "
-                    "before the last (docs/tolerances.md), judged at the last")))
+                result.notes.append(
+                    StageNote(
+                        ctx.case_id,
+                        "gradients",
+                        NoteKind.KINK,
+                        (
+                            f"{label} grads/peak on successive batches of {groups} groups: "
+                            f"{', '.join(f'{v:.3g}' for v in figures)} (limit {tol.value:g}): "
+                            "kinks at float32 rounding before the last (docs/tolerances.md), judged at the last"
+                        ),
+                    )
+                )
                 grads = again
         result.comparisons.append(grads)
-    result.golden_by_backend = {name: {"loss": np.float32(out["loss"]), "grad_norms": norms(out["grads"]).astype(
-        np.float32)} for name, out in outputs.items()}
+    result.golden_by_backend = {
+        name: {"loss": np.float32(out["loss"]), "grad_norms": norms(out["grads"]).astype(np.float32)}
+        for name, out in outputs.items()
+    }
     return result
 
 
-STAGE = Stage("gradients", "gradient of the loss for every canonical weight", check,
-              needs=("group offsets", "scales"), outputs=OUTPUTS)
+STAGE = Stage(
+    "gradients",
+    "gradient of the loss for every canonical weight",
+    check,
+    needs=("group offsets", "scales"),
+    outputs=OUTPUTS,
+)

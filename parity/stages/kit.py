@@ -68,12 +68,15 @@ def attempt(ctx: CaseContext, stage: str, check: Check, call, result: StageResul
         metric, error = "outputs", exc
     except NotImplementedError as exc:  # the harness calls a backend only for the stages it declares
         metric = "declared"
-        error = (f"{check.left} declares stage {stage!r} (supported_stages) but raised NotImplementedError: "
-                 f"{exc}; the declaration lied: implement it or leave the stage out")
+        error = (
+            f"{check.left} declares stage {stage!r} (supported_stages) but raised NotImplementedError: "
+            f"{exc}; the declaration lied: implement it or leave the stage out"
+        )
     except Exception as exc:
         metric, error = "call", exc
-    result.comparisons.append(error_comparison(config_id=ctx.case_id, stage=stage, check=check, metric=metric,
-                                               error=error))
+    result.comparisons.append(
+        error_comparison(config_id=ctx.case_id, stage=stage, check=check, metric=metric, error=error)
+    )
     return False, None
 
 
@@ -101,8 +104,9 @@ def pairs(ctx: CaseContext, outputs: dict, variant: str = ""):
 def exact_pairs(ctx: CaseContext, stage: str, outputs: dict, metric: str, result: StageResult) -> None:
     """Every other backend's output equal to the reference's."""
     for label, ref, other in pairs(ctx, outputs):
-        result.comparisons.append(compare_exact(other, ref, config_id=ctx.case_id, stage=stage, check=label,
-                                                metric=metric))
+        result.comparisons.append(
+            compare_exact(other, ref, config_id=ctx.case_id, stage=stage, check=label, metric=metric)
+        )
 
 
 def referee_output(ctx: CaseContext, stage: str, fn, result: StageResult):
@@ -113,8 +117,19 @@ def referee_output(ctx: CaseContext, stage: str, fn, result: StageResult):
     return attempt(ctx, stage, Check(REFEREE), lambda: fn(ctx.referee), result)[1]
 
 
-def referee_checks(ctx: CaseContext, stage: str, outputs: dict, truth, *, ledger_metric="max_abs",
-                   keys=None, exact=(), prefix="", variant="", optional=()) -> list[Comparison]:
+def referee_checks(
+    ctx: CaseContext,
+    stage: str,
+    outputs: dict,
+    truth,
+    *,
+    ledger_metric="max_abs",
+    keys=None,
+    exact=(),
+    prefix="",
+    variant="",
+    optional=(),
+) -> list[Comparison]:
     """Check(backend, REFEREE, variant) for every backend in `outputs`: the backend on the left, the
     float64 referee's output `truth` on the right (side b, the one relative tolerances scale with).
 
@@ -132,7 +147,7 @@ def referee_checks(ctx: CaseContext, stage: str, outputs: dict, truth, *, ledger
         if name == REFEREE:
             continue
         check = Check(name, REFEREE, variant)
-        for key in (truth if keys is None else keys):
+        for key in truth if keys is None else keys:
             if key in optional and key not in out:
                 continue  # an optional output this backend does not give (noted by the cross-backend check)
             common = dict(config_id=ctx.case_id, stage=stage, check=check, metric=prefix + key)
@@ -161,13 +176,20 @@ def optional_note(ctx: CaseContext, stage: str, outputs: dict, optional, result:
         lacking = [name for name, out in outputs.items() if key not in out]
         if lacking:
             given = [name for name in outputs if name not in lacking]
-            result.notes.append(StageNote(ctx.case_id, stage, NoteKind.OPTIONAL,
-                                          f"{key} (optional) not given by {', '.join(lacking)}: compared "
-                                          + (f"between {', '.join(given)} only" if len(given) > 1 else "nowhere")))
+            result.notes.append(
+                StageNote(
+                    ctx.case_id,
+                    stage,
+                    NoteKind.OPTIONAL,
+                    f"{key} (optional) not given by {', '.join(lacking)}: compared "
+                    + (f"between {', '.join(given)} only" if len(given) > 1 else "nowhere"),
+                )
+            )
 
 
-def allclose_stage(ctx, stage, metric, fn, result: StageResult, golden_keys=None, referee_fn=None,
-                   optional=()) -> StageResult:
+def allclose_stage(
+    ctx, stage, metric, fn, result: StageResult, golden_keys=None, referee_fn=None, optional=()
+) -> StageResult:
     """The array stages' path: every other backend allclose to the reference, and, given `referee_fn`
     (its output on the same inputs), every backend to the referee. Keys in `optional` are compared
     where both sides give them, noted otherwise."""
@@ -178,18 +200,41 @@ def allclose_stage(ctx, stage, metric, fn, result: StageResult, golden_keys=None
             if key in optional and not (key in ref and key in other):
                 continue
             if key not in ref or key not in other:  # outputs are checked on arrival; a harness-made key
-                result.comparisons.append(error_comparison(
-                    config_id=ctx.case_id, stage=stage, check=label, metric=key,
-                    error=f"key {key!r} given by {label.right if key in ref else label.left} only"))
+                result.comparisons.append(
+                    error_comparison(
+                        config_id=ctx.case_id,
+                        stage=stage,
+                        check=label,
+                        metric=key,
+                        error=f"key {key!r} given by {label.right if key in ref else label.left} only",
+                    )
+                )
                 continue
             # The looser precision of the two decides which ledger entry applies.
             wide = all(np.asarray(x).dtype in (np.float64, np.complex128) for x in (ref[key], other[key]))
             dtype = "float64" if wide else "float32"
-            result.comparisons.append(compare_allclose(other[key], ref[key], tolerance(stage, metric, dtype),
-                                                       config_id=ctx.case_id, stage=stage, check=label, metric=key))
+            result.comparisons.append(
+                compare_allclose(
+                    other[key],
+                    ref[key],
+                    tolerance(stage, metric, dtype),
+                    config_id=ctx.case_id,
+                    stage=stage,
+                    check=label,
+                    metric=key,
+                )
+            )
     if referee_fn is not None:
-        result.comparisons.extend(referee_checks(ctx, stage, outputs, referee_output(ctx, stage, referee_fn, result),
-                                                 ledger_metric=metric, optional=optional))
+        result.comparisons.extend(
+            referee_checks(
+                ctx,
+                stage,
+                outputs,
+                referee_output(ctx, stage, referee_fn, result),
+                ledger_metric=metric,
+                optional=optional,
+            )
+        )
     pick = first_group if golden_keys is None else golden_keys
     result.golden_by_backend = {name: pick(out) for name, out in outputs.items()}
     result.golden_metric = metric
@@ -203,8 +248,15 @@ def shared_note(ctx: CaseContext, stage: str) -> list[StageNote]:
     if len(shared) != 1 or None in shared:
         return []
     (implementation,) = shared
-    return [StageNote(ctx.case_id, stage, NoteKind.SHARED, f"shared by construction: every backend runs "
-                      f"{implementation} here, so this stage cannot disagree for this pair")]
+    return [
+        StageNote(
+            ctx.case_id,
+            stage,
+            NoteKind.SHARED,
+            f"shared by construction: every backend runs "
+            f"{implementation} here, so this stage cannot disagree for this pair",
+        )
+    ]
 
 
 def native(ctx: CaseContext) -> bool:

@@ -24,15 +24,32 @@ def loss_inputs(inputs: CanonicalInputs, batch: Batch) -> dict:
 def check(ctx: CaseContext) -> StageResult:
     def loss(run):
         given = loss_inputs(ctx.inputs, ctx.batch)  # fails per backend when the batch cannot be made
-        return run.call("loss", "loss", given["far_field"], given["observed_amplitude"],
-                        given["log_intensity_scale"], run.inputs.case.config.loss)
+        return run.call(
+            "loss",
+            "loss",
+            given["far_field"],
+            given["observed_amplitude"],
+            given["log_intensity_scale"],
+            run.inputs.case.config.loss,
+        )
 
     # The backends' loss is a float32 number; the referee's stays float64 (not rounded to float32).
-    return allclose_stage(ctx, "loss", "max_abs", lambda run: {"loss": np.float32(loss(run))}, StageResult(),
-                          # a 1-element array: the golden is then an npz compared with the ledger, not exact JSON
-                          golden_keys=lambda out: {k: np.atleast_1d(v) for k, v in out.items()},
-                          referee_fn=lambda run: {"loss": np.float64(loss(run))})
+    return allclose_stage(
+        ctx,
+        "loss",
+        "max_abs",
+        lambda run: {"loss": np.float32(loss(run))},
+        StageResult(),
+        # a 1-element array: the golden is then an npz compared with the ledger, not exact JSON
+        golden_keys=lambda out: {k: np.atleast_1d(v) for k, v in out.items()},
+        referee_fn=lambda run: {"loss": np.float64(loss(run))},
+    )
 
 
-STAGE = Stage("loss", "Poisson deviance / MAE of a prediction against measured amplitudes", check,
-              needs=("group offsets",), referee=True)
+STAGE = Stage(
+    "loss",
+    "Poisson deviance / MAE of a prediction against measured amplitudes",
+    check,
+    needs=("group offsets",),
+    referee=True,
+)

@@ -21,16 +21,20 @@ def _inputs(inputs: CanonicalInputs) -> dict:
     a good part of a learning rate, far beyond float32 rounding."""
     cfg, rng = inputs.case.config, inputs.rng("optimizer")
     weights = initial_weights(cfg.seed, cfg.n_filters_scale, 0.7)
-    steps = [{name: (rng.choice((-1.0, 1.0), np.shape(w)) * 10.0 ** rng.uniform(-9, -1, np.shape(w)))
-              .astype(np.float32) for name, w in weights.items()} for _ in range(3)]
+    steps = [
+        {
+            name: (rng.choice((-1.0, 1.0), np.shape(w)) * 10.0 ** rng.uniform(-9, -1, np.shape(w))).astype(np.float32)
+            for name, w in weights.items()
+        }
+        for _ in range(3)
+    ]
     return {"weights": weights, "grads_per_step": steps}
 
 
 def updated(run) -> dict:
     def call():
         given = run.inputs.kept("optimizer", _inputs)
-        weights = run.call("optimizer", "optimizer_steps", run.inputs.config, given["weights"],
-                           given["grads_per_step"])
+        weights = run.call("optimizer", "optimizer_steps", run.inputs.config, given["weights"], given["grads_per_step"])
         return {"weights": np.concatenate([np.ravel(weights[name]) for name in sorted(weights)])}
 
     return run.once("optimizer", call)

@@ -39,8 +39,7 @@ def _stitch_inputs(inputs: CanonicalInputs) -> dict:
 def stitched(run) -> dict:
     def call():
         t = run.inputs.kept("stitch", _stitch_inputs)
-        return run.call("reconstruction", "stitch", t["patches"], t["xcoords"], t["ycoords"],
-                        outputs=OUTPUTS["stitch"])
+        return run.call("reconstruction", "stitch", t["patches"], t["xcoords"], t["ycoords"], outputs=OUTPUTS["stitch"])
 
     return run.once("stitch", call)
 
@@ -55,43 +54,94 @@ def _trained_objects(ctx: CaseContext, result: StageResult) -> dict:
             raise Unsupported(f"{', '.join(lacking)} implement(s) stitch but not reconstruct")
         state = ctx.upstream.trained_state
     except Unsupported as exc:
-        result.notes.append(StageNote(ctx.case_id, "reconstruction", NoteKind.NA,
-                                      f"trained-model part n/a: {exc}; stitch part compared"))
+        result.notes.append(
+            StageNote(
+                ctx.case_id, "reconstruction", NoteKind.NA, f"trained-model part n/a: {exc}; stitch part compared"
+            )
+        )
         return {}
-    return each_backend(ctx.only(makers), "reconstruction", lambda run: run.call(
-        "reconstruction", "reconstruct", state, run.inputs.data_path, outputs=OUTPUTS["reconstruct"]), result)
+    return each_backend(
+        ctx.only(makers),
+        "reconstruction",
+        lambda run: run.call(
+            "reconstruction", "reconstruct", state, run.inputs.data_path, outputs=OUTPUTS["reconstruct"]
+        ),
+        result,
+    )
 
 
 def check(ctx: CaseContext) -> StageResult:
     result = StageResult()
     found = each_backend(ctx, "reconstruction", stitched, result)
     for label, ref, other in pairs(ctx, found):
-        result.comparisons.append(compare_exact(other["origin_px"], ref["origin_px"], config_id=ctx.case_id,
-                                                stage="reconstruction", check=label, metric="stitch.origin_px"))
-        result.comparisons.append(compare_allclose(other["object"], ref["object"],
-                                                   tolerance("reconstruction", "stitch", "float32"),
-                                                   config_id=ctx.case_id, stage="reconstruction", check=label,
-                                                   metric="stitch.object"))
-    result.comparisons.extend(referee_checks(
-        ctx, "reconstruction", found, referee_output(ctx, "reconstruction", stitched, result),
-        ledger_metric="stitch", keys=("origin_px", "object"), exact=("origin_px",), prefix="stitch."))
+        result.comparisons.append(
+            compare_exact(
+                other["origin_px"],
+                ref["origin_px"],
+                config_id=ctx.case_id,
+                stage="reconstruction",
+                check=label,
+                metric="stitch.origin_px",
+            )
+        )
+        result.comparisons.append(
+            compare_allclose(
+                other["object"],
+                ref["object"],
+                tolerance("reconstruction", "stitch", "float32"),
+                config_id=ctx.case_id,
+                stage="reconstruction",
+                check=label,
+                metric="stitch.object",
+            )
+        )
+    result.comparisons.extend(
+        referee_checks(
+            ctx,
+            "reconstruction",
+            found,
+            referee_output(ctx, "reconstruction", stitched, result),
+            ledger_metric="stitch",
+            keys=("origin_px", "object"),
+            exact=("origin_px",),
+            prefix="stitch.",
+        )
+    )
     outputs = _trained_objects(ctx, result)
     # read only when the trained part runs: a profile whose pair stitches only needs no such entries
     tols = {m: tolerance("reconstruction", m, "float32") for m in ("rel_error", "ssim", "frc")} if outputs else {}
     for label, ref, other in pairs(ctx, outputs):
-        result.comparisons.append(compare_exact(other["origin_px"], ref["origin_px"], config_id=ctx.case_id,
-                                                stage="reconstruction", check=label, metric="origin_px"))
-        result.comparisons.extend(compare_reconstruction(other["object"], ref["object"], tols,
-                                                         config_id=ctx.case_id, check=label))
+        result.comparisons.append(
+            compare_exact(
+                other["origin_px"],
+                ref["origin_px"],
+                config_id=ctx.case_id,
+                stage="reconstruction",
+                check=label,
+                metric="origin_px",
+            )
+        )
+        result.comparisons.extend(
+            compare_reconstruction(other["object"], ref["object"], tols, config_id=ctx.case_id, check=label)
+        )
     if outputs:
-        result.artifacts.append(Artifact(ctx.case_id, "reconstruction",
-                                         {name: out["object"] for name, out in outputs.items()}))
-    result.golden_by_backend = {name: {"stitch.object": out["object"],
-                                       "stitch.origin_px": np.asarray(out["origin_px"]).astype(np.int64)}
-                                for name, out in found.items()}
+        result.artifacts.append(
+            Artifact(ctx.case_id, "reconstruction", {name: out["object"] for name, out in outputs.items()})
+        )
+    result.golden_by_backend = {
+        name: {"stitch.object": out["object"], "stitch.origin_px": np.asarray(out["origin_px"]).astype(np.int64)}
+        for name, out in found.items()
+    }
     result.golden_metric = "stitch"
     return result
 
 
-STAGE = Stage("reconstruction", "stitched object after removing global phase and scale", check,
-              needs=("trained weights",), outputs=OUTPUTS, referee=True, plots=plots.reconstruction_plots)
+STAGE = Stage(
+    "reconstruction",
+    "stitched object after removing global phase and scale",
+    check,
+    needs=("trained weights",),
+    outputs=OUTPUTS,
+    referee=True,
+    plots=plots.reconstruction_plots,
+)

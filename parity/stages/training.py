@@ -49,8 +49,15 @@ def training_config(run) -> dict:
 def train(run, init_weights: dict | None) -> dict:
     """Training from the canonical `init_weights`, or, with None, from the backend's own initial weights."""
     spec = "train" if init_weights is not None else "train_native"
-    return run.call("training", "train", training_config(run), run.inputs.data_path, init_weights,
-                    run.inputs.case.train_steps, outputs=OUTPUTS[spec])
+    return run.call(
+        "training",
+        "train",
+        training_config(run),
+        run.inputs.data_path,
+        init_weights,
+        run.inputs.case.train_steps,
+        outputs=OUTPUTS[spec],
+    )
 
 
 def native_training(run) -> dict:
@@ -62,8 +69,10 @@ def native_training(run) -> dict:
 def native_state(run):
     out = native_training(run)
     if "state" not in out:
-        raise OutputError(f"{run.name}.train: returned no 'state' (native_weights): the bundle stage "
-                          "saves, loads and predicts the backend's own trained state")
+        raise OutputError(
+            f"{run.name}.train: returned no 'state' (native_weights): the bundle stage "
+            "saves, loads and predicts the backend's own trained state"
+        )
     return out["state"]
 
 
@@ -78,58 +87,112 @@ def relative_loss_drop(history: Mapping) -> float:
 
 def _compare_schedule(history: Mapping, ref: Mapping, losses: str, ctx: CaseContext, label: Check) -> Comparison:
     """Groups, steps per epoch and the number of `losses` entries (steps or epochs), exact."""
-    def schedule(h):
-        return {"steps_per_epoch": h.get("steps_per_epoch"), "n_groups": h.get("n_groups"),
-                losses: len(h.get(losses, ()))}
 
-    return compare_exact(schedule(history), schedule(ref), config_id=ctx.case_id, stage="training", check=label,
-                         metric="schedule")
+    def schedule(h):
+        return {
+            "steps_per_epoch": h.get("steps_per_epoch"),
+            "n_groups": h.get("n_groups"),
+            losses: len(h.get(losses, ())),
+        }
+
+    return compare_exact(
+        schedule(history), schedule(ref), config_id=ctx.case_id, stage="training", check=label, metric="schedule"
+    )
 
 
 def _check_native(ctx: CaseContext, result: StageResult) -> StageResult:
     """Compared: the schedule (groups, steps per epoch, epochs; exact) and the relative loss drop
     (statistically, within the ledger's training.loss_drop, measured over seeds on the pair). No golden:
     training is chaotic (docs/design.md)."""
-    outputs = each_backend(ctx, "training", lambda run: {**native_training(run), "loss_drop": relative_loss_drop(
-        native_training(run)["history"])}, result)
-    result.notes.append(StageNote(ctx.case_id, "training", NoteKind.NATIVE, "no canonical weights: each backend "
-                                  "trained its own network from its own initial weights; compared are the schedule "
-                                  "and the relative loss drop (first - last epoch loss) / |first|"))
+    outputs = each_backend(
+        ctx,
+        "training",
+        lambda run: {**native_training(run), "loss_drop": relative_loss_drop(native_training(run)["history"])},
+        result,
+    )
+    result.notes.append(
+        StageNote(
+            ctx.case_id,
+            "training",
+            NoteKind.NATIVE,
+            "no canonical weights: each backend "
+            "trained its own network from its own initial weights; compared are the schedule "
+            "and the relative loss drop (first - last epoch loss) / |first|",
+        )
+    )
     drop = tolerance("training", "loss_drop", "float32")
     for label, ref, other in pairs(ctx, outputs):
         result.comparisons.append(_compare_schedule(other["history"], ref["history"], "epoch_loss", ctx, label))
-        result.comparisons.append(compare_allclose(other["loss_drop"], ref["loss_drop"], drop, config_id=ctx.case_id,
-                                                   stage="training", check=label, metric="loss_drop"))
+        result.comparisons.append(
+            compare_allclose(
+                other["loss_drop"],
+                ref["loss_drop"],
+                drop,
+                config_id=ctx.case_id,
+                stage="training",
+                check=label,
+                metric="loss_drop",
+            )
+        )
     return result
 
 
 def check(ctx: CaseContext) -> StageResult:
-    result = StageResult(notes=first_seen_notes(ctx, "training",
-                                                {name: training_config(run) for name, run in ctx.runs.items()}))
+    result = StageResult(
+        notes=first_seen_notes(ctx, "training", {name: training_config(run) for name, run in ctx.runs.items()})
+    )
     if native(ctx):
         return _check_native(ctx, result)
     init = ctx.initial_state.weights
     # The first backend trains once per case: its result also feeds reconstruction and bundle.
     producer = ctx.upstream.producer("training")
-    outputs = each_backend(ctx, "training", lambda run: ctx.upstream.training if producer and run is producer[1]
-                           else train(run, init), result)
+    outputs = each_backend(
+        ctx,
+        "training",
+        lambda run: ctx.upstream.training if producer and run is producer[1] else train(run, init),
+        result,
+    )
     band, final = tolerance("training", "loss_band", "float32"), tolerance("training", "update_rel_l2", "float32")
     for label, ref, other in pairs(ctx, outputs):
-        result.comparisons.append(compare_band(other["history"]["step_loss"], ref["history"]["step_loss"], band,
-                                               config_id=ctx.case_id, stage="training", check=label,
-                                               metric="step_loss"))
-        result.comparisons.append(compare_update(init, other["weights"], ref["weights"], final,
-                                                 config_id=ctx.case_id, check=label, metric="weight_update"))
+        result.comparisons.append(
+            compare_band(
+                other["history"]["step_loss"],
+                ref["history"]["step_loss"],
+                band,
+                config_id=ctx.case_id,
+                stage="training",
+                check=label,
+                metric="step_loss",
+            )
+        )
+        result.comparisons.append(
+            compare_update(
+                init,
+                other["weights"],
+                ref["weights"],
+                final,
+                config_id=ctx.case_id,
+                check=label,
+                metric="weight_update",
+            )
+        )
         result.comparisons.append(_compare_schedule(other["history"], ref["history"], "step_loss", ctx, label))
     # The golden pins the trajectory only, as logarithms: allclose with the band's value is then a
     # relative band like compare_band. Per-tensor weights are too chaotic to pin (docs/design.md).
-    result.golden_by_backend = {name: {"log_step_loss": np.log(np.asarray(out["history"]["step_loss"],
-                                                                          np.float64)).astype(np.float32)}
-                                for name, out in outputs.items()}
+    result.golden_by_backend = {
+        name: {"log_step_loss": np.log(np.asarray(out["history"]["step_loss"], np.float64)).astype(np.float32)}
+        for name, out in outputs.items()
+    }
     result.golden_metric = "loss_band"
     return result
 
 
-STAGE = Stage("training", "loss trajectory and final weights after training from the same start", check,
-              needs=("scales",), outputs=OUTPUTS, plots=plots.loss_plots,
-              produces={"trained weights": lambda run, upstream: train(run, upstream.initial_state.weights)})
+STAGE = Stage(
+    "training",
+    "loss trajectory and final weights after training from the same start",
+    check,
+    needs=("scales",),
+    outputs=OUTPUTS,
+    plots=plots.loss_plots,
+    produces={"trained weights": lambda run, upstream: train(run, upstream.initial_state.weights)},
+)

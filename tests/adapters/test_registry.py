@@ -14,7 +14,8 @@ from adapters.registry import BUILTIN, ENTRY_POINT_GROUP, AdapterError, availabl
 
 @pytest.fixture
 def installed_plugin(tmp_path, monkeypatch):
-    (tmp_path / "team_adapter.py").write_text(textwrap.dedent("""
+    (tmp_path / "team_adapter.py").write_text(
+        textwrap.dedent("""
         from adapters.referee import Float64Referee
 
         class TeamAdapter(Float64Referee):
@@ -22,13 +23,15 @@ def installed_plugin(tmp_path, monkeypatch):
 
         class NotAnAdapter:
             pass
-    """))
+    """)
+    )
     dist = tmp_path / "team_adapter-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: team-adapter\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text(
         f"[{ENTRY_POINT_GROUP}]\nteam = team_adapter:TeamAdapter\nbroken = team_adapter:NotAnAdapter\n"
-        "tf = team_adapter:TeamAdapter\n")
+        "tf = team_adapter:TeamAdapter\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     return tmp_path
 

@@ -15,11 +15,23 @@ import numpy as np
 import pytest
 
 from adapters import mutants as mutants_module
-from adapters.base import Adapter, Batch, ModelState
 from adapters import referee
-from adapters.mutants import (MUTANTS, PERTURBATIONS, Harmless, Mutant, MutantError, NeighborCountDefault,
-                              available, config_flag_given, get_mutant, patched, seed_among_neighbors,
-                              ties_to_higher_index, transpose_kernels)
+from adapters.base import Adapter, Batch, ModelState
+from adapters.mutants import (
+    MUTANTS,
+    PERTURBATIONS,
+    Harmless,
+    Mutant,
+    MutantError,
+    NeighborCountDefault,
+    available,
+    config_flag_given,
+    get_mutant,
+    patched,
+    seed_among_neighbors,
+    ties_to_higher_index,
+    transpose_kernels,
+)
 from backends.common.config import make_config
 from backends.common.simulate import simulate
 from parity import audit
@@ -27,8 +39,16 @@ from parity.__main__ import main
 from parity.matrix import AUDIT, MATRIX, select
 from parity.stages import STAGES
 
-CHEAP = ("neighbor_count_default", "gridsize_default", "grouping_seed_included", "grouping_ties_high",
-         "offset_sign", "fftshift_missing", "fft_norm_backward", "loss_sum")
+CHEAP = (
+    "neighbor_count_default",
+    "gridsize_default",
+    "grouping_seed_included",
+    "grouping_ties_high",
+    "offset_sign",
+    "fftshift_missing",
+    "fft_norm_backward",
+    "loss_sum",
+)
 EARLY_STAGES = STAGES[: STAGES.index("loss") + 1]
 
 
@@ -55,9 +75,15 @@ def fake_entry_points(monkeypatch):
     module = types.ModuleType("fake_mutant_plugin")
     module.HarmlessProbe, module.NotAMutant, module.Misnamed = HarmlessProbe, NotAMutant, Misnamed
     monkeypatch.setitem(sys.modules, module.__name__, module)
-    points = [EntryPoint(name, f"{module.__name__}:{attr}", mutants_module.ENTRY_POINT_GROUP)
-              for name, attr in (("harmless_probe", "HarmlessProbe"), ("not_a_mutant", "NotAMutant"),
-                                 ("misnamed", "Misnamed"), ("loss_sum", "HarmlessProbe"))]
+    points = [
+        EntryPoint(name, f"{module.__name__}:{attr}", mutants_module.ENTRY_POINT_GROUP)
+        for name, attr in (
+            ("harmless_probe", "HarmlessProbe"),
+            ("not_a_mutant", "NotAMutant"),
+            ("misnamed", "Misnamed"),
+            ("loss_sum", "HarmlessProbe"),
+        )
+    ]
 
     def entry_points(group=None):
         return [p for p in points if p.group == group]
@@ -82,6 +108,7 @@ _STAGE_METHODS = {name for name, value in vars(Adapter).items() if callable(valu
 
 # --- the table and the base class ------------------------------------------------
 
+
 def test_every_mutant_is_listed_with_its_stage_and_description():
     assert len(MUTANTS) == 17
     for name, cls in MUTANTS.items():
@@ -89,7 +116,16 @@ def test_every_mutant_is_listed_with_its_stage_and_description():
         assert cls.expected_stage in STAGES, name
         assert cls.description and "\n" not in cls.description, name
     assert {cls.expected_stage for cls in MUTANTS.values()} >= {
-        "config", "grouping", "translation", "forward", "loss", "model", "training", "reconstruction", "bundle"}
+        "config",
+        "grouping",
+        "translation",
+        "forward",
+        "loss",
+        "model",
+        "training",
+        "reconstruction",
+        "bundle",
+    }
 
 
 def test_the_base_mutant_delegates_every_stage():
@@ -122,13 +158,17 @@ def test_the_partial_batch_mutant_needs_a_bundled_backend():
 
 # --- config mutants: factory and CLI ---------------------------------------------
 
-@pytest.mark.parametrize("argv, given", [
-    (["--train-data-file", "d.npz", "--output-dir", "o"], False),
-    (["--train-data-file", "d.npz", "--neighbor-count", "4", "--output-dir", "o"], True),
-    (["--neighbor_count=5"], True),
-    (["--K", "7"], True),
-    (["--gridsize", "2"], False),
-])
+
+@pytest.mark.parametrize(
+    "argv, given",
+    [
+        (["--train-data-file", "d.npz", "--output-dir", "o"], False),
+        (["--train-data-file", "d.npz", "--neighbor-count", "4", "--output-dir", "o"], True),
+        (["--neighbor_count=5"], True),
+        (["--K", "7"], True),
+        (["--gridsize", "2"], False),
+    ],
+)
 def test_config_flag_given_knows_every_spelling(argv, given):
     assert config_flag_given(argv, "neighbor_count") is given
 
@@ -145,6 +185,7 @@ def test_a_wrong_factory_default_shows_in_config_and_cli_only_when_unset():
 
 
 # --- numpy pre/post-processing ----------------------------------------------------
+
 
 def test_each_grouping_mutant_changes_the_referees_groups():
     ds = simulate(seed=21, n_positions=20, n=32, jitter=0.0)  # an exact raster: distances tie
@@ -168,8 +209,11 @@ def test_the_flawed_neighbour_rules_by_hand():
 
 
 def test_kernel_transposition_swaps_height_and_width_of_kernels_only():
-    weights = {"a.kernel": np.arange(18, dtype=np.float32).reshape(1, 2, 3, 3), "a.bias": np.ones(1, np.float32),
-               "log_intensity_scale": np.float32(0.5)}
+    weights = {
+        "a.kernel": np.arange(18, dtype=np.float32).reshape(1, 2, 3, 3),
+        "a.bias": np.ones(1, np.float32),
+        "log_intensity_scale": np.float32(0.5),
+    }
     swapped = transpose_kernels(weights)
     np.testing.assert_array_equal(swapped["a.kernel"], np.swapaxes(weights["a.kernel"], 2, 3))
     assert swapped["a.bias"] is weights["a.bias"]
@@ -177,8 +221,9 @@ def test_kernel_transposition_swaps_height_and_width_of_kernels_only():
 
 
 def test_channel_order_mutant_reverses_diffraction_but_not_offsets():
-    batch = Batch(np.arange(2 * 4 * 2 * 2, dtype=np.float32).reshape(2, 4, 2, 2),
-                  np.arange(16, dtype=np.float32).reshape(2, 4, 2))
+    batch = Batch(
+        np.arange(2 * 4 * 2 * 2, dtype=np.float32).reshape(2, 4, 2, 2), np.arange(16, dtype=np.float32).reshape(2, 4, 2)
+    )
     state = ModelState({}, {}, np.ones((2, 2), np.complex64), 1.0)
     _, (_, seen) = get_mutant("channel_order")(Recorder()).predict(state, batch)
     np.testing.assert_array_equal(seen.diffraction, batch.diffraction[:, ::-1])
@@ -186,6 +231,7 @@ def test_channel_order_mutant_reverses_diffraction_but_not_offsets():
 
 
 # --- the registry ---------------------------------------------------------------
+
 
 def test_mutants_are_found_through_entry_points(fake_entry_points):
     table = available()
@@ -202,6 +248,7 @@ def test_mutants_are_found_through_entry_points(fake_entry_points):
 
 # --- bisection, verdicts, rendering, the verb ----------------------------------------
 
+
 def test_smallest_detected_bisects_a_threshold():
     threshold = 3.3e-5
     found = audit.smallest_detected(lambda d: d >= threshold)
@@ -212,13 +259,21 @@ def test_smallest_detected_bisects_a_threshold():
 
 def _result(*rows, control_failed=()):
     control = audit.AuditRow("harmless (control)", "no bug", None, failed_stages=list(control_failed))
-    return audit.AuditResult(base="torch", reference="tf", cases=["c"], stages=list(STAGES), control=control,
-                             rows=list(rows), noise=[f"c|{s}|<sut>~tf|x" for s in control_failed])
+    return audit.AuditResult(
+        base="torch",
+        reference="tf",
+        cases=["c"],
+        stages=list(STAGES),
+        control=control,
+        rows=list(rows),
+        noise=[f"c|{s}|<sut>~tf|x" for s in control_failed],
+    )
 
 
 def _row(name, expected, failed):
-    failures = {s: [{"case": "c", "check": f"{name}~tf", "metric": "m", "headline": f"[c] stage {s} failed"}]
-                for s in failed}
+    failures = {
+        s: [{"case": "c", "check": f"{name}~tf", "metric": "m", "headline": f"[c] stage {s} failed"}] for s in failed
+    }
     return audit.AuditRow(name, "a bug", expected, failed_stages=list(failed), failures=failures)
 
 
@@ -283,6 +338,7 @@ def test_the_engine_cache_key_sees_array_contents():
 
 # --- the real audit (TensorFlow reference, torch base) --------------------------------
 
+
 @pytest.fixture(scope="module")
 def early_audit():
     """The cheap mutants and a harmless one, through the stages up to loss, with sensitivity."""
@@ -291,10 +347,15 @@ def early_audit():
         module.HarmlessProbe = HarmlessProbe
         monkeypatch.setitem(sys.modules, module.__name__, module)
         point = EntryPoint("harmless_probe", f"{module.__name__}:HarmlessProbe", mutants_module.ENTRY_POINT_GROUP)
-        monkeypatch.setattr(mutants_module, "entry_points",
-                            lambda group=None: [point] if group == point.group else [])
-        return audit.run_audit([*CHEAP, "harmless_probe"], base="torch", cases=AUDIT, stages=EARLY_STAGES,
-                               sensitivity=True, log=lambda line: None)
+        monkeypatch.setattr(mutants_module, "entry_points", lambda group=None: [point] if group == point.group else [])
+        return audit.run_audit(
+            [*CHEAP, "harmless_probe"],
+            base="torch",
+            cases=AUDIT,
+            stages=EARLY_STAGES,
+            sensitivity=True,
+            log=lambda line: None,
+        )
 
 
 @pytest.mark.slow
@@ -315,8 +376,9 @@ def test_a_harmless_mutant_is_uncaught_and_fails_the_audit(early_audit):
     rows = {row.mutant: row for row in early_audit.rows}
     assert rows["harmless_probe"].verdict == "UNCAUGHT" and rows["harmless_probe"].failed_stages == []
     assert audit.exit_status(early_audit) == 1
-    without = audit.AuditResult(**{**vars(early_audit), "rows": [r for r in early_audit.rows
-                                                                   if r.mutant != "harmless_probe"]})
+    without = audit.AuditResult(
+        **{**vars(early_audit), "rows": [r for r in early_audit.rows if r.mutant != "harmless_probe"]}
+    )
     assert audit.exit_status(without) == 0
     assert "harmless_probe: no check failed" in audit.render_table(early_audit)
 
@@ -339,8 +401,9 @@ def test_adam_epsilon_at_the_framework_default_fails_the_matrix_at_the_optimizer
     """The bug the training stage's statistical bands let through on the matrix (whose cases
     keep the default adam_epsilon 1e-7): one Adam step on small gradients shows it."""
     case = select("gs1-k4-poisson-n32")
-    result = audit.run_audit(["adam_epsilon_1e-8"], base="torch", cases=case, stages=("optimizer",),
-                             log=lambda line: None)
+    result = audit.run_audit(
+        ["adam_epsilon_1e-8"], base="torch", cases=case, stages=("optimizer",), log=lambda line: None
+    )
     assert result.control.verdict == "clean", result.control.failures
     (row,) = result.rows
     assert (row.verdict, row.first_failed) == ("caught", "optimizer"), row.failures

@@ -20,19 +20,20 @@ def conv3x3(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
     out = np.zeros((kernel.shape[0], h, w))
     for i in range(3):
         for j in range(3):
-            out += np.einsum("oc,chw->ohw", kernel[:, :, i, j], padded[:, i:i + h, j:j + w])
+            out += np.einsum("oc,chw->ohw", kernel[:, :, i, j], padded[:, i : i + h, j : j + w])
     return out + bias[:, None, None]
 
 
 def network(x: np.ndarray, weights: dict, amp_activation: str) -> tuple[np.ndarray, np.ndarray]:
     """§7 on one group x (C, N, N) with canonical weights, each member pattern on its own;
     returns amplitude and phase (C, N/2, N/2)."""
-    members = [_one_pattern(x[c:c + 1], weights, amp_activation) for c in range(x.shape[0])]
+    members = [_one_pattern(x[c : c + 1], weights, amp_activation) for c in range(x.shape[0])]
     return np.concatenate([m[0] for m in members]), np.concatenate([m[1] for m in members])
 
 
 def _one_pattern(x: np.ndarray, weights: dict, amp_activation: str) -> tuple[np.ndarray, np.ndarray]:
     """x (1, N, N) -> amplitude and phase (1, N/2, N/2)."""
+
     def conv(name, v):
         return conv3x3(v, weights[f"{name}.kernel"].astype(np.float64), weights[f"{name}.bias"].astype(np.float64))
 

@@ -45,8 +45,9 @@ def test_save_load_predict_is_exact(backend, tmp_path, trained):
     x = backend.to_native(data.diffraction[:4, None].repeat(4, axis=1))
     offsets = backend.tensor(np.zeros((4, 4, 2), np.float32))
     with backend.no_grad():
-        np.testing.assert_array_equal(backend.numpy(loaded.far_field(x, offsets)),
-                                      backend.numpy(model.far_field(x, offsets)))
+        np.testing.assert_array_equal(
+            backend.numpy(loaded.far_field(x, offsets)), backend.numpy(model.far_field(x, offsets))
+        )
     obj_a, origin_a = backend.stitch.reconstruct(model, data)
     obj_b, origin_b = backend.stitch.reconstruct(loaded, data)
     np.testing.assert_array_equal(obj_a, obj_b)
@@ -73,6 +74,7 @@ def test_tampered_member_is_refused(backend, tmp_path, trained):
     path = backend.bundle.save_bundle(trained[0], tmp_path / "b.zip")
 
     for byte in (-4, -1):
+
         def flip(members, byte=byte):
             data = bytearray(members[WEIGHTS])
             data[byte] ^= 0x10

@@ -63,21 +63,41 @@ def test_train_with_defaults_then_infer(backend, tmp_path, tiny_path, capsys, mo
     with zipfile.ZipFile(out / "bundle.zip") as zf:
         assert json.loads(zf.read("manifest.json"))["backend"] == backend.name
     rec = tmp_path / "rec"
-    assert backend.cli.infer_main(["--bundle", str(out / "bundle.zip"), "--data-file", str(tiny_path),
-                                   "--output-dir", str(rec)]) == 0
+    assert (
+        backend.cli.infer_main(
+            ["--bundle", str(out / "bundle.zip"), "--data-file", str(tiny_path), "--output-dir", str(rec)]
+        )
+        == 0
+    )
     _check_reconstruction(backend, rec, out / "bundle.zip", tiny_path)
     assert "reconstruction.npz" in capsys.readouterr().out
 
 
 FLAGS = {
-    "gridsize": 2, "neighbor_count": 5, "n_groups": 12, "seed": 3, "n_filters_scale": 1,
-    "amp_activation": "softplus", "batch_size": 5, "epochs": 2, "learning_rate": 0.002,
-    "adam_epsilon": 1e-6, "loss": "mae", "object_big": False,
+    "gridsize": 2,
+    "neighbor_count": 5,
+    "n_groups": 12,
+    "seed": 3,
+    "n_filters_scale": 1,
+    "amp_activation": "softplus",
+    "batch_size": 5,
+    "epochs": 2,
+    "learning_rate": 0.002,
+    "adam_epsilon": 1e-6,
+    "loss": "mae",
+    "object_big": False,
 }
-ALIASES = {"n_groups": "--n_images", "epochs": "--nepochs", "learning_rate": "--learning_rate",
-           "neighbor_count": "--neighbor_count", "batch_size": "--batch_size",
-           "n_filters_scale": "--n_filters_scale", "amp_activation": "--amp_activation",
-           "adam_epsilon": "--adam_epsilon", "object_big": "--object_big"}
+ALIASES = {
+    "n_groups": "--n_images",
+    "epochs": "--nepochs",
+    "learning_rate": "--learning_rate",
+    "neighbor_count": "--neighbor_count",
+    "batch_size": "--batch_size",
+    "n_filters_scale": "--n_filters_scale",
+    "amp_activation": "--amp_activation",
+    "adam_epsilon": "--adam_epsilon",
+    "object_big": "--object_big",
+}
 
 
 @pytest.mark.slow
@@ -103,14 +123,53 @@ def test_flags_become_the_effective_config(backend, tiny_path, tmp_path, spellin
 @pytest.mark.slow
 def test_one_epoch_with_every_alias(backend, tmp_path, tiny_path):
     out = tmp_path / "run"
-    argv = ["--train_data_file", str(tiny_path), "--test_data_file", str(tiny_path), "--output_dir", str(out),
-            "--gridsize", "2", "--neighbor_count", "5", "--n_images", "12", "--seed", "3",
-            "--n_filters_scale", "1", "--amp_activation", "softplus", "--batch_size", "5", "--nepochs", "1",
-            "--learning_rate", "0.002", "--adam_epsilon", "1e-8", "--loss", "mae", "--object_big", "false"]
+    argv = [
+        "--train_data_file",
+        str(tiny_path),
+        "--test_data_file",
+        str(tiny_path),
+        "--output_dir",
+        str(out),
+        "--gridsize",
+        "2",
+        "--neighbor_count",
+        "5",
+        "--n_images",
+        "12",
+        "--seed",
+        "3",
+        "--n_filters_scale",
+        "1",
+        "--amp_activation",
+        "softplus",
+        "--batch_size",
+        "5",
+        "--nepochs",
+        "1",
+        "--learning_rate",
+        "0.002",
+        "--adam_epsilon",
+        "1e-8",
+        "--loss",
+        "mae",
+        "--object_big",
+        "false",
+    ]
     assert backend.cli.train_main(argv) == 0
-    expected = {"gridsize": 2, "neighbor_count": 5, "n_groups": 12, "seed": 3, "n_filters_scale": 1,
-                "amp_activation": "softplus", "batch_size": 5, "epochs": 1, "learning_rate": 0.002,
-                "adam_epsilon": 1e-8, "loss": "mae", "object_big": False}
+    expected = {
+        "gridsize": 2,
+        "neighbor_count": 5,
+        "n_groups": 12,
+        "seed": 3,
+        "n_filters_scale": 1,
+        "amp_activation": "softplus",
+        "batch_size": 5,
+        "epochs": 1,
+        "learning_rate": 0.002,
+        "adam_epsilon": 1e-8,
+        "loss": "mae",
+        "object_big": False,
+    }
     assert _json(out / "effective_config.json") == expected
     history = _json(out / "history.json")
     assert history["n_groups"] == 12 and history["steps_per_epoch"] == 3 and len(history["step_loss"]) == 3
@@ -122,19 +181,56 @@ def test_one_epoch_with_every_alias(backend, tmp_path, tiny_path):
 def test_python_m_train_and_infer_subprocesses(backend, tmp_path, tiny_path):
     out, rec = tmp_path / "run", tmp_path / "rec"
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    train_cmd = [sys.executable, "-m", f"backends.{backend.name}.train", "--train-data-file", str(tiny_path),
-                 "--output-dir", str(out), "--gridsize", "2", "--neighbor-count", "4", "--n-groups", "8",
-                 "--n-filters-scale", "1", "--batch-size", "4", "--epochs", "2", "--learning-rate", "0.002"]
+    train_cmd = [
+        sys.executable,
+        "-m",
+        f"backends.{backend.name}.train",
+        "--train-data-file",
+        str(tiny_path),
+        "--output-dir",
+        str(out),
+        "--gridsize",
+        "2",
+        "--neighbor-count",
+        "4",
+        "--n-groups",
+        "8",
+        "--n-filters-scale",
+        "1",
+        "--batch-size",
+        "4",
+        "--epochs",
+        "2",
+        "--learning-rate",
+        "0.002",
+    ]
     done = subprocess.run(train_cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Traceback" not in done.stderr and "GPU available" not in done.stdout + done.stderr
     assert _json(out / "effective_config.json") == dict(
-        canonical_defaults(), gridsize=2, neighbor_count=4, n_groups=8, n_filters_scale=1, batch_size=4,
-        epochs=2, learning_rate=0.002, object_big=True)
+        canonical_defaults(),
+        gridsize=2,
+        neighbor_count=4,
+        n_groups=8,
+        n_filters_scale=1,
+        batch_size=4,
+        epochs=2,
+        learning_rate=0.002,
+        object_big=True,
+    )
     assert len(_json(out / "history.json")["step_loss"]) == 4
     assert len(_json(out / "history.json")["epoch_loss"]) == 2
-    infer_cmd = [sys.executable, "-m", f"backends.{backend.name}.infer", "--bundle", str(out / "bundle.zip"),
-                 "--data-file", str(tiny_path), "--output-dir", str(rec)]
+    infer_cmd = [
+        sys.executable,
+        "-m",
+        f"backends.{backend.name}.infer",
+        "--bundle",
+        str(out / "bundle.zip"),
+        "--data-file",
+        str(tiny_path),
+        "--output-dir",
+        str(rec),
+    ]
     done = subprocess.run(infer_cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     _check_reconstruction(backend, rec, out / "bundle.zip", tiny_path)
@@ -145,9 +241,26 @@ def test_python_m_train_and_infer_subprocesses(backend, tmp_path, tiny_path):
 def test_train_subprocess_with_aliases_and_defaults(backend, tmp_path, tiny_path):
     out = tmp_path / "run"
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, "-m", f"backends.{backend.name}.train", "--train_data_file",
-                           str(tiny_path), "--output-dir", str(out), "--nepochs", "2", "--n-filters-scale", "1"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            f"backends.{backend.name}.train",
+            "--train_data_file",
+            str(tiny_path),
+            "--output-dir",
+            str(out),
+            "--nepochs",
+            "2",
+            "--n-filters-scale",
+            "1",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert _json(out / "effective_config.json") == {**canonical_defaults(), "epochs": 2, "n_filters_scale": 1}
     assert len(_json(out / "history.json")["epoch_loss"]) == 2
@@ -165,21 +278,39 @@ def test_bad_input_exits_2_with_one_line(backend, tmp_path, tiny_path, capsys):
     assert train_main(["--train-data-file", str(missing), "--output-dir", str(tmp_path / "a")]) == 2
     line = _one_error_line(capsys)
     assert str(missing) in line and "does not exist" in line
-    assert train_main(["--train-data-file", str(tiny_path), "--output-dir", str(tmp_path / "b"),
-                       "--n-groups", "21"]) == 2
+    assert (
+        train_main(["--train-data-file", str(tiny_path), "--output-dir", str(tmp_path / "b"), "--n-groups", "21"]) == 2
+    )
     assert "n_groups=21" in _one_error_line(capsys)
     assert not (tmp_path / "b").exists()
-    assert train_main(["--train-data-file", str(tiny_path), "--output-dir", str(tmp_path / "c"),
-                       "--gridsize", "2", "--neighbor-count", "3"]) == 2
+    assert (
+        train_main(
+            [
+                "--train-data-file",
+                str(tiny_path),
+                "--output-dir",
+                str(tmp_path / "c"),
+                "--gridsize",
+                "2",
+                "--neighbor-count",
+                "3",
+            ]
+        )
+        == 2
+    )
     assert "neighbor_count" in _one_error_line(capsys)
     assert not (tmp_path / "c").exists()
     bad_bundle = tmp_path / "bundle.zip"
     bad_bundle.write_bytes(b"not a zip")
-    assert infer_main(["--bundle", str(bad_bundle), "--data-file", str(tiny_path),
-                       "--output-dir", str(tmp_path / "d")]) == 2
+    assert (
+        infer_main(["--bundle", str(bad_bundle), "--data-file", str(tiny_path), "--output-dir", str(tmp_path / "d")])
+        == 2
+    )
     assert "bundle.zip" in _one_error_line(capsys)
-    assert infer_main(["--bundle", str(tiny_path), "--data-file", str(tiny_path), "--output-dir",
-                       str(tmp_path / "r")]) == 2
+    assert (
+        infer_main(["--bundle", str(tiny_path), "--data-file", str(tiny_path), "--output-dir", str(tmp_path / "r")])
+        == 2
+    )
     line = _one_error_line(capsys)  # an NPZ is a zip, but not a bundle
     assert str(tiny_path) in line and "unexpected member" in line
 
@@ -190,9 +321,26 @@ def _train_on_a_terminal(backend, tiny_path, out, *extra):
 
     leader, follower = pty.openpty()
     try:
-        proc = subprocess.run([sys.executable, "-m", f"backends.{backend.name}.train", "--train-data-file",
-                               str(tiny_path), "--output-dir", str(out), "--epochs", "3", "--n-filters-scale", "1",
-                               *extra], cwd=REPO, stdout=subprocess.PIPE, stderr=follower, timeout=300)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                f"backends.{backend.name}.train",
+                "--train-data-file",
+                str(tiny_path),
+                "--output-dir",
+                str(out),
+                "--epochs",
+                "3",
+                "--n-filters-scale",
+                "1",
+                *extra,
+            ],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            timeout=300,
+        )
         os.close(follower)
         follower = None
         shown = b""
@@ -222,8 +370,24 @@ def test_train_shows_one_progress_line_on_a_terminal_and_none_with_quiet(backend
 
 @pytest.mark.slow
 def test_train_shows_no_progress_when_standard_error_is_not_a_terminal(backend, tmp_path, tiny_path):
-    proc = subprocess.run([sys.executable, "-m", f"backends.{backend.name}.train", "--train-data-file",
-                           str(tiny_path), "--output-dir", str(tmp_path / "o"), "--epochs", "2",
-                           "--n-filters-scale", "1"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            f"backends.{backend.name}.train",
+            "--train-data-file",
+            str(tiny_path),
+            "--output-dir",
+            str(tmp_path / "o"),
+            "--epochs",
+            "2",
+            "--n-filters-scale",
+            "1",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "epoch" not in proc.stderr, proc.stderr

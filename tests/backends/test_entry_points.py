@@ -14,8 +14,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _run(args: list[str]) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-W", "error::RuntimeWarning", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-W", "error::RuntimeWarning", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.slow
@@ -32,10 +38,12 @@ def test_running_train_as_main_does_not_import_it_again(backend):
     # runpy with alter_sys runs train.py as __main__; a second copy under its own name means
     # something imported it back (the cli <-> train circle).
     module = f"backends.{backend.name}.train"
-    code = (f"import runpy, sys\nsys.argv = ['{module}', '--help']\n"
-            f"try:\n    runpy.run_module('{module}', run_name='__main__', alter_sys=True)\n"
-            f"except SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
-            f"print(sorted(m for m in sys.modules if m == '{module}'))")
+    code = (
+        f"import runpy, sys\nsys.argv = ['{module}', '--help']\n"
+        f"try:\n    runpy.run_module('{module}', run_name='__main__', alter_sys=True)\n"
+        f"except SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
+        f"print(sorted(m for m in sys.modules if m == '{module}'))"
+    )
     done = _run(["-c", code])
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
@@ -43,9 +51,11 @@ def test_running_train_as_main_does_not_import_it_again(backend):
 
 def test_the_package_imports_nothing(backend):
     # No re-exports: importing backends.<b> loads none of its modules (and no framework).
-    code = (f"import sys, backends.{backend.name} as pkg\n"
-            f"print(sorted(m for m in sys.modules if m.startswith('backends.{backend.name}.')), "
-            f"[n for n in vars(pkg) if not n.startswith('__')])")
+    code = (
+        f"import sys, backends.{backend.name} as pkg\n"
+        f"print(sorted(m for m in sys.modules if m.startswith('backends.{backend.name}.')), "
+        f"[n for n in vars(pkg) if not n.startswith('__')])"
+    )
     done = _run(["-c", code])
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[] []"

@@ -46,8 +46,9 @@ def test_random_layouts_match_lexsort(backend, seed):
     x = rng.integers(0, 6, 60).astype(np.float64)
     y = rng.integers(0, 6, 60).astype(np.float64) + rng.choice([0.0, 0.5], 60)
     seeds = rng.permutation(60)[:25]
-    np.testing.assert_array_equal(backend.grouping.nearest_neighbors(x, y, seeds, 7),
-                                  _reference_neighbors(x, y, seeds, 7))
+    np.testing.assert_array_equal(
+        backend.grouping.nearest_neighbors(x, y, seeds, 7), _reference_neighbors(x, y, seeds, 7)
+    )
 
 
 def test_training_groups_follow_the_draw_sequence(backend):
@@ -103,8 +104,9 @@ def test_inference_groups(backend):
     x, y = rng_data.uniform(0, 40, 15), rng_data.uniform(0, 40, 15)
     one = backend.grouping.group_positions(x, y, make_config({"n_groups": 3}), inference=True)
     np.testing.assert_array_equal(one.nn_indices[:, 0], np.arange(15))
-    four = backend.grouping.group_positions(x, y, make_config({"gridsize": 2, "neighbor_count": 5, "seed": 2}),
-                                            inference=True)
+    four = backend.grouping.group_positions(
+        x, y, make_config({"gridsize": 2, "neighbor_count": 5, "seed": 2}), inference=True
+    )
     rng = np.random.default_rng(2)
     neighbors = _reference_neighbors(x, y, np.arange(15), 5)
     expected = np.array([neighbors[b][rng.choice(5, 4, replace=False)] for b in range(15)])

@@ -20,8 +20,11 @@ def test_predicted_counts_are_g_squared_times_power(backend):
     # g = 3: 9 * (1 + 1) = 18 and 9 * 4 = 36.
     np.testing.assert_allclose(backend.from_native(counts).ravel(), [18.0, 36.0], rtol=1e-6)
     assert counts.dtype == np.float32 and counts.shape == backend.native_shape(1, 2, 1, 1)
-    two = backend.numpy(backend.loss.predicted_counts(backend.tensor(np.array([[3 + 4j, 1j]], np.complex64)),
-                                                      _f32(backend, math.log(2.0))))
+    two = backend.numpy(
+        backend.loss.predicted_counts(
+            backend.tensor(np.array([[3 + 4j, 1j]], np.complex64)), _f32(backend, math.log(2.0))
+        )
+    )
     np.testing.assert_allclose(two, [[100.0, 4.0]], rtol=1e-6)  # g^2 |psi|^2 = 4 * 25, 4 * 1
     wide = backend.numpy(backend.loss.predicted_counts(backend.to_native(psi), backend.tensor(np.float64(0.0))))
     assert wide.dtype == np.float32  # a float64 log g is taken as float32, as every loss input
@@ -59,10 +62,12 @@ def test_poisson_deviance_keeps_precision_at_large_counts(backend):
 def test_mean_absolute_error_by_hand(backend):
     mae = backend.loss.mean_absolute_error
     assert float(mae(_f32(backend, [9.0, 16.0, 0.0]), _f32(backend, [2.0, 5.0, 1.5]))) == pytest.approx(
-        (1 + 1 + 1.5) / 3, rel=1e-6)
+        (1 + 1 + 1.5) / 3, rel=1e-6
+    )
     # sqrt(I) = g A: 10, 0, 3 against 7, 1, 3
     assert float(mae(_f32(backend, [100.0, 0.0, 9.0]), _f32(backend, [7.0, 1.0, 3.0]))) == pytest.approx(
-        4 / 3, rel=1e-6)
+        4 / 3, rel=1e-6
+    )
 
 
 def test_losses_are_means_over_every_element(backend, rng):
@@ -70,8 +75,7 @@ def test_losses_are_means_over_every_element(backend, rng):
     x = rng.uniform(0, 3, (2, 4, 8, 8)).astype(np.float32)
     log_g = 0.3
     for name in ("poisson", "mae"):
-        got = float(backend.loss.compute_loss(backend.to_native(psi), backend.to_native(x), _f32(backend, log_g),
-                                              name))
+        got = float(backend.loss.compute_loss(backend.to_native(psi), backend.to_native(x), _f32(backend, log_g), name))
         assert got == pytest.approx(reference_loss(psi, x, log_g, name), rel=1e-5), name
 
 

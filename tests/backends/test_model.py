@@ -6,13 +6,12 @@ import math
 
 import numpy as np
 import pytest
+from _network import network as network_np
 
 from adapters.referee import support_mask
 from backends.common.config import make_config
 from backends.common.simulate import simulate
 from backends.common.weights import LOG_INTENSITY_SCALE, canonical_shapes, initial_weights
-
-from _network import network as network_np
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +70,13 @@ def test_network_matches_numpy_reference(backend, rng, c, activation):
         if name.endswith(".bias"):
             weights[name] = rng.uniform(-0.1, 0.1, weights[name].shape).astype(np.float32)
     net = backend.model.build_network(1, activation)
-    model = backend.model.PinnModel(make_config({"gridsize": int(math.isqrt(c)), "n_filters_scale": 1,
-                                                 "amp_activation": activation}), net, np.ones((16, 16)), 1.0, 0.0)
+    model = backend.model.PinnModel(
+        make_config({"gridsize": int(math.isqrt(c)), "n_filters_scale": 1, "amp_activation": activation}),
+        net,
+        np.ones((16, 16)),
+        1.0,
+        0.0,
+    )
     model.set_canonical_weights(weights)
     x = rng.uniform(0, 2, (2 * c, 1, 16, 16)).astype(np.float32)  # the network sees one pattern per row
     with backend.no_grad():
@@ -87,8 +91,7 @@ def test_network_matches_numpy_reference(backend, rng, c, activation):
 
 @pytest.mark.parametrize("gridsize, activation", [(1, "sigmoid"), (2, "softplus")])
 def test_object_patches_match_numpy_reference(backend, tiny, rng, gridsize, activation):
-    cfg = make_config({"n_filters_scale": 1, "gridsize": gridsize, "amp_activation": activation,
-                       "neighbor_count": 4})
+    cfg = make_config({"n_filters_scale": 1, "gridsize": gridsize, "amp_activation": activation, "neighbor_count": 4})
     c = cfg.n_channels
     weights = initial_weights(4, 1, 0.0)
     weights = {k: (v + 0.05 * rng.standard_normal(v.shape)).astype(np.float32) for k, v in weights.items()}
@@ -133,8 +136,7 @@ def test_set_canonical_weights_round_trip_of_random_weights(backend, tiny, rng):
 
 
 def test_set_canonical_weights_refuses_wrong_names_and_shapes(backend):
-    model = backend.model.create_model(make_config({"n_filters_scale": 1}), np.ones((16, 16), np.complex64),
-                                       1.0, 0.0)
+    model = backend.model.create_model(make_config({"n_filters_scale": 1}), np.ones((16, 16), np.complex64), 1.0, 0.0)
     w = initial_weights(0, 1, 0.0)
     with pytest.raises(ValueError, match="decoder_phase.head.bias"):
         model.set_canonical_weights({k: v for k, v in w.items() if k != "decoder_phase.head.bias"})

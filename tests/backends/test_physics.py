@@ -12,8 +12,7 @@ from adapters import referee
 def _shift(backend, images, shifts):
     """translate of (B, C, H, W) numpy images with (B, C, 2) shifts, through the native layout."""
     images = np.asarray(images)
-    out = backend.physics.translate(backend.to_native(images),
-                                    backend.tensor(np.asarray(shifts, np.float32)))
+    out = backend.physics.translate(backend.to_native(images), backend.tensor(np.asarray(shifts, np.float32)))
     return backend.from_native(out)
 
 
@@ -44,8 +43,7 @@ def test_shift_beyond_the_image_is_all_zero(backend, rng):
     assert not _one(backend, img, 8.0, 0.0).any() and not _one(backend, img, 0.5, -9.5).any()
 
 
-@pytest.mark.parametrize("dx, dy", [(0.5, 0.0), (0.0, -0.5), (0.5, 0.5), (-1.5, 2.5), (1.25, -0.75),
-                                    (3.9, -2.1)])
+@pytest.mark.parametrize("dx, dy", [(0.5, 0.0), (0.0, -0.5), (0.5, 0.5), (-1.5, 2.5), (1.25, -0.75), (3.9, -2.1)])
 def test_fractional_shift_matches_the_referee(backend, rng, dx, dy):
     img = rng.standard_normal((10, 14))
     out = _one(backend, img.astype(np.float32), dx, dy)
@@ -168,8 +166,9 @@ def test_far_field_matches_the_referee(backend, rng, c):
     n = 16
     obj = rng.standard_normal((2, c, n, n)) + 1j * rng.standard_normal((2, c, n, n))
     probe = rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n))
-    native = backend.physics.far_field(backend.to_native(obj.astype(np.complex64)),
-                                       backend.tensor(probe.astype(np.complex64)))
+    native = backend.physics.far_field(
+        backend.to_native(obj.astype(np.complex64)), backend.tensor(probe.astype(np.complex64))
+    )
     psi = backend.from_native(native)
     assert psi.dtype == np.complex64 and psi.shape == (2, c, n, n)
     expected = referee.far_field(obj.astype(np.complex64), probe.astype(np.complex64))
@@ -182,16 +181,18 @@ def _patches(rng, b, c, n):
 
 
 def _extend(backend, patches, offsets):
-    out = backend.physics.extend_objects(backend.to_native(np.asarray(patches, np.complex64)),
-                                         backend.tensor(np.asarray(offsets, np.float32)))
+    out = backend.physics.extend_objects(
+        backend.to_native(np.asarray(patches, np.complex64)), backend.tensor(np.asarray(offsets, np.float32))
+    )
     return backend.from_native(out)
 
 
 def test_object_big_merge_matches_the_referee(backend, rng):
     n, c = 16, 4
     patches = _patches(rng, 2, c, n)
-    offsets = np.array([[[-3.25, 1.5], [2.75, -0.5], [0.0, 4.0], [0.5, -5.0]],
-                        [[8.0, -8.0], [-1.0, 0.0], [-7.5, 0.25], [0.5, 7.75]]])
+    offsets = np.array(
+        [[[-3.25, 1.5], [2.75, -0.5], [0.0, 4.0], [0.5, -5.0]], [[8.0, -8.0], [-1.0, 0.0], [-7.5, 0.25], [0.5, 7.75]]]
+    )
     got = _extend(backend, patches, offsets)
     assert got.shape == (2, c, n, n) and got.dtype == np.complex64
     np.testing.assert_allclose(got, referee.extend_objects(patches, offsets), rtol=0, atol=1e-5)
@@ -241,9 +242,12 @@ def test_forward_model_amplitude(backend, rng):
     probe = rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n))
     offsets = rng.uniform(-3, 3, (2, c, 2))
     for object_big in (False, True):
-        native = backend.physics.forward_model(backend.to_native(patches.astype(np.complex64)),
-                                               backend.tensor(probe.astype(np.complex64)),
-                                               backend.tensor(offsets.astype(np.float32)), object_big)
+        native = backend.physics.forward_model(
+            backend.to_native(patches.astype(np.complex64)),
+            backend.tensor(probe.astype(np.complex64)),
+            backend.tensor(offsets.astype(np.float32)),
+            object_big,
+        )
         got = backend.from_native(native)
         assert got.dtype == np.float32 and got.shape == (2, c, n, n)
         ext = referee.extend_objects(patches, offsets) if object_big else patches
@@ -257,8 +261,11 @@ def test_forward_model_with_a_support_probe(backend, rng, object_big):
     patches = _patches(rng, 1, 4, n).astype(np.complex64)
     offsets = np.array([[[-2, -2], [2, -2], [-2, 2], [2, 2]]], dtype=np.float32) * 0.75
     probe = (referee.support_mask(n) * np.exp(1j * rng.uniform(-1, 1, (n, n)))).astype(np.complex64)
-    got = backend.from_native(backend.physics.forward_model(backend.to_native(patches), backend.tensor(probe),
-                                                            backend.tensor(offsets), object_big))
+    got = backend.from_native(
+        backend.physics.forward_model(
+            backend.to_native(patches), backend.tensor(probe), backend.tensor(offsets), object_big
+        )
+    )
     assert got.dtype == np.float32 and got.shape == (1, 4, n, n)
     ext = referee.extend_objects(patches, offsets) if object_big else patches
     want = np.abs(referee.far_field(ext, probe))

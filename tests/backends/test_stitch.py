@@ -45,7 +45,7 @@ def test_patches_cut_from_an_object_stitch_back_to_it(backend):
     patches = extract_patches(ds.object.astype(np.complex128), x, y, 16)
     obj, (x0, y0) = backend.stitch.stitch_patches(patches.astype(np.complex64), x, y)
     h, w = obj.shape
-    truth = ds.object[int(y0):int(y0) + h, int(x0):int(x0) + w]
+    truth = ds.object[int(y0) : int(y0) + h, int(x0) : int(x0) + w]
     covered = obj != 0
     assert covered.sum() > 0.2 * covered.size  # W's disks (radius N/4 - 0.5) on a canvas with N/2 margins
     np.testing.assert_allclose(obj[covered], truth[covered], rtol=1e-5)
@@ -61,7 +61,7 @@ def test_integer_positions_reproduce_a_constant_object(backend):
     covered = np.zeros(obj.shape, bool)
     for xi, yi in zip(x, y):  # the patch at p spans p - N/2 .. p + N/2 - 1; W > 0 on a disk of it
         r, c = int(yi - n // 2 - origin[1]), int(xi - n // 2 - origin[0])
-        covered[r:r + n, c:c + n] |= weight_window(n) > 0
+        covered[r : r + n, c : c + n] |= weight_window(n) > 0
     np.testing.assert_array_equal(obj[covered], np.full(covered.sum(), 0.5 - 2j, np.complex64))
     np.testing.assert_array_equal(obj[~covered], 0)
 
@@ -78,7 +78,7 @@ def test_phase_alignment_matches_the_referee(backend, rng, align):
     want, _ = reference_stitch(patches.astype(np.complex128), x, y, align_phases=align)
     np.testing.assert_allclose(obj, want, rtol=0, atol=2e-5)
     h, w = obj.shape
-    truth = ds.object[int(origin[1]):int(origin[1]) + h, int(origin[0]):int(origin[0]) + w] * turns[0, 0, 0]
+    truth = ds.object[int(origin[1]) : int(origin[1]) + h, int(origin[0]) : int(origin[0]) + w] * turns[0, 0, 0]
     covered = obj != 0
     error = np.abs(obj[covered] - truth[covered]).max()
     assert (error < 1e-5) == align, error
@@ -107,8 +107,12 @@ def test_predict_patches_covers_every_member(backend, scan, overrides):
     np.testing.assert_array_equal(x, scan.xcoords[groups.nn_indices.ravel()])
     np.testing.assert_array_equal(y, scan.ycoords[groups.nn_indices.ravel()])
     with backend.no_grad():
-        ext = backend.from_native(model.object_ext(backend.to_native(scan.diffraction[groups.nn_indices]),
-                                                   backend.tensor(groups.offsets_px.astype(np.float32))))
+        ext = backend.from_native(
+            model.object_ext(
+                backend.to_native(scan.diffraction[groups.nn_indices]),
+                backend.tensor(groups.offsets_px.astype(np.float32)),
+            )
+        )
     # Group by group, members in order.
     np.testing.assert_allclose(patches[2 * c - 1], ext[1, c - 1], rtol=1e-5, atol=1e-6)
     if c == 1:
@@ -136,7 +140,6 @@ def test_predict_refuses_offsets_object_big_cannot_merge(backend):
     # so its offsets exceed N/2.
     data = simulate(seed=6, n_positions=6, n=16)
     data = type(data)(data.diffraction, np.array([0.0, 1.0, 2.0, 40.0, 41.0, 42.0]), np.zeros(6), data.probe)
-    model = backend.model.model_for_data(make_config({"n_filters_scale": 1, "gridsize": 2, "neighbor_count": 4}),
-                                         data)
+    model = backend.model.model_for_data(make_config({"n_filters_scale": 1, "gridsize": 2, "neighbor_count": 4}), data)
     with pytest.raises(ValueError, match="more than N/2 = 8: object_big cannot merge it"):
         backend.stitch.predict_patches(model, data)

@@ -40,8 +40,9 @@ def test_first_step_moves_each_weight_by_lr_times_sign_of_its_gradient(backend, 
     groups = backend.grouping.group_positions(tiny.xcoords, tiny.ycoords, cfg)
     x, d = backend.inputs.grouped_inputs(tiny, groups)
     first = backend.train.batch_order(20, 8, 0, cfg.seed)[0]
-    loss0, grads = backend.train.loss_and_gradients(backend.model.model_for_data(cfg, tiny), backend.take(x, first),
-                                                    backend.take(d, first))
+    loss0, grads = backend.train.loss_and_gradients(
+        backend.model.model_for_data(cfg, tiny), backend.take(x, first), backend.take(d, first)
+    )
     result = backend.train.train(cfg, tiny, max_steps=1)
     assert result.history["step_loss"] == [pytest.approx(loss0, rel=1e-6)]
     log_g0 = backend.model.compute_scales(tiny.diffraction, tiny.probe, "sigmoid")[1]
@@ -89,8 +90,9 @@ def _adam_reference(backend, cfg, data, n_steps):
     groups = backend.grouping.group_positions(data.xcoords, data.ycoords, cfg)
     x, offsets = backend.inputs.grouped_inputs(data, groups)
     n_groups = len(groups.nn_indices)
-    batches = [b for e in range(cfg.epochs)
-               for b in backend.train.batch_order(n_groups, cfg.batch_size, e, cfg.seed)][:n_steps]
+    batches = [b for e in range(cfg.epochs) for b in backend.train.batch_order(n_groups, cfg.batch_size, e, cfg.seed)][
+        :n_steps
+    ]
     w = {k: v.astype(np.float64) for k, v in backend.model.model_for_data(cfg, data).get_canonical_weights().items()}
     m = {k: np.zeros_like(v) for k, v in w.items()}
     v = {k: np.zeros_like(v) for k, v in w.items()}
@@ -145,8 +147,9 @@ def test_two_runs_with_one_seed_are_bitwise_identical(backend, small_dataset_pat
 @pytest.mark.slow
 def test_object_big_runs_are_identical_and_write_no_files(backend, ten, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cfg = make_config({"n_filters_scale": 1, "batch_size": 4, "epochs": 2, "gridsize": 2, "neighbor_count": 5,
-                       "object_big": True})
+    cfg = make_config(
+        {"n_filters_scale": 1, "batch_size": 4, "epochs": 2, "gridsize": 2, "neighbor_count": 5, "object_big": True}
+    )
     first, second = backend.train.train(cfg, ten), backend.train.train(cfg, ten)
     assert first.history == second.history
     a, b = first.model.get_canonical_weights(), second.model.get_canonical_weights()
@@ -177,7 +180,7 @@ def test_history_format_and_weighted_epoch_mean(backend, tiny):
     assert h["backend"] == backend.name and h["n_groups"] == 20 and h["steps_per_epoch"] == 4
     sizes = [6, 6, 6, 2]
     for e in range(2):
-        steps = h["step_loss"][4 * e:4 * e + 4]
+        steps = h["step_loss"][4 * e : 4 * e + 4]
         assert h["epoch_loss"][e] == pytest.approx(np.dot(steps, sizes) / 20, rel=1e-12)
     assert isinstance(h["test_loss"], float)
     assert result.groups.nn_indices.shape == (20, 1)
@@ -244,8 +247,11 @@ def test_a_weight_without_gradient_is_an_error_that_names_it(backend, tiny, monk
         backend.train.loss_and_gradients(model, x, d)
     create_model = backend.train.create_model
 
-    monkeypatch.setattr(backend.train, "create_model",
-                        lambda *args, **kwargs: _leave_the_network_out(backend, create_model(*args, **kwargs)))
+    monkeypatch.setattr(
+        backend.train,
+        "create_model",
+        lambda *args, **kwargs: _leave_the_network_out(backend, create_model(*args, **kwargs)),
+    )
     with pytest.raises(RuntimeError, match="train: " + message):
         backend.train.train(cfg, tiny, max_steps=1)
 
@@ -280,8 +286,9 @@ def test_init_weights(backend, tiny):
         train(make_config({**TINY, "n_filters_scale": 2}), tiny, init_weights=w, max_steps=0)
     # Contract v3: the network sees one pattern at a time, so the same weights serve every gridsize.
     result = train(make_config({**TINY, "gridsize": 2}), tiny, init_weights=w, max_steps=0)
-    np.testing.assert_array_equal(result.model.get_canonical_weights()["encoder.0.conv0.kernel"],
-                                  w["encoder.0.conv0.kernel"])
+    np.testing.assert_array_equal(
+        result.model.get_canonical_weights()["encoder.0.conv0.kernel"], w["encoder.0.conv0.kernel"]
+    )
 
 
 @pytest.mark.slow

@@ -2,9 +2,8 @@
 
 import numpy as np
 
-from backends.common.imagemetrics import align_global_phase_scale, ssim
+from backends.common.imagemetrics import align_global_phase_scale, reconstruction_quality, ssim
 from backends.common.simulate import simulate
-from backends.common.imagemetrics import reconstruction_quality
 
 
 def test_a_reconstruction_with_an_outlier_is_scored_in_the_truths_data_range():

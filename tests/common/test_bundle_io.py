@@ -8,8 +8,16 @@ import zipfile
 import numpy as np
 import pytest
 
-from backends.common.bundle_io import (FORMAT_NAME, FORMAT_VERSION, MANIFEST, PROBE, WEIGHTS, BundleError,
-                                       read_bundle, write_bundle)
+from backends.common.bundle_io import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MANIFEST,
+    PROBE,
+    WEIGHTS,
+    BundleError,
+    read_bundle,
+    write_bundle,
+)
 from backends.common.config import make_config
 from backends.common.weights import initial_weights
 
@@ -20,8 +28,15 @@ CFG = make_config({"n_filters_scale": 1, "epochs": 3})
 def bundle(tmp_path):
     weights = initial_weights(5, CFG.n_filters_scale, 1.25)
     probe = (np.arange(256).reshape(16, 16) * (1 + 2j)).astype(np.complex64)
-    path = write_bundle(tmp_path / "b.zip", backend="numpy-test", framework_versions={"none": "0"}, config=CFG,
-                        weights=weights, probe=probe, input_scale=0.375)
+    path = write_bundle(
+        tmp_path / "b.zip",
+        backend="numpy-test",
+        framework_versions={"none": "0"},
+        config=CFG,
+        weights=weights,
+        probe=probe,
+        input_scale=0.375,
+    )
     return path, weights, probe
 
 
@@ -94,9 +109,14 @@ def test_missing_member(tmp_path, bundle):
         read_bundle(_rewrite(bundle[0], tmp_path / "t.zip", members))
 
 
-@pytest.mark.parametrize("field, value, needle", [("format_version", 2, "format_version 2 is not supported"),
-                                                  ("format", "other", "not a pinn-parity-bundle"),
-                                                  ("config", {"loss": "l2"}, "config or input_scale")])
+@pytest.mark.parametrize(
+    "field, value, needle",
+    [
+        ("format_version", 2, "format_version 2 is not supported"),
+        ("format", "other", "not a pinn-parity-bundle"),
+        ("config", {"loss": "l2"}, "config or input_scale"),
+    ],
+)
 def test_manifest_refusals(tmp_path, bundle, field, value, needle):
     members = _members(bundle[0])
     manifest = json.loads(members[MANIFEST])
@@ -117,6 +137,13 @@ def test_write_refuses_wrong_weights(tmp_path):
     weights = initial_weights(5, 1, 0.0)
     del weights["decoder_amp.head.bias"]
     with pytest.raises(ValueError, match="decoder_amp.head.bias"):
-        write_bundle(tmp_path / "w.zip", backend="x", framework_versions={}, config=CFG, weights=weights,
-                     probe=np.ones((16, 16), np.complex64), input_scale=1.0)
+        write_bundle(
+            tmp_path / "w.zip",
+            backend="x",
+            framework_versions={},
+            config=CFG,
+            weights=weights,
+            probe=np.ones((16, 16), np.complex64),
+            input_scale=1.0,
+        )
     assert not (tmp_path / "w.zip").exists()

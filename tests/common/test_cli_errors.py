@@ -18,8 +18,8 @@ import pytest
 
 from backends.common.bundle_io import BundleError, read_bundle, write_bundle
 from backends.common.config import make_config
-from backends.common.simulate import simulate
 from backends.common.dataset import save_dataset
+from backends.common.simulate import simulate
 from backends.common.weights import initial_weights
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,8 +27,9 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 
 def run(*args, **kwargs):
-    return subprocess.run([sys.executable, *args], cwd=REPO, env=ENV, capture_output=True, text=True,
-                          timeout=300, **kwargs)
+    return subprocess.run(
+        [sys.executable, *args], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300, **kwargs
+    )
 
 
 def one_error_line(proc, *needles):
@@ -53,8 +54,15 @@ def corrupt_bundle(tmp_path):
     """A real bundle with one byte flipped inside the data of its weights member."""
     cfg = make_config({"n_filters_scale": 1})
     weights = initial_weights(5, cfg.n_filters_scale, 1.25)
-    path = write_bundle(tmp_path / "bundle.zip", backend="test", framework_versions={}, config=cfg,
-                        weights=weights, probe=np.ones((16, 16), np.complex64), input_scale=1.0)
+    path = write_bundle(
+        tmp_path / "bundle.zip",
+        backend="test",
+        framework_versions={},
+        config=cfg,
+        weights=weights,
+        probe=np.ones((16, 16), np.complex64),
+        input_scale=1.0,
+    )
     with zipfile.ZipFile(path) as zf:
         info = zf.getinfo("weights.safetensors")
     data = bytearray(path.read_bytes())
@@ -70,8 +78,16 @@ def test_a_corrupt_member_is_a_bundle_error_naming_file_and_member(corrupt_bundl
 
 @pytest.mark.slow
 def test_infer_reports_a_corrupt_bundle_in_one_line(corrupt_bundle, scan, tmp_path):
-    proc = run("-m", "backends.torch_pinn.infer", "--bundle", str(corrupt_bundle), "--data-file", str(scan),
-               "--output-dir", str(tmp_path / "out"))
+    proc = run(
+        "-m",
+        "backends.torch_pinn.infer",
+        "--bundle",
+        str(corrupt_bundle),
+        "--data-file",
+        str(scan),
+        "--output-dir",
+        str(tmp_path / "out"),
+    )
     one_error_line(proc, corrupt_bundle, "weights.safetensors", "damaged member")
     assert not (tmp_path / "out").exists()
 
@@ -79,8 +95,16 @@ def test_infer_reports_a_corrupt_bundle_in_one_line(corrupt_bundle, scan, tmp_pa
 @pytest.mark.slow
 def test_output_dir_under_a_file_is_one_error_before_training(scan, tmp_path):
     (tmp_path / "somefile").write_text("x")
-    proc = run("-m", "backends.torch_pinn.train", "--train-data-file", str(scan),
-               "--output-dir", str(tmp_path / "somefile" / "out"), "--epochs", "1")
+    proc = run(
+        "-m",
+        "backends.torch_pinn.train",
+        "--train-data-file",
+        str(scan),
+        "--output-dir",
+        str(tmp_path / "somefile" / "out"),
+        "--epochs",
+        "1",
+    )
     one_error_line(proc, "--output-dir", "somefile is a file, not a folder")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["somefile"]
 
@@ -89,12 +113,26 @@ def test_output_dir_under_a_file_is_one_error_before_training(scan, tmp_path):
 def test_infer_output_dir_under_a_file_is_one_error(corrupt_bundle, scan, tmp_path):
     good = tmp_path / "good.zip"
     cfg = make_config({"n_filters_scale": 1})
-    write_bundle(good, backend="test", framework_versions={}, config=cfg, input_scale=1.0,
-                 weights=initial_weights(5, cfg.n_filters_scale, 1.25),
-                 probe=np.ones((16, 16), np.complex64))
+    write_bundle(
+        good,
+        backend="test",
+        framework_versions={},
+        config=cfg,
+        input_scale=1.0,
+        weights=initial_weights(5, cfg.n_filters_scale, 1.25),
+        probe=np.ones((16, 16), np.complex64),
+    )
     (tmp_path / "somefile").write_text("x")
-    proc = run("-m", "backends.torch_pinn.infer", "--bundle", str(good), "--data-file", str(scan),
-               "--output-dir", str(tmp_path / "somefile" / "out"))
+    proc = run(
+        "-m",
+        "backends.torch_pinn.infer",
+        "--bundle",
+        str(good),
+        "--data-file",
+        str(scan),
+        "--output-dir",
+        str(tmp_path / "somefile" / "out"),
+    )
     one_error_line(proc, "--output-dir", "somefile is a file, not a folder")
 
 
@@ -104,16 +142,38 @@ def test_an_unwritable_output_parent_is_one_error(scan, tmp_path):
 
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o555)
-    assert train_main(["--train-data-file", str(scan), "--output-dir", str(locked / "out")], prog="train",
-                      train=None, save_bundle=None) == 2
+    assert (
+        train_main(
+            ["--train-data-file", str(scan), "--output-dir", str(locked / "out")],
+            prog="train",
+            train=None,
+            save_bundle=None,
+        )
+        == 2
+    )
 
 
 @pytest.mark.slow
 def test_sigint_during_training_leaves_no_finished_folder(scan, tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "backends.tf_pinn.train", "--train-data-file", str(scan),
-                             "--output-dir", str(out), "--epochs", "100000"], cwd=REPO, env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "backends.tf_pinn.train",
+            "--train-data-file",
+            str(scan),
+            "--output-dir",
+            str(out),
+            "--epochs",
+            "100000",
+        ],
+        cwd=REPO,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while not list(tmp_path.glob("run.incomplete-*/effective_config.json")):  # written just before training
@@ -134,8 +194,18 @@ def test_sigint_during_training_leaves_no_finished_folder(scan, tmp_path):
 
 @pytest.mark.slow
 def test_epochs_0_writes_the_untrained_bundle_and_says_so(scan, tmp_path):
-    proc = run("-m", "backends.torch_pinn.train", "--train-data-file", str(scan), "--output-dir",
-               str(tmp_path / "out"), "--epochs", "0", "--n-filters-scale", "1")
+    proc = run(
+        "-m",
+        "backends.torch_pinn.train",
+        "--train-data-file",
+        str(scan),
+        "--output-dir",
+        str(tmp_path / "out"),
+        "--epochs",
+        "0",
+        "--n-filters-scale",
+        "1",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "epochs 0: the bundle holds the untrained initial weights" in proc.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # the staging folder became the output
@@ -147,11 +217,14 @@ def test_epochs_0_writes_the_untrained_bundle_and_says_so(scan, tmp_path):
         assert modes == {"out": 0o755, "effective_config.json": 0o644, "history.json": 0o644, "bundle.zip": 0o644}
 
 
-@pytest.mark.parametrize("args, needles", [
-    (["--seed", "-1"], ["argument --seed:", "expected an integer >= 0, got '-1'"]),
-    (["--n-positions", "x"], ["argument --n-positions/--n_positions:", "got 'x'"]),
-    (["--nphotons", "0"], ["argument --nphotons:", "expected a positive number"]),
-])
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["--seed", "-1"], ["argument --seed:", "expected an integer >= 0, got '-1'"]),
+        (["--n-positions", "x"], ["argument --n-positions/--n_positions:", "got 'x'"]),
+        (["--nphotons", "0"], ["argument --nphotons:", "expected a positive number"]),
+    ],
+)
 def test_simulate_flag_errors_name_the_flag(tmp_path, args, needles):
     proc = run("-m", "backends.common.simulate", "--output", str(tmp_path / "s.npz"), *args)
     one_error_line(proc, *needles)
@@ -162,18 +235,26 @@ def test_config_flag_errors_name_the_flag(capsys):
     from backends.common.cli import train_main
 
     with pytest.raises(SystemExit) as exit_info:
-        train_main(["--train-data-file", "x", "--output-dir", "y", "--epochs", "-3"], prog="train",
-                   train=None, save_bundle=None)
+        train_main(
+            ["--train-data-file", "x", "--output-dir", "y", "--epochs", "-3"],
+            prog="train",
+            train=None,
+            save_bundle=None,
+        )
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err == "train: error: argument --epochs/--nepochs/--n-epochs: expected an integer " \
-                                      ">= 0, got '-3' (see --help)\n"
+    assert (
+        capsys.readouterr().err == "train: error: argument --epochs/--nepochs/--n-epochs: expected an integer "
+        ">= 0, got '-3' (see --help)\n"
+    )
 
 
 def test_help_has_no_repeated_alias_nor_repeated_default(capsys):
     from backends.common.cli import infer_main, train_main
 
-    for main in (lambda: train_main(["--help"], prog="train", train=None, save_bundle=None),
-                 lambda: infer_main(["--help"], prog="infer", load_bundle=None, reconstruct=None)):
+    for main in (
+        lambda: train_main(["--help"], prog="train", train=None, save_bundle=None),
+        lambda: infer_main(["--help"], prog="infer", load_bundle=None, reconstruct=None),
+    ):
         with pytest.raises(SystemExit):
             main()
     text = capsys.readouterr().out
@@ -184,7 +265,14 @@ def test_help_has_no_repeated_alias_nor_repeated_default(capsys):
 def test_a_folder_given_as_data_file_says_so(tmp_path, capsys):
     from backends.common.cli import train_main
 
-    assert train_main(["--train-data-file", str(tmp_path), "--output-dir", str(tmp_path / "o")], prog="train",
-                      train=None, save_bundle=None) == 2
+    assert (
+        train_main(
+            ["--train-data-file", str(tmp_path), "--output-dir", str(tmp_path / "o")],
+            prog="train",
+            train=None,
+            save_bundle=None,
+        )
+        == 2
+    )
     assert capsys.readouterr().err == f"train: error: {tmp_path}: is a folder, not an NPZ file\n"
     assert not (tmp_path / "o").exists()

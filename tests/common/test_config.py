@@ -6,15 +6,31 @@ import argparse
 
 import pytest
 
-from backends.common.config import (ConfigError, PinnConfig, add_config_arguments, canonical_defaults,
-                                    config_from_args, config_from_json, make_config)
+from backends.common.config import (
+    ConfigError,
+    PinnConfig,
+    add_config_arguments,
+    canonical_defaults,
+    config_from_args,
+    config_from_json,
+    make_config,
+)
 
 
 def test_defaults_match_the_spec_table():
     assert canonical_defaults() == {
-        "gridsize": 1, "neighbor_count": 4, "n_groups": None, "seed": 42, "n_filters_scale": 2,
-        "amp_activation": "sigmoid", "batch_size": 16, "epochs": 50, "learning_rate": 1e-3,
-        "adam_epsilon": 1e-7, "loss": "poisson", "object_big": False,
+        "gridsize": 1,
+        "neighbor_count": 4,
+        "n_groups": None,
+        "seed": 42,
+        "n_filters_scale": 2,
+        "amp_activation": "sigmoid",
+        "batch_size": 16,
+        "epochs": 50,
+        "learning_rate": 1e-3,
+        "adam_epsilon": 1e-7,
+        "loss": "poisson",
+        "object_big": False,
     }
 
 
@@ -25,14 +41,25 @@ def test_object_big_follows_gridsize_unless_given():
     assert make_config({"gridsize": 3, "neighbor_count": 9}).n_channels == 9
 
 
-@pytest.mark.parametrize("overrides, field", [
-    ({"gridsize": 0}, "gridsize"), ({"gridsize": 2, "neighbor_count": 3}, "neighbor_count"),
-    ({"neighbor_count": 0}, "neighbor_count"), ({"loss": "mse"}, "loss"),
-    ({"amp_activation": "relu"}, "amp_activation"), ({"learning_rate": 0.0}, "learning_rate"),
-    ({"adam_epsilon": -1e-8}, "adam_epsilon"), ({"batch_size": 0}, "batch_size"),
-    ({"epochs": -1}, "epochs"), ({"n_groups": 0}, "n_groups"), ({"seed": 1.5}, "seed"),
-    ({"gridsize": True}, "gridsize"), ({"object_big": "yes"}, "object_big"), ({"seed": -1}, "seed"),
-])
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"gridsize": 0}, "gridsize"),
+        ({"gridsize": 2, "neighbor_count": 3}, "neighbor_count"),
+        ({"neighbor_count": 0}, "neighbor_count"),
+        ({"loss": "mse"}, "loss"),
+        ({"amp_activation": "relu"}, "amp_activation"),
+        ({"learning_rate": 0.0}, "learning_rate"),
+        ({"adam_epsilon": -1e-8}, "adam_epsilon"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"epochs": -1}, "epochs"),
+        ({"n_groups": 0}, "n_groups"),
+        ({"seed": 1.5}, "seed"),
+        ({"gridsize": True}, "gridsize"),
+        ({"object_big": "yes"}, "object_big"),
+        ({"seed": -1}, "seed"),
+    ],
+)
 def test_validation_names_the_field(overrides, field):
     with pytest.raises(ConfigError, match=f"'{field}'"):
         make_config(overrides)
@@ -62,18 +89,31 @@ def test_no_flags_give_the_canonical_defaults():
     assert _parse([]).to_dict() == canonical_defaults()
 
 
-@pytest.mark.parametrize("argv, field, value", [
-    (["--n-groups", "7"], "n_groups", 7), (["--n_groups", "7"], "n_groups", 7),
-    (["--n_images", "7"], "n_groups", 7), (["--n-images", "7"], "n_groups", 7),
-    (["--epochs", "3"], "epochs", 3), (["--nepochs", "3"], "epochs", 3), (["--n-epochs", "3"], "epochs", 3),
-    (["--batch_size", "5"], "batch_size", 5), (["--batch-size", "5"], "batch_size", 5),
-    (["--learning_rate", "0.01"], "learning_rate", 0.01), (["--lr", "0.01"], "learning_rate", 0.01),
-    (["--neighbor_count", "6"], "neighbor_count", 6), (["--K", "6"], "neighbor_count", 6),
-    (["--n_filters_scale", "1"], "n_filters_scale", 1), (["--amp_activation", "softplus"], "amp_activation",
-                                                         "softplus"),
-    (["--adam_epsilon", "1e-8"], "adam_epsilon", 1e-8), (["--object_big", "true"], "object_big", True),
-    (["--object-big", "no"], "object_big", False), (["--loss", "mae"], "loss", "mae"), (["--seed", "9"], "seed", 9),
-])
+@pytest.mark.parametrize(
+    "argv, field, value",
+    [
+        (["--n-groups", "7"], "n_groups", 7),
+        (["--n_groups", "7"], "n_groups", 7),
+        (["--n_images", "7"], "n_groups", 7),
+        (["--n-images", "7"], "n_groups", 7),
+        (["--epochs", "3"], "epochs", 3),
+        (["--nepochs", "3"], "epochs", 3),
+        (["--n-epochs", "3"], "epochs", 3),
+        (["--batch_size", "5"], "batch_size", 5),
+        (["--batch-size", "5"], "batch_size", 5),
+        (["--learning_rate", "0.01"], "learning_rate", 0.01),
+        (["--lr", "0.01"], "learning_rate", 0.01),
+        (["--neighbor_count", "6"], "neighbor_count", 6),
+        (["--K", "6"], "neighbor_count", 6),
+        (["--n_filters_scale", "1"], "n_filters_scale", 1),
+        (["--amp_activation", "softplus"], "amp_activation", "softplus"),
+        (["--adam_epsilon", "1e-8"], "adam_epsilon", 1e-8),
+        (["--object_big", "true"], "object_big", True),
+        (["--object-big", "no"], "object_big", False),
+        (["--loss", "mae"], "loss", "mae"),
+        (["--seed", "9"], "seed", 9),
+    ],
+)
 def test_flag_spellings(argv, field, value):
     cfg = _parse(argv)
     expected = dict(canonical_defaults(), **{field: value})

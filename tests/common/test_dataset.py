@@ -71,9 +71,14 @@ def test_integer_diffraction_is_cast(tmp_path):
     np.testing.assert_array_equal(ds.diffraction, arrays["diffraction"].astype(np.float32))
 
 
-@pytest.mark.parametrize("key, bad", [("diffraction", lambda a: a.astype(np.complex64)),
-                                      ("xcoords", lambda a: a.astype(str)),
-                                      ("probeGuess", lambda a: a.real.astype("datetime64[s]"))])
+@pytest.mark.parametrize(
+    "key, bad",
+    [
+        ("diffraction", lambda a: a.astype(np.complex64)),
+        ("xcoords", lambda a: a.astype(str)),
+        ("probeGuess", lambda a: a.real.astype("datetime64[s]")),
+    ],
+)
 def test_uncastable_dtype(tmp_path, key, bad):
     arrays = _arrays()
     arrays[key] = bad(arrays[key])
@@ -81,8 +86,7 @@ def test_uncastable_dtype(tmp_path, key, bad):
     assert err.key == key and "cannot be safely cast" in err.problem
 
 
-@pytest.mark.parametrize("shape, needle", [((5, 16), "3 dimensions"), ((5, 16, 24), "square"),
-                                           ((16, 16, 5), "square")])
+@pytest.mark.parametrize("shape, needle", [((5, 16), "3 dimensions"), ((5, 16, 24), "square"), ((16, 16, 5), "square")])
 def test_wrong_diffraction_shape(tmp_path, shape, needle):
     arrays = _arrays()
     arrays["diffraction"] = np.ones(shape, dtype=np.float32)
@@ -121,8 +125,16 @@ def test_probe_shape_must_match_n(tmp_path):
     assert err.key == "probeGuess" and "(16, 16)" in err.problem
 
 
-@pytest.mark.parametrize("key, value", [("diffraction", np.nan), ("diffraction", np.inf), ("xcoords", np.nan),
-                                        ("ycoords", -np.inf), ("probeGuess", np.nan)])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("diffraction", np.nan),
+        ("diffraction", np.inf),
+        ("xcoords", np.nan),
+        ("ycoords", -np.inf),
+        ("probeGuess", np.nan),
+    ],
+)
 def test_non_finite_values(tmp_path, key, value):
     arrays = _arrays()
     arr = arrays[key].copy()
@@ -178,8 +190,13 @@ def test_metadata_must_be_json_object(tmp_path):
 
 def test_save_then_load_round_trip_and_fixed_timestamps(tmp_path):
     arrays = _arrays()
-    ds = Dataset(diffraction=arrays["diffraction"], xcoords=arrays["xcoords"], ycoords=arrays["ycoords"],
-                 probe=arrays["probeGuess"], metadata={"seed": 3})
+    ds = Dataset(
+        diffraction=arrays["diffraction"],
+        xcoords=arrays["xcoords"],
+        ycoords=arrays["ycoords"],
+        probe=arrays["probeGuess"],
+        metadata={"seed": 3},
+    )
     path = save_dataset(ds, tmp_path / "out.npz")
     back = load_dataset(path)
     np.testing.assert_array_equal(back.diffraction, ds.diffraction)
@@ -192,8 +209,12 @@ def test_save_then_load_round_trip_and_fixed_timestamps(tmp_path):
 
 def test_save_refuses_invalid_dataset(tmp_path):
     arrays = _arrays()
-    ds = Dataset(diffraction=-arrays["diffraction"], xcoords=arrays["xcoords"], ycoords=arrays["ycoords"],
-                 probe=arrays["probeGuess"])
+    ds = Dataset(
+        diffraction=-arrays["diffraction"],
+        xcoords=arrays["xcoords"],
+        ycoords=arrays["ycoords"],
+        probe=arrays["probeGuess"],
+    )
     with pytest.raises(DatasetError, match="negative"):
         save_dataset(ds, tmp_path / "bad.npz")
     assert not (tmp_path / "bad.npz").exists()
@@ -201,8 +222,13 @@ def test_save_refuses_invalid_dataset(tmp_path):
 
 def test_subset_keeps_each_pattern_with_its_coordinates():
     arrays = _arrays(m=6)
-    ds = Dataset(diffraction=arrays["diffraction"], xcoords=arrays["xcoords"], ycoords=arrays["ycoords"],
-                 probe=arrays["probeGuess"], xcoords_start=arrays["xcoords"] + 1)
+    ds = Dataset(
+        diffraction=arrays["diffraction"],
+        xcoords=arrays["xcoords"],
+        ycoords=arrays["ycoords"],
+        probe=arrays["probeGuess"],
+        xcoords_start=arrays["xcoords"] + 1,
+    )
     sub = ds.subset([4, 1])
     np.testing.assert_array_equal(sub.diffraction, arrays["diffraction"][[4, 1]])
     np.testing.assert_array_equal(sub.xcoords, arrays["xcoords"][[4, 1]])

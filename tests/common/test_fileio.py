@@ -7,8 +7,14 @@ import stat
 import numpy as np
 import pytest
 
-from backends.common.fileio import (VersionedJsonError, atomic_write, atomic_write_json, installed_versions,
-                                    read_versioned_json, save_npz)
+from backends.common.fileio import (
+    VersionedJsonError,
+    atomic_write,
+    atomic_write_json,
+    installed_versions,
+    read_versioned_json,
+    save_npz,
+)
 
 
 def test_atomic_write_replaces_whole_and_leaves_no_temp(tmp_path):
@@ -68,14 +74,17 @@ def test_versioned_json_checks_kind_and_version(tmp_path):
     path = tmp_path / "doc.json"
     path.write_text(json.dumps({"schema": "thing", "schema_version": 2, "x": 1}))
     assert read_versioned_json(path, kind="thing", version=(1, 2))["x"] == 1
-    with pytest.raises(VersionedJsonError, match=r"doc.json: expected schema 'thing' schema_version 1, found 'thing' 2"):
+    with pytest.raises(
+        VersionedJsonError, match=r"doc.json: expected schema 'thing' schema_version 1, found 'thing' 2"
+    ):
         read_versioned_json(path, kind="thing", version=1)
     with pytest.raises(VersionedJsonError, match="expected format 'thing'"):
         read_versioned_json(path, kind="thing", version=2, kind_key="format", version_key="format_version")
 
 
-@pytest.mark.parametrize("text, problem", [(None, "no such manifest"), ("{", "unreadable manifest"),
-                                           ("[1]", "a manifest is a JSON object")])
+@pytest.mark.parametrize(
+    "text, problem", [(None, "no such manifest"), ("{", "unreadable manifest"), ("[1]", "a manifest is a JSON object")]
+)
 def test_versioned_json_names_the_file_and_problem(tmp_path, text, problem):
     path = tmp_path / "m.json"
     if text is not None:

@@ -48,7 +48,9 @@ def test_subset_size_out_of_range(tmp_path, source, size):
 def test_cli_and_its_error_exit(tmp_path, source, capsys):
     assert main(["--source", str(source), "--output", str(tmp_path / "c.npz"), "--subset_size", "5"]) == 0
     assert load_dataset(tmp_path / "c.npz").n_positions == 5
-    assert main(["--source", str(tmp_path / "missing.npz"), "--output", str(tmp_path / "d.npz"),
-                 "--subset-size", "5"]) == 2
+    assert (
+        main(["--source", str(tmp_path / "missing.npz"), "--output", str(tmp_path / "d.npz"), "--subset-size", "5"])
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "missing.npz" in err[0]

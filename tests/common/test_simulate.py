@@ -62,8 +62,15 @@ def test_far_field_peak_at_centre_for_flat_object():
     assert np.unravel_index(np.argmax(mean), mean.shape) == (8, 8)
 
 
-@pytest.mark.parametrize("kwargs, needle", [({"n": 20}, "multiple of 8"), ({"n": 8}, "multiple of 8"),
-                                            ({"n_positions": 1}, "at least 2"), ({"nphotons": 0}, "positive")])
+@pytest.mark.parametrize(
+    "kwargs, needle",
+    [
+        ({"n": 20}, "multiple of 8"),
+        ({"n": 8}, "multiple of 8"),
+        ({"n_positions": 1}, "at least 2"),
+        ({"nphotons": 0}, "positive"),
+    ],
+)
 def test_invalid_arguments(kwargs, needle):
     with pytest.raises(ValueError, match=needle):
         simulate(**kwargs)

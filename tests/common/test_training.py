@@ -10,8 +10,7 @@ import pytest
 from backends.common.config import ConfigError, make_config
 from backends.common.dataset import DatasetError
 from backends.common.simulate import simulate
-from backends.common.training import (TrainResult, batch_order, check_train_inputs, epoch_order,
-                                      training_history)
+from backends.common.training import TrainResult, batch_order, check_train_inputs, epoch_order, training_history
 
 
 def test_batch_order():
@@ -33,8 +32,14 @@ def test_train_result_is_frozen():
 
 def test_history_keys_and_steps_per_epoch():
     history = training_history((1.0, 2.0), [1.5], np.int64(21), 8, None, "tf_pinn")
-    assert history == {"step_loss": [1.0, 2.0], "epoch_loss": [1.5], "steps_per_epoch": 3, "n_groups": 21,
-                       "test_loss": None, "backend": "tf_pinn"}
+    assert history == {
+        "step_loss": [1.0, 2.0],
+        "epoch_loss": [1.5],
+        "steps_per_epoch": 3,
+        "n_groups": 21,
+        "test_loss": None,
+        "backend": "tf_pinn",
+    }
     assert type(history["n_groups"]) is int  # JSON-ready
 
 

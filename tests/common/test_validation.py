@@ -7,9 +7,16 @@ import pytest
 
 from backends.common.dataset import DatasetError
 from backends.common.simulate import simulate
-from backends.common.validation import (check_choice, check_coordinates, check_gradients, check_neighbor_count,
-                                        check_pattern_size, check_scales_inputs, check_stitch_inputs,
-                                        check_translate_inputs)
+from backends.common.validation import (
+    check_choice,
+    check_coordinates,
+    check_gradients,
+    check_neighbor_count,
+    check_pattern_size,
+    check_scales_inputs,
+    check_stitch_inputs,
+    check_translate_inputs,
+)
 
 
 def test_choice():
@@ -38,10 +45,14 @@ def test_neighbor_count():
             check_neighbor_count(k, 5)
 
 
-@pytest.mark.parametrize("channels_last, images, shifts", [
-    (False, (2, 3, 8, 8), (2, 3, 2)), (True, (2, 8, 8, 3), (2, 3, 2)),
-    (True, (None, 8, 8, 3), (None, 3, 2)),  # a traced batch
-])
+@pytest.mark.parametrize(
+    "channels_last, images, shifts",
+    [
+        (False, (2, 3, 8, 8), (2, 3, 2)),
+        (True, (2, 8, 8, 3), (2, 3, 2)),
+        (True, (None, 8, 8, 3), (None, 3, 2)),  # a traced batch
+    ],
+)
 def test_translate_accepts_the_native_layout(channels_last, images, shifts):
     for dtype in ("float32", "complex64"):
         check_translate_inputs(images, shifts, dtype, "float32", channels_last=channels_last)
@@ -52,8 +63,10 @@ def test_translate_names_the_argument_at_fault():
         check_translate_inputs((1, 1, 4, 4), (1, 1, 2), "float64", "float32", channels_last=False)
     with pytest.raises(TypeError, match="^translate: shifts_px must be float32, got float64$"):
         check_translate_inputs((1, 1, 4, 4), (1, 1, 2), "complex64", "float64", channels_last=False)
-    message = (r"^translate: images must be \(B, C, H, W\) with shifts_px \(B, C, 2\); "
-               r"got images \(1, 2, 4, 4\) and shifts_px \(1, 1, 2\)$")
+    message = (
+        r"^translate: images must be \(B, C, H, W\) with shifts_px \(B, C, 2\); "
+        r"got images \(1, 2, 4, 4\) and shifts_px \(1, 1, 2\)$"
+    )
     with pytest.raises(ValueError, match=message):
         check_translate_inputs((1, 2, 4, 4), (1, 1, 2), "float32", "float32", channels_last=False)
     with pytest.raises(ValueError, match=r"\(B, H, W, C\)"):  # channels-first shape given as channels-last
@@ -74,8 +87,11 @@ def test_scales_take_n_from_the_patterns_and_want_a_probe_of_that_size():
 def test_stitch_inputs():
     x, y = check_stitch_inputs((2, 8, 8), [[1.0], [2.0]], [3, 4])
     assert x.tolist() == [1.0, 2.0] and y.dtype == np.float64
-    with pytest.raises(ValueError, match=r"^stitch_patches: patches must be \(P, N, N\) with P coordinates; "
-                                         r"got patches \(2, 8, 8\), 1 x and 2 y coordinates$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^stitch_patches: patches must be \(P, N, N\) with P coordinates; "
+        r"got patches \(2, 8, 8\), 1 x and 2 y coordinates$",
+    ):
         check_stitch_inputs((2, 8, 8), [1.0], [3, 4])
     with pytest.raises(ValueError, match=r"got patches \(2, 8, 4\)"):
         check_stitch_inputs((2, 8, 4), [1.0, 2.0], [3, 4])

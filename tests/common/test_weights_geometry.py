@@ -7,8 +7,14 @@ import pytest
 
 from backends.common.config import make_config
 from backends.common.geometry import canvas_geometry
-from backends.common.weights import (LOG_INTENSITY_SCALE, canonical_shapes, check_canonical, conv_specs,
-                                     initial_weights, starting_weights)
+from backends.common.weights import (
+    LOG_INTENSITY_SCALE,
+    canonical_shapes,
+    check_canonical,
+    conv_specs,
+    initial_weights,
+    starting_weights,
+)
 
 
 def test_conv_specs_follow_the_architecture():

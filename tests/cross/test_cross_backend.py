@@ -61,8 +61,10 @@ def test_bundles_cross_load_and_predict(backends, small_dataset_path, tmp_path, 
     weights = initial_weights(3, cfg.n_filters_scale, scales["log_intensity_scale"])
     # Perturb biases too, so a loader that drops or reorders them is seen.
     rng = np.random.default_rng(0)
-    weights = {k: (v + rng.normal(0, 0.01, v.shape).astype(np.float32)) if k.endswith(".bias") else v
-               for k, v in weights.items()}
+    weights = {
+        k: (v + rng.normal(0, 0.01, v.shape).astype(np.float32)) if k.endswith(".bias") else v
+        for k, v in weights.items()
+    }
     state = ModelState(cfg.to_dict(), weights, ds.probe, scales["input_scale"])
     groups = writer.group(ds.xcoords, ds.ycoords, cfg.to_dict())
     batch = Batch(ds.diffraction[groups["nn_indices"][:3]], groups["offsets_px"][:3].astype(np.float32))
@@ -80,6 +82,10 @@ def test_bundles_cross_load_and_predict(backends, small_dataset_path, tmp_path, 
         err = np.max(np.abs(got[key].astype(np.complex128) - expected[key]))
         assert err <= tol.value, f"{key}: {err:.3g} > {tol.value:.3g} ({tol.key})"
     # and the log intensity scale really reached the reader's prediction: g scales amplitude
-    doubled = ModelState(loaded.config, dict(loaded.weights, log_intensity_scale=np.float32(
-        loaded.weights["log_intensity_scale"] + np.log(2.0))), loaded.probe, loaded.input_scale)
+    doubled = ModelState(
+        loaded.config,
+        dict(loaded.weights, log_intensity_scale=np.float32(loaded.weights["log_intensity_scale"] + np.log(2.0))),
+        loaded.probe,
+        loaded.input_scale,
+    )
     np.testing.assert_allclose(reader.predict(doubled, batch)["amplitude"], 2 * got["amplitude"], rtol=1e-5)

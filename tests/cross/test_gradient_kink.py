@@ -9,9 +9,9 @@ import pytest
 
 from adapters.registry import get_adapter
 from parity.case_context import make_context
+from parity.matrix import MATRIX
 from parity.stages import gradients
 from parity.status import NoteKind
-from parity.matrix import MATRIX
 
 pytestmark = [pytest.mark.tf, pytest.mark.torch]
 
@@ -45,4 +45,8 @@ def test_a_disagreement_at_one_point_only_is_judged_at_the_next(tmp_path: Path, 
     if every_call:
         assert not grads.passed and grads.measured["max_abs"] >= 0.01 * 0.99 and not kinks
     else:
-        assert grads.passed and len(kinks) == 1 and "torch~tf grads/peak on successive batches of 2 groups: 0.01" in kinks[0].text
+        assert (
+            grads.passed
+            and len(kinks) == 1
+            and "torch~tf grads/peak on successive batches of 2 groups: 0.01" in kinks[0].text
+        )

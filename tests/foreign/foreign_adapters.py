@@ -63,19 +63,29 @@ def read_scan(path) -> dict:
     """Their reader: diffraction (M, N, N, 1) channel-last, coordinates, probe."""
     with np.load(path) as f:
         diff = np.asarray(f["diffraction"], np.float32)[..., None]
-        out = {"diff": diff, "x": np.asarray(f["xcoords"], np.float64), "y": np.asarray(f["ycoords"], np.float64),
-               "probe": np.asarray(f["probeGuess"], np.complex64)}
+        out = {
+            "diff": diff,
+            "x": np.asarray(f["xcoords"], np.float64),
+            "y": np.asarray(f["ycoords"], np.float64),
+            "probe": np.asarray(f["probeGuess"], np.complex64),
+        }
     require_n(diff.shape[1], "read_scan")
     return out
 
 
 def make_groups(x, y, cfg: dict, inference: bool) -> dict:
     """Their grouping: offsets are centre - position."""
-    canonical = {**{k: v for k, v in cfg.items() if k not in OWN_FIELDS and k not in RENAMED.values()},
-                 **{ours: cfg[theirs] for ours, theirs in RENAMED.items()}}
+    canonical = {
+        **{k: v for k, v in cfg.items() if k not in OWN_FIELDS and k not in RENAMED.values()},
+        **{ours: cfg[theirs] for ours, theirs in RENAMED.items()},
+    }
     g = lib.group_positions(x, y, canonical, inference)
-    return {"idx": g["nn_indices"], "coords": g["coords_px"], "centre": g["center_px"],
-            "offsets": g["center_px"][:, None, :] - g["coords_px"]}
+    return {
+        "idx": g["nn_indices"],
+        "coords": g["coords_px"],
+        "centre": g["center_px"],
+        "offsets": g["center_px"][:, None, :] - g["coords_px"],
+    }
 
 
 def _nchw(a):
@@ -140,14 +150,17 @@ class _ForeignAdapter(Adapter):
 
     def load_dataset(self, path) -> dict:
         scan = read_scan(path)
-        return {"diffraction": scan["diff"][..., 0], "xcoords": scan["x"], "ycoords": scan["y"],
-                "probe": scan["probe"]}
+        return {"diffraction": scan["diff"][..., 0], "xcoords": scan["x"], "ycoords": scan["y"], "probe": scan["probe"]}
 
     def group(self, xcoords, ycoords, config, inference=False) -> dict:
         cfg = {RENAMED.get(k, k): v for k, v in config.items()}
         g = make_groups(xcoords, ycoords, cfg, inference)
-        return {"nn_indices": g["idx"], "coords_px": g["coords"], "center_px": g["centre"],
-                "offsets_px": -g["offsets"]}  # theirs: centre - position; ours: position - centre
+        return {
+            "nn_indices": g["idx"],
+            "coords_px": g["coords"],
+            "center_px": g["centre"],
+            "offsets_px": -g["offsets"],
+        }  # theirs: centre - position; ours: position - centre
 
     def translate(self, images, shifts_px):
         return _nchw(shift_images(_nhwc(np.asarray(images)), shifts_px))  # (B,C,H,W) <-> (B,H,W,C)
@@ -160,8 +173,9 @@ class _ForeignAdapter(Adapter):
         return {"far_field": _nchw(out["psi"]), "amplitude": _nchw(out["amp"])}
 
     def loss(self, far_field, observed_amplitude, log_intensity_scale, loss_name) -> float:
-        return deviance(_nhwc(np.asarray(far_field)), _nhwc(np.asarray(observed_amplitude)),
-                        log_intensity_scale, loss_name)
+        return deviance(
+            _nhwc(np.asarray(far_field)), _nhwc(np.asarray(observed_amplitude)), log_intensity_scale, loss_name
+        )
 
 
 class ForeignA(_ForeignAdapter):

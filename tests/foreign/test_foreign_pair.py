@@ -9,27 +9,27 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import replace
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from foreign_adapters import ForeignA, ForeignB, make_groups
 
 from adapters.referee import group_positions, translate
 from backends.common.dataset import save_dataset
 from backends.common.simulate import simulate
-from foreign_adapters import ForeignA, ForeignB, make_groups
 from parity import baseline as baselines
 from parity import profiles
 from parity.case_context import Unsupported, make_context
-from parity.stage_runner import run_stage
-from parity.stages.config import resolved_config
-from parity.status import NoteKind
 from parity.report import hub as hubs
 from parity.session import ParitySession
+from parity.stage_runner import run_stage
 from parity.stages import STAGES
+from parity.stages.config import resolved_config
+from parity.status import NoteKind
 from parity.tolerances import use_ledger
 
 HERE = Path(__file__).resolve().parent
@@ -106,9 +106,13 @@ def test_a_setting_both_backends_drop_fails_against_the_value_given_though_they_
     from foreign_adapters import _ForeignAdapter
 
     resolve = _ForeignAdapter.resolve_config
-    monkeypatch.setattr(_ForeignAdapter, "resolve_config",  # the bug: the factory ignores gridsize
-                        lambda self, overrides, data_path=None: resolve(
-                            self, {k: v for k, v in overrides.items() if k != "gridsize"}, data_path))
+    monkeypatch.setattr(
+        _ForeignAdapter,
+        "resolve_config",  # the bug: the factory ignores gridsize
+        lambda self, overrides, data_path=None: resolve(
+            self, {k: v for k, v in overrides.items() if k != "gridsize"}, data_path
+        ),
+    )
     result = run_stage(make_context(case(profile, 2), pair(), tmp_path), "config")
     by_check = {str(c.check): c for c in result.comparisons if c.metric == "fields"}
     assert "gridsize" not in by_check["foreignB~foreignA"].message  # the pair agrees on it (its planted
@@ -131,8 +135,10 @@ def fit_mean_amplitude(config: dict, data_path, epochs: int = 3, learning_rate: 
     for _ in range(epochs):
         losses.append(float(np.mean((guess - amplitudes) ** 2)))
         guess += learning_rate * float(np.mean(amplitudes - guess))
-    return {"history": {"epoch_loss": losses, "steps_per_epoch": -(-n_groups // batch), "n_groups": n_groups},
-            "state": guess}
+    return {
+        "history": {"epoch_loss": losses, "steps_per_epoch": -(-n_groups // batch), "n_groups": n_groups},
+        "state": guess,
+    }
 
 
 class TrainingA(ForeignA):
@@ -168,7 +174,8 @@ class TrainingB(ForeignB):
 
 @pytest.mark.parametrize("change, failing", [({}, []), ({"learning_rate": 0.0}, ["loss_drop"])])
 def test_a_pair_without_canonical_weights_trains_natively_and_compares_schedule_and_loss_drop(
-        tmp_path, profile, change, failing):
+    tmp_path, profile, change, failing
+):
     a, b = TrainingA(), TrainingB()
     a.name, b.name = "foreignA", "foreignB"
     for key, value in change.items():
@@ -188,8 +195,10 @@ def test_a_native_bundle_must_reproduce_its_own_prediction_exactly(tmp_path, pro
     checks = {(str(c.check), c.metric): c.passed for c in result.comparisons}
     assert checks[("foreignA(foreignA bundle)~foreignA", "predict")]  # its own bundle, exactly
     assert ("foreignA(foreignA bundle)~foreignA", "contents") not in checks  # a native state has no canonical contents
-    assert sorted(m for (label, m), ok in checks.items()
-                  if not ok and label == "foreignA2(foreignA2 bundle)~foreignA2") == failing
+    assert (
+        sorted(m for (label, m), ok in checks.items() if not ok and label == "foreignA2(foreignA2 bundle)~foreignA2")
+        == failing
+    )
 
 
 class ScalesA(TrainingA):
@@ -198,8 +207,10 @@ class ScalesA(TrainingA):
 
     def scales(self, diffraction, probe, amp_activation):
         mean_count = float(np.mean(np.sum(np.square(diffraction, dtype=np.float64), axis=(-2, -1))))
-        return {"input_scale": np.sqrt(diffraction.shape[-1] ** 2 / 4 / mean_count),
-                "log_intensity_scale": 0.5 * np.log(self.photons / mean_count)}
+        return {
+            "input_scale": np.sqrt(diffraction.shape[-1] ** 2 / 4 / mean_count),
+            "log_intensity_scale": 0.5 * np.log(self.photons / mean_count),
+        }
 
 
 @pytest.mark.parametrize("photons, failing", [(1e5, []), (1e6, ["log_intensity_scale"])])
@@ -235,8 +246,16 @@ def test_native_training_schedules_differ_when_a_backend_batches_differently(tmp
 
 def session(tmp_path, profile, baseline):
     hub = hubs.new_hub(tmp_path / "reports")
-    s = ParitySession(backends=[], workdir=tmp_path, golden_root=profile.golden_root, regen=False, hub=hub,
-                      worker="main", profile=profile, baseline=baseline)
+    s = ParitySession(
+        backends=[],
+        workdir=tmp_path,
+        golden_root=profile.golden_root,
+        regen=False,
+        hub=hub,
+        worker="main",
+        profile=profile,
+        baseline=baseline,
+    )
     s.adapters = pair()
     return s
 
@@ -279,8 +298,10 @@ def test_a_forward_bug_fails_forward_alone(tmp_path, profile, monkeypatch):
     # whose inputs are the harness's, still pass; so does translation (not run here: it is slow).
     monkeypatch.setenv("FOREIGN_B_OFFSET_SIGN_BUG", "1")
     ctx = make_context(case(profile, 2), pair(), tmp_path)
-    failed = {stage: sorted({c.metric for c in run_stage(ctx, stage).comparisons if not c.passed})
-              for stage in ("grouping", "forward", "loss")}
+    failed = {
+        stage: sorted({c.metric for c in run_stage(ctx, stage).comparisons if not c.passed})
+        for stage in ("grouping", "forward", "loss")
+    }
     assert failed == {"grouping": [], "forward": ["amplitude", "far_field"], "loss": []}
 
 
@@ -294,18 +315,40 @@ def installed(tmp_path_factory):
     dist = root / "foreign_example-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: foreign-example\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[pinn_parity.adapters]\nforeignA = foreign_adapters:ForeignA\n"
-                                           "foreignB = foreign_adapters:ForeignB\n")
+    (dist / "entry_points.txt").write_text(
+        "[pinn_parity.adapters]\nforeignA = foreign_adapters:ForeignA\nforeignB = foreign_adapters:ForeignB\n"
+    )
     return root
 
 
 def suite(installed, reports: Path, profile_folder: Path, *args, **env):
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, (REPO, HERE, installed))), **env}
     environment.pop("FOREIGN_B_OFFSET_SIGN_BUG", None)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "parity/", "-p", "no:cacheprovider", "-n", "0", "-q",
-                           "--parity-backends", "foreignA,foreignB", "--parity-profile", str(profile_folder),
-                           "--parity-reports", str(reports), *args],
-                          cwd=REPO, env=environment, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "parity/",
+            "-p",
+            "no:cacheprovider",
+            "-n",
+            "0",
+            "-q",
+            "--parity-backends",
+            "foreignA,foreignB",
+            "--parity-profile",
+            str(profile_folder),
+            "--parity-reports",
+            str(reports),
+            *args,
+        ],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     hub = Path(proc.stdout.rpartition("parity report hub (complete): ")[2].strip())
     assert hub.parent == reports, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc, hubs.load_results(hub), (hub / "summary.md").read_text(encoding="utf-8")
@@ -327,8 +370,9 @@ def test_the_parity_suite_on_the_foreign_pair(installed, tmp_path):
     # Red: the same run with the entry removed from the baseline.
     folder = tmp_path / "profile"
     shutil.copytree(PROFILE, folder)
-    (folder / "baseline.json").write_text(json.dumps({"schema": "pinn-parity-baseline", "schema_version": 1,
-                                                      "entries": []}))
+    (folder / "baseline.json").write_text(
+        json.dumps({"schema": "pinn-parity-baseline", "schema_version": 1, "entries": []})
+    )
     proc, results, summary = suite(installed, tmp_path / "red", folder, "--parity-stage", "config,data,grouping,loss")
     assert proc.returncode == 1, proc.stdout[-3000:]
     assert results["baseline"]["new"] == 2 and results["baseline"]["known"] == 0
@@ -337,11 +381,18 @@ def test_the_parity_suite_on_the_foreign_pair(installed, tmp_path):
     print("RED summary.md\n" + summary)
 
     # Fixed: ForeignB's default agrees now; the entry matches nothing. Strict mode fails the run.
-    proc, results, _ = suite(installed, tmp_path / "fixed", PROFILE, "--parity-stage", "config",
-                             FOREIGN_B_DEFAULT_K="4")
+    proc, results, _ = suite(
+        installed, tmp_path / "fixed", PROFILE, "--parity-stage", "config", FOREIGN_B_DEFAULT_K="4"
+    )
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert results["baseline"]["fixed"] == [0] and "FIXED baseline entry 0" in proc.stdout
-    proc, results, _ = suite(installed, tmp_path / "strict", PROFILE, "--parity-stage", "config",
-                             "--parity-strict-baseline", FOREIGN_B_DEFAULT_K="4")
+    proc, results, _ = suite(
+        installed,
+        tmp_path / "strict",
+        PROFILE,
+        "--parity-stage",
+        "config",
+        "--parity-strict-baseline",
+        FOREIGN_B_DEFAULT_K="4",
+    )
     assert proc.returncode == 1 and "FAILED by --parity-strict-baseline" in proc.stdout, proc.stdout[-3000:]
-

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
 from foreign_adapters import ForeignA, ForeignB
+
 from parity import profiles, tolerance_measure
 from parity.baseline import Baseline, BaselineEntry
 from parity.tolerances import load_ledger
@@ -26,8 +26,15 @@ def _measure(profile, baseline, b=ForeignB):
     a, other = ForeignA(), b()
     a.name, other.name = "foreignA", "foreignB"
     gs1 = tuple(c for c in profile.cases if c.config.gridsize == 1)
-    return tolerance_measure.measure([0], cases=gs1, stages=("translation",), profile=profile, baseline=baseline,
-                                     adapters={"foreignA": a, "foreignB": other}, log=lambda line: None)
+    return tolerance_measure.measure(
+        [0],
+        cases=gs1,
+        stages=("translation",),
+        profile=profile,
+        baseline=baseline,
+        adapters={"foreignA": a, "foreignB": other},
+        log=lambda line: None,
+    )
 
 
 def test_measure_uses_the_profiles_ledger_and_its_contract_checks():

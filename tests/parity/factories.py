@@ -3,30 +3,67 @@
 from parity.verdict import Check, Comparison
 
 ENV = {"versions": {"numpy": "2.4.6"}, "platform": "test", "threads": "1"}
-HUB_ENV = {"frameworks": {"tensorflow": "2.21.0", "torch": "2.13.0"}, "commit": "0123abc",
-           "platform": "test", "threads": {"OMP_NUM_THREADS": "1"}}
+HUB_ENV = {
+    "frameworks": {"tensorflow": "2.21.0", "torch": "2.13.0"},
+    "commit": "0123abc",
+    "platform": "test",
+    "threads": {"OMP_NUM_THREADS": "1"},
+}
 """What the controller records of a run (collect_environment's shape), for hubs."""
 
 
 def ledger_entry(stage, metric, value, rtol=0.0, bound="upper"):
-    return {"stage": stage, "metric": metric, "dtype": "float32", "value": value, "rtol": rtol,
-            "bound": bound, "measured_max": value / 10, "seeds": [0, 1, 2], "headroom": 10,
-            "environment": ENV, "date": "2026-11-29"}
+    return {
+        "stage": stage,
+        "metric": metric,
+        "dtype": "float32",
+        "value": value,
+        "rtol": rtol,
+        "bound": bound,
+        "measured_max": value / 10,
+        "seeds": [0, 1, 2],
+        "headroom": 10,
+        "environment": ENV,
+        "date": "2026-11-29",
+    }
 
 
 def ledger_document(entries):
-    return {"schema": "pinn-parity-tolerances", "schema_version": 1,
-            "entries": {f"{e['stage']}.{e['metric']}.{e['dtype']}": e for e in entries}}
+    return {
+        "schema": "pinn-parity-tolerances",
+        "schema_version": 1,
+        "entries": {f"{e['stage']}.{e['metric']}.{e['dtype']}": e for e in entries},
+    }
 
 
-def make_comparison(config_id, stage, passed, *, check=Check("tf", "torch"), metric="max_abs",
-                    measured=None, tolerance=None, kind="allclose"):
+TF_TORCH = Check("tf", "torch")
+
+
+def make_comparison(
+    config_id,
+    stage,
+    passed,
+    *,
+    check=TF_TORCH,
+    metric="max_abs",
+    measured=None,
+    tolerance=None,
+    kind="allclose",
+):
     """A hand-made Comparison for hub and diff tests."""
     verdict = "within" if passed else "exceeds"
-    return Comparison(config_id=config_id, stage=stage, check=check, metric=metric,
-                      passed=passed, kind=kind, measured=measured or {"max_abs": 0.0},
-                      tolerance=tolerance, worst=None,
-                      message=f"[{config_id}] stage {stage} {check} {metric}: {verdict}")
+    return Comparison(
+        config_id=config_id,
+        stage=stage,
+        check=check,
+        metric=metric,
+        passed=passed,
+        kind=kind,
+        measured=measured or {"max_abs": 0.0},
+        tolerance=tolerance,
+        worst=None,
+        message=f"[{config_id}] stage {stage} {check} {metric}: {verdict}",
+    )
 
 
 def red_hub(root, tol, env=None):
@@ -35,10 +72,15 @@ def red_hub(root, tol, env=None):
     both have reconstructions."""
     import numpy as np
 
-    from parity.comparators import (RECONSTRUCTION_METRICS, compare_allclose, compare_exact, compare_reconstruction,
-                                    error_comparison)
-    from parity.verdict import GOLDEN, REFEREE, SPEC
+    from parity.comparators import (
+        RECONSTRUCTION_METRICS,
+        compare_allclose,
+        compare_exact,
+        compare_reconstruction,
+        error_comparison,
+    )
     from parity.report import hub as hubs
+    from parity.verdict import GOLDEN, REFEREE, SPEC
 
     rng = np.random.default_rng(7)
     truth = rng.standard_normal((4, 8)).astype(np.float64)
@@ -49,14 +91,24 @@ def red_hub(root, tol, env=None):
     records = [
         compare_allclose(torch_out, tf_out, forward, config_id="gs1", check=Check("torch", "tf")),
         compare_allclose(tf_out.astype(np.float64), truth, forward, config_id="gs1", check=Check("tf", REFEREE)),
-        compare_allclose(torch_out.astype(np.float64), truth, forward, config_id="gs1",
-                         check=Check("torch", REFEREE)),
+        compare_allclose(torch_out.astype(np.float64), truth, forward, config_id="gs1", check=Check("torch", REFEREE)),
         compare_allclose(tf_out + 1e-4, tf_out, forward, config_id="gs1", check=Check("tf", GOLDEN)),
-        compare_exact({"n_filters": 32}, {"n_filters": 16}, config_id="gs1", stage="config",
-                      check=Check("torch", SPEC), metric="fields"),
+        compare_exact(
+            {"n_filters": 32},
+            {"n_filters": 16},
+            config_id="gs1",
+            stage="config",
+            check=Check("torch", SPEC),
+            metric="fields",
+        ),
         # A long unbroken line, as real provenance and paths are: the page must wrap it.
-        error_comparison(config_id="gs1", stage="bundle", check=Check("torch"), metric="load",
-                         error=OSError("cannot read " + "/very/long/path" * 30 + "/bundle.zip")),
+        error_comparison(
+            config_id="gs1",
+            stage="bundle",
+            check=Check("torch"),
+            metric="load",
+            error=OSError("cannot read " + "/very/long/path" * 30 + "/bundle.zip"),
+        ),
     ]
     obj = (0.5 + rng.random((24, 28))) * np.exp(1j * rng.random((24, 28)))
     noisy = obj * 1.1 + 0.05 * rng.standard_normal(obj.shape)

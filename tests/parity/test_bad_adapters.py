@@ -9,8 +9,8 @@ import pytest
 
 from adapters.referee import Float64Referee
 from parity.case_context import make_context
-from parity.stage_runner import run_stage
 from parity.matrix import ParityCase, SimulatedData
+from parity.stage_runner import run_stage
 
 CASE = ParityCase("gs2-k4-poisson-n32-bad", SimulatedData(seed=3, n_positions=20), {"gridsize": 2})
 
@@ -61,6 +61,7 @@ class ReturnsNaN(Float32Referee):
 def context(tmp_path):
     def make(bad_backend):
         return make_context(CASE, {"ref32": Float32Referee(), bad_backend.name: bad_backend}, tmp_path)
+
     return make
 
 

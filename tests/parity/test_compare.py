@@ -6,8 +6,15 @@ import math
 import numpy as np
 import pytest
 
-from parity.comparators import (RECONSTRUCTION_METRICS, check_invariants, compare_allclose,
-                            compare_band, compare_exact, compare_reconstruction, error_comparison)
+from parity.comparators import (
+    RECONSTRUCTION_METRICS,
+    check_invariants,
+    compare_allclose,
+    compare_band,
+    compare_exact,
+    compare_reconstruction,
+    error_comparison,
+)
 from parity.verdict import Check, Comparison, assert_passed
 
 CID = "gs1-k4-poisson-n32"
@@ -17,27 +24,29 @@ CID = "gs1-k4-poisson-n32"
 def pair():
     a = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)
     b = a.copy()
-    b[1, 0] = 3.0 + 2 ** -10  # exactly representable: the pinned numbers do not depend on rounding
+    b[1, 0] = 3.0 + 2**-10  # exactly representable: the pinned numbers do not depend on rounding
     return a, b
 
 
 def test_allclose_failure_message_is_pinned(pair, tol):
     result = compare_allclose(*pair, tol("translation", "max_abs"), config_id=CID)
     assert not result.passed and result.kind == "allclose"
-    assert result.message == "\n".join([
-        "[gs1-k4-poisson-n32] stage translation tf~torch max_abs: 9.766e-04 exceeds tolerance "
-        "atol=1e-06, rtol=1e-05 (translation.max_abs.float32)",
-        "  1 / 4 elements (25.00%) differ beyond atol + rtol*|torch|",
-        "  abs error: max 9.766e-04, mean 2.441e-04, median 0.000e+00",
-        "  rel error: max 3.254e-04",
-        "  worst at (1, 0): tf=3 torch=3.000977",
-        "  1 worst (by error / allowed error):",
-        "    index   tf  torch     abs err    rel err",
-        "    (1, 0)  3   3.000977  9.766e-04  3.254e-04",
-        "  tolerance provenance: measured_max 1e-07 over seeds [0,1,2] x headroom 10 "
-        "(numpy 2.4.6; test; threads 1; 2026-11-29)",
-        "  explain: see docs/tolerances.md (ledger key translation.max_abs.float32)",
-    ])
+    assert result.message == "\n".join(
+        [
+            "[gs1-k4-poisson-n32] stage translation tf~torch max_abs: 9.766e-04 exceeds tolerance "
+            "atol=1e-06, rtol=1e-05 (translation.max_abs.float32)",
+            "  1 / 4 elements (25.00%) differ beyond atol + rtol*|torch|",
+            "  abs error: max 9.766e-04, mean 2.441e-04, median 0.000e+00",
+            "  rel error: max 3.254e-04",
+            "  worst at (1, 0): tf=3 torch=3.000977",
+            "  1 worst (by error / allowed error):",
+            "    index   tf  torch     abs err    rel err",
+            "    (1, 0)  3   3.000977  9.766e-04  3.254e-04",
+            "  tolerance provenance: measured_max 1e-07 over seeds [0,1,2] x headroom 10 "
+            "(numpy 2.4.6; test; threads 1; 2026-11-29)",
+            "  explain: see docs/tolerances.md (ledger key translation.max_abs.float32)",
+        ]
+    )
     assert result.measured["n_bad"] == 1 and result.measured["n_total"] == 4
     assert result.worst["index"] == [1, 0]
     assert result.tolerance["key"] == "translation.max_abs.float32"
@@ -45,12 +54,12 @@ def test_allclose_failure_message_is_pinned(pair, tol):
 
 
 def test_allclose_against_golden_ends_with_the_regen_command(pair, tol):
-    result = compare_allclose(*pair, tol("translation", "max_abs"), config_id=CID,
-                              check=Check("tf", "golden"))
+    result = compare_allclose(*pair, tol("translation", "max_abs"), config_id=CID, check=Check("tf", "golden"))
     assert "rtol*|golden|" in result.message
     assert result.message.splitlines()[-1] == (
         "  regenerate: python -m parity regen --parity-config gs1-k4-poisson-n32"
-        "  (only once the backends agree; see docs/tolerances.md)")
+        "  (only once the backends agree; see docs/tolerances.md)"
+    )
 
 
 def test_allclose_passes_within_tolerance_and_reports_the_metrics(pair, tol):
@@ -63,10 +72,13 @@ def test_allclose_passes_within_tolerance_and_reports_the_metrics(pair, tol):
     assert 0 < result.measured["max_abs"] < 1e-5
 
 
-@pytest.mark.parametrize("b, first_line_end", [
-    (np.zeros((2, 2), np.float64), "dtype differs: tf float32, torch float64"),
-    (np.zeros((4,), np.float32), "shape differs: tf (2, 2), torch (4,)"),
-])
+@pytest.mark.parametrize(
+    "b, first_line_end",
+    [
+        (np.zeros((2, 2), np.float64), "dtype differs: tf float32, torch float64"),
+        (np.zeros((4,), np.float32), "shape differs: tf (2, 2), torch (4,)"),
+    ],
+)
 def test_allclose_checks_dtype_before_shape_before_values(pair, tol, b, first_line_end):
     result = compare_allclose(pair[0], b, tol("translation", "max_abs"), config_id=CID)
     assert not result.passed
@@ -75,16 +87,22 @@ def test_allclose_checks_dtype_before_shape_before_values(pair, tol, b, first_li
 
 def test_allclose_mapping_keys_are_checked_first(pair, tol):
     a, b = pair
-    result = compare_allclose({"w": a, "x": a}, {"w": b.astype(np.float64), "y": b},
-                              tol("translation", "max_abs"), config_id=CID)
+    result = compare_allclose(
+        {"w": a, "x": a}, {"w": b.astype(np.float64), "y": b}, tol("translation", "max_abs"), config_id=CID
+    )
     assert result.headline.endswith("max_abs: keys differ")
     assert "  only in tf: ['x']" in result.message and "  only in torch: ['y']" in result.message
 
 
 def test_allclose_mapping_names_the_failing_tensor(pair, tol):
     a, b = pair
-    result = compare_allclose({"encoder.0.kernel": a, "bias": a}, {"encoder.0.kernel": b, "bias": a},
-                              tol("translation", "max_abs"), config_id=CID, stage="gradients")
+    result = compare_allclose(
+        {"encoder.0.kernel": a, "bias": a},
+        {"encoder.0.kernel": b, "bias": a},
+        tol("translation", "max_abs"),
+        config_id=CID,
+        stage="gradients",
+    )
     assert not result.passed
     assert "    encoder.0.kernel: 1 / 4 (25.00%), max abs 9.766e-04" in result.message
     assert result.worst["key"] == "encoder.0.kernel"
@@ -138,23 +156,23 @@ def test_allclose_scalars(tol):
 
 def test_exact_config_fields_report_every_differing_key():
     tf_cfg = {"gridsize": 2, "loss": "poisson", "n_groups": None, "object_big": True, "lr": 1e-3}
-    torch_cfg = {"gridsize": 2, "loss": "mae", "n_groups": 150, "object_big": 1, "lr": 0.001,
-                 "extra": 0}
+    torch_cfg = {"gridsize": 2, "loss": "mae", "n_groups": 150, "object_big": 1, "lr": 0.001, "extra": 0}
     result = compare_exact(tf_cfg, torch_cfg, config_id=CID, stage="config", metric="fields")
-    assert result.message == "\n".join([
-        "[gs1-k4-poisson-n32] stage config tf~torch fields: 4 of 6 fields differ",
-        "  extra: only in torch (torch=0)",
-        "  loss: tf='poisson', torch='mae'",
-        "  n_groups: tf=None, torch=150",
-        "  object_big: tf=True, torch=1",
-        "  explain: this check requires an exact match; see docs/tolerances.md",
-    ])
+    assert result.message == "\n".join(
+        [
+            "[gs1-k4-poisson-n32] stage config tf~torch fields: 4 of 6 fields differ",
+            "  extra: only in torch (torch=0)",
+            "  loss: tf='poisson', torch='mae'",
+            "  n_groups: tf=None, torch=150",
+            "  object_big: tf=True, torch=1",
+            "  explain: this check requires an exact match; see docs/tolerances.md",
+        ]
+    )
     assert compare_exact(tf_cfg, dict(tf_cfg), config_id=CID, stage="config").passed
 
 
 def test_exact_config_with_nan_fails():
-    result = compare_exact({"lr": float("nan")}, {"lr": float("nan")}, config_id=CID,
-                           stage="config")
+    result = compare_exact({"lr": float("nan")}, {"lr": float("nan")}, config_id=CID, stage="config")
     assert not result.passed and "lr: tf=nan, torch=nan" in result.message
 
 
@@ -163,23 +181,24 @@ def test_exact_arrays_pin_the_differing_elements():
     b = a.copy()
     b[1, 2] = 99
     result = compare_exact(a, b, config_id=CID, stage="grouping", metric="nn_indices")
-    assert result.message == "\n".join([
-        "[gs1-k4-poisson-n32] stage grouping tf~torch nn_indices: 1 / 12 elements (8.33%) "
-        "differ, exact match required",
-        "  worst at (1, 2): tf=6 torch=99",
-        "  up to 5 differing elements:",
-        "    index   tf  torch  abs err",
-        "    (1, 2)  6   99     9.300e+01",
-        "  explain: this check requires an exact match; see docs/tolerances.md",
-    ])
+    assert result.message == "\n".join(
+        [
+            "[gs1-k4-poisson-n32] stage grouping tf~torch nn_indices: 1 / 12 elements (8.33%) "
+            "differ, exact match required",
+            "  worst at (1, 2): tf=6 torch=99",
+            "  up to 5 differing elements:",
+            "    index   tf  torch  abs err",
+            "    (1, 2)  6   99     9.300e+01",
+            "  explain: this check requires an exact match; see docs/tolerances.md",
+        ]
+    )
     assert compare_exact(a, a.copy(), config_id=CID, stage="grouping").passed
     dtype = compare_exact(a, a.astype(np.int32), config_id=CID, stage="grouping")
     assert dtype.headline.endswith("dtype differs: tf int64, torch int32")
 
 
 def test_band_failure_message_is_pinned(tol):
-    result = compare_band([1.0, 0.5, 0.25], [1.0, 0.5, 0.3], tol("training", "loss_band"),
-                          config_id=CID)
+    result = compare_band([1.0, 0.5, 0.25], [1.0, 0.5, 0.3], tol("training", "loss_band"), config_id=CID)
     assert result.message.splitlines()[:7] == [
         "[gs1-k4-poisson-n32] stage training tf~torch loss_band: 1.667e-01 exceeds tolerance "
         "0.01 (training.loss_band.float32)",
@@ -242,16 +261,24 @@ def test_reconstruction_shape_and_nan_fail_every_metric(tol, rng):
 
 
 def test_invariants_and_errors(tol):
-    ok = check_invariants([("unique members", True, "")], config_id=CID, stage="grouping",
-                          check=Check("torch", "spec"))
+    ok = check_invariants([("unique members", True, "")], config_id=CID, stage="grouping", check=Check("torch", "spec"))
     assert ok.passed and ok.kind == "invariant"
-    bad = check_invariants([("unique members", True, ""), ("within K", False, "group 3: 9 > 4")],
-                           config_id=CID, stage="grouping", check=Check("torch", "spec"))
+    bad = check_invariants(
+        [("unique members", True, ""), ("within K", False, "group 3: 9 > 4")],
+        config_id=CID,
+        stage="grouping",
+        check=Check("torch", "spec"),
+    )
     assert bad.headline == f"[{CID}] stage grouping torch~spec invariants: 1 of 2 invariants violated"
     assert "  within K: group 3: 9 > 4" in bad.message
     assert not check_invariants([], config_id=CID, stage="grouping", check=Check("tf", "spec")).passed
-    crashed = error_comparison(config_id=CID, stage="forward", check=Check("tf", "torch"), metric="max_abs",
-                               error=RuntimeError("shape mismatch"))
+    crashed = error_comparison(
+        config_id=CID,
+        stage="forward",
+        check=Check("tf", "torch"),
+        metric="max_abs",
+        error=RuntimeError("shape mismatch"),
+    )
     assert not crashed.passed and crashed.kind == "error"
     assert crashed.headline.endswith("could not run: RuntimeError: shape mismatch")
 
@@ -260,8 +287,12 @@ def test_to_dict_round_trip_and_validation(pair, tol):
     result = compare_allclose(*pair, tol("translation", "max_abs"), config_id=CID)
     data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
     again = Comparison.from_dict(data)
-    assert (again.config_id, again.stage, again.check, again.metric) == (result.config_id, result.stage,
-                                                                         result.check, result.metric)
+    assert (again.config_id, again.stage, again.check, again.metric) == (
+        result.config_id,
+        result.stage,
+        result.check,
+        result.metric,
+    )
     assert again.message == result.message
     assert again.measured == result.measured
     with pytest.raises(ValueError, match="stage 'forwrd' is not one of"):

@@ -24,35 +24,58 @@ def hand_made_hub(root: Path, name: str, comparisons, *, complete=True) -> Path:
     for item in items:
         stages = configs.setdefault(item["config_id"], {"first_divergence": None, "stages": {}})
         stages["stages"][item["stage"]] = "pass" if item["passed"] else "fail"
-    (hub / "results.json").write_text(json.dumps({
-        "schema": "pinn-parity-results", "schema_version": 1, "created": "2026-11-29T12:00:00Z",
-        "hub": name, "env": {}, "complete": complete, "configs": configs,
-        "comparisons": items, "artifacts": [], "warnings": []}))
+    (hub / "results.json").write_text(
+        json.dumps(
+            {
+                "schema": "pinn-parity-results",
+                "schema_version": 1,
+                "created": "2026-11-29T12:00:00Z",
+                "hub": name,
+                "env": {},
+                "complete": complete,
+                "configs": configs,
+                "comparisons": items,
+                "artifacts": [],
+                "warnings": [],
+            }
+        )
+    )
     return hub
 
 
 @pytest.fixture
 def two_hubs(tmp_path):
-    before = hand_made_hub(tmp_path, "A", [
-        make_comparison("gs1", "forward", True, measured={"max_abs": 1e-7}, tolerance=FORWARD_TOL),
-        make_comparison("gs1", "training", False, metric="loss_band"),
-        make_comparison("gs1", "cli", True, kind="exact"),
-        make_comparison("gs2", "loss", False),
-    ])
-    after = hand_made_hub(tmp_path, "B", [
-        make_comparison("gs1", "forward", True, measured={"max_abs": 5e-5}, tolerance=FORWARD_TOL),
-        make_comparison("gs1", "training", True, metric="loss_band"),
-        make_comparison("gs2", "loss", False),
-        make_comparison("gs2", "model", False, metric="predict"),
-        make_comparison("gs3", "config", False, kind="exact", metric="fields"),
-    ], complete=False)
+    before = hand_made_hub(
+        tmp_path,
+        "A",
+        [
+            make_comparison("gs1", "forward", True, measured={"max_abs": 1e-7}, tolerance=FORWARD_TOL),
+            make_comparison("gs1", "training", False, metric="loss_band"),
+            make_comparison("gs1", "cli", True, kind="exact"),
+            make_comparison("gs2", "loss", False),
+        ],
+    )
+    after = hand_made_hub(
+        tmp_path,
+        "B",
+        [
+            make_comparison("gs1", "forward", True, measured={"max_abs": 5e-5}, tolerance=FORWARD_TOL),
+            make_comparison("gs1", "training", True, metric="loss_band"),
+            make_comparison("gs2", "loss", False),
+            make_comparison("gs2", "model", False, metric="predict"),
+            make_comparison("gs3", "config", False, kind="exact", metric="fields"),
+        ],
+        complete=False,
+    )
     return before, after
 
 
 def test_diff_sorts_changes_into_their_kinds(two_hubs):
     report = diff_hubs(*two_hubs)
     assert [e.identity for e in report.new_failures] == [
-        ("gs2", "model", "tf~torch", "predict"), ("gs3", "config", "tf~torch", "fields")]
+        ("gs2", "model", "tf~torch", "predict"),
+        ("gs3", "config", "tf~torch", "fields"),
+    ]
     assert [e.identity for e in report.fixed] == [("gs1", "training", "tf~torch", "loss_band")]
     assert [e.identity for e in report.still_failing] == [("gs2", "loss", "tf~torch", "max_abs")]
     [move] = report.moved
@@ -82,12 +105,24 @@ def test_diff_sorts_changes_into_their_kinds(two_hubs):
 
 def test_diff_lists_stages_in_pipeline_order_and_each_failure_once(tmp_path):
     tol = {"key": "forward.max_abs.float32", "measure": "max_abs", "limit": 1e-5}
-    before = hand_made_hub(tmp_path, "A", [
-        make_comparison("gs1", stage, True, measured={"max_abs": 1e-7}, tolerance=tol)
-        for stage in ("training", "forward", "loss", "cli")])
-    after = hand_made_hub(tmp_path, "B", [
-        make_comparison("gs1", stage, stage != "cli", measured={"max_abs": 9e-5 if stage != "loss" else 2e-7},
-                        tolerance=tol) for stage in ("training", "forward", "loss", "cli")])
+    before = hand_made_hub(
+        tmp_path,
+        "A",
+        [
+            make_comparison("gs1", stage, True, measured={"max_abs": 1e-7}, tolerance=tol)
+            for stage in ("training", "forward", "loss", "cli")
+        ],
+    )
+    after = hand_made_hub(
+        tmp_path,
+        "B",
+        [
+            make_comparison(
+                "gs1", stage, stage != "cli", measured={"max_abs": 9e-5 if stage != "loss" else 2e-7}, tolerance=tol
+            )
+            for stage in ("training", "forward", "loss", "cli")
+        ],
+    )
     report = diff_hubs(before, after)
     # cli failed and moved: listed once, as a new failure; stages forward < loss < training < cli.
     assert [m.identity[1] for m in report.moved] == ["forward", "training"]
@@ -118,8 +153,9 @@ def test_diff_of_a_hub_with_itself_is_empty(two_hubs):
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "parity", *map(str, args)], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "parity", *map(str, args)], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_cli_diff_exit_status_and_bad_input(two_hubs, tmp_path):
@@ -132,8 +168,7 @@ def test_cli_diff_exit_status_and_bad_input(two_hubs, tmp_path):
     done = run_cli("diff", before, after)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("parity: error: ")
-    assert ("expected schema 'pinn-parity-results' schema_version 1, found 'pinn-parity-results' 9"
-            in done.stderr)
+    assert "expected schema 'pinn-parity-results' schema_version 1, found 'pinn-parity-results' 9" in done.stderr
 
 
 def test_cli_report_renders_and_rejects_a_missing_hub(two_hubs, tmp_path):
@@ -155,7 +190,14 @@ def test_unknown_verb_and_usage(capsys):
 
 def test_run_and_regen_build_the_pytest_command():
     assert list(VERBS) == ["run", "regen", "report", "diff", "baseline", "tolerances", "audit"]
-    assert pytest_command(["-k", "forward"]) == [sys.executable, "-m", "pytest", "parity/",
-                                                 "-n", "auto", "-k", "forward"]
-    assert pytest_command(["--parity-config", "gs1"], regen=True)[-3:] == [
-        "--force-regen", "--parity-config", "gs1"]
+    assert pytest_command(["-k", "forward"]) == [
+        sys.executable,
+        "-m",
+        "pytest",
+        "parity/",
+        "-n",
+        "auto",
+        "-k",
+        "forward",
+    ]
+    assert pytest_command(["--parity-config", "gs1"], regen=True)[-3:] == ["--force-regen", "--parity-config", "gs1"]

@@ -6,15 +6,18 @@ import json
 import numpy as np
 import pytest
 
-from parity.verdict import Check
 from parity.golden import GoldenError, GoldenRefused, GoldenStore
+from parity.verdict import Check
 
 from .factories import make_comparison
 
 CID = "gs1-k4-poisson-n32"
-INFO = {"config": {"gridsize": 1, "loss": "poisson"},
-        "framework_versions": {"tensorflow": "2.21.0", "torch": "2.13.0"},
-        "platform": "test-platform", "commit": "0123abc"}
+INFO = {
+    "config": {"gridsize": 1, "loss": "poisson"},
+    "framework_versions": {"tensorflow": "2.21.0", "torch": "2.13.0"},
+    "platform": "test-platform",
+    "commit": "0123abc",
+}
 
 
 @pytest.fixture
@@ -24,8 +27,10 @@ def store(tmp_path):
 
 @pytest.fixture
 def arrays(rng):
-    return {"amplitude": rng.random((2, 1, 8, 8)).astype(np.float32),
-            "nn_indices": np.arange(6, dtype=np.int64).reshape(2, 3)}
+    return {
+        "amplitude": rng.random((2, 1, 8, 8)).astype(np.float32),
+        "nn_indices": np.arange(6, dtype=np.int64).reshape(2, 3),
+    }
 
 
 def lookup(tol):
@@ -36,8 +41,9 @@ def test_missing_golden_fails_and_says_how_to_create_it(store, arrays, tol):
     [result] = store.check(CID, "forward", arrays, lookup(tol), label="tf")
     assert not result.passed
     assert result.headline.startswith(f"[{CID}] stage forward tf~golden golden: no golden file")
-    assert (f"pytest parity/ --force-regen --parity-config {CID}  or  "
-            f"python -m parity regen --parity-config {CID}") in result.message
+    assert (
+        f"pytest parity/ --force-regen --parity-config {CID}  or  python -m parity regen --parity-config {CID}"
+    ) in result.message
 
 
 def test_written_golden_passes_then_catches_a_change(store, arrays, tol):
@@ -50,8 +56,7 @@ def test_written_golden_passes_then_catches_a_change(store, arrays, tol):
     amplitude, indices = store.check(CID, "forward", changed, lookup(tol), label="torch")
     assert not amplitude.passed and indices.passed
     assert "exceeds tolerance atol=1e-05, rtol=1e-05 (forward.max_abs.float32)" in amplitude.headline
-    assert amplitude.message.splitlines()[-1].startswith(
-        f"  regenerate: python -m parity regen --parity-config {CID}")
+    assert amplitude.message.splitlines()[-1].startswith(f"  regenerate: python -m parity regen --parity-config {CID}")
 
 
 def test_keys_that_differ_from_the_golden_fail(store, arrays, tol):
@@ -98,8 +103,11 @@ def test_corrupt_or_foreign_manifest_is_an_error_naming_it(store, arrays, tol):
     manifest_path = store.manifest_path(CID)
     manifest = json.loads(manifest_path.read_text())
     manifest_path.write_text(json.dumps(dict(manifest, config_id="gs2-k4-poisson-n32")))
-    with pytest.raises(GoldenError, match=rf"{manifest_path}: manifest is for config "
-                                          r"'gs2-k4-poisson-n32' but lives in the folder of"):
+    with pytest.raises(
+        GoldenError,
+        match=rf"{manifest_path}: manifest is for config "
+        r"'gs2-k4-poisson-n32' but lives in the folder of",
+    ):
         store.check(CID, "forward", arrays, lookup(tol))
     manifest_path.write_text("{ truncated")
     with pytest.raises(GoldenError, match=rf"{manifest_path}: unreadable golden manifest \(JSONDecodeError"):
@@ -115,8 +123,7 @@ def test_a_golden_of_another_config_is_stale(store, arrays, tol):
 
 
 def test_bless_refuses_when_the_backends_disagree(store, arrays):
-    disagree = [make_comparison(CID, "forward", True),
-                make_comparison(CID, "forward", False, metric="amplitude")]
+    disagree = [make_comparison(CID, "forward", True), make_comparison(CID, "forward", False, metric="amplitude")]
     with pytest.raises(GoldenRefused) as info:
         store.bless(CID, "forward", arrays, disagree, INFO)
     assert "1 of 2 cross-backend comparisons failed" in str(info.value)
@@ -125,8 +132,7 @@ def test_bless_refuses_when_the_backends_disagree(store, arrays):
     with pytest.raises(GoldenRefused, match="no cross-backend comparison"):
         store.bless(CID, "forward", arrays, [], INFO)
     with pytest.raises(GoldenRefused, match="not cross-backend evidence"):
-        store.bless(CID, "forward", arrays, [make_comparison(CID, "forward", True,
-                                                             check=Check("tf", "golden"))], INFO)
+        store.bless(CID, "forward", arrays, [make_comparison(CID, "forward", True, check=Check("tf", "golden"))], INFO)
     store.bless(CID, "forward", arrays, [make_comparison(CID, "forward", True)], INFO)
     assert (store.folder(CID) / "forward.npz").exists()
 

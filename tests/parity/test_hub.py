@@ -2,20 +2,24 @@
 
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
+from parity.comparators import RECONSTRUCTION_METRICS, compare_band, compare_reconstruction
 from parity.report import hub as hubs
 from parity.report import plots
-from parity.comparators import RECONSTRUCTION_METRICS, compare_band, compare_reconstruction
 
 from .factories import make_comparison
 
-ENV = {"frameworks": {"tensorflow": "2.21.0", "torch": "2.13.0"}, "commit": "0123abc",
-       "platform": "test", "threads": {"OMP_NUM_THREADS": "1"}}
-WHEN = datetime(2026, 11, 29, 12, 45, 1, tzinfo=timezone.utc)
+ENV = {
+    "frameworks": {"tensorflow": "2.21.0", "torch": "2.13.0"},
+    "commit": "0123abc",
+    "platform": "test",
+    "threads": {"OMP_NUM_THREADS": "1"},
+}
+WHEN = datetime(2026, 11, 29, 12, 45, 1, tzinfo=UTC)
 
 
 def test_new_hub_is_timestamped_marked_incomplete_and_never_reused(tmp_path):
@@ -27,8 +31,11 @@ def test_new_hub_is_timestamped_marked_incomplete_and_never_reused(tmp_path):
 
 def test_parts_of_two_workers_are_merged(tmp_path):
     hub = hubs.new_hub(tmp_path / "reports", now=WHEN)
-    hubs.write_part(hub, "gw0", [make_comparison("gs1", "forward", True),
-                                 make_comparison("gs1", "training", False, metric="loss_band")])
+    hubs.write_part(
+        hub,
+        "gw0",
+        [make_comparison("gs1", "forward", True), make_comparison("gs1", "training", False, metric="loss_band")],
+    )
     hubs.write_part(hub, "gw1", [make_comparison("gs2", "config", True, kind="exact").to_dict()])
     hubs.write_part(hub, "gw0", [make_comparison("gs1", "translation", False)])
     results = hubs.finalize(hub, ENV, "the log\n", complete=True)
@@ -36,18 +43,22 @@ def test_parts_of_two_workers_are_merged(tmp_path):
     assert results["schema"] == "pinn-parity-results" and results["schema_version"] == 1
     assert results["complete"] is True and not (hub / "INCOMPLETE").exists()
     assert results["configs"] == {
-        "gs1": {"first_divergence": "translation",
-                "stages": {"translation": "fail", "forward": "pass", "training": "fail"}, "notes": {}},
+        "gs1": {
+            "first_divergence": "translation",
+            "stages": {"translation": "fail", "forward": "pass", "training": "fail"},
+            "notes": {},
+        },
         "gs2": {"first_divergence": None, "stages": {"config": "pass"}, "notes": {}},
     }
-    assert [c["stage"] for c in results["comparisons"]] == ["translation", "forward", "training",
-                                                           "config"]
+    assert [c["stage"] for c in results["comparisons"]] == ["translation", "forward", "training", "config"]
     assert json.loads((hub / "results.json").read_text()) == results
     assert json.loads((hub / "env.json").read_text()) == ENV
     assert (hub / "run.log").read_text() == "the log\n"
     summary = (hub / "summary.md").read_text()
-    assert ("| gs1 | - | - | - | - | [**FAIL**](#fail-gs1-translation) | pass | - | - | - "
-            "| - | [**FAIL**](#fail-gs1-training) | - | - | - |") in summary
+    assert (
+        "| gs1 | - | - | - | - | [**FAIL**](#fail-gs1-translation) | pass | - | - | - "
+        "| - | [**FAIL**](#fail-gs1-training) | - | - | - |"
+    ) in summary
     assert "- gs1: **translation** (sub-pixel bilinear translation" in summary
     assert "- gs2: none" in summary
     assert "[gs1] stage training tf~torch loss_band: exceeds" in summary
@@ -76,9 +87,10 @@ def test_render_refuses_another_schema_or_version(tmp_path):
     hubs.finalize(hub, ENV, "", complete=True)
     results = json.loads((hub / "results.json").read_text())
     (hub / "results.json").write_text(json.dumps(dict(results, schema_version=2)))
-    with pytest.raises(hubs.ResultsSchemaError,
-                       match="expected schema 'pinn-parity-results' schema_version 1, found "
-                             "'pinn-parity-results' 2"):
+    with pytest.raises(
+        hubs.ResultsSchemaError,
+        match="expected schema 'pinn-parity-results' schema_version 1, found 'pinn-parity-results' 2",
+    ):
         hubs.render(hub)
     (hub / "results.json").write_text(json.dumps(dict(results, schema="something-else")))
     with pytest.raises(hubs.ResultsSchemaError, match="'something-else'"):
@@ -110,16 +122,23 @@ def test_artifacts_and_series_become_plots(tmp_path, tol, rng):
     obj = (0.5 + rng.random((24, 28))) * np.exp(1j * rng.random((24, 28)))
     tols = {m: tol("reconstruction", m) for m in RECONSTRUCTION_METRICS}
     noisy = obj * 1.1 + 0.05 * rng.standard_normal(obj.shape)
-    records = [*compare_reconstruction(obj, noisy, tols, config_id="gs1"),
-               compare_band([1.0, 0.5, 0.4], [1.0, 0.51, 0.4], tol("training", "loss_band"),
-                            config_id="gs1")]
-    artifact = hubs.Artifact("gs1", "reconstruction", {"tf": obj.astype(np.complex64),
-                                                        "torch": obj.astype(np.complex64)})
+    records = [
+        *compare_reconstruction(obj, noisy, tols, config_id="gs1"),
+        compare_band([1.0, 0.5, 0.4], [1.0, 0.51, 0.4], tol("training", "loss_band"), config_id="gs1"),
+    ]
+    artifact = hubs.Artifact(
+        "gs1", "reconstruction", {"tf": obj.astype(np.complex64), "torch": obj.astype(np.complex64)}
+    )
     hubs.write_part(hub, "gw0", records, [artifact])
     results = hubs.finalize(hub, ENV, "", complete=True)
-    assert results["artifacts"] == [{"config_id": "gs1", "kind": "reconstruction",
-                                     "labels": ["tf", "torch"],
-                                     "file": "parts/gw0/gs1.reconstruction.npz"}]
+    assert results["artifacts"] == [
+        {
+            "config_id": "gs1",
+            "kind": "reconstruction",
+            "labels": ["tf", "torch"],
+            "file": "parts/gw0/gs1.reconstruction.npz",
+        }
+    ]
     plots = sorted(p.name for p in (hub / "plots").iterdir())
     assert plots == ["gs1-frc-tf-torch.png", "gs1-loss.png", "gs1-reconstruction.png"]
     assert all((hub / "plots" / name).read_bytes()[:4] == b"\x89PNG" for name in plots)
@@ -131,13 +150,13 @@ def test_artifacts_and_series_become_plots(tmp_path, tol, rng):
     assert (hub / "index.html").read_text() == html
 
 
-def test_plots_a_worker_drew_are_linked_not_redrawn_and_missing_ones_are_drawn(tmp_path, tol, rng,
-                                                                                monkeypatch):
+def test_plots_a_worker_drew_are_linked_not_redrawn_and_missing_ones_are_drawn(tmp_path, tol, rng, monkeypatch):
     hub = hubs.new_hub(tmp_path / "reports", now=WHEN)
     obj = ((0.5 + rng.random((24, 28))) * np.exp(1j * rng.random((24, 28)))).astype(np.complex64)
     noisy = (obj * 1.1 + 0.05 * rng.standard_normal(obj.shape)).astype(np.complex64)
-    records = compare_reconstruction(obj, noisy, {m: tol("reconstruction", m) for m in RECONSTRUCTION_METRICS},
-                                     config_id="gs1")
+    records = compare_reconstruction(
+        obj, noisy, {m: tol("reconstruction", m) for m in RECONSTRUCTION_METRICS}, config_id="gs1"
+    )
     artifact = hubs.Artifact("gs1", "reconstruction", {"tf": obj, "torch": obj})
     artifacts = hubs.write_part(hub, "gw0", records, [artifact])
     # What a worker does after the stage: its plots are in place before the session ends.
@@ -164,14 +183,17 @@ def test_flat_plots_are_said_in_words(tmp_path, tol, rng):
     hub = hubs.new_hub(tmp_path / "reports", now=WHEN)
     obj = (0.5 + rng.random((24, 28))) * np.exp(1j * rng.random((24, 28)))
     # Equal after removing the global factor: the FRC is 1 everywhere.
-    records = compare_reconstruction(obj, obj * 1.1, {m: tol("reconstruction", m) for m in RECONSTRUCTION_METRICS},
-                                     config_id="gs1")
+    records = compare_reconstruction(
+        obj, obj * 1.1, {m: tol("reconstruction", m) for m in RECONSTRUCTION_METRICS}, config_id="gs1"
+    )
     assert plots.draw_missing(hub, [c.to_dict() for c in records], []) == []
     hubs.write_part(hub, "gw0", records)
     hubs.finalize(hub, ENV, "", complete=True)
     assert not (hub / "plots" / "gs1-frc-tf-torch.png").exists()
-    assert ('<p class="flat">gs1: frc-tf-torch: the FRC is 1 at all 12 points, so it is not drawn</p>'
-            in (hub / "index.html").read_text())
+    assert (
+        '<p class="flat">gs1: frc-tf-torch: the FRC is 1 at all 12 points, so it is not drawn</p>'
+        in (hub / "index.html").read_text()
+    )
 
 
 def test_a_broken_artifact_costs_only_its_plot(tmp_path):
@@ -188,8 +210,7 @@ def test_write_part_validates_its_input(tmp_path):
     with pytest.raises(ValueError, match="worker id '../gw0' is not a safe file name"):
         hubs.write_part(hub, "../gw0", [])
     with pytest.raises(ValueError, match="stage 'nope' is not one of"):
-        hubs.write_part(hub, "gw0", [dict(make_comparison("gs1", "forward", True).to_dict(),
-                                          stage="nope")])
+        hubs.write_part(hub, "gw0", [dict(make_comparison("gs1", "forward", True).to_dict(), stage="nope")])
     with pytest.raises(hubs.HubError, match="is not a hub"):
         hubs.write_part(tmp_path, "gw0", [])
 

@@ -20,8 +20,11 @@ def chromium_driver():
     browser = next((path for path in map(shutil.which, CHROMIUM) if path), None)
     driver = shutil.which("chromedriver")
     if browser is None or driver is None:
-        pytest.fail(f"no Chromium ({'chromium' if browser is None else 'chromedriver'} is not on PATH): "
-                    "run `make browser` (apt-get installs chromium and chromium-driver)", pytrace=False)
+        pytest.fail(
+            f"no Chromium ({'chromium' if browser is None else 'chromedriver'} is not on PATH): "
+            "run `make browser` (apt-get installs chromium and chromium-driver)",
+            pytrace=False,
+        )
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
@@ -29,8 +32,13 @@ def chromium_driver():
         pytest.fail("selenium is not installed: run `make setup` (it is in pyproject.toml)", pytrace=False)
     options = webdriver.ChromeOptions()
     options.binary_location = browser  # with both paths given, Selenium never tries to download one
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 f"--window-size={WIDTH_PX},900"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        f"--window-size={WIDTH_PX},900",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(executable_path=driver), options=options)

@@ -38,8 +38,22 @@ def test_alignment_recovers_the_complex_factor(rng):
 
 
 def test_stages_in_pipeline_order():
-    assert STAGES == ("config", "data", "grouping", "shapes", "translation", "forward", "loss",
-                      "model", "gradients", "optimizer", "training", "reconstruction", "bundle", "cli")
+    assert STAGES == (
+        "config",
+        "data",
+        "grouping",
+        "shapes",
+        "translation",
+        "forward",
+        "loss",
+        "model",
+        "gradients",
+        "optimizer",
+        "training",
+        "reconstruction",
+        "bundle",
+        "cli",
+    )
     assert first_divergence(["bundle", "forward", "training"]) == "forward"
     assert first_divergence([]) is None
     assert stage_index("cli") == len(STAGES) - 1

@@ -7,9 +7,9 @@ from adapters.base import OWN_FIELD_PREFIX, call_resolve_config
 from adapters.mutants import Mutant
 from adapters.referee import Float64Referee
 from parity.case_context import make_context
+from parity.matrix import ParityCase, SimulatedData
 from parity.stage_runner import run_stage
 from parity.status import NoteKind
-from parity.matrix import ParityCase, SimulatedData
 
 CASE = ParityCase("gs1-k4-poisson-n32-own", SimulatedData(seed=3, n_positions=20), {})
 
@@ -53,8 +53,13 @@ def test_a_mutant_passes_the_data_file_through():
     assert inner.seen == "scan.npz"
 
 
-@pytest.mark.parametrize("a, b, passed", [({"x.scale_trainable": True}, {"x.scale_trainable": True}, True),
-                                          ({"x.scale_trainable": True}, {"x.scale_trainable": False}, False)])
+@pytest.mark.parametrize(
+    "a, b, passed",
+    [
+        ({"x.scale_trainable": True}, {"x.scale_trainable": True}, True),
+        ({"x.scale_trainable": True}, {"x.scale_trainable": False}, False),
+    ],
+)
 def test_own_fields_both_backends_have_are_compared(tmp_path, a, b, passed):
     left, right = Own(), Own()
     left.own, right.own = a, b
@@ -73,7 +78,8 @@ def test_an_own_field_only_one_backend_has_is_noted_not_failed(tmp_path):
     assert all(c.passed for c in result.comparisons)
     assert "fields.own" not in {c.metric for c in result.comparisons}
     assert [(n.kind, n.text) for n in result.notes if n.kind != "shared"] == [
-        (NoteKind.OWN_FIELD, "x.planner is mine's own field (= 'fftw'); ref has none: not compared")]
+        (NoteKind.OWN_FIELD, "x.planner is mine's own field (= 'fftw'); ref has none: not compared")
+    ]
 
 
 class CliDefaults(Float64Referee):
@@ -83,12 +89,14 @@ class CliDefaults(Float64Referee):
 
     def resolve_config(self, overrides, data_path=None):
         from backends.common.config import make_config
+
         return make_config({**self.defaults, **overrides}).to_dict()
 
     def run_train_cli(self, argv):
         import argparse
 
         from backends.common.config import FIELD_NAMES, add_config_arguments
+
         parser = argparse.ArgumentParser()
         add_config_arguments(parser)
         known, _ = parser.parse_known_args(argv)
@@ -106,6 +114,7 @@ def test_a_default_split_carried_to_the_cli_says_it_was_first_seen_at_config(tmp
     cli = run_stage(ctx, "cli")
     assert any(not c.passed and str(c.check) == "six~ref" for c in cli.comparisons)
     assert [n.text for n in cli.notes if n.kind == NoteKind.FIRST_SEEN] == [
-        "default split first seen at stage config: neighbor_count (six=6, ref=4)"]
+        "default split first seen at stage config: neighbor_count (six=6, ref=4)"
+    ]
     same = make_context(CASE, named(ref=CliDefaults(), other=CliDefaults()), tmp_path / "b")
     assert not [n for n in run_stage(same, "cli").notes if n.kind == NoteKind.FIRST_SEEN]

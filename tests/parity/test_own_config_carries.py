@@ -7,9 +7,9 @@ import numpy as np
 from adapters.referee import Float64Referee
 from backends.common.config import make_config
 from parity.case_context import make_context
+from parity.matrix import ParityCase, SimulatedData
 from parity.stage_runner import run_stage
 from parity.status import NoteKind
-from parity.matrix import ParityCase, SimulatedData
 
 CASE = ParityCase("gs2-k4-poisson-n32-own", SimulatedData(seed=3, n_positions=20), {"gridsize": 2}, train_steps=2)
 
@@ -27,9 +27,17 @@ class Recording(Float64Referee):
     def train(self, config, data_path, init_weights, max_steps):
         self.trained_with.append(dict(config))
         loss = float(config["neighbor_count"])
-        return {"history": {"step_loss": [loss] * max_steps, "epoch_loss": [loss], "steps_per_epoch": 1,
-                            "n_groups": 20, "test_loss": None, "backend": self.name},
-                "weights": {name: np.asarray(value) for name, value in init_weights.items()}}
+        return {
+            "history": {
+                "step_loss": [loss] * max_steps,
+                "epoch_loss": [loss],
+                "steps_per_epoch": 1,
+                "n_groups": 20,
+                "test_loss": None,
+                "backend": self.name,
+            },
+            "weights": {name: np.asarray(value) for name, value in init_weights.items()},
+        }
 
 
 def _run(tmp_path, own_default):

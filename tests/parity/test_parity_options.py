@@ -19,18 +19,38 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 
 def pytest_parity(tmp_path, *args):
-    return subprocess.run([sys.executable, "-m", "pytest", "parity/", "-p", "no:cacheprovider",
-                           "--parity-reports", str(tmp_path / "reports"), *args],
-                          cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "parity/",
+            "-p",
+            "no:cacheprovider",
+            "--parity-reports",
+            str(tmp_path / "reports"),
+            *args,
+        ],
+        cwd=REPO,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--parity-backends", "tf,nosuchbackend"],
-     "--parity-backends: unknown backend 'nosuchbackend'; known: tf, torch, referee"),
-    (["--parity-backends", "tf,tf"], "--parity-backends: backend 'tf' listed more than once"),
-    (["--parity-stage", "forwrd"], "--parity-stage: unknown stage 'forwrd'; known: config, data,"),
-    (["--parity-config", "nope"], "--parity-config: unknown config id(s) ['nope']"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--parity-backends", "tf,nosuchbackend"],
+            "--parity-backends: unknown backend 'nosuchbackend'; known: tf, torch, referee",
+        ),
+        (["--parity-backends", "tf,tf"], "--parity-backends: backend 'tf' listed more than once"),
+        (["--parity-stage", "forwrd"], "--parity-stage: unknown stage 'forwrd'; known: config, data,"),
+        (["--parity-config", "nope"], "--parity-config: unknown config id(s) ['nope']"),
+    ],
+)
 def test_a_bad_parity_option_is_one_usage_error_and_no_hub(tmp_path, args, message):
     proc = pytest_parity(tmp_path, "-n", "2", *args)
     assert proc.returncode == pytest.ExitCode.USAGE_ERROR
@@ -47,29 +67,45 @@ def test_a_run_that_starts_no_test_leaves_no_hub(tmp_path, args):
 
 
 def test_a_stage_can_be_chosen(tmp_path):
-    proc = pytest_parity(tmp_path, "--parity-config", "gs1-k4-poisson-n32", "--parity-stage", "shapes,config",
-                         "--collect-only", "-q")
+    proc = pytest_parity(
+        tmp_path, "--parity-config", "gs1-k4-poisson-n32", "--parity-stage", "shapes,config", "--collect-only", "-q"
+    )
     assert [line for line in proc.stdout.splitlines() if "::" in line] == [
         "parity/test_parity.py::test_stage[gs1-k4-poisson-n32-config]",
-        "parity/test_parity.py::test_stage[gs1-k4-poisson-n32-shapes]"]
+        "parity/test_parity.py::test_stage[gs1-k4-poisson-n32-shapes]",
+    ]
 
 
 @pytest.mark.parametrize("verb", ["run", "regen"])
 def test_run_and_regen_have_their_own_short_help(verb):
-    proc = subprocess.run([sys.executable, "-m", "parity", verb, "--help"], cwd=REPO, env=ENV,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "parity", verb, "--help"], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0
     assert len(proc.stdout.splitlines()) < 30  # pytest's own help is 458 lines
-    for flag in ("--parity-config", "--parity-backends", "--parity-stage", "--parity-reports", "--parity-golden",
-                 "--parity-profile", "--parity-strict-baseline"):
+    for flag in (
+        "--parity-config",
+        "--parity-backends",
+        "--parity-stage",
+        "--parity-reports",
+        "--parity-golden",
+        "--parity-profile",
+        "--parity-strict-baseline",
+    ):
         assert flag in proc.stdout
     assert "goes to pytest" in proc.stdout
 
 
 def test_every_argument_of_diff_and_tolerances_is_described():
     for verb in ("diff", "tolerances"):
-        proc = subprocess.run([sys.executable, "-m", "parity", verb, "--help"], cwd=REPO, env=ENV,
-                              capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-m", "parity", verb, "--help"],
+            cwd=REPO,
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         options = proc.stdout.split("arguments:", 1)[-1]
         lines = [line for line in options.splitlines() if line.startswith("  ") and not line.startswith("   ")]
         assert lines and all(len(line.split(None, 1)) == 2 or "  " in line.strip() for line in lines), proc.stdout
@@ -85,10 +121,12 @@ def test_hub_files_are_readable_by_others(tmp_path):
     try:
         hub = hubs.new_hub(tmp_path / "reports")
         hubs.write_part(hub, "gw0", [make_comparison("gs1", "forward", True)])
-        hubs.finalize(hub, {"backends": ["tf", "torch"], "configs": ["gs1"], "exitstatus": 0}, "log\n",
-                      complete=True)
+        hubs.finalize(hub, {"backends": ["tf", "torch"], "configs": ["gs1"], "exitstatus": 0}, "log\n", complete=True)
     finally:
         os.umask(umask)
     files = [p for p in hub.rglob("*") if p.is_file() and not p.is_symlink()]
-    assert files and {str(p.relative_to(hub)): oct(p.stat().st_mode & 0o777) for p in files
-                      if p.stat().st_mode & 0o777 != 0o644} == {}
+    assert (
+        files
+        and {str(p.relative_to(hub)): oct(p.stat().st_mode & 0o777) for p in files if p.stat().st_mode & 0o777 != 0o644}
+        == {}
+    )

@@ -32,7 +32,8 @@ def test_a_product_taken_before_it_is_made_is_reported():
 def test_output_keys_for_a_method_the_stage_does_not_call_are_reported():
     bad = replace(stage("forward"), outputs={"predict": stage("model").outputs["predict"]})
     assert pipeline_problems([stage("config"), stage("grouping"), bad]) == [
-        "stage forward: output keys for 'predict', not one of its adapter methods ('forward',)"]
+        "stage forward: output keys for 'predict', not one of its adapter methods ('forward',)"
+    ]
 
 
 def test_an_unknown_stage_name_is_refused_by_name():

@@ -16,13 +16,13 @@ from backends.common.dataset import load_dataset
 from parity import baseline as baselines
 from parity import profiles
 from parity.__main__ import main
-from parity.verdict import GOLDEN, REFEREE, SPEC, Check
 from parity.golden import GoldenStore
 from parity.matrix import MATRIX, SimulatedData
 from parity.report import hub as hubs
 from parity.report.diff import diff_hubs, render_diff_text
 from parity.stages import STAGES
 from parity.tolerances import DEFAULT_LEDGER_PATH, tolerance, use_ledger
+from parity.verdict import GOLDEN, REFEREE, SPEC, Check
 
 from .factories import HUB_ENV, ledger_document, ledger_entry, make_comparison
 
@@ -40,25 +40,45 @@ def baseline_doc(entries):
     return {"schema": "pinn-parity-baseline", "schema_version": 1, "entries": entries}
 
 
-ENTRY = {"config": "gs2-*", "stage": "forward", "check": "torch~*", "metric": "max_abs*",
-         "reason": "FFT padding differs", "link": "https://example.org/issue/1"}
+ENTRY = {
+    "config": "gs2-*",
+    "stage": "forward",
+    "check": "torch~*",
+    "metric": "max_abs*",
+    "reason": "FFT padding differs",
+    "link": "https://example.org/issue/1",
+}
 
 
 def profile_folder(root: Path, **changes) -> Path:
     write_json(root / "ledger.json", ledger_document([ledger_entry("forward", "max_abs", 1e-5)]))
     write_json(root / "baseline.json", baseline_doc([ENTRY]))
-    document = {"schema": "pinn-parity-profile", "schema_version": 1, "name": "foreign",
-                "cases": [{"id": "gs2-k4-poisson-n128", "data": {"seed": 3, "n_positions": 48, "n": 128},
-                           "overrides": {"gridsize": 2}, "train_steps": 2, "stage_groups": 16},
-                          {"id": "gs1-k4-poisson-n16", "data": {"n": 16, "n_positions": 24}}],
-                "contract_checks": {"referee": ["translation", "forward"], "spec": True},
-                "ledger": "ledger.json", "golden": "goldens", "baseline": "baseline.json"}
+    document = {
+        "schema": "pinn-parity-profile",
+        "schema_version": 1,
+        "name": "foreign",
+        "cases": [
+            {
+                "id": "gs2-k4-poisson-n128",
+                "data": {"seed": 3, "n_positions": 48, "n": 128},
+                "overrides": {"gridsize": 2},
+                "train_steps": 2,
+                "stage_groups": 16,
+            },
+            {"id": "gs1-k4-poisson-n16", "data": {"n": 16, "n_positions": 24}},
+        ],
+        "contract_checks": {"referee": ["translation", "forward"], "spec": True},
+        "ledger": "ledger.json",
+        "golden": "goldens",
+        "baseline": "baseline.json",
+    }
     document.update(changes)
     write_json(root / "profile.json", {k: v for k, v in document.items() if v is not None})
     return root
 
 
 # ---- profiles ---------------------------------------------------------------------------------
+
 
 def test_the_bundled_profile_is_todays_matrix_ledger_goldens_and_every_contract_check():
     bundled = profiles.load_profile("bundled")
@@ -70,8 +90,7 @@ def test_the_bundled_profile_is_todays_matrix_ledger_goldens_and_every_contract_
 
 def test_a_profile_folder_gives_cases_paths_and_contract_checks(tmp_path):
     profile = profiles.load_profile(str(profile_folder(tmp_path)))
-    assert profile.name == "foreign" and [c.id for c in profile.cases] == ["gs2-k4-poisson-n128",
-                                                                           "gs1-k4-poisson-n16"]
+    assert profile.name == "foreign" and [c.id for c in profile.cases] == ["gs2-k4-poisson-n128", "gs1-k4-poisson-n16"]
     big = profile.cases[0]
     assert (big.data.n, big.stage_groups, big.train_steps, big.config.gridsize) == (128, 16, 2, 2)
     assert profile.ledger == tmp_path / "ledger.json" and profile.golden_root == tmp_path / "goldens"
@@ -85,8 +104,12 @@ def test_a_case_may_bring_its_cli_scan_and_skip_costly_stages(tmp_path):
     from parity.case_context import make_context
     from parity.stage_runner import run_stage
 
-    case = {"id": "gs1-k4-poisson-n16", "data": {"n": 16, "n_positions": 24}, "cli_data": {"n": 64, "n_positions": 9},
-            "skip_stages": ["training", "cli"]}
+    case = {
+        "id": "gs1-k4-poisson-n16",
+        "data": {"n": 16, "n_positions": 24},
+        "cli_data": {"n": 64, "n_positions": 9},
+        "skip_stages": ["training", "cli"],
+    }
     (loaded,) = profiles.load_profile(str(profile_folder(tmp_path / "p", cases=[case]))).cases
     assert loaded.cli_data.n == 64 and loaded.skip_stages == ("training", "cli")
     ctx = make_context(loaded, {"referee": get_adapter("referee")}, tmp_path)
@@ -97,23 +120,28 @@ def test_a_case_may_bring_its_cli_scan_and_skip_costly_stages(tmp_path):
     assert [note.kind for note in result.notes] == ["n/a"]
 
 
-@pytest.mark.parametrize("changes, key", [
-    ({"ledger": None}, "'ledger'"),
-    ({"ledger": "missing.json"}, "'ledger'"),
-    ({"baseline": "missing.json"}, "'baseline'"),
-    ({"contract_checks": {"referee": ["forwrd"]}}, "'contract_checks.referee'"),
-    ({"contract_checks": {"judge": True}}, "'contract_checks'"),
-    ({"cases": []}, "'cases'"),
-    ({"cases": [{"id": "gs2-k4-poisson-n32", "overrides": {"gridsize": 2}, "stage_groups": 2}]},
-     "'cases[0].stage_groups'"),
-    ({"cases": [{"id": "gs1-k4-poisson-n32", "colour": 1}]}, "'cases[0]'"),
-    ({"cases": [{"id": "gs1-k4-mae-n32"}]}, "'cases[0]'"),  # the id does not describe the content
-    ({"cases": [{"id": "gs1-k4-poisson-n32", "data": {"n_positions": 4}, "stage_groups": 8}]}, "'cases[0]'"),
-    ({"extra": 1}, "'extra'"),
-    ({"cases": [{"id": "gs1-k4-poisson-n32", "cli_data": {"size": 64}}]}, "'cases[0].cli_data'"),
-    ({"cases": [{"id": "gs1-k4-poisson-n32", "skip_stages": "cli"}]}, "'cases[0].skip_stages'"),
-    ({"cases": [{"id": "gs1-k4-poisson-n32", "skip_stages": ["clii"]}]}, "'cases[0]'"),
-])
+@pytest.mark.parametrize(
+    "changes, key",
+    [
+        ({"ledger": None}, "'ledger'"),
+        ({"ledger": "missing.json"}, "'ledger'"),
+        ({"baseline": "missing.json"}, "'baseline'"),
+        ({"contract_checks": {"referee": ["forwrd"]}}, "'contract_checks.referee'"),
+        ({"contract_checks": {"judge": True}}, "'contract_checks'"),
+        ({"cases": []}, "'cases'"),
+        (
+            {"cases": [{"id": "gs2-k4-poisson-n32", "overrides": {"gridsize": 2}, "stage_groups": 2}]},
+            "'cases[0].stage_groups'",
+        ),
+        ({"cases": [{"id": "gs1-k4-poisson-n32", "colour": 1}]}, "'cases[0]'"),
+        ({"cases": [{"id": "gs1-k4-mae-n32"}]}, "'cases[0]'"),  # the id does not describe the content
+        ({"cases": [{"id": "gs1-k4-poisson-n32", "data": {"n_positions": 4}, "stage_groups": 8}]}, "'cases[0]'"),
+        ({"extra": 1}, "'extra'"),
+        ({"cases": [{"id": "gs1-k4-poisson-n32", "cli_data": {"size": 64}}]}, "'cases[0].cli_data'"),
+        ({"cases": [{"id": "gs1-k4-poisson-n32", "skip_stages": "cli"}]}, "'cases[0].skip_stages'"),
+        ({"cases": [{"id": "gs1-k4-poisson-n32", "skip_stages": ["clii"]}]}, "'cases[0]'"),
+    ],
+)
 def test_a_bad_profile_file_is_one_error_naming_the_file_and_key(tmp_path, changes, key):
     profile_folder(tmp_path, **changes)
     with pytest.raises(profiles.ProfileError) as error:
@@ -158,17 +186,41 @@ def test_the_active_ledger_is_the_profiles(tmp_path):
 def test_goldens_live_under_the_profiles_root_and_record_their_backend(tmp_path):
     profile = profiles.load_profile(str(profile_folder(tmp_path)))
     store = GoldenStore(profile.golden_root)
-    path = store.write("gs1-k4-poisson-n16", "config", {"gridsize": 1},
-                       {"config": {"gridsize": 1}, "framework_versions": {}, "platform": "test", "commit": "abc",
-                        "reference_backend": "ptychopinn_tf"})
+    path = store.write(
+        "gs1-k4-poisson-n16",
+        "config",
+        {"gridsize": 1},
+        {
+            "config": {"gridsize": 1},
+            "framework_versions": {},
+            "platform": "test",
+            "commit": "abc",
+            "reference_backend": "ptychopinn_tf",
+        },
+    )
     assert path == tmp_path / "goldens" / "gs1-k4-poisson-n16" / "config.json"
     assert store.read_manifest("gs1-k4-poisson-n16")["reference_backend"] == "ptychopinn_tf"
 
 
 def pytest_parity(tmp_path, *args):
-    return subprocess.run([sys.executable, "-m", "pytest", "parity/", "-p", "no:cacheprovider",
-                           "--parity-reports", str(tmp_path / "reports"), *args],
-                          cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "parity/",
+            "-p",
+            "no:cacheprovider",
+            "--parity-reports",
+            str(tmp_path / "reports"),
+            *args,
+        ],
+        cwd=REPO,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_parity_profile_option_chooses_the_matrix_and_a_bad_one_is_one_usage_error(tmp_path):
@@ -176,7 +228,8 @@ def test_parity_profile_option_chooses_the_matrix_and_a_bad_one_is_one_usage_err
     proc = pytest_parity(tmp_path, "--parity-profile", str(folder), "--parity-stage", "config", "--collect-only", "-q")
     assert [line for line in proc.stdout.splitlines() if "::" in line] == [
         "parity/test_parity.py::test_stage[gs2-k4-poisson-n128-config]",
-        "parity/test_parity.py::test_stage[gs1-k4-poisson-n16-config]"], proc.stdout + proc.stderr
+        "parity/test_parity.py::test_stage[gs1-k4-poisson-n16-config]",
+    ], proc.stdout + proc.stderr
     (folder / "profile.json").write_text("{", encoding="utf-8")
     proc = pytest_parity(tmp_path, "--parity-profile", str(folder), "--collect-only", "-q")
     assert proc.returncode == pytest.ExitCode.USAGE_ERROR
@@ -192,7 +245,6 @@ def test_run_verb_refuses_a_bad_profile_with_exit_2(tmp_path, capsys):
 def test_the_simulator_makes_a_sensible_scan_for_every_patch_size():
     from backends.common.config import make_config
     from backends.common.simulate import simulate
-    from parity.matrix import SimulatedData
 
     for n in (16, 32, 64, 128):
         data = SimulatedData(n=n)
@@ -206,6 +258,7 @@ def test_the_simulator_makes_a_sensible_scan_for_every_patch_size():
 
 # ---- baselines --------------------------------------------------------------------------------
 
+
 def test_a_baseline_loads_and_matches_globs(tmp_path):
     baseline = baselines.load_baseline(write_json(tmp_path / "b.json", baseline_doc([ENTRY])))
     assert baseline.match("gs2-k4-poisson-n32", "forward", "torch~tf", "max_abs") == 0
@@ -216,14 +269,17 @@ def test_a_baseline_loads_and_matches_globs(tmp_path):
     assert baselines.load_baseline(None).entries == ()
 
 
-@pytest.mark.parametrize("entry, key", [
-    ({**ENTRY, "reason": ""}, "'reason'"),
-    ({k: v for k, v in ENTRY.items() if k != "reason"}, "'reason'"),
-    ({**ENTRY, "stage": "forwrd"}, "'stage'"),
-    ({**ENTRY, "check": 3}, "'check'"),
-    ({**ENTRY, "link": 3}, "'link'"),
-    ({**ENTRY, "colour": "red"}, "'colour'"),
-])
+@pytest.mark.parametrize(
+    "entry, key",
+    [
+        ({**ENTRY, "reason": ""}, "'reason'"),
+        ({k: v for k, v in ENTRY.items() if k != "reason"}, "'reason'"),
+        ({**ENTRY, "stage": "forwrd"}, "'stage'"),
+        ({**ENTRY, "check": 3}, "'check'"),
+        ({**ENTRY, "link": 3}, "'link'"),
+        ({**ENTRY, "colour": "red"}, "'colour'"),
+    ],
+)
 def test_a_bad_baseline_entry_is_one_error_naming_file_entry_and_key(tmp_path, entry, key):
     path = write_json(tmp_path / "b.json", baseline_doc([ENTRY, entry]))
     with pytest.raises(baselines.BaselineError) as error:
@@ -243,9 +299,11 @@ def known_baseline():
 
 
 def records():
-    return [make_comparison("gs2-k4-poisson-n32", "forward", False, check=Check("torch", "tf")),
-            make_comparison("gs2-k4-poisson-n32", "forward", False, check=Check("tf", GOLDEN)),
-            make_comparison("gs1-k4-poisson-n32", "loss", True, check=Check("torch", "tf"))]
+    return [
+        make_comparison("gs2-k4-poisson-n32", "forward", False, check=Check("torch", "tf")),
+        make_comparison("gs2-k4-poisson-n32", "forward", False, check=Check("tf", GOLDEN)),
+        make_comparison("gs1-k4-poisson-n32", "loss", True, check=Check("torch", "tf")),
+    ]
 
 
 def test_failures_are_known_or_new_and_unmatched_entries_of_stages_that_ran_fixed():
@@ -297,7 +355,10 @@ def test_a_stage_whose_failures_are_all_known_is_known_not_a_split(tmp_path):
     hub = finalized_hub(tmp_path / "reports", known_baseline(), only_known)
     results = hubs.load_results(hub)
     assert results["configs"]["gs2-k4-poisson-n32"] == {
-        "first_divergence": None, "stages": {"forward": "known"}, "notes": {}}
+        "first_divergence": None,
+        "stages": {"forward": "known"},
+        "notes": {},
+    }
     assert results["totals"]["stages"] == {"pass": 1, "fail": 0, "known": 1, "n/a": 0}
     text = (hub / "summary.md").read_text(encoding="utf-8")
     assert "| gs2-k4-poisson-n32 | - | - | - | - | - | [known](#known-splits)" in text
@@ -327,8 +388,10 @@ def test_the_baseline_verb_refuses_entries_without_a_reason_and_writes_one_per_f
     assert len(err) == 2 and all("needs a reason" in line for line in err) and not output.exists()
     assert main(["baseline", str(hub), "--output", str(output), "--reason", "accepted", "--link", "u"]) == 0
     written = baselines.load_baseline(output)
-    assert sorted((e.check, e.reason, e.link) for e in written.entries) == [("tf~golden", "accepted", "u"),
-                                                                            ("torch~tf", "accepted", "u")]
+    assert sorted((e.check, e.reason, e.link) for e in written.entries) == [
+        ("tf~golden", "accepted", "u"),
+        ("torch~tf", "accepted", "u"),
+    ]
     assert all(written.match_record(c.to_dict()) is not None for c in records()[:2])
     assert main(["baseline", str(hub), "--output", str(output), "--reason", "again"]) == 0  # nothing new
     assert len(baselines.load_baseline(output).entries) == 2
@@ -336,8 +399,8 @@ def test_the_baseline_verb_refuses_entries_without_a_reason_and_writes_one_per_f
 
 def test_literal_entries_match_metrics_with_brackets():
     entries = baselines.entries_from_failures(
-        [make_comparison("gs1", "gradients", False, metric="max_abs[conv1.weight]").to_dict()], "why")
+        [make_comparison("gs1", "gradients", False, metric="max_abs[conv1.weight]").to_dict()], "why"
+    )
     base = baselines.Baseline(path=None, entries=tuple(entries))
     assert base.match("gs1", "gradients", "tf~torch", "max_abs[conv1.weight]") == 0
     assert base.match("gs1", "gradients", "tf~torch", "max_abs[c]") is None
-

@@ -5,16 +5,17 @@ import math
 
 import pytest
 
-from parity.verdict import Check
 from parity.report.numbers import failure_rows, fix_first, ratio, stage_margins
+from parity.verdict import Check
 
 from .factories import make_comparison, red_hub
 
 
 def record(metric, measured, limit, bound="upper", kind="allclose", **kwargs):
     tolerance = {"measure": metric, "limit": limit, "bound": bound}
-    return make_comparison("gs1", "forward", True, metric=metric, measured={metric: measured},
-                           tolerance=tolerance, kind=kind, **kwargs).to_dict()
+    return make_comparison(
+        "gs1", "forward", True, metric=metric, measured={metric: measured}, tolerance=tolerance, kind=kind, **kwargs
+    ).to_dict()
 
 
 def test_ratio_per_kind_of_bound():
@@ -28,8 +29,11 @@ def test_ratio_per_kind_of_bound():
 
 
 def test_stage_margin_is_the_largest_ratio_of_the_stage():
-    items = [record("max_abs", 2e-6, 1e-5), record("max_rel", 7e-6, 1e-5, check=Check("tf", "golden")),
-             record("ssim", 0.97, 0.95, bound="lower", kind="reconstruction")]
+    items = [
+        record("max_abs", 2e-6, 1e-5),
+        record("max_rel", 7e-6, 1e-5, check=Check("tf", "golden")),
+        record("ssim", 0.97, 0.95, bound="lower", kind="reconstruction"),
+    ]
     [(key, margin)] = stage_margins(items).items()
     assert key == ("gs1", "forward") and margin.value == pytest.approx(0.7)
     assert margin.source == "tf~golden max_rel"
@@ -45,17 +49,25 @@ def test_failures_table_order_and_cells(hub):
     rows = failure_rows(results)
     # Per (config, stage) in pipeline order: backend~backend, then ~referee, ~spec, ~golden.
     assert [(r.stage, str(r.check), r.fix) for r in rows] == [
-        ("config", "torch~spec", "torch"), ("forward", "torch~tf", "torch"),
-        ("forward", "torch~referee", "torch"), ("forward", "tf~golden", "-"), ("bundle", "torch", "-")]
+        ("config", "torch~spec", "torch"),
+        ("forward", "torch~tf", "torch"),
+        ("forward", "torch~referee", "torch"),
+        ("forward", "tf~golden", "-"),
+        ("bundle", "torch", "-"),
+    ]
     assert (rows[-1].measured, rows[-1].tolerance, rows[-1].ratio) == ("could not run", "-", "-")
     cross = rows[1]
     assert (cross.measured, cross.tolerance, cross.ratio) == ("max_abs 3.000e-04", "<= 3.52e-05", "8.5")
     assert cross.worst == "(2, 5): torch=-0.234791 tf=-0.235091"
     summary = (hub / "summary.md").read_text()
-    assert ("| gs1 | [**FAIL**](#fail-gs1-config) | - | - | - | - | [**FAIL**](#fail-gs1-forward) 8.5 | - | - | - "
-            "| - | - | pass 0.9 | [**FAIL**](#fail-gs1-bundle) | - |") in summary
-    assert ('| <a id="fail-gs1-forward"></a>gs1 | forward | torch~tf | max_abs | max_abs 3.000e-04 | <= 3.52e-05 '
-            '| 8.5 | (2, 5): torch=-0.234791 tf=-0.235091 | torch |') in summary
+    assert (
+        "| gs1 | [**FAIL**](#fail-gs1-config) | - | - | - | - | [**FAIL**](#fail-gs1-forward) 8.5 | - | - | - "
+        "| - | - | pass 0.9 | [**FAIL**](#fail-gs1-bundle) | - |"
+    ) in summary
+    assert (
+        '| <a id="fail-gs1-forward"></a>gs1 | forward | torch~tf | max_abs | max_abs 3.000e-04 | <= 3.52e-05 '
+        "| 8.5 | (2, 5): torch=-0.234791 tf=-0.235091 | torch |"
+    ) in summary
     # The failures table comes right under the stage table, before the first divergences.
     assert summary.index("## Stages") < summary.index("## Failures\n") < summary.index("## First divergence")
 
@@ -66,14 +78,20 @@ def test_stage_margin_in_the_table_is_the_computed_value(hub):
     expected = max(ratio(c) for c in results["comparisons"] if c["config_id"] == "gs2")
     assert margin.value == expected
     html = (hub / "index.html").read_text()
-    assert f'<td class="pass" title="margin from {margin.source}">pass<span class="margin">{margin.value:.2g}</span>' \
+    assert (
+        f'<td class="pass" title="margin from {margin.source}">pass<span class="margin">{margin.value:.2g}</span>'
         in html
+    )
 
 
 def test_fix_first_needs_both_referee_records():
     cross = make_comparison("gs1", "forward", False, check=Check("torch", "tf")).to_dict()
-    referee = {name: make_comparison("gs1", "forward", True, check=Check(name, "referee"),
-                                     measured={"max_abs": 1e-6}).to_dict() for name in ("tf", "torch")}
+    referee = {
+        name: make_comparison(
+            "gs1", "forward", True, check=Check(name, "referee"), measured={"max_abs": 1e-6}
+        ).to_dict()
+        for name in ("tf", "torch")
+    }
 
     def index(*items):
         return {(c["config_id"], c["stage"], Check.from_dict(c["check_parts"]), c["metric"]): c for c in items}

@@ -3,19 +3,17 @@
 import json
 
 import numpy as np
-
 import pytest
 
-from parity.tolerances import (REQUIRED_FIELDS, LedgerError, load_ledger, save_ledger_document,
-                               tolerance)
+from parity.tolerances import REQUIRED_FIELDS, LedgerError, load_ledger, save_ledger_document, tolerance
+
 from .factories import ledger_document, ledger_entry
 
 
 def test_shipped_ledger_loads_and_covers_the_tolerance_stages():
     ledger = load_ledger()
     stages = {entry.stage for entry in ledger.entries.values()}
-    assert {"translation", "forward", "loss", "model", "gradients", "training",
-            "reconstruction", "bundle"} <= stages
+    assert {"translation", "forward", "loss", "model", "gradients", "training", "reconstruction", "bundle"} <= stages
     for metric in ("rel_error", "ssim", "frc"):
         assert tolerance("reconstruction", metric, "float32").key == f"reconstruction.{metric}.float32"
     assert tolerance("reconstruction", "ssim", "float32").bound == "lower"
@@ -51,13 +49,16 @@ def test_an_unmeasured_entry_must_be_marked_provisional(tmp_path):
     load_ledger(_write(tmp_path, ledger_document([dict(entry, provisional=True)])))
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"stage": "forwrd"}, "unknown stage 'forwrd'"),
-    ({"value": -1.0}, "value and rtol must be >= 0"),
-    ({"value": "1e-6"}, "value must be a finite number"),
-    ({"bound": "sideways"}, "bound must be one of"),
-    ({"environment": {"platform": "x"}}, "environment must hold versions, platform, threads"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"stage": "forwrd"}, "unknown stage 'forwrd'"),
+        ({"value": -1.0}, "value and rtol must be >= 0"),
+        ({"value": "1e-6"}, "value must be a finite number"),
+        ({"bound": "sideways"}, "bound must be one of"),
+        ({"environment": {"platform": "x"}}, "environment must hold versions, platform, threads"),
+    ],
+)
 def test_invalid_entries_are_rejected(tmp_path, change, message):
     entry = dict(ledger_entry("forward", "max_abs", 1e-5), **change)
     document = ledger_document([ledger_entry("forward", "max_abs", 1e-5)])
@@ -67,17 +68,25 @@ def test_invalid_entries_are_rejected(tmp_path, change, message):
 
 
 def test_a_key_that_does_not_match_its_entry_is_rejected(tmp_path):
-    document = {"schema": "pinn-parity-tolerances", "schema_version": 1,
-                "entries": {"forward.max_rel.float32": ledger_entry("forward", "max_abs", 1e-5)}}
+    document = {
+        "schema": "pinn-parity-tolerances",
+        "schema_version": 1,
+        "entries": {"forward.max_rel.float32": ledger_entry("forward", "max_abs", 1e-5)},
+    }
     with pytest.raises(LedgerError, match="key must be 'forward.max_abs.float32'"):
         load_ledger(_write(tmp_path, document))
 
 
 def test_unknown_key_and_wrong_schema(tmp_path, test_ledger):
-    with pytest.raises(LedgerError, match=r"no tolerance 'forward\.max_abs\.float64' .*"
-                                          r"entries for stage 'forward': forward\.max_abs\.float32"):
+    with pytest.raises(
+        LedgerError,
+        match=r"no tolerance 'forward\.max_abs\.float64' .*"
+        r"entries for stage 'forward': forward\.max_abs\.float32",
+    ):
         tolerance("forward", "max_abs", "float64", ledger=test_ledger)
-    with pytest.raises(LedgerError, match="expected schema 'pinn-parity-tolerances' schema_version 1, found 'other' None"):
+    with pytest.raises(
+        LedgerError, match="expected schema 'pinn-parity-tolerances' schema_version 1, found 'other' None"
+    ):
         load_ledger(_write(tmp_path, {"schema": "other", "entries": {}}))
     with pytest.raises(LedgerError, match="no tolerance ledger at"):
         load_ledger(tmp_path / "absent.json")
@@ -97,8 +106,8 @@ def test_save_validates_before_writing(tmp_path):
 
 def test_each_measurement_seed_gets_its_own_scan(tmp_path):
     # Seed-shifted cases keep their id and share a work folder; each must still be simulated from its own seed.
-    from parity.matrix import MATRIX
     from parity.case_context import CanonicalInputs
+    from parity.matrix import MATRIX
     from parity.tolerance_measure import shifted_cases
 
     shifted = [case for _, case in shifted_cases([0, 1], MATRIX[:1])]

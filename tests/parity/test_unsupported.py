@@ -11,9 +11,9 @@ from adapters.mutants import Mutant
 from adapters.referee import Float64Referee
 from adapters.registry import get_adapter
 from parity.case_context import make_context
-from parity.stage_runner import run_stage
 from parity.matrix import ParityCase, SimulatedData
 from parity.report import hub as hubs
+from parity.stage_runner import run_stage
 from parity.stages import STAGES
 
 CASE = ParityCase("gs2-k4-poisson-n32-na", SimulatedData(seed=3, n_positions=20), {"gridsize": 2})
@@ -31,8 +31,9 @@ class Float32Referee(Float64Referee):
         return {"far_field": out["far_field"].astype(np.complex64), "amplitude": out["amplitude"].astype(np.float32)}
 
     def optimizer_steps(self, config, weights, grads_per_step):
-        return {k: np.asarray(v, np.float32) for k, v in super().optimizer_steps(config, weights,
-                                                                                  grads_per_step).items()}
+        return {
+            k: np.asarray(v, np.float32) for k, v in super().optimizer_steps(config, weights, grads_per_step).items()
+        }
 
     def stitch(self, patches, xcoords, ycoords):
         out = super().stitch(patches, xcoords, ycoords)
@@ -91,8 +92,10 @@ def test_declared_stages_override_and_unknown_names_raise():
 
 
 class PartialWithReasons(Partial):
-    unsupported_stages = {"grouping": "its grouping draws from a global random stream",
-                          "optimizer": "its optimiser is built inside its training loop only"}
+    unsupported_stages = {
+        "grouping": "its grouping draws from a global random stream",
+        "optimizer": "its optimiser is built inside its training loop only",
+    }
 
 
 def test_unsupported_stages_give_one_line_reasons_for_stages_not_supported():
@@ -100,8 +103,12 @@ def test_unsupported_stages_give_one_line_reasons_for_stages_not_supported():
     assert PartialWithReasons().unsupported_reason("model") is None
     assert Mutant(inner=PartialWithReasons()).unsupported_reason("optimizer").startswith("its optimiser")
 
-    for stages, message in [({"forwrd": "typo"}, "unknown stage"), ({"forward": "but it declares it"}, "which it supports"),
-                            ({"grouping": "two\nlines"}, "one-line reason"), ({"grouping": " "}, "one-line reason")]:
+    for stages, message in [
+        ({"forwrd": "typo"}, "unknown stage"),
+        ({"forward": "but it declares it"}, "which it supports"),
+        ({"grouping": "two\nlines"}, "one-line reason"),
+        ({"grouping": " "}, "one-line reason"),
+    ]:
         bad = type("Bad", (Partial,), {"unsupported_stages": stages})
         with pytest.raises(ValueError, match=message):
             bad().supported_stages()
@@ -109,16 +116,20 @@ def test_unsupported_stages_give_one_line_reasons_for_stages_not_supported():
 
 def test_an_na_note_and_skip_reason_give_the_lacking_backends_reason(tmp_path):
     result = run_stage(_context(tmp_path, Float32Referee(), PartialWithReasons()), "grouping")
-    assert "lacking grouping: partialwithreasons1 (its grouping draws from a global random stream)" \
-        in result.unsupported
+    assert (
+        "lacking grouping: partialwithreasons1 (its grouping draws from a global random stream)" in result.unsupported
+    )
     assert result.notes[0].text == result.unsupported
     three = run_stage(_context(tmp_path, PartialWithReasons(), Float32Referee(), Float32Referee()), "optimizer")
     assert [n.text for n in three.notes] == [
         "lacking optimizer: partialwithreasons0 (its optimiser is built inside its training loop only): "
-        "compared float32referee1, float32referee2"]
+        "compared float32referee1, float32referee2"
+    ]
     both = run_stage(_context(tmp_path, PartialWithReasons(), PartialWithReasons(), Float32Referee()), "grouping")
-    assert "lacking grouping: partialwithreasons0, partialwithreasons1 (its grouping draws from a global random " \
+    assert (
+        "lacking grouping: partialwithreasons0, partialwithreasons1 (its grouping draws from a global random "
         "stream)" in both.unsupported
+    )
 
 
 def test_stitch_alone_supports_reconstruction():
@@ -165,7 +176,8 @@ def test_three_backends_one_lacking_a_stage_compares_the_other_two_and_notes_it(
     assert "float32referee2~float32referee1" in checks and not any("partial0" in c for c in checks)
     assert all(c.passed for c in result.comparisons)
     assert [(n.kind, n.text) for n in result.notes] == [
-        ("n/a", "lacking grouping: partial0: compared float32referee1, float32referee2")]
+        ("n/a", "lacking grouping: partial0: compared float32referee1, float32referee2")
+    ]
 
 
 def test_a_declared_stage_that_raises_not_implemented_fails_as_a_lie(tmp_path):
@@ -245,16 +257,20 @@ def test_an_optional_output_left_out_is_noted_not_failed(tmp_path):
     assert not _failed(result)
     assert {c.metric for c in result.comparisons if c.check.right != "referee"} == {"amplitude"}
     assert [n.text for n in result.notes if n.kind == "optional"] == [
-        "far_field (optional) not given by amplitudeonly1: compared nowhere"]
+        "far_field (optional) not given by amplitudeonly1: compared nowhere"
+    ]
 
 
-@pytest.mark.parametrize("output, expected", [
-    (lambda out: {"far_field": out["far_field"]}, "missing key 'amplitude' (expected array)"),
-    (lambda out: {**out, "phase": out["amplitude"]}, "extra key 'phase'"),
-    (lambda out: {**out, "amplitude": out["amplitude"].tolist()}, "key 'amplitude' is list, expected array"),
-    (lambda out: {**out, "amplitude": None}, "key 'amplitude' is NoneType, expected array"),
-    (lambda out: None, "returned NoneType, expected a mapping with keys ['amplitude'] (optional ['far_field'])"),
-])
+@pytest.mark.parametrize(
+    "output, expected",
+    [
+        (lambda out: {"far_field": out["far_field"]}, "missing key 'amplitude' (expected array)"),
+        (lambda out: {**out, "phase": out["amplitude"]}, "extra key 'phase'"),
+        (lambda out: {**out, "amplitude": out["amplitude"].tolist()}, "key 'amplitude' is list, expected array"),
+        (lambda out: {**out, "amplitude": None}, "key 'amplitude' is NoneType, expected array"),
+        (lambda out: None, "returned NoneType, expected a mapping with keys ['amplitude'] (optional ['far_field'])"),
+    ],
+)
 def test_a_bad_output_fails_cleanly_naming_the_key(tmp_path, output, expected):
     class Bad(Float32Referee):
         def forward(self, object_patches, probe, offsets_px, object_big):
@@ -282,8 +298,9 @@ def test_the_session_records_an_na_stage_in_the_hub_and_raises_unsupported(tmp_p
     from parity.session import ParitySession
 
     hub = hubs.new_hub(tmp_path / "reports")
-    session = ParitySession(backends=["tf", "torch"], workdir=tmp_path, golden_root=tmp_path / "golden",
-                            regen=False, hub=hub, worker="main")
+    session = ParitySession(
+        backends=["tf", "torch"], workdir=tmp_path, golden_root=tmp_path / "golden", regen=False, hub=hub, worker="main"
+    )
     session.adapters = {"full": Float32Referee(), "partial": Partial()}
     session.adapters["full"].name, session.adapters["partial"].name = "full", "partial"
     with pytest.raises(Unsupported, match="lacking grouping: partial"):

@@ -32,6 +32,7 @@ def complex_images(rng, shape):
 
 # --- §6 translation -----------------------------------------------------------------------
 
+
 def test_the_constants_are_the_backends_own():
     # One definition (backends/common/contract.py): a referee with its own copy could drift from the backends'.
     for name in ("MERGE_EPSILON", "LOSS_EPSILON", "MASK_FLOOR", "ADAM_BETA1", "ADAM_BETA2"):
@@ -76,7 +77,7 @@ def test_zero_fill_at_the_edges(ref):
     img = np.ones((1, 3, N, N))
     out = ref.translate(img, np.array([[[-2.5, 0.0], [0.0, 3.25], [N + 1.0, 0.0]]]))
     # x by -2.5 (i = -3, f = 0.5): out(x) = 0.5 img(x + 3) + 0.5 img(x + 2)
-    assert np.all(out[0, 0, :, N - 2:] == 0) and np.all(out[0, 0, :, N - 3] == 0.5)
+    assert np.all(out[0, 0, :, N - 2 :] == 0) and np.all(out[0, 0, :, N - 3] == 0.5)
     assert np.all(out[0, 0, :, : N - 3] == 1)
     # y by 3.25 (i = 3, f = 0.25): rows 0..2 read outside, row 3 reads 0.75 img(0) + 0.25 img(-1)
     assert np.all(out[0, 1, :3] == 0) and np.allclose(out[0, 1, 3], 0.75) and np.allclose(out[0, 1, 4:], 1)
@@ -85,9 +86,10 @@ def test_zero_fill_at_the_edges(ref):
 
 # --- §8 forward model ---------------------------------------------------------------------
 
+
 def flat_in_support(c=1, value=1.0):
     obj = np.zeros((1, c, N, N), np.complex128)
-    obj[..., N // 4: 3 * N // 4, N // 4: 3 * N // 4] = value
+    obj[..., N // 4 : 3 * N // 4, N // 4 : 3 * N // 4] = value
     return obj
 
 
@@ -111,15 +113,16 @@ def test_parseval(ref, rng):
     obj = complex_images(rng, (2, 4, N, N))
     probe = complex_images(rng, (N, N))
     psi = ref.forward(obj, probe, np.zeros((2, 4, 2)), object_big=False)["far_field"]
-    np.testing.assert_allclose(np.sum(np.abs(psi) ** 2, axis=(-2, -1)),
-                               np.sum(np.abs(probe * obj) ** 2, axis=(-2, -1)), rtol=1e-12)
+    np.testing.assert_allclose(
+        np.sum(np.abs(psi) ** 2, axis=(-2, -1)), np.sum(np.abs(probe * obj) ** 2, axis=(-2, -1)), rtol=1e-12
+    )
 
 
 def test_object_big_with_zero_offsets_scales_identical_patches_by_c_over_c_plus_eps(ref, rng):
     c = 4
     patch = np.zeros((N, N), np.complex128)
     inside = complex_images(rng, (N // 2, N // 2))
-    patch[N // 4: 3 * N // 4, N // 4: 3 * N // 4] = inside
+    patch[N // 4 : 3 * N // 4, N // 4 : 3 * N // 4] = inside
     obj = np.broadcast_to(patch, (1, c, N, N)).copy()
     ext = extend_objects(obj, np.zeros((1, c, 2)))
     # M = C W O / (C W + 1e-3): the patch where W = 1, turned down where W falls, 0 / 1e-3 = 0 outside W.
@@ -141,7 +144,7 @@ def test_object_big_merges_a_pair_at_integer_offsets(rng):
 
     def moved(img, k):  # img(i, j + k), zero outside
         out = np.zeros_like(img)
-        out[:, max(0, -k): N - max(0, k)] = img[:, max(0, k): N - max(0, -k)]
+        out[:, max(0, -k) : N - max(0, k)] = img[:, max(0, k) : N - max(0, -k)]
         return out
 
     ext = extend_objects(obj, np.array([[[3.0, 0.0], [-3.0, 0.0]]]))
@@ -165,10 +168,12 @@ LOSS_X = np.array([1.0, 1.0, 0.0, 3.0]).reshape(1, 1, 2, 2)
 
 
 def test_poisson_deviance_by_hand(ref):
-    terms = [(4 - 1) - 1 * 1.3862936111203594,  # ln(4.000001 / 1.000001) = ln 4 - 7.5e-7 (to 1e-12)
-             (16 - 1) - 1 * 2.7725877847402796,  # ln(16.000001 / 1.000001) = ln 16 - 9.375e-7
-             (1 - 0) - 0.0,  # X = 0: the term is I
-             (9 - 9) - 9 * 0.0]  # perfect fit: 0
+    terms = [
+        (4 - 1) - 1 * 1.3862936111203594,  # ln(4.000001 / 1.000001) = ln 4 - 7.5e-7 (to 1e-12)
+        (16 - 1) - 1 * 2.7725877847402796,  # ln(16.000001 / 1.000001) = ln 16 - 9.375e-7
+        (1 - 0) - 0.0,  # X = 0: the term is I
+        (9 - 9) - 9 * 0.0,
+    ]  # perfect fit: 0
     assert sum(terms) / 4 == pytest.approx(3.71027965103484, rel=1e-14)
     assert ref.loss(LOSS_PSI, LOSS_X, math.log(2.0), "poisson") == pytest.approx(3.71027965103484, rel=1e-12)
     perfect = ref.loss(LOSS_PSI, 2 * np.abs(LOSS_PSI), math.log(2.0), "poisson")
@@ -213,8 +218,9 @@ def brute_force_neighbours(x, y, k):
     """Every seed's k nearest others by a plain sort on (d2, index): independent of lexsort."""
     rows = []
     for s in range(len(x)):
-        keyed = sorted(((x[s] - x[j]) * (x[s] - x[j]) + (y[s] - y[j]) * (y[s] - y[j]), j)
-                       for j in range(len(x)) if j != s)
+        keyed = sorted(
+            ((x[s] - x[j]) * (x[s] - x[j]) + (y[s] - y[j]) * (y[s] - y[j]), j) for j in range(len(x)) if j != s
+        )
         rows.append([j for _, j in keyed[:k]])
     return np.array(rows)
 
@@ -251,6 +257,7 @@ def test_too_many_groups_is_an_error(ref):
 
 # --- §11 stitching ------------------------------------------------------------------------
 
+
 def test_stitching_constant_patches_at_integer_positions(ref):
     x, y = np.array([10.0, 13.0, 10.0]), np.array([20.0, 20.0, 27.0])
     value = 2.0 - 1.5j
@@ -261,8 +268,9 @@ def test_stitching_constant_patches_at_integer_positions(ref):
     assert obj.shape == (27 - 20 + N + 1, 13 - 10 + N + 1)
     covered = np.zeros(obj.shape, bool)
     for px, py in zip(x, y):  # W of the patch at p covers object pixels p - N/2 + (i, j) where W(i, j) > 0
-        covered[int(py - N // 2 - y0): int(py + N // 2 - y0), int(px - N // 2 - x0): int(px + N // 2 - x0)] |= (
-            weight_window(N) > 0)
+        covered[int(py - N // 2 - y0) : int(py + N // 2 - y0), int(px - N // 2 - x0) : int(px + N // 2 - x0)] |= (
+            weight_window(N) > 0
+        )
     np.testing.assert_allclose(obj[covered], value, rtol=1e-15)
     assert np.all(obj[~covered] == 0)
 
@@ -286,7 +294,7 @@ def test_stitching_drops_pixels_with_window_sum_below_the_floor(ref, frac, edge_
     # 0.5 at N/4 - 1) gets weight 0.5 frac. Below the 1e-3 floor it is 0, above it the constant.
     out = ref.stitch(np.full((1, N, N), 3.0 + 0j), np.array([10.0 + frac]), np.array([20.0]))["object"]
     np.testing.assert_allclose(out[N // 2, 3 * N // 4], 3.0 if edge_kept else 0.0, rtol=1e-12, atol=0)
-    np.testing.assert_allclose(out[N // 2, N // 4 + 1: 3 * N // 4], 3.0, rtol=1e-12)
+    np.testing.assert_allclose(out[N // 2, N // 4 + 1 : 3 * N // 4], 3.0, rtol=1e-12)
 
 
 def test_stitching_turns_each_patch_to_the_phase_of_what_is_placed(ref, rng):
@@ -303,6 +311,7 @@ def test_stitching_turns_each_patch_to_the_phase_of_what_is_placed(ref, rng):
 
 # --- the bundled backends against the referee --------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def case(small_dataset_path):
     """Inputs of every stage for one small scan (N = 32, 40 positions), as the harness builds them."""
@@ -314,17 +323,30 @@ def case(small_dataset_path):
     shifts = rng.uniform(-n / 4, n / 4, (b, c, 2)).astype(np.float32)
     shifts[0, 0] = np.round(shifts[0, 0])
     patches = np.zeros((b, c, n, n), np.complex64)
-    patches[..., n // 4: 3 * n // 4, n // 4: 3 * n // 4] = (rng.uniform(0.5, 1, (b, c, n // 2, n // 2))
-                                                            * np.exp(1j * rng.uniform(-1, 1, (b, c, n // 2, n // 2))))
+    patches[..., n // 4 : 3 * n // 4, n // 4 : 3 * n // 4] = rng.uniform(0.5, 1, (b, c, n // 2, n // 2)) * np.exp(
+        1j * rng.uniform(-1, 1, (b, c, n // 2, n // 2))
+    )
     groups = Float64Referee().group(ds.xcoords, ds.ycoords, {"gridsize": 2})
     observed = ds.diffraction[groups["nn_indices"][:b]]
-    far = (np.maximum(observed, 0.05) * (1 + 0.1 * rng.standard_normal(observed.shape))
-           * np.exp(1j * rng.uniform(-np.pi, np.pi, observed.shape)) / np.exp(0.7)).astype(np.complex64)
-    stitch_patches = (rng.uniform(0.5, 1, (ds.n_positions, n, n))
-                      * np.exp(1j * rng.uniform(-1, 1, (ds.n_positions, n, n)))).astype(np.complex64)
-    return {"ds": ds, "images": complex_images(rng, (b, c, n, n)).astype(np.complex64), "shifts": shifts,
-            "patches": patches, "offsets": groups["offsets_px"][:b], "far": far, "observed": observed,
-            "stitch_patches": stitch_patches}
+    far = (
+        np.maximum(observed, 0.05)
+        * (1 + 0.1 * rng.standard_normal(observed.shape))
+        * np.exp(1j * rng.uniform(-np.pi, np.pi, observed.shape))
+        / np.exp(0.7)
+    ).astype(np.complex64)
+    stitch_patches = (
+        rng.uniform(0.5, 1, (ds.n_positions, n, n)) * np.exp(1j * rng.uniform(-1, 1, (ds.n_positions, n, n)))
+    ).astype(np.complex64)
+    return {
+        "ds": ds,
+        "images": complex_images(rng, (b, c, n, n)).astype(np.complex64),
+        "shifts": shifts,
+        "patches": patches,
+        "offsets": groups["offsets_px"][:b],
+        "far": far,
+        "observed": observed,
+        "stitch_patches": stitch_patches,
+    }
 
 
 def max_distance(backend_out, referee_out) -> float:
@@ -348,16 +370,26 @@ def test_bundled_backend_agrees_with_the_referee(name, case, ref):
         found[key] = max_distance(got, want)
         assert found[key] <= limit, f"{name} {key}: {found[key]:.3e} from the referee, tolerance {limit:g}"
 
-    within("translation", "max_abs", "translate", backend.translate(case["images"], case["shifts"]),
-           ref.translate(case["images"], case["shifts"]))
+    within(
+        "translation",
+        "max_abs",
+        "translate",
+        backend.translate(case["images"], case["shifts"]),
+        ref.translate(case["images"], case["shifts"]),
+    )
     for big in (False, True):
         got = backend.forward(case["patches"], ds.probe, case["offsets"], big)
         want = ref.forward(case["patches"], ds.probe, case["offsets"], big)
         for key in ("far_field", "amplitude"):
             within("forward", "max_abs", f"forward[object_big={big}].{key}", got[key], want[key])
     for loss in ("poisson", "mae"):
-        within("loss", "max_abs", f"loss[{loss}]", backend.loss(case["far"], case["observed"], 0.7, loss),
-               ref.loss(case["far"], case["observed"], 0.7, loss))
+        within(
+            "loss",
+            "max_abs",
+            f"loss[{loss}]",
+            backend.loss(case["far"], case["observed"], 0.7, loss),
+            ref.loss(case["far"], case["observed"], 0.7, loss),
+        )
     got = backend.stitch(case["stitch_patches"], ds.xcoords, ds.ycoords)
     want = ref.stitch(case["stitch_patches"], ds.xcoords, ds.ycoords)
     np.testing.assert_array_equal(got["origin_px"], want["origin_px"])
@@ -368,13 +400,19 @@ def test_bundled_backend_agrees_with_the_referee(name, case, ref):
             got = backend.group(ds.xcoords, ds.ycoords, cfg, inference)
             want = ref.group(ds.xcoords, ds.ycoords, cfg, inference)
             np.testing.assert_array_equal(got["nn_indices"], want["nn_indices"], err_msg=f"{name} {cfg}")
-            within("grouping", "max_abs", f"group{overrides}[inference={inference}].offsets",
-                   got["offsets_px"], want["offsets_px"])
+            within(
+                "grouping",
+                "max_abs",
+                f"group{overrides}[inference={inference}].offsets",
+                got["offsets_px"],
+                want["offsets_px"],
+            )
     # the measured distances, for the record: shown with -s
     print(f"\n{name} vs referee: " + ", ".join(f"{k} {v:.3e}" for k, v in found.items()))
 
 
 # --- the referee as the suite's arbiter ---------------------------------------------------
+
 
 class _Float32Copy(Float64Referee):
     """A stand-in "backend": the referee's numbers rounded to float32, optionally nudged."""
@@ -394,9 +432,9 @@ class _Float32Copy(Float64Referee):
 
 def test_a_split_names_the_backend_farther_from_the_referee(tmp_path):
     from parity.case_context import CaseContext, make_context
+    from parity.matrix import MATRIX
     from parity.stage_runner import run_stage
     from parity.verdict import Check
-    from parity.matrix import MATRIX
 
     adapters = {name: _Float32Copy(name, nudge) for name, nudge in (("good", 0.0), ("bad", 1e-3))}
     ctx = make_context(MATRIX[1], adapters, tmp_path, referee=Float64Referee())
@@ -410,6 +448,8 @@ def test_a_split_names_the_backend_farther_from_the_referee(tmp_path):
     split = next(c for c in grouping if c.check == Check("bad", "good") and c.metric == "nn_indices")
     assert split.message.splitlines()[-1].endswith("good is 0 of 192 elements: fix bad first")
     assert all(c.passed for c in grouping if c.check.left == "good")
-    without = CaseContext(inputs=ctx.inputs, runs=ctx.runs, upstream=ctx.upstream)  # no referee: no referee checks, no note
+    without = CaseContext(
+        inputs=ctx.inputs, runs=ctx.runs, upstream=ctx.upstream
+    )  # no referee: no referee checks, no note
     plain = run_stage(without, "translation").comparisons
     assert [c.check for c in plain] == [Check("bad", "good")] and "referee" not in plain[0].message

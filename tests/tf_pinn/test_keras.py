@@ -74,12 +74,16 @@ def test_block_size_does_not_change_the_result(rng, monkeypatch):
 
 def test_extend_objects_refuses_far_offsets_when_traced_too():
     # Traced (a training step, a prediction) the check runs on the host; TF re-raises it as its own error.
-    merge = tf.function(extend_objects, input_signature=[tf.TensorSpec((None, 16, 16, 2), tf.complex64),
-                                                         tf.TensorSpec((None, 2, 2), tf.float32)])
+    merge = tf.function(
+        extend_objects,
+        input_signature=[tf.TensorSpec((None, 16, 16, 2), tf.complex64), tf.TensorSpec((None, 2, 2), tf.float32)],
+    )
     patches = tf.zeros((1, 16, 16, 2), tf.complex64)
     assert merge(patches, tf.constant([[[8.0, 0.0], [-8.0, 0.0]]])).shape == (1, 16, 16, 2)
-    with pytest.raises(tf.errors.InvalidArgumentError,
-                       match="group 0 has an offset of 8.500 px, more than N/2 = 8: object_big cannot merge it"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match="group 0 has an offset of 8.500 px, more than N/2 = 8: object_big cannot merge it",
+    ):
         merge(patches, tf.constant([[[8.5, 0.0], [-8.5, 0.0]]]))
 
 

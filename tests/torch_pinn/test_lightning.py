@@ -111,8 +111,8 @@ def test_quiet_lightning_drops_only_the_known_warnings():
         warnings.simplefilter("always")
         with quiet_lightning():
             assert logger.level == logging.WARNING
-            warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use ...", FutureWarning)
-            warnings.warn("The 'train_dataloader' does not have many workers which may be a bottleneck.")
-            warnings.warn("something else", UserWarning)
+            warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use ...", FutureWarning, stacklevel=1)
+            warnings.warn("The 'train_dataloader' does not have many workers which may be a bottleneck.", stacklevel=1)
+            warnings.warn("something else", UserWarning, stacklevel=1)
     assert logger.level == before
     assert [str(w.message) for w in caught] == ["something else"]

@@ -61,29 +61,69 @@ import numpy as np
 
 from adapters.base import Adapter
 from backends.common.config import make_config
-from pinn_parity_ptychopinn.conversions import (
-    ACTIVATION_TO_TORCH, DUMMY_N, TF_LOSS, default_nphotons, normalized_scan, TF_MODEL_OWN, TF_OWN, TORCH_LOSS, bundle_params, tf_config_fields,
-    torch_factory_overrides,
-    canonical_from_legacy_params, canonical_from_tf_training_config, canonical_groups, diffraction_size, dummy_arrays,
-    grouping_inputs, harness_cli_args, own_fields, plain, raw_data_arrays, require_n, run_command, set_legacy_params,
-    shape_entry, stitch_with_reassemble_position, their_flags, their_offsets, torch_configs, with_diff3d_key)
 from pinn_parity_ptychopinn.bundles import load_tf, load_torch, predict_tf, predict_torch, save_tf, save_torch
+from pinn_parity_ptychopinn.conversions import (
+    ACTIVATION_TO_TORCH,
+    DUMMY_N,
+    TF_LOSS,
+    TF_MODEL_OWN,
+    TF_OWN,
+    TORCH_LOSS,
+    bundle_params,
+    canonical_from_legacy_params,
+    canonical_from_tf_training_config,
+    canonical_groups,
+    default_nphotons,
+    diffraction_size,
+    dummy_arrays,
+    grouping_inputs,
+    harness_cli_args,
+    normalized_scan,
+    own_fields,
+    plain,
+    raw_data_arrays,
+    require_n,
+    run_command,
+    set_legacy_params,
+    shape_entry,
+    stitch_with_reassemble_position,
+    tf_config_fields,
+    their_flags,
+    their_offsets,
+    torch_configs,
+    torch_factory_overrides,
+    with_diff3d_key,
+)
 from pinn_parity_ptychopinn.training import train_tf, train_torch
 
 TRAINING_SEED = make_config({}).seed
 
 
 class _PtychoPINN(Adapter):
-    declared_stages = ("config", "data", "grouping", "shapes", "translation", "forward", "loss", "model",
-                       "training", "reconstruction", "bundle", "cli")
+    declared_stages = (
+        "config",
+        "data",
+        "grouping",
+        "shapes",
+        "translation",
+        "forward",
+        "loss",
+        "model",
+        "training",
+        "reconstruction",
+        "bundle",
+        "cli",
+    )
     # Each side trains its own network from its own initial weights (pinn_parity_ptychopinn.training).
     native_weights = True
-    unsupported_stages = MappingProxyType({
-        "gradients": "gradients by canonical weight name: both networks have their own weights, and no public "
-                     "function of either returns per-weight gradients outside its training step",
-        "optimizer": "their optimisers are built inside training (ptycho.model.create_compiled_model's "
-                     "Adam(1e-3), PtychoPINN_Lightning.configure_optimizers) over their own weights only",
-    })
+    unsupported_stages = MappingProxyType(
+        {
+            "gradients": "gradients by canonical weight name: both networks have their own weights, and no public "
+            "function of either returns per-weight gradients outside its training step",
+            "optimizer": "their optimisers are built inside training (ptycho.model.create_compiled_model's "
+            "Adam(1e-3), PtychoPINN_Lightning.configure_optimizers) over their own weights only",
+        }
+    )
     default_profile = "../profile"
 
     def stitch(self, patches, xcoords, ycoords) -> dict:
@@ -131,8 +171,12 @@ class PtychoPINNTF(_PtychoPINN):
         return {"input_scale": input_scale, "log_intensity_scale": float(np.log(scale))}
 
     name = "ptychopinn-tf"
-    shared_code = MappingProxyType({"grouping": "ptycho.raw_data.RawData.generate_grouped_data",
-                                    "reconstruction": "ptycho.tf_helper.reassemble_position"})
+    shared_code = MappingProxyType(
+        {
+            "grouping": "ptycho.raw_data.RawData.generate_grouped_data",
+            "reconstruction": "ptycho.tf_helper.reassemble_position",
+        }
+    )
 
     def resolve_config(self, overrides: dict, data_path=None) -> dict:
         from ptycho.config.config import ModelConfig, TrainingConfig
@@ -162,8 +206,9 @@ class PtychoPINNTF(_PtychoPINN):
         with contextlib.redirect_stdout(io.StringIO()):
             raw = RawData.from_coords_without_pc(x, y, diff3d, probe, scan_index)
         with contextlib.redirect_stdout(io.StringIO()):  # RawData prints shapes and DEBUG lines
-            grouped = raw.generate_grouped_data(DUMMY_N, K=k, nsamples=nsamples, seed=seed,
-                                                sequential_sampling=inference, gridsize=gridsize)
+            grouped = raw.generate_grouped_data(
+                DUMMY_N, K=k, nsamples=nsamples, seed=seed, sequential_sampling=inference, gridsize=gridsize
+            )
         return canonical_groups(grouped, x, y)
 
     def translate(self, images, shifts_px):
@@ -199,13 +244,19 @@ class PtychoPINNTF(_PtychoPINN):
             autoencoder, _ = create_model_with_gridsize(gridsize, n)
         diffraction, positions = autoencoder.inputs  # (B, N, N, C), (B, 1, 2, C)
         obj, amplitude, _ = autoencoder.outputs  # trimmed_obj, pred_amp_scaled, pred_intensity
-        channels_first = (lambda t: (1, t.shape[3], t.shape[1], t.shape[2]))
-        return {"input.diffraction": shape_entry(channels_first(diffraction), diffraction.dtype),
-                "input.offsets": shape_entry((1, positions.shape[3], 2), positions.dtype),
-                "output.object": shape_entry(channels_first(obj), obj.dtype),
-                "output.amplitude": shape_entry(channels_first(amplitude), amplitude.dtype),
-                "weights.trainable": shape_entry((sum(int(np.prod(w.shape)) for w in autoencoder.trainable_weights),),
-                                                 "float32")}
+
+        def channels_first(t):
+            return (1, t.shape[3], t.shape[1], t.shape[2])
+
+        return {
+            "input.diffraction": shape_entry(channels_first(diffraction), diffraction.dtype),
+            "input.offsets": shape_entry((1, positions.shape[3], 2), positions.dtype),
+            "output.object": shape_entry(channels_first(obj), obj.dtype),
+            "output.amplitude": shape_entry(channels_first(amplitude), amplitude.dtype),
+            "weights.trainable": shape_entry(
+                (sum(int(np.prod(w.shape)) for w in autoencoder.trainable_weights),), "float32"
+            ),
+        }
 
     def forward(self, object_patches, probe, offsets_px, object_big) -> dict:
         """The layers ptycho.model.create_model_with_gridsize chains after the object ('obj'):
@@ -213,26 +264,33 @@ class PtychoPINNTF(_PtychoPINN):
         ProbeIllumination, PadAndDiffractLayer(pad=False), FlatToChannelLayer; amplitude only."""
         import tensorflow as tf
         from ptycho import params
-        from ptycho.custom_layers import (ExtractPatchesPositionLayer, FlatToChannelLayer, PadAndDiffractLayer,
-                                          PadReconstructionLayer, ReassemblePatchesLayer)
+        from ptycho.custom_layers import (
+            ExtractPatchesPositionLayer,
+            FlatToChannelLayer,
+            PadAndDiffractLayer,
+            PadReconstructionLayer,
+            ReassemblePatchesLayer,
+        )
         from ptycho.model import ProbeIllumination
 
         patches = np.asarray(object_patches, np.complex64)
         b, c, n, _ = patches.shape
         require_n(n, "ptychopinn-tf forward")
-        gridsize = int(round(c ** 0.5))
+        gridsize = int(round(c**0.5))
         set_legacy_params(n, gridsize, bool(object_big))
         obj = tf.constant(np.moveaxis(patches, 1, -1))  # (B, N, N, C): their channel-last layout
         # coords_relative layout (B, 1, 2, C): row 0 x, row 1 y, their sign
         positions = tf.constant(np.moveaxis(their_offsets(offsets_px), 1, -1)[:, None])
         with contextlib.redirect_stdout(io.StringIO()):  # pad_and_diffract prints shapes
             if object_big:
-                padded = ReassemblePatchesLayer(padded_size=params.get_padded_size(), N=n, gridsize=gridsize,
-                                                dtype=tf.complex64)([obj, positions])
+                padded = ReassemblePatchesLayer(
+                    padded_size=params.get_padded_size(), N=n, gridsize=gridsize, dtype=tf.complex64
+                )([obj, positions])
             else:
                 padded = PadReconstructionLayer(dtype=tf.complex64)(obj)
             flat = ExtractPatchesPositionLayer(jitter=0.0, N=n, gridsize=gridsize, dtype=tf.complex64)(
-                [padded, positions])
+                [padded, positions]
+            )
             illuminated, _ = ProbeIllumination(initial_probe=np.asarray(probe, np.complex64)[..., None], N=n)([flat])
             _, amplitude = PadAndDiffractLayer(h=n, w=n, pad=False)(illuminated)
             amplitude = FlatToChannelLayer(N=n, gridsize=gridsize)(amplitude)
@@ -257,14 +315,21 @@ class PtychoPINNTF(_PtychoPINN):
             raise ValueError(f"ptychopinn-tf: no loss for {loss_name!r}")
         return float(tf.reduce_mean(per_element))
 
-
     # canonical field -> scripts/training/train.py's flag (its flags are TrainingConfig/ModelConfig field names)
-    CLI_FLAGS = MappingProxyType({
-        "gridsize": "--gridsize", "neighbor_count": "--neighbor_count", "n_groups": "--n_groups",
-        "n_filters_scale": "--n_filters_scale", "amp_activation": "--amp_activation", "batch_size": "--batch_size",
-        "epochs": "--nepochs",
-        "loss": lambda name: [item for field, weight in TF_LOSS[name].items() for item in (f"--{field}", str(weight))],
-    })
+    CLI_FLAGS = MappingProxyType(
+        {
+            "gridsize": "--gridsize",
+            "neighbor_count": "--neighbor_count",
+            "n_groups": "--n_groups",
+            "n_filters_scale": "--n_filters_scale",
+            "amp_activation": "--amp_activation",
+            "batch_size": "--batch_size",
+            "epochs": "--nepochs",
+            "loss": lambda name: [
+                item for field, weight in TF_LOSS[name].items() for item in (f"--{field}", str(weight))
+            ],
+        }
+    )
 
     def run_train_cli(self, argv) -> dict:
         """scripts/training/train.py (the TF train command line) in a subprocess with the case's flags only;
@@ -274,10 +339,23 @@ class PtychoPINNTF(_PtychoPINN):
         data, out, given = harness_cli_args(argv)
         script = Path(ptycho.__file__).resolve().parents[1] / "scripts" / "training" / "train.py"
         if not script.is_file():
-            raise FileNotFoundError(f"ptychopinn-tf: no {script}: the TF train command line ships with a PtychoPINN "
-                                    "source checkout (make upstream installs one)")
-        run_command([sys.executable, str(script), "--train_data_file", str(data), "--output_dir", str(out),
-                     *their_flags(given, self.CLI_FLAGS, self.name)], "scripts/training/train.py", cwd=out)
+            raise FileNotFoundError(
+                f"ptychopinn-tf: no {script}: the TF train command line ships with a PtychoPINN "
+                "source checkout (make upstream installs one)"
+            )
+        run_command(
+            [
+                sys.executable,
+                str(script),
+                "--train_data_file",
+                str(data),
+                "--output_dir",
+                str(out),
+                *their_flags(given, self.CLI_FLAGS, self.name),
+            ],
+            "scripts/training/train.py",
+            cwd=out,
+        )
         return canonical_from_legacy_params(bundle_params(out))
 
 
@@ -308,8 +386,12 @@ class PtychoPINNTorch(_PtychoPINN):
     name = "ptychopinn-torch"
     # RawDataTorch.generate_grouped_data delegates to the TF RawData's, unchanged; the torch workflow's
     # stitching (ptycho_torch.workflows.components._reassemble_cdi_image_torch) calls the TF helper.
-    shared_code = MappingProxyType({"grouping": "ptycho.raw_data.RawData.generate_grouped_data",
-                                    "reconstruction": "ptycho.tf_helper.reassemble_position"})
+    shared_code = MappingProxyType(
+        {
+            "grouping": "ptycho.raw_data.RawData.generate_grouped_data",
+            "reconstruction": "ptycho.tf_helper.reassemble_position",
+        }
+    )
 
     def resolve_config(self, overrides: dict, data_path=None) -> dict:
         from ptycho_torch.config_factory import create_training_payload
@@ -320,21 +402,30 @@ class PtychoPINNTorch(_PtychoPINN):
         n = diffraction_size(data_path)
         require_n(n, "ptychopinn-torch resolve_config")
         with tempfile.TemporaryDirectory(prefix="ptychopinn-torch-config-") as out_dir:
-            payload = create_training_payload(train_data_file=Path(data_path), output_dir=Path(out_dir),
-                                              overrides=factory)
+            payload = create_training_payload(
+                train_data_file=Path(data_path), output_dir=Path(out_dir), overrides=factory
+            )
         out = canonical_from_tf_training_config(payload.tf_training_config)
         # Not canonical here: the TF side's learning rate is hard-coded in its model code, not its config.
         out["x.torch.learning_rate"] = float(payload.pt_training_config.learning_rate)
-        out["loss"] = {"Poisson": "poisson", "MAE": "mae"}.get(payload.pt_model_config.loss_function,
-                                                                 payload.pt_model_config.loss_function)
+        out["loss"] = {"Poisson": "poisson", "MAE": "mae"}.get(
+            payload.pt_model_config.loss_function, payload.pt_model_config.loss_function
+        )
         out.update(own_fields(payload.tf_training_config, TF_OWN))
         out.update(own_fields(payload.tf_training_config.model, TF_MODEL_OWN))
-        out.update({f"x.torch.{k}": plain(v) for k, v in (
-            ("K", payload.pt_data_config.K), ("grid_size", payload.pt_data_config.grid_size),
-            ("amp_activation", payload.pt_model_config.amp_activation),
-            ("torch_loss_mode", payload.pt_training_config.torch_loss_mode),
-            ("physics_forward_mode", payload.pt_model_config.physics_forward_mode),
-            ("scale_contract_version", payload.pt_data_config.scale_contract_version))})
+        out.update(
+            {
+                f"x.torch.{k}": plain(v)
+                for k, v in (
+                    ("K", payload.pt_data_config.K),
+                    ("grid_size", payload.pt_data_config.grid_size),
+                    ("amp_activation", payload.pt_model_config.amp_activation),
+                    ("torch_loss_mode", payload.pt_training_config.torch_loss_mode),
+                    ("physics_forward_mode", payload.pt_model_config.physics_forward_mode),
+                    ("scale_contract_version", payload.pt_data_config.scale_contract_version),
+                )
+            }
+        )
         return out
 
     def load_dataset(self, path) -> dict:
@@ -352,8 +443,9 @@ class PtychoPINNTorch(_PtychoPINN):
         diff3d, probe, scan_index = dummy_arrays(x.size)
         with contextlib.redirect_stdout(io.StringIO()):  # RawData prints shapes and DEBUG lines
             raw = RawDataTorch(x, y, diff3d, probe, scan_index)
-            grouped = raw.generate_grouped_data(N=DUMMY_N, K=k, nsamples=nsamples, seed=seed,
-                                                sequential_sampling=inference, gridsize=gridsize)
+            grouped = raw.generate_grouped_data(
+                N=DUMMY_N, K=k, nsamples=nsamples, seed=seed, sequential_sampling=inference, gridsize=gridsize
+            )
         return canonical_groups(grouped, x, y)
 
     def translate(self, images, shifts_px):
@@ -384,10 +476,10 @@ class PtychoPINNTorch(_PtychoPINN):
         if "n_filters_scale" in config:
             model_fields["n_filters_scale"] = int(config["n_filters_scale"])
         if "amp_activation" in config:
-            model_fields["amp_activation"] = ACTIVATION_TO_TORCH.get(config["amp_activation"],
-                                                                      config["amp_activation"])
-        model_config, data_config = torch_configs(n, gridsize, bool(config.get("object_big", gridsize > 1)),
-                                                  **model_fields)
+            model_fields["amp_activation"] = ACTIVATION_TO_TORCH.get(config["amp_activation"], config["amp_activation"])
+        model_config, data_config = torch_configs(
+            n, gridsize, bool(config.get("object_big", gridsize > 1)), **model_fields
+        )
         network = PtychoPINN(model_config, data_config, TrainingConfig()).eval()
         diffraction = torch.ones((1, c, n, n))
         positions = torch.zeros((1, c, 1, 2))
@@ -395,14 +487,18 @@ class PtychoPINNTorch(_PtychoPINN):
         scale = torch.ones((1, 1, 1, 1))
         with torch.no_grad():
             obj = network.forward_predict(diffraction, positions, probe, scale)
-            amplitude, _, _ = network(diffraction, positions, probe, scale, scale,
-                                      experiment_ids=torch.zeros(1, dtype=torch.long))
-        return {"input.diffraction": shape_entry(diffraction.shape, np.float32),
-                "input.offsets": shape_entry((1, c, 2), np.float32),
-                "output.object": shape_entry(obj.shape, np.complex64 if obj.is_complex() else np.float32),
-                "output.amplitude": shape_entry(amplitude.shape, np.float32),
-                "weights.trainable": shape_entry((sum(p.numel() for p in network.parameters() if p.requires_grad),),
-                                                 "float32")}
+            amplitude, _, _ = network(
+                diffraction, positions, probe, scale, scale, experiment_ids=torch.zeros(1, dtype=torch.long)
+            )
+        return {
+            "input.diffraction": shape_entry(diffraction.shape, np.float32),
+            "input.offsets": shape_entry((1, c, 2), np.float32),
+            "output.object": shape_entry(obj.shape, np.complex64 if obj.is_complex() else np.float32),
+            "output.amplitude": shape_entry(amplitude.shape, np.float32),
+            "weights.trainable": shape_entry(
+                (sum(p.numel() for p in network.parameters() if p.requires_grad),), "float32"
+            ),
+        }
 
     def forward(self, object_patches, probe, offsets_px, object_big) -> dict:
         """ptycho_torch.model.ForwardModel (amplitude mode, output scale 1) with the configs
@@ -413,7 +509,7 @@ class PtychoPINNTorch(_PtychoPINN):
         patches = np.asarray(object_patches, np.complex64)
         b, c, n, _ = patches.shape
         require_n(n, "ptychopinn-torch forward")
-        gridsize = int(round(c ** 0.5))
+        gridsize = int(round(c**0.5))
         model = ForwardModel(*torch_configs(n, gridsize, object_big))
         positions = torch.from_numpy(their_offsets(offsets_px)[:, :, None, :])  # (B, C, 1, 2), their sign
         probe_batch = torch.from_numpy(np.asarray(probe, np.complex64).reshape(1, 1, 1, n, n))  # (1, 1, P=1, N, N)
@@ -440,10 +536,16 @@ class PtychoPINNTorch(_PtychoPINN):
 
     # canonical field -> `python -m ptycho_torch.train`'s flag (cli_main's argparse); it has none for
     # neighbor_count, n_filters_scale, amp_activation or object_big.
-    CLI_FLAGS = MappingProxyType({
-        "gridsize": "--gridsize", "n_groups": "--n_images", "batch_size": "--batch_size", "epochs": "--max_epochs",
-        "learning_rate": "--learning-rate", "loss": lambda name: ["--torch-loss-mode", TORCH_LOSS[name]["torch_loss_mode"]],
-    })
+    CLI_FLAGS = MappingProxyType(
+        {
+            "gridsize": "--gridsize",
+            "n_groups": "--n_images",
+            "batch_size": "--batch_size",
+            "epochs": "--max_epochs",
+            "learning_rate": "--learning-rate",
+            "loss": lambda name: ["--torch-loss-mode", TORCH_LOSS[name]["torch_loss_mode"]],
+        }
+    )
 
     def run_train_cli(self, argv) -> dict:
         """`python -m ptycho_torch.train` (cli_main) in a subprocess with the case's flags only, plus
@@ -451,9 +553,20 @@ class PtychoPINNTorch(_PtychoPINN):
         params.cfg snapshot its bundle writer puts into wts.h5.zip."""
         data, out, given = harness_cli_args(argv)
         with tempfile.TemporaryDirectory(prefix="ptychopinn-torch-cli-") as folder:
-            run_command([sys.executable, "-m", "ptycho_torch.train", "--train_data_file",
-                         str(with_diff3d_key(data, folder)), "--output_dir", str(out),
-                         *their_flags(given, self.CLI_FLAGS, self.name), "--disable_mlflow", "--quiet"],
-                        "python -m ptycho_torch.train", cwd=out)
+            run_command(
+                [
+                    sys.executable,
+                    "-m",
+                    "ptycho_torch.train",
+                    "--train_data_file",
+                    str(with_diff3d_key(data, folder)),
+                    "--output_dir",
+                    str(out),
+                    *their_flags(given, self.CLI_FLAGS, self.name),
+                    "--disable_mlflow",
+                    "--quiet",
+                ],
+                "python -m ptycho_torch.train",
+                cwd=out,
+            )
         return canonical_from_legacy_params(bundle_params(out))
-

@@ -59,8 +59,10 @@ def normalized_input(diffraction) -> np.ndarray:
 
 def _canonical(object_patches, amplitude, channels_last: bool) -> dict:
     move = (lambda a: np.moveaxis(a, -1, 1)) if channels_last else (lambda a: a)
-    return {"object_patches": np.ascontiguousarray(move(np.asarray(object_patches)).astype(np.complex64)),
-            "amplitude": np.ascontiguousarray(move(np.asarray(amplitude)).astype(np.float32))}
+    return {
+        "object_patches": np.ascontiguousarray(move(np.asarray(object_patches)).astype(np.complex64)),
+        "amplitude": np.ascontiguousarray(move(np.asarray(amplitude)).astype(np.float32)),
+    }
 
 
 def save_tf(state: TrainedState, path) -> None:
@@ -85,8 +87,15 @@ def load_tf(path) -> TrainedState:
     with contextlib.redirect_stdout(io.StringIO()):
         models = ModelManager.load_multiple_models(base_path(path))
     snapshot = dict(params.cfg)  # load_model updated params.cfg from params.dill
-    return TrainedState("ptychopinn-tf", models, snapshot, None, float(snapshot["intensity_scale"]),
-                        int(snapshot["N"]), int(snapshot["gridsize"]))
+    return TrainedState(
+        "ptychopinn-tf",
+        models,
+        snapshot,
+        None,
+        float(snapshot["intensity_scale"]),
+        int(snapshot["N"]),
+        int(snapshot["gridsize"]),
+    )
 
 
 def predict_tf(state: TrainedState, diffraction, offsets_px) -> dict:
@@ -118,8 +127,16 @@ def load_torch(path, probe=None) -> TrainedState:
 
     reset_legacy_params()
     models, snapshot = load_torch_bundle(base_path(path))
-    return TrainedState("ptychopinn-torch", models, dict(snapshot), None, float(snapshot["intensity_scale"]),
-                        int(snapshot["N"]), int(snapshot["gridsize"]), probe)
+    return TrainedState(
+        "ptychopinn-torch",
+        models,
+        dict(snapshot),
+        None,
+        float(snapshot["intensity_scale"]),
+        int(snapshot["N"]),
+        int(snapshot["gridsize"]),
+        probe,
+    )
 
 
 def predict_torch(state: TrainedState, diffraction, offsets_px) -> dict:
@@ -140,4 +157,3 @@ def predict_torch(state: TrainedState, diffraction, offsets_px) -> dict:
         obj = module.forward_predict(x, positions, probe, one)
         amplitude, _, _ = module(x, positions, probe, one, one, torch.zeros(x.shape[0], dtype=torch.long))
     return _canonical(obj.numpy(), amplitude.numpy(), channels_last=False)
-

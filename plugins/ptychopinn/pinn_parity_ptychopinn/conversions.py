@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import io
 import subprocess
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -21,12 +20,19 @@ SUPPORTED_N = (64, 128, 256)
 # canonical loss name -> the TF TrainingConfig weights that select it (nll_weight, mae_weight)
 TF_LOSS = {"poisson": {"nll_weight": 1.0, "mae_weight": 0.0}, "mae": {"nll_weight": 0.0, "mae_weight": 1.0}}
 # canonical loss name -> torch factory overrides (ModelConfig.loss_function, TrainingConfig.torch_loss_mode)
-TORCH_LOSS = {"poisson": {"loss_function": "Poisson", "torch_loss_mode": "poisson"},
-               "mae": {"loss_function": "MAE", "torch_loss_mode": "mae"}}
+TORCH_LOSS = {
+    "poisson": {"loss_function": "Poisson", "torch_loss_mode": "poisson"},
+    "mae": {"loss_function": "MAE", "torch_loss_mode": "mae"},
+}
 # PtychoPINN's amp_activation names -> canonical ones (the bridge normalises torch's silu to swish)
 ACTIVATION_TO_TORCH = {"swish": "silu"}  # canonical -> ptycho_torch's name, where they differ
-ACTIVATION_TO_CANONICAL = {"sigmoid": "sigmoid", "softplus": "softplus", "swish": "swish", "silu": "swish",
-                            "relu": "relu"}
+ACTIVATION_TO_CANONICAL = {
+    "sigmoid": "sigmoid",
+    "softplus": "softplus",
+    "swish": "swish",
+    "silu": "swish",
+    "relu": "relu",
+}
 
 
 def require_n(n: int, what: str) -> None:
@@ -100,10 +106,18 @@ def tf_config_fields(overrides: dict) -> tuple[dict, dict]:
 
     A canonical field with no counterpart there (seed, learning_rate, adam_epsilon) is an error."""
     o = dict(overrides)
-    model_kw = _take_fields(o, [(name, name) for name in ("gridsize", "n_filters_scale", "amp_activation",
-                                                          "object_big")])
-    train_kw = _take_fields(o, [("neighbor_count", "neighbor_count"), ("n_groups", "n_groups"),
-                                ("batch_size", "batch_size"), ("epochs", "nepochs")])
+    model_kw = _take_fields(
+        o, [(name, name) for name in ("gridsize", "n_filters_scale", "amp_activation", "object_big")]
+    )
+    train_kw = _take_fields(
+        o,
+        [
+            ("neighbor_count", "neighbor_count"),
+            ("n_groups", "n_groups"),
+            ("batch_size", "batch_size"),
+            ("epochs", "nepochs"),
+        ],
+    )
     train_kw.update(_take_rest(o, TF_LOSS, "ptychopinn-tf", "TrainingConfig/ModelConfig field"))
     return model_kw, train_kw
 
@@ -117,10 +131,19 @@ def torch_factory_overrides(overrides: dict) -> dict:
     """Canonical overrides as the overrides dict of ptycho_torch.config_factory.create_training_payload
     (the factory maps neighbor_count to K and max_epochs to epochs itself)."""
     o = dict(overrides)
-    factory = _take_fields(o, [("gridsize", "gridsize"), ("neighbor_count", "neighbor_count"),
-                               ("n_groups", "n_groups"), ("batch_size", "batch_size"), ("epochs", "max_epochs"),
-                               ("n_filters_scale", "n_filters_scale"), ("amp_activation", "amp_activation"),
-                               ("object_big", "object_big")])
+    factory = _take_fields(
+        o,
+        [
+            ("gridsize", "gridsize"),
+            ("neighbor_count", "neighbor_count"),
+            ("n_groups", "n_groups"),
+            ("batch_size", "batch_size"),
+            ("epochs", "max_epochs"),
+            ("n_filters_scale", "n_filters_scale"),
+            ("amp_activation", "amp_activation"),
+            ("object_big", "object_big"),
+        ],
+    )
     factory.update(_take_rest(o, TORCH_LOSS, "ptychopinn-torch", "factory field"))
     factory.setdefault("n_groups", TORCH_DEFAULT_N_GROUPS)
     return factory
@@ -148,8 +171,7 @@ DUMMY_N = 4
 
 
 def dummy_arrays(m: int):
-    return (np.ones((m, DUMMY_N, DUMMY_N), np.float32), np.ones((DUMMY_N, DUMMY_N), np.complex64),
-            np.arange(m))
+    return (np.ones((m, DUMMY_N, DUMMY_N), np.float32), np.ones((DUMMY_N, DUMMY_N), np.complex64), np.arange(m))
 
 
 def canonical_groups(grouped: dict, xcoords, ycoords) -> dict:
@@ -206,8 +228,10 @@ def torch_configs(n: int, gridsize: int, object_big: bool, **model_fields):
     from ptycho_torch.config_params import DataConfig, ModelConfig
 
     c = gridsize * gridsize
-    return (ModelConfig(object_big=bool(object_big), C_forward=c, C_model=c, **model_fields),
-            DataConfig(N=n, grid_size=(gridsize, gridsize), C=c))
+    return (
+        ModelConfig(object_big=bool(object_big), C_forward=c, C_model=c, **model_fields),
+        DataConfig(N=n, grid_size=(gridsize, gridsize), C=c),
+    )
 
 
 def shape_entry(shape, dtype) -> list:
@@ -235,9 +259,12 @@ def stitch_with_reassemble_position(patches, xcoords, ycoords) -> dict:
 
 def raw_data_arrays(raw) -> dict:
     """A ptycho.raw_data.RawData as the canonical dataset: diff3d is already (M, N, N)."""
-    return {"diffraction": np.asarray(raw.diff3d, np.float32),
-            "xcoords": np.asarray(raw.xcoords, np.float64), "ycoords": np.asarray(raw.ycoords, np.float64),
-            "probe": np.asarray(raw.probeGuess, np.complex64)}
+    return {
+        "diffraction": np.asarray(raw.diff3d, np.float32),
+        "xcoords": np.asarray(raw.xcoords, np.float64),
+        "ycoords": np.asarray(raw.ycoords, np.float64),
+        "probe": np.asarray(raw.probeGuess, np.complex64),
+    }
 
 
 def with_diff3d_key(path, folder) -> Path:
@@ -313,8 +340,13 @@ def canonical_from_legacy_params(params: dict) -> dict:
         "loss": tf_loss_name(params["nll_weight"], params["mae_weight"]),
         "object_big": bool(params["object.big"]),
     }
-    out.update({"x.N": int(params["N"]), "x.intensity_scale_trainable": bool(params["intensity_scale.trainable"]),
-                "x.nphotons": float(params["nphotons"])})
+    out.update(
+        {
+            "x.N": int(params["N"]),
+            "x.intensity_scale_trainable": bool(params["intensity_scale.trainable"]),
+            "x.nphotons": float(params["nphotons"]),
+        }
+    )
     return out
 
 

@@ -31,8 +31,11 @@ from backends.common.config import make_config
 from pinn_parity_ptychopinn.conversions import SUPPORTED_N, diffraction_size, stitch_with_reassemble_position
 from pinn_parity_ptychopinn.training import TF_VALIDATION_SPLIT, train_tf
 
-CONFIG = {k: v for k, v in make_config({}).to_dict().items()
-          if k in ("gridsize", "batch_size", "loss", "n_filters_scale", "amp_activation", "object_big")}
+CONFIG = {
+    k: v
+    for k, v in make_config({}).to_dict().items()
+    if k in ("gridsize", "batch_size", "loss", "n_filters_scale", "amp_activation", "object_big")
+}
 """The canonical defaults (gridsize 1) of the fields PtychoPINN's TF configuration takes, as the bundled backend
 trains; the others (seed, learning rate, Adam's epsilon) have no counterpart there (conversions.tf_config_fields)."""
 
@@ -40,7 +43,9 @@ trains; the others (seed, learning rate, Adam's epsilon) have no counterpart the
 def score(obj, origin_px, data) -> dict:
     from backends.common.imagemetrics import reconstruction_quality
 
-    return reconstruction_quality(np.asarray(obj), tuple(float(v) for v in origin_px), data.object, data.xcoords, data.ycoords)[0]
+    return reconstruction_quality(
+        np.asarray(obj), tuple(float(v) for v in origin_px), data.object, data.xcoords, data.ycoords
+    )[0]
 
 
 def run(data_path: Path, epochs: int, patches_path: Path) -> dict:
@@ -61,21 +66,39 @@ def run(data_path: Path, epochs: int, patches_path: Path) -> dict:
     patches = pred["object_patches"][:, 0]
     obj, origin = referee.stitch_patches(patches, data.xcoords, data.ycoords)
     own = stitch_with_reassemble_position(patches, data.xcoords, data.ycoords)
-    np.savez_compressed(patches_path, object_patches=patches, referee_object=obj, referee_origin_px=origin,
-                        own_object=own["object"], own_origin_px=own["origin_px"])
+    np.savez_compressed(
+        patches_path,
+        object_patches=patches,
+        referee_object=obj,
+        referee_origin_px=origin,
+        own_object=own["object"],
+        own_origin_px=own["origin_px"],
+    )
     hist = trained["history"]
-    return {"data": str(data_path), "n_positions": m, "N": int(data.N), "config": CONFIG, "seed": TRAINING_SEED,
-            "epochs_requested": epochs, "epochs": hist["epochs"], "n_groups_trained": hist["n_groups"],
-            "steps_per_epoch": hist["steps_per_epoch"], "epoch_loss": hist["epoch_loss"],
-            "final_epoch_loss": hist["epoch_loss"][-1], "train_s": train_s,
-            "patches_npz": str(patches_path), "metrics_referee_stitch": score(obj, origin, data),
-            "metrics_own_stitch": score(own["object"], own["origin_px"], data),
-            "versions": PtychoPINNTF().versions()}
+    return {
+        "data": str(data_path),
+        "n_positions": m,
+        "N": int(data.N),
+        "config": CONFIG,
+        "seed": TRAINING_SEED,
+        "epochs_requested": epochs,
+        "epochs": hist["epochs"],
+        "n_groups_trained": hist["n_groups"],
+        "steps_per_epoch": hist["steps_per_epoch"],
+        "epoch_loss": hist["epoch_loss"],
+        "final_epoch_loss": hist["epoch_loss"][-1],
+        "train_s": train_s,
+        "patches_npz": str(patches_path),
+        "metrics_referee_stitch": score(obj, origin, data),
+        "metrics_own_stitch": score(own["object"], own["origin_px"], data),
+        "versions": PtychoPINNTF().versions(),
+    }
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pinn_parity_ptychopinn.quality",
-                                     description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m pinn_parity_ptychopinn.quality", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--data", type=Path, required=True, help="harness scan (.npz, N = 64)")
     parser.add_argument("--epochs", type=int, required=True, help="training epochs (>= 2)")
     parser.add_argument("--out", type=Path, required=True, help="JSON to write")
@@ -94,8 +117,13 @@ def main(argv=None) -> int:
         parser.error(f"--data: PtychoPINN's TF model takes N in {SUPPORTED_N}; this scan has N = {n}")
     result = run(args.data, args.epochs, args.out.with_suffix(".npz"))
     args.out.write_text(json.dumps(result, indent=1, default=float))
-    print(json.dumps({k: result[k] for k in ("epochs", "final_epoch_loss", "train_s")}
-                     | {"referee": result["metrics_referee_stitch"], "own": result["metrics_own_stitch"]}, indent=1))
+    print(
+        json.dumps(
+            {k: result[k] for k in ("epochs", "final_epoch_loss", "train_s")}
+            | {"referee": result["metrics_referee_stitch"], "own": result["metrics_own_stitch"]},
+            indent=1,
+        )
+    )
     return 0
 
 

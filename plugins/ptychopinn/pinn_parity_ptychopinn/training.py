@@ -19,7 +19,8 @@ weighted by batch size, Keras's loss tracker and Lightning's on_epoch reduction 
   TF     Keras History 'loss', the compiled sum realspace_weight * realspace_loss + mae_weight * MAE(X s, |F| s)
          + nll_weight * negloglik((X s)^2, (|F| s)^2), each the Keras mean over the batch; s = intensity_scale =
          sqrt(nphotons) / (N / 2). negloglik = pred - obs * log(pred) (tf.nn.log_poisson_loss,
-         compute_full_loss=False: no Stirling term), so at their count levels it is NEGATIVE and a drop makes the ratio last/first > 1.
+         compute_full_loss=False: no Stirling term), so at their count levels it is NEGATIVE and a drop makes the
+         ratio last/first > 1.
   torch  train_cdi_model_torch's history 'train_loss' (its _LossHistoryCallback reads the module's logged
          '<poisson|mae>_train_loss_epoch'): PoissonLoss -log Poisson(obs^2; pred^2) summed over (C, N, N), or
          elementwise MAE, on amplitudes times their physics scale, meaned over the batch, divided by the batch's
@@ -64,11 +65,17 @@ import math
 import os
 import tempfile
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from pinn_parity_ptychopinn.conversions import (diffraction_size, require_n, tf_config_fields,
-                                                torch_factory_overrides, with_diff3d_key)
+from pinn_parity_ptychopinn.conversions import (
+    diffraction_size,
+    require_n,
+    tf_config_fields,
+    torch_factory_overrides,
+    with_diff3d_key,
+)
 
 MIN_EPOCHS = 2
 """A loss drop needs two epoch losses."""
@@ -113,8 +120,7 @@ def epochs_for(max_steps: int, steps_per_epoch: int) -> int:
 def canonical_fields(config: dict) -> dict:
     """The canonical fields a backend's configuration takes: own ("x.") fields, the schedule and unset
     (None) fields, which keep their dataclass defaults, are left out."""
-    return {k: v for k, v in config.items()
-            if not k.startswith("x.") and k not in _SCHEDULE_FIELDS and v is not None}
+    return {k: v for k, v in config.items() if not k.startswith("x.") and k not in _SCHEDULE_FIELDS and v is not None}
 
 
 def reset_legacy_params() -> None:
@@ -162,15 +168,23 @@ def train_py_nphotons(data_path) -> float | None:
 
 
 def history_result(epoch_loss, steps_per_epoch: int, n_groups: int, epochs: int) -> dict:
-    return {"history": {"epoch_loss": [float(v) for v in epoch_loss], "steps_per_epoch": int(steps_per_epoch),
-                        "n_groups": int(n_groups), "epochs": int(epochs)}}
+    return {
+        "history": {
+            "epoch_loss": [float(v) for v in epoch_loss],
+            "steps_per_epoch": int(steps_per_epoch),
+            "n_groups": int(n_groups),
+            "epochs": int(epochs),
+        }
+    }
 
 
 def check_schedule(backend: str, planned: dict, measured: dict) -> None:
     """What trained must be what was planned: the epoch count was derived from the planned steps."""
     if planned != measured:
-        raise RuntimeError(f"{backend}: trained {measured}, planned {planned}: the epoch count was derived from "
-                           "the plan, so the schedule's reading of their pipeline is out of date")
+        raise RuntimeError(
+            f"{backend}: trained {measured}, planned {planned}: the epoch count was derived from "
+            "the plan, so the schedule's reading of their pipeline is out of date"
+        )
 
 
 def no_disk_memoize() -> None:
@@ -207,8 +221,9 @@ def train_tf(config: dict, data_path, max_steps: int, seed: int) -> dict:
         reset_tf_model_cache()
         keras.backend.clear_session()  # earlier calls' models and layer-name counters
         keras.utils.set_random_seed(seed)
-        cfg = TrainingConfig(model=ModelConfig(**model_kw), train_data_file=Path(data_path), output_dir=Path(out),
-                             **train_kw)
+        cfg = TrainingConfig(
+            model=ModelConfig(**model_kw), train_data_file=Path(data_path), output_dir=Path(out), **train_kw
+        )
         update_legacy_dict(params.cfg, cfg)
         # train.py's legacy sampling (no n_subsample): n_groups images subsampled, then n_groups groups
         raw = load_data(str(data_path), n_images=cfg.n_groups, n_subsample=cfg.n_groups)
@@ -222,15 +237,23 @@ def train_tf(config: dict, data_path, max_steps: int, seed: int) -> dict:
         results = train_cdi_model(container, None, cfg)
     loss = results["history"]["loss"]
     fit_params = results["model_instance"].history.params  # the epochs fit was asked for, its batches per epoch
-    check_schedule("ptychopinn-tf", planned, {"steps_per_epoch": int(fit_params["steps"]),
-                                              "epochs": int(fit_params["epochs"])})
+    check_schedule(
+        "ptychopinn-tf", planned, {"steps_per_epoch": int(fit_params["steps"]), "epochs": int(fit_params["epochs"])}
+    )
     autoencoder = results["model_instance"]
     # model_manager.save's intensity scale: exp of the trained log_scale variable, read here from the model's own
     # IntensityScaler layer rather than ptycho.model's process-wide cache, which a later model may replace
     log_scale = autoencoder.get_layer("intensity_scaler").w
     # train_cdi_model leaves the inference model in ptycho.model.diffraction_to_obj (for model_manager.save)
-    state = TrainedState("ptychopinn-tf", {"autoencoder": autoencoder, "diffraction_to_obj": model.diffraction_to_obj},
-                         dict(params.cfg), cfg, float(np.exp(log_scale.numpy())), cfg.model.N, cfg.model.gridsize)
+    state = TrainedState(
+        "ptychopinn-tf",
+        {"autoencoder": autoencoder, "diffraction_to_obj": model.diffraction_to_obj},
+        dict(params.cfg),
+        cfg,
+        float(np.exp(log_scale.numpy())),
+        cfg.model.N,
+        cfg.model.gridsize,
+    )
     return {**history_result(loss, planned["steps_per_epoch"], n_trained, len(loss)), "state": state}
 
 
@@ -248,36 +271,55 @@ def train_torch(config: dict, data_path, max_steps: int, seed: int) -> dict:
     overrides = torch_factory_overrides(canonical_fields(config))
     overrides["subsample_seed"] = int(seed)
     # cli_main's execution settings, but no progress bar, checkpoints or loggers (MLflow included), on the CPU
-    execution = PyTorchExecutionConfig(accelerator="cpu", deterministic=True, num_workers=0,
-                                       enable_progress_bar=False, enable_checkpointing=False, logger_backend=None)
+    execution = PyTorchExecutionConfig(
+        accelerator="cpu",
+        deterministic=True,
+        num_workers=0,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        logger_backend=None,
+    )
     deterministic_before = torch.are_deterministic_algorithms_enabled()
-    with tempfile.TemporaryDirectory(prefix="ptychopinn-torch-train-") as folder, _quiet(), \
-            warnings.catch_warnings():
+    with tempfile.TemporaryDirectory(prefix="ptychopinn-torch-train-") as folder, _quiet(), warnings.catch_warnings():
         # create_training_payload warns whenever params.cfg is non-empty, which it always is after a reset
         warnings.filterwarnings("ignore", message="params.cfg already populated")
         renamed = with_diff3d_key(data_path, Path(folder))
         out = Path(folder) / "out"
         reset_legacy_params()
-        resolved = create_training_payload(train_data_file=renamed, output_dir=out, overrides=overrides,
-                                           execution_config=execution).tf_training_config
+        resolved = create_training_payload(
+            train_data_file=renamed, output_dir=out, overrides=overrides, execution_config=execution
+        ).tf_training_config
         raw = RawData.from_file(str(renamed))
         n_groups = min(int(resolved.n_groups), len(raw.xcoords))  # generate_grouped_data caps groups at positions
         planned = {"n_groups": n_groups, "steps_per_epoch": math.ceil(n_groups / resolved.batch_size)}
         planned["epochs"] = epochs_for(max_steps, planned["steps_per_epoch"])
-        payload = create_training_payload(train_data_file=renamed, output_dir=out,
-                                          overrides={**overrides, "max_epochs": planned["epochs"]},
-                                          execution_config=execution)
+        payload = create_training_payload(
+            train_data_file=renamed,
+            output_dir=out,
+            overrides={**overrides, "max_epochs": planned["epochs"]},
+            execution_config=execution,
+        )
         L.seed_everything(seed, verbose=False)
         try:
             results = train_cdi_model_torch(raw, None, payload.tf_training_config, execution_config=execution)
         finally:
             torch.use_deterministic_algorithms(deterministic_before)
     trainer = results["models"]["diffraction_to_obj"].trainer
-    measured = {"n_groups": int(results["train_container"].X.shape[0]),
-                "steps_per_epoch": int(trainer.num_training_batches), "epochs": int(trainer.current_epoch)}
+    measured = {
+        "n_groups": int(results["train_container"].X.shape[0]),
+        "steps_per_epoch": int(trainer.num_training_batches),
+        "epochs": int(trainer.current_epoch),
+    }
     check_schedule("ptychopinn-torch", planned, measured)
     config = payload.tf_training_config
-    state = TrainedState("ptychopinn-torch", results["models"], dataclass_to_legacy_dict(config), config,
-                         float(results["intensity_scale"]), config.model.N, config.model.gridsize,
-                         results["train_container"].probe)
+    state = TrainedState(
+        "ptychopinn-torch",
+        results["models"],
+        dataclass_to_legacy_dict(config),
+        config,
+        float(results["intensity_scale"]),
+        config.model.N,
+        config.model.gridsize,
+        results["train_container"].probe,
+    )
     return {**history_result(results["history"]["train_loss"], **measured), "state": state}

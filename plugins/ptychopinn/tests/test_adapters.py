@@ -1,6 +1,6 @@
 """Conversions of the PtychoPINN adapters. Run in .venv-upstream only (not part of `make test`):
 
-    .venv-upstream/bin/python -m pytest plugins/ptychopinn/tests -p no:cacheprovider
+.venv-upstream/bin/python -m pytest plugins/ptychopinn/tests -p no:cacheprovider
 """
 
 from pathlib import Path
@@ -19,8 +19,15 @@ def _npz(tmp_path, n=64, m=12, diff_key="diffraction"):
     rng = np.random.default_rng(0)
     path = tmp_path / f"scan-n{n}.npz"
     xy = rng.uniform(0, 30, (2, m))
-    np.savez(path, **{diff_key: rng.random((m, n, n)).astype(np.float32)}, xcoords=xy[0], ycoords=xy[1],
-             xcoords_start=xy[0], ycoords_start=xy[1], probeGuess=np.ones((n, n), np.complex64))
+    np.savez(
+        path,
+        **{diff_key: rng.random((m, n, n)).astype(np.float32)},
+        xcoords=xy[0],
+        ycoords=xy[1],
+        xcoords_start=xy[0],
+        ycoords_start=xy[1],
+        probeGuess=np.ones((n, n), np.complex64),
+    )
     return path
 
 
@@ -36,8 +43,9 @@ def test_require_n_refuses_32():
 
 
 def test_tf_resolve_config_maps_canonical_names(tmp_path):
-    cfg = a.PtychoPINNTF().resolve_config({"gridsize": 2, "neighbor_count": 5, "epochs": 3, "loss": "mae"},
-                                          _npz(tmp_path, n=128))
+    cfg = a.PtychoPINNTF().resolve_config(
+        {"gridsize": 2, "neighbor_count": 5, "epochs": 3, "loss": "mae"}, _npz(tmp_path, n=128)
+    )
     assert (cfg["gridsize"], cfg["neighbor_count"], cfg["epochs"], cfg["loss"]) == (2, 5, 3, "mae")
     assert cfg["x.N"] == 128
 
@@ -70,16 +78,14 @@ def _scan(m=30, seed=1):
 def test_group_is_canonical(backend, gridsize, k, n_groups, inference):
     """(B,1,2,C) centre - position -> (B,C,2) position - centre: offsets = coords - mean(coords)."""
     x, y = _scan()
-    g = backend().group(x, y, {"gridsize": gridsize, "neighbor_count": k, "n_groups": n_groups, "seed": 3},
-                        inference)
+    g = backend().group(x, y, {"gridsize": gridsize, "neighbor_count": k, "n_groups": n_groups, "seed": 3}, inference)
     b = 30 if inference or n_groups is None else n_groups
     c = gridsize * gridsize
     assert g["nn_indices"].shape == (b, c) and g["nn_indices"].dtype == np.int64
     xy = np.stack([x, y], -1)
     np.testing.assert_array_equal(g["coords_px"], xy[g["nn_indices"]])
     np.testing.assert_allclose(g["center_px"], g["coords_px"].mean(1), atol=1e-12)
-    np.testing.assert_allclose(g["offsets_px"], g["coords_px"] - g["coords_px"].mean(1, keepdims=True),
-                               atol=1e-12)
+    np.testing.assert_allclose(g["offsets_px"], g["coords_px"] - g["coords_px"].mean(1, keepdims=True), atol=1e-12)
     assert all(len(set(row)) == c for row in g["nn_indices"].tolist())
 
 
@@ -139,7 +145,7 @@ def _forward_inputs(b, gridsize, n=64, integer=True, seed=4):
     c = gridsize * gridsize
     patches = np.zeros((b, c, n, n), np.complex64)
     inner = rng.uniform(0.5, 1, (b, c, n // 2, n // 2)) * np.exp(1j * rng.uniform(-1, 1, (b, c, n // 2, n // 2)))
-    patches[..., n // 4: 3 * n // 4, n // 4: 3 * n // 4] = inner
+    patches[..., n // 4 : 3 * n // 4, n // 4 : 3 * n // 4] = inner
     yy, xx = np.mgrid[:n, :n]
     probe = np.exp(-((xx - n / 2) ** 2 + (yy - n / 2) ** 2) / (2 * (n / 8) ** 2)).astype(np.complex64)
     if gridsize == 1:
@@ -174,13 +180,14 @@ def _support_weighted_merge(patches, offsets):
     n = patches.shape[-1]
     pad = n // 4
     support = np.zeros((n, n))
-    support[pad: n - pad, pad: n - pad] = 1.0
+    support[pad : n - pad, pad : n - pad] = 1.0
     widen = ((0, 0), (0, 0), (pad, pad), (pad, pad))
     canvas = np.pad(np.asarray(patches, np.complex128), widen)
     masks = np.pad(np.broadcast_to(support, patches.shape), widen)
-    merged = translate(canvas, offsets).sum(1, keepdims=True) / (translate(masks, offsets).sum(1, keepdims=True)
-                                                                  + MERGE_EPSILON)
-    return translate(np.broadcast_to(merged, canvas.shape), -offsets)[..., pad: pad + n, pad: pad + n]
+    merged = translate(canvas, offsets).sum(1, keepdims=True) / (
+        translate(masks, offsets).sum(1, keepdims=True) + MERGE_EPSILON
+    )
+    return translate(np.broadcast_to(merged, canvas.shape), -offsets)[..., pad : pad + n, pad : pad + n]
 
 
 def test_tf_object_big_merges_groups_of_a_batch_of_16_groups_of_4():
@@ -250,14 +257,32 @@ def test_model_shapes_are_channels_first(backend):
 def test_harness_cli_flags_become_theirs_and_a_missing_flag_is_named():
     from pinn_parity_ptychopinn.conversions import harness_cli_args, their_flags
 
-    data, out, given = harness_cli_args(["--train-data-file", "d.npz", "--output-dir", "o", "--epochs", "0",
-                                         "--n-groups", "16", "--loss", "mae"])
-    assert (data, out, given) == (Path("d.npz").resolve(), Path("o").resolve(),
-                                  {"epochs": "0", "n_groups": "16", "loss": "mae"})
+    data, out, given = harness_cli_args(
+        ["--train-data-file", "d.npz", "--output-dir", "o", "--epochs", "0", "--n-groups", "16", "--loss", "mae"]
+    )
+    assert (data, out, given) == (
+        Path("d.npz").resolve(),
+        Path("o").resolve(),
+        {"epochs": "0", "n_groups": "16", "loss": "mae"},
+    )
     assert their_flags(given, a.PtychoPINNTF.CLI_FLAGS, "tf") == [
-        "--nepochs", "0", "--nll_weight", "0.0", "--mae_weight", "1.0", "--n_groups", "16"]
+        "--nepochs",
+        "0",
+        "--nll_weight",
+        "0.0",
+        "--mae_weight",
+        "1.0",
+        "--n_groups",
+        "16",
+    ]
     assert their_flags(given, a.PtychoPINNTorch.CLI_FLAGS, "torch") == [
-        "--max_epochs", "0", "--torch-loss-mode", "mae", "--n_images", "16"]
+        "--max_epochs",
+        "0",
+        "--torch-loss-mode",
+        "mae",
+        "--n_images",
+        "16",
+    ]
     with pytest.raises(ValueError, match=r"torch: its train command line has no flag for \['neighbor_count'\]"):
         their_flags({"neighbor_count": "6"}, a.PtychoPINNTorch.CLI_FLAGS, "torch")
 
@@ -265,14 +290,32 @@ def test_harness_cli_flags_become_theirs_and_a_missing_flag_is_named():
 def test_legacy_params_read_back_in_canonical_names():
     from ptycho import params
     from ptycho.config.config import ModelConfig, TrainingConfig, update_legacy_dict
+
     from pinn_parity_ptychopinn.conversions import canonical_from_legacy_params
 
     legacy = dict(params.cfg)
-    update_legacy_dict(legacy, TrainingConfig(model=ModelConfig(N=128, gridsize=2, amp_activation="swish",
-                                                                object_big=False),
-                                              nepochs=3, neighbor_count=5, n_groups=9, mae_weight=1.0, nll_weight=0.0))
+    update_legacy_dict(
+        legacy,
+        TrainingConfig(
+            model=ModelConfig(N=128, gridsize=2, amp_activation="swish", object_big=False),
+            nepochs=3,
+            neighbor_count=5,
+            n_groups=9,
+            mae_weight=1.0,
+            nll_weight=0.0,
+        ),
+    )
     cfg = canonical_from_legacy_params(legacy)
-    assert {k: cfg[k] for k in ("gridsize", "neighbor_count", "n_groups", "epochs", "loss", "object_big",
-                                "amp_activation", "x.N")} == {
-        "gridsize": 2, "neighbor_count": 5, "n_groups": 9, "epochs": 3, "loss": "mae", "object_big": False,
-        "amp_activation": "swish", "x.N": 128}
+    assert {
+        k: cfg[k]
+        for k in ("gridsize", "neighbor_count", "n_groups", "epochs", "loss", "object_big", "amp_activation", "x.N")
+    } == {
+        "gridsize": 2,
+        "neighbor_count": 5,
+        "n_groups": 9,
+        "epochs": 3,
+        "loss": "mae",
+        "object_big": False,
+        "amp_activation": "swish",
+        "x.N": 128,
+    }

@@ -1,6 +1,6 @@
 """PtychoPINN's own bundles of briefly trained networks (pinn_parity_ptychopinn.bundles). Run in .venv-upstream only:
 
-    .venv-upstream/bin/python -m pytest plugins/ptychopinn/tests/test_bundles.py -p no:cacheprovider
+.venv-upstream/bin/python -m pytest plugins/ptychopinn/tests/test_bundles.py -p no:cacheprovider
 """
 
 import os
@@ -12,9 +12,10 @@ import pytest
 # Collected by `make test` in the project's .venv too, which has no PtychoPINN: skip, with the reason.
 pytest.importorskip("ptycho", reason="PtychoPINN (ptycho) is not installed: run in .venv-upstream")
 
-from pinn_parity_ptychopinn import bundles  # noqa: E402
 # the training tests' case (gridsize 1, N = 64) and its scan file fixture
-from test_training import GRIDSIZE_1, MAX_STEPS, N, SEED, TRAIN, scan_path  # noqa: E402,F401
+from test_training import GRIDSIZE_1, MAX_STEPS, SEED, TRAIN, N, scan_path  # noqa: E402,F401
+
+from pinn_parity_ptychopinn import bundles  # noqa: E402
 
 B = 6
 SAVE = {"tf": bundles.save_tf, "torch": bundles.save_torch}
@@ -28,7 +29,7 @@ def _load(side, path, probe=None):
 
 
 @pytest.fixture(scope="module")
-def inputs(scan_path):
+def inputs(scan_path):  # noqa: F811 - the fixture imported from test_training
     """The scan's first B patterns as (B, 1, N, N) and offsets of a few pixels (non-zero: the shift is exercised)."""
     with np.load(scan_path) as f:
         diffraction = np.asarray(f["diffraction"][:B, None], np.float32)
@@ -36,7 +37,7 @@ def inputs(scan_path):
 
 
 @pytest.fixture(scope="module")
-def runs(scan_path, inputs, tmp_path_factory):
+def runs(scan_path, inputs, tmp_path_factory):  # noqa: F811
     """Each side trained once, predicted, saved to <folder>/bundle.zip, loaded back and predicted again, from an
     empty working folder. Returns {side: (state, before, path, loaded, after, files left in the working folder)}."""
     out = {}
@@ -76,8 +77,9 @@ def test_predictions_are_canonical_and_finite(runs, side):
 @pytest.mark.parametrize("side", sorted(TRAIN))
 def test_the_loaded_state_keeps_the_case_and_the_intensity_scale(runs, side):
     state, _, _, loaded, _, _ = runs[side]
-    assert (loaded.backend, loaded.n, loaded.gridsize) == (state.backend, N, 1) == (state.backend, state.n,
-                                                                                   state.gridsize)
+    assert (
+        (loaded.backend, loaded.n, loaded.gridsize) == (state.backend, N, 1) == (state.backend, state.n, state.gridsize)
+    )
     assert loaded.intensity_scale == state.intensity_scale
 
 

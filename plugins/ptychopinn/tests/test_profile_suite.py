@@ -19,10 +19,33 @@ CASE, STAGE = "gs1-k4-poisson-n64", "config"
 
 
 def _suite(profile: Path, reports: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pytest", "parity/", "-n", "0", "-p", "no:cacheprovider", "-q",
-                           "--parity-backends", "ptychopinn-tf,ptychopinn-torch", "--parity-profile", str(profile),
-                           "--parity-config", CASE, "--parity-stage", STAGE, "--parity-reports", str(reports)],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "parity/",
+            "-n",
+            "0",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--parity-backends",
+            "ptychopinn-tf,ptychopinn-torch",
+            "--parity-profile",
+            str(profile),
+            "--parity-config",
+            CASE,
+            "--parity-stage",
+            STAGE,
+            "--parity-reports",
+            str(reports),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_green_with_the_baseline_and_red_on_a_split_it_does_not_list(tmp_path):
@@ -33,8 +56,9 @@ def test_green_with_the_baseline_and_red_on_a_split_it_does_not_list(tmp_path):
     copy = tmp_path / "profile"
     shutil.copytree(PROFILE, copy, ignore=shutil.ignore_patterns("goldens"))
     baseline = json.loads((copy / "baseline.json").read_text())
-    kept = [e for e in baseline["entries"] if not (e["config"] == CASE and e["stage"] == STAGE
-                                                    and e["metric"] == "fields")]
+    kept = [
+        e for e in baseline["entries"] if not (e["config"] == CASE and e["stage"] == STAGE and e["metric"] == "fields")
+    ]
     assert len(kept) == len(baseline["entries"]) - 1
     (copy / "baseline.json").write_text(json.dumps({**baseline, "entries": kept}))
     red = _suite(copy, tmp_path / "red")

@@ -1,6 +1,6 @@
 """Short trainings of PtychoPINN's own models (pinn_parity_ptychopinn.training). Run in .venv-upstream only:
 
-    .venv-upstream/bin/python -m pytest plugins/ptychopinn/tests/test_training.py -p no:cacheprovider
+.venv-upstream/bin/python -m pytest plugins/ptychopinn/tests/test_training.py -p no:cacheprovider
 """
 
 import json
@@ -21,8 +21,18 @@ N_POSITIONS = 36
 MAX_STEPS = 7
 SEED = 5
 # Canonical configs as an adapter resolves them: "epochs" (their default) and own "x." fields must not matter.
-GRIDSIZE_1 = {"gridsize": 1, "neighbor_count": 4, "n_groups": 36, "n_filters_scale": 2, "amp_activation": "sigmoid",
-              "batch_size": 16, "epochs": 50, "loss": "poisson", "object_big": False, "x.nphotons": 1e9}
+GRIDSIZE_1 = {
+    "gridsize": 1,
+    "neighbor_count": 4,
+    "n_groups": 36,
+    "n_filters_scale": 2,
+    "amp_activation": "sigmoid",
+    "batch_size": 16,
+    "epochs": 50,
+    "loss": "poisson",
+    "object_big": False,
+    "x.nphotons": 1e9,
+}
 GRIDSIZE_2 = {**GRIDSIZE_1, "gridsize": 2, "n_groups": 16, "batch_size": 4, "object_big": True}
 # (steps_per_epoch, n_groups trained, epochs) each side's pipeline gives for GRIDSIZE_1 and GRIDSIZE_2 at MAX_STEPS:
 #   TF: fit(validation_split=0.05) trains floor(0.95 * groups): 34 of 36 -> 3 batches of 16; 15 of 16 -> 4 of 4.
@@ -113,9 +123,10 @@ def test_the_reset_drops_what_an_earlier_call_left_in_params_cfg():
     assert not params._sealed
 
 
-@pytest.mark.parametrize("metadata, expected", [({"nphotons": 1e5}, 1e5),
-                                                ({"physics_parameters": {"nphotons": 1e6}}, 1e6),
-                                                ({"seed": 1}, None), (None, None)])
+@pytest.mark.parametrize(
+    "metadata, expected",
+    [({"nphotons": 1e5}, 1e5), ({"physics_parameters": {"nphotons": 1e6}}, 1e6), ({"seed": 1}, None), (None, None)],
+)
 def test_nphotons_comes_from_their_metadata_as_train_py_reads_it(tmp_path, metadata, expected):
     from ptycho.metadata import MetadataManager
 
