@@ -208,7 +208,7 @@ class BundledAdapter(CommonContract, Adapter):
 class TfPinnAdapter(BundledAdapter):
     """backends/tf_pinn: channels-last tensors."""
 
-    name = "tf"
+    name = "tf_pinn"
     package = "tf_pinn"
     channels_last = True
 
@@ -224,7 +224,7 @@ class TfPinnAdapter(BundledAdapter):
 class TorchPinnAdapter(BundledAdapter):
     """backends/torch_pinn: channels-first tensors."""
 
-    name = "torch"
+    name = "torch_pinn"
     package = "torch_pinn"
     channels_last = False
 

@@ -6,7 +6,7 @@ mutant declares (`expected_stage`). A mutant that passes everything means the
 harness is blind to that class of bug.
 
 `Mutant` delegates every stage of `adapters.base.Adapter` to a wrapped adapter
-(default: the bundled torch one); a subclass overrides only the stages its bug
+(default: the bundled torch_pinn one); a subclass overrides only the stages its bug
 touches. The preferred injection is numpy pre/post-processing of a stage's
 inputs or outputs (a perturbed shift, a transposed kernel, an unshifted far
 field), which works on any adapter. Where the bug lives inside a backend's own
@@ -58,12 +58,12 @@ class Mutant(Adapter):
     expected_stage: str | None = None
     description = ""
 
-    def __init__(self, inner: Adapter | str = "torch"):
+    def __init__(self, inner: Adapter | str = "torch_pinn"):
         self.inner = get_adapter(inner) if isinstance(inner, str) else inner
 
     @property
     def label(self) -> str:
-        """`<wrapped adapter>+<mutant>`, e.g. torch+fft_norm_backward."""
+        """`<wrapped adapter>+<mutant>`, e.g. torch_pinn+fft_norm_backward."""
         return f"{self.inner.name}+{self.name}"
 
     def inner_module(self, name: str):
@@ -71,7 +71,7 @@ class Mutant(Adapter):
         package = getattr(self.inner, "package", "")
         if not package:
             raise NotImplementedError(
-                f"{self.name}: needs a bundled backend (tf or torch) to patch, not {self.inner.name!r}"
+                f"{self.name}: needs a bundled backend (tf_pinn or torch_pinn) to patch, not {self.inner.name!r}"
             )
         return importlib.import_module(f"backends.{package}.{name}")
 
@@ -519,7 +519,7 @@ class Perturbation(Mutant):
     stage = ""
     unit = ""
 
-    def __init__(self, inner: Adapter | str = "torch", delta: float = 0.0):
+    def __init__(self, inner: Adapter | str = "torch_pinn", delta: float = 0.0):
         super().__init__(inner)
         self.delta = float(delta)
 

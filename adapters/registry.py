@@ -21,8 +21,8 @@ ENTRY_POINT_GROUP = "pinn_parity.adapters"
 
 # name -> "module:attribute"; explicit, so a typo is an error, not a silent miss.
 BUILTIN = {
-    "tf": "adapters.bundled:TfPinnAdapter",
-    "torch": "adapters.bundled:TorchPinnAdapter",
+    "tf_pinn": "adapters.bundled:TfPinnAdapter",
+    "torch_pinn": "adapters.bundled:TorchPinnAdapter",
     "referee": "adapters.referee:Float64Referee",  # float64 numpy, deterministic stages only
 }
 
@@ -45,7 +45,8 @@ def available() -> dict:
 
 
 def get_adapter(name: str) -> Adapter:
-    """A fresh adapter instance for `name` (tf, torch, or an entry point's name); its `name` is set to `name`."""
+    """A fresh adapter instance for `name` (tf_pinn, torch_pinn, referee, or an entry point's name); its
+    `name` is set to `name`."""
     table = available()
     if name not in table:
         raise AdapterError(

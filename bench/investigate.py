@@ -1,8 +1,8 @@
 """Quality investigation: which scan, probe and configuration let the PINN reconstruct.
 
-    python -m bench.investigate [--backend torch] [--epochs 100] [--only NAME ...]
+    python -m bench.investigate [--backend torch_pinn] [--epochs 100] [--only NAME ...]
 
-Trains one backend (torch by default: the faster one; the backends agree to
+Trains one backend (torch_pinn by default: the faster one; the backends agree to
 float32 rounding) through bench.worker's `quality` task on variants of the
 benchmark scan and prints, per variant, the final loss, the scores with the
 contract's stitching (§11: window-weighted, phase-aligned) and without the alignment, and the
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from backends.common.fileio import atomic_write_text
 from bench import proc
-from bench.sections import _worker, log
+from bench.sections import BACKENDS, _worker, log
 
 # name -> (simulate arguments, config overrides). Default scan (contracts v2, v3): 400 positions, step N/6,
 # probe disk radius N/4 - 1 = 7 px filling the 16 px support S.
@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.investigate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--backend", default="torch", choices=("tf", "torch"))
+    parser.add_argument("--backend", default="torch_pinn", choices=BACKENDS)
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--n-positions", type=int, default=400)
     parser.add_argument("--only", nargs="*", choices=sorted(VARIANTS), help="variants to run (default: all)")

@@ -40,7 +40,7 @@ def table_backends(s: dict) -> list[str]:
         rows,
     )
     ratio = s["torch_over_tf"]
-    out.append(f"torch/tf wall ratio: train {ratio['train']:.2f}, infer {ratio['infer']:.2f}")
+    out.append(f"torch_pinn/tf_pinn wall ratio: train {ratio['train']:.2f}, infer {ratio['infer']:.2f}")
     imp = s["imports"]
     out += [""] + _rows(
         "framework import (python -c, min of repeats; 'import only' = minus bare python)",
@@ -66,7 +66,7 @@ QUALITY_TARGETS = {"amp_ssim": (">=", 0.90), "phase_rmse_rad": ("<=", 0.10), "fr
 
 
 def _quality_targets(runs: dict) -> list[str]:
-    """One line per run: which targets it meets; one per config: tf / torch training seconds."""
+    """One line per run: which targets it meets; one per config: tf_pinn / torch_pinn training seconds."""
     lines = []
     for label, run in runs.items():
         missed = [
@@ -76,9 +76,11 @@ def _quality_targets(runs: dict) -> list[str]:
         ]
         lines.append(f"targets, {label}: " + ("all met" if not missed else "missed " + ", ".join(missed)))
     for config in sorted({label.split("/")[0] for label in runs}):
-        tf_run, torch_run = runs.get(f"{config}/tf"), runs.get(f"{config}/torch")
+        tf_run, torch_run = runs.get(f"{config}/tf_pinn"), runs.get(f"{config}/torch_pinn")
         if tf_run and torch_run:
-            lines.append(f"train seconds, {config}: tf / torch = {tf_run['train_s'] / torch_run['train_s']:.2f}")
+            lines.append(
+                f"train seconds, {config}: tf_pinn / torch_pinn = {tf_run['train_s'] / torch_run['train_s']:.2f}"
+            )
     return lines
 
 

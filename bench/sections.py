@@ -22,7 +22,7 @@ IMPORTS = {
     "torch_lightning": "import torch, lightning",
     "both": "import tensorflow, keras, torch, lightning",
 }
-BACKENDS = {"tf": "tf_pinn", "torch": "torch_pinn"}
+BACKENDS = ("tf_pinn", "torch_pinn")  # the bundled adapters' names, each also its package under backends/
 
 
 def log(msg: str) -> None:
@@ -80,12 +80,12 @@ def section_backends(work: Path, quick: bool) -> dict:
         "simulate_s": sim.wall_s,
         "cli": {},
     }
-    for name, package in BACKENDS.items():
+    for name in BACKENDS:
         train_dir, infer_dir = work / f"train-{name}", work / f"infer-{name}"
         log(f"backends: {name} train CLI ({epochs} epochs)")
         train = proc.python(
             "-m",
-            f"backends.{package}.train",
+            f"backends.{name}.train",
             "--train-data-file",
             data,
             "--output-dir",
@@ -99,7 +99,7 @@ def section_backends(work: Path, quick: bool) -> dict:
         log(f"backends: {name} infer CLI")
         infer = proc.python(
             "-m",
-            f"backends.{package}.infer",
+            f"backends.{name}.infer",
             "--bundle",
             train_dir / "bundle.zip",
             "--data-file",
@@ -129,14 +129,14 @@ def section_backends(work: Path, quick: bool) -> dict:
         }
     cli = out["cli"]
     out["torch_over_tf"] = {
-        kind: cli["torch"][kind]["wall_s"] / cli["tf"][kind]["wall_s"] for kind in ("train", "infer")
+        kind: cli["torch_pinn"][kind]["wall_s"] / cli["tf_pinn"][kind]["wall_s"] for kind in ("train", "infer")
     }
     log("backends: framework import times")
     out["imports"] = import_times(repeat)
     steps = 10 if quick else 50
     log(f"backends: same initial weights, {steps} steps through both adapters")
     same, res = _worker("steps", {"data": str(data), "config": {}, "max_steps": steps}, work, "steps")
-    for name in ("tf", "torch"):
+    for name in BACKENDS:
         same["backends"][name].pop("step_loss")
     same["process"] = {"wall_s": res.wall_s, "maxrss_mib": res.maxrss_mib}
     out["same_start"] = same

@@ -24,12 +24,14 @@ import numpy as np  # noqa: E402
 
 from backends.common.config import make_config  # noqa: E402
 from backends.common.simulate import simulate  # noqa: E402
-
-PACKAGES = {"tf": "tf_pinn", "torch": "torch_pinn"}
+from bench.sections import BACKENDS  # noqa: E402
 
 
 def _module(backend: str, name: str):
-    return importlib.import_module(f"backends.{PACKAGES[backend]}.{name}")
+    """Module `name` of a bundled backend; `backend` is its adapter name, which is also its package."""
+    if backend not in BACKENDS:
+        raise ValueError(f"no bundled backend {backend!r}; one of {', '.join(BACKENDS)}")
+    return importlib.import_module(f"backends.{backend}.{name}")
 
 
 def _dataset(spec: dict):
@@ -77,18 +79,18 @@ def per_patch(patches, x, y, data) -> dict:
 
 
 def task_steps(args: dict) -> dict:
-    """Both adapters, one initial state (weights from backends.common.weights, log g from the tf adapter)."""
+    """Both adapters, one initial state (weights from backends.common.weights, log g from the tf_pinn adapter)."""
     from adapters.registry import get_adapter
     from backends.common.dataset import load_dataset
     from backends.common.weights import initial_weights
 
     cfg = make_config(args.get("config", {}))
     data = load_dataset(args["data"])
-    scales = get_adapter("tf").scales(data.diffraction, data.probe, cfg.amp_activation)
+    scales = get_adapter("tf_pinn").scales(data.diffraction, data.probe, cfg.amp_activation)
     init = initial_weights(cfg.seed, cfg.n_filters_scale, scales["log_intensity_scale"])
     out = {"config": cfg.to_dict(), "max_steps": args["max_steps"], "scales": scales, "backends": {}}
     weights = {}
-    for name in ("tf", "torch"):
+    for name in BACKENDS:
         adapter = get_adapter(name)
         start = time.perf_counter()
         result = adapter.train(cfg.to_dict(), args["data"], {k: v.copy() for k, v in init.items()}, args["max_steps"])
@@ -101,18 +103,20 @@ def task_steps(args: dict) -> dict:
             "step_loss": losses,
             "seconds": time.perf_counter() - start,
         }
-    # Control: the tf backend against itself with every kernel 1 ulp up. If this gap grows like the
-    # tf/torch one, the split is float32 rounding amplified by training, not a backend difference.
+    # Control: the tf_pinn backend against itself with every kernel 1 ulp up. If this gap grows like the
+    # tf_pinn/torch_pinn one, the split is float32 rounding amplified by training, not a backend difference.
     nudged = {k: (np.nextafter(v, np.float32(np.inf)) if k.endswith(".kernel") else v.copy()) for k, v in init.items()}
-    control = get_adapter("tf").train(cfg.to_dict(), args["data"], nudged, args["max_steps"])["history"]["step_loss"]
+    control = get_adapter("tf_pinn").train(cfg.to_dict(), args["data"], nudged, args["max_steps"])["history"][
+        "step_loss"
+    ]
 
     def gaps(x, y):
         x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
         k = min(len(x), len(y))
         return np.abs(y[:k] - x[:k]) / np.maximum(np.abs(x[:k]), 1e-30)
 
-    a = out["backends"]["tf"]["step_loss"]
-    cross, ctrl = gaps(a, out["backends"]["torch"]["step_loss"]), gaps(a, control)
+    a = out["backends"]["tf_pinn"]["step_loss"]
+    cross, ctrl = gaps(a, out["backends"]["torch_pinn"]["step_loss"]), gaps(a, control)
     out["final_rel_gap"] = float(cross[-1]) if cross.size else None
     out["max_step_rel_gap"] = float(cross.max()) if cross.size else None
     out["rel_gap_by_step"] = [float(g) for g in cross]
@@ -125,8 +129,12 @@ def task_steps(args: dict) -> dict:
     first = lambda g: next((i for i, v in enumerate(g) if v > 1e-3), None)  # noqa: E731
     out["first_step_gap_over_1e-3"] = {"tf_vs_torch": first(cross), "tf_vs_tf_1ulp": first(ctrl)}
     out["weights_max_abs_diff"] = max(
-        float(np.max(np.abs(np.asarray(weights["tf"][n], np.float64) - np.asarray(weights["torch"][n], np.float64))))
-        for n in weights["tf"]
+        float(
+            np.max(
+                np.abs(np.asarray(weights["tf_pinn"][n], np.float64) - np.asarray(weights["torch_pinn"][n], np.float64))
+            )
+        )
+        for n in weights["tf_pinn"]
     )
     return out
 

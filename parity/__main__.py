@@ -165,8 +165,8 @@ def verb_tolerances(argv: Sequence[str]) -> int:
     )
     parser.add_argument(
         "--parity-backends",
-        default="tf,torch",
-        help="with --measure: comma-separated adapter names, the first the reference (default: tf,torch)",
+        default="tf_pinn,torch_pinn",
+        help="with --measure: comma-separated adapter names, the first the reference (default: tf_pinn,torch_pinn)",
     )
     parser.add_argument("--parity-stage", default=None, help="with --measure: comma-separated stages (default: all)")
     parser.add_argument(
@@ -228,9 +228,9 @@ def verb_audit(argv: Sequence[str]) -> int:
     parser.add_argument("--mutants", default=None, help="comma-separated mutant names (default: all)")
     parser.add_argument(
         "--base",
-        default="torch",
-        choices=("torch", "tf"),
-        help="backend the mutants wrap; the other is the clean reference (default: torch)",
+        default="torch_pinn",
+        choices=("torch_pinn", "tf_pinn"),
+        help="backend the mutants wrap; the other is the clean reference (default: torch_pinn)",
     )
     parser.add_argument("--cases", default=None, help="comma-separated ids of parity.matrix.AUDIT (default: all)")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the table as JSON")
@@ -290,7 +290,7 @@ VERBS: dict[str, Verb] = {
     "tolerances": Verb("ledger, or --measure --seeds N [--write]: errors over seeds beside it", verb_tolerances),
     "audit": Verb(
         "mutants with one known bug each must fail at their stage: audit [--mutants a,b] "
-        "[--base torch|tf] [--json FILE] [--sensitivity]",
+        "[--base torch_pinn|tf_pinn] [--json FILE] [--sensitivity]",
         verb_audit,
     ),
 }

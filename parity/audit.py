@@ -1,9 +1,9 @@
 """Prove the harness can fail: run mutant adapters through every stage check.
 
-    python -m parity audit [--mutants a,b] [--base torch|tf] [--json FILE] [--sensitivity]
+    python -m parity audit [--mutants a,b] [--base torch_pinn|tf_pinn] [--json FILE] [--sensitivity]
 
 Each mutant (adapters/mutants.py) wraps a clean bundled adapter (`--base`,
-default torch) and injects one known bug; it is compared with the clean other
+default torch_pinn) and injects one known bug; it is compared with the clean other
 backend (the reference) on the small cases of parity.matrix.AUDIT, stage by
 stage, exactly as the suite compares two backends. A mutant is *caught* when
 the first stage that fails is the one it declares; one that passes every
@@ -51,7 +51,7 @@ from parity.verdict import REFEREE, Check
 
 SCHEMA = "pinn-parity-audit"
 SCHEMA_VERSION = 1
-BASES = ("tf", "torch")
+BASES = ("tf_pinn", "torch_pinn")
 SUT = "<sut>"  # the system under test's name inside a normalised check label
 MAX_FAILURES_KEPT = 5  # failing comparisons kept per stage and row in the JSON
 
@@ -243,7 +243,7 @@ def _row(mutant: Mutant, cases: list, noise: set, stages, label: str | None = No
     return row, {key for key, *_ in failures}
 
 
-def resolve_mutants(mutant_names=None, base: str = "torch", stages=STAGES) -> list:
+def resolve_mutants(mutant_names=None, base: str = "torch_pinn", stages=STAGES) -> list:
     """The Mutant classes named (all available when None); MutantError or ValueError on a bad one."""
     reference = other_backend(base)
     names = list(available()) if mutant_names is None else list(mutant_names)
@@ -260,7 +260,7 @@ def resolve_mutants(mutant_names=None, base: str = "torch", stages=STAGES) -> li
 
 
 def run_audit(
-    mutant_names=None, base: str = "torch", cases=AUDIT, *, stages=STAGES, sensitivity: bool = False, log=print
+    mutant_names=None, base: str = "torch_pinn", cases=AUDIT, *, stages=STAGES, sensitivity: bool = False, log=print
 ) -> AuditResult:
     """The control, then each named mutant (every one of adapters.mutants.available() when None).
 

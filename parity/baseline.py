@@ -2,7 +2,7 @@
 
 A baseline file (JSON, schema "pinn-parity-baseline" version 1) lists entries
 
-    {"config": "gs2-*", "stage": "forward", "check": "torch~tf", "metric": "max_abs*",
+    {"config": "gs2-*", "stage": "forward", "check": "torch_pinn~tf_pinn", "metric": "max_abs*",
      "reason": "known FFT padding difference", "link": "https://..."}
 
 config, check (the printed label, str(Check)) and metric are fnmatch globs; stage is one

@@ -21,7 +21,7 @@ from parity.verdict import Check, Comparison, closing_line, fmt_error, fmt_index
 WORST_ROWS = 5
 RECONSTRUCTION_METRICS = ("rel_error", "ssim", "frc")
 _TINY = np.finfo(np.float64).tiny
-TF_TORCH = Check("tf", "torch")  # the comparators' default label
+TF_TORCH = Check("tf_pinn", "torch_pinn")  # the comparators' default label
 
 
 @dataclass(frozen=True)

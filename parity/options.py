@@ -22,7 +22,9 @@ class ParityOption:
 OPTIONS = (
     ParityOption("--parity-config", None, "comma-separated config ids of parity/matrix.py to run (default: all)"),
     ParityOption(
-        "--parity-backends", "tf,torch", "comma-separated adapter names; the first is the reference (default: tf,torch)"
+        "--parity-backends",
+        "tf_pinn,torch_pinn",
+        "comma-separated adapter names; the first is the reference (default: tf_pinn,torch_pinn)",
     ),
     ParityOption(
         "--parity-stage", None, "comma-separated stages to run (default: all; upstream outputs are computed as needed)"

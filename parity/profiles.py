@@ -4,7 +4,7 @@ A profile names the config matrix, the tolerance ledger, the golden folder, whic
 contract checks apply (backend against backend always; "spec", "referee" and "golden" on
 every stage, on some, or on none) and a baseline of known splits (parity/baseline.py).
 
-"bundled" is the bundled tf/torch pair: parity/matrix.py's MATRIX, parity/tolerances.json,
+"bundled" is the bundled tf_pinn/torch_pinn pair: parity/matrix.py's MATRIX, parity/tolerances.json,
 golden/, every contract check, no baseline. Any other profile is a folder holding
 profile.json (schema "pinn-parity-profile" version 1), kept in the team's own repository:
 

@@ -58,7 +58,7 @@ def _observed(comparison) -> tuple[str, float, float] | None:
 
 def measure(
     seeds,
-    backends=("tf", "torch"),
+    backends=("tf_pinn", "torch_pinn"),
     cases=None,
     log=print,
     stages=STAGES,

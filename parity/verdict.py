@@ -9,8 +9,8 @@ and its first line always reads
 so a failing pytest line, summary.md and the hub all name the same thing.
 
 What was compared with what is a `Check` (left, right, variant, via): code reads
-its fields; it becomes the familiar "torch~tf", "tf~spec[inference]",
-"torch(tf bundle)~tf" only in messages and reports (`str(check)`).
+its fields; it becomes the familiar "torch_pinn~tf_pinn", "tf_pinn~spec[inference]",
+"torch_pinn(tf_pinn bundle)~tf_pinn" only in messages and reports (`str(check)`).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class Check:
     variant: str = ""
     """A second form of the same check, e.g. "inference" grouping; printed as "[inference]"."""
     via: str = ""
-    """Bundle stage: the backend whose bundle `left` loaded ("torch(tf bundle)~tf")."""
+    """Bundle stage: the backend whose bundle `left` loaded ("torch_pinn(tf_pinn bundle)~tf_pinn")."""
 
     def __post_init__(self) -> None:
         for name in ("left", "right", "variant", "via"):
@@ -89,7 +89,7 @@ class Check:
 
     @property
     def slug(self) -> str:
-        """For file names: the parts joined by "-" ("tf-torch")."""
+        """For file names: the parts joined by "-" ("tf_pinn-torch_pinn")."""
         return "-".join(part for part in (self.left, self.via, self.right, self.variant) if part)
 
     def renamed(self, old: str, new: str) -> Check:
@@ -136,7 +136,7 @@ class Comparison:
     stage: str
     """One of parity.stages.STAGES."""
     check: Check
-    """What was compared with what; printed "torch~tf", "tf~golden", "torch~spec", ..."""
+    """What was compared with what; printed "torch_pinn~tf_pinn", "tf_pinn~golden", "torch_pinn~spec", ..."""
     metric: str
     """Name of the quantity checked, unique within (config, stage, check)."""
     passed: bool

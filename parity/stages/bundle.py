@@ -1,7 +1,8 @@
 """Stage bundle: every backend's bundle loaded by every backend.
 
 A backend's own bundle must reproduce its in-memory prediction exactly; another's within
-bundle.cross_load ("torch(tf bundle)~tf": torch predicting from tf's bundle, against tf in memory).
+bundle.cross_load ("torch_pinn(tf_pinn bundle)~tf_pinn": torch_pinn predicting from tf_pinn's bundle,
+against tf_pinn in memory).
 Canonical pairs share the first backend's trained state and also compare the bundle's contents; pairs
 without canonical weights (Adapter.native_weights) each save their own trained state.
 """

@@ -30,7 +30,7 @@ def installed_plugin(tmp_path, monkeypatch):
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: team-adapter\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text(
         f"[{ENTRY_POINT_GROUP}]\nteam = team_adapter:TeamAdapter\nbroken = team_adapter:NotAnAdapter\n"
-        "tf = team_adapter:TeamAdapter\n"
+        "tf_pinn = team_adapter:TeamAdapter\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     return tmp_path
@@ -48,7 +48,7 @@ def test_an_installed_package_adds_its_adapter(installed_plugin):
 
 
 def test_a_plugin_cannot_replace_a_bundled_name(installed_plugin):
-    assert available()["tf"] == BUILTIN["tf"]
+    assert available()["tf_pinn"] == BUILTIN["tf_pinn"]
 
 
 def test_a_plugin_that_builds_no_backend_is_refused(installed_plugin):
@@ -57,5 +57,5 @@ def test_a_plugin_that_builds_no_backend_is_refused(installed_plugin):
 
 
 def test_an_unknown_name_lists_what_exists():
-    with pytest.raises(AdapterError, match=r"no backend adapter named 'nope'; available: .*tf.*torch"):
+    with pytest.raises(AdapterError, match=r"no backend adapter named 'nope'; available: .*tf_pinn.*torch_pinn"):
         get_adapter("nope")

@@ -2,7 +2,7 @@
 
 Framework-free tests use a recording fake adapter; the tests marked slow run the
 real audit in-process on the cheap mutants (caught at config, grouping, forward
-and loss) against TensorFlow, with torch as the wrapped base.
+and loss) against tf_pinn (TensorFlow), with torch_pinn as the wrapped base.
 """
 
 import inspect
@@ -138,8 +138,8 @@ def test_the_base_mutant_delegates_every_stage():
 
 
 def test_a_mutant_wraps_the_adapter_it_is_named():
-    mutant = get_mutant("loss_sum")("tf")
-    assert mutant.inner.name == "tf" and mutant.label == "tf+loss_sum"
+    mutant = get_mutant("loss_sum")("tf_pinn")
+    assert mutant.inner.name == "tf_pinn" and mutant.label == "tf_pinn+loss_sum"
 
 
 def test_patched_restores_the_attribute_even_when_the_block_raises():
@@ -260,19 +260,20 @@ def test_smallest_detected_bisects_a_threshold():
 def _result(*rows, control_failed=()):
     control = audit.AuditRow("harmless (control)", "no bug", None, failed_stages=list(control_failed))
     return audit.AuditResult(
-        base="torch",
-        reference="tf",
+        base="torch_pinn",
+        reference="tf_pinn",
         cases=["c"],
         stages=list(STAGES),
         control=control,
         rows=list(rows),
-        noise=[f"c|{s}|<sut>~tf|x" for s in control_failed],
+        noise=[f"c|{s}|<sut>~tf_pinn|x" for s in control_failed],
     )
 
 
 def _row(name, expected, failed):
     failures = {
-        s: [{"case": "c", "check": f"{name}~tf", "metric": "m", "headline": f"[c] stage {s} failed"}] for s in failed
+        s: [{"case": "c", "check": f"{name}~tf_pinn", "metric": "m", "headline": f"[c] stage {s} failed"}]
+        for s in failed
     }
     return audit.AuditRow(name, "a bug", expected, failed_stages=list(failed), failures=failures)
 
@@ -287,7 +288,7 @@ def test_verdicts_and_exit_status():
     assert audit.exit_status(_result(caught, late)) == 1
     assert audit.exit_status(_result(caught, control_failed=["reconstruction"])) == 1
     text = audit.render_table(_result(caught, uncaught, late, control_failed=["reconstruction"]))
-    for word in ("caught", "UNCAUGHT", "WRONG STAGE", "FALSE ALARM", "c|reconstruction|<sut>~tf|x"):
+    for word in ("caught", "UNCAUGHT", "WRONG STAGE", "FALSE ALARM", "c|reconstruction|<sut>~tf_pinn|x"):
         assert word in text
 
 
@@ -311,7 +312,7 @@ def test_the_audit_verb_refuses_unknown_mutants_and_lists_them(capsys):
     assert main(["audit", "--cases", "gs9-k4-poisson-n32"]) == 2
     assert "unknown config id" in capsys.readouterr().err
     with pytest.raises(ValueError, match="not among the stages run"):
-        audit.resolve_mutants(["loss_sum"], "torch", stages=("config", "grouping"))
+        audit.resolve_mutants(["loss_sum"], "torch_pinn", stages=("config", "grouping"))
     assert main(["audit", "--list"]) == 0
     assert "fft_norm_backward" in capsys.readouterr().out
 
@@ -336,7 +337,7 @@ def test_the_engine_cache_key_sees_array_contents():
     assert audit.fingerprint(np.zeros(2, np.float32)) != audit.fingerprint(np.zeros(2, np.float64))
 
 
-# --- the real audit (TensorFlow reference, torch base) --------------------------------
+# --- the real audit (tf_pinn reference, torch_pinn base) ------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -350,7 +351,7 @@ def early_audit():
         monkeypatch.setattr(mutants_module, "entry_points", lambda group=None: [point] if group == point.group else [])
         return audit.run_audit(
             [*CHEAP, "harmless_probe"],
-            base="torch",
+            base="torch_pinn",
             cases=AUDIT,
             stages=EARLY_STAGES,
             sensitivity=True,
@@ -402,7 +403,7 @@ def test_adam_epsilon_at_the_framework_default_fails_the_matrix_at_the_optimizer
     keep the default adam_epsilon 1e-7): one Adam step on small gradients shows it."""
     case = select("gs1-k4-poisson-n32")
     result = audit.run_audit(
-        ["adam_epsilon_1e-8"], base="torch", cases=case, stages=("optimizer",), log=lambda line: None
+        ["adam_epsilon_1e-8"], base="torch_pinn", cases=case, stages=("optimizer",), log=lambda line: None
     )
     assert result.control.verdict == "clean", result.control.failures
     (row,) = result.rows

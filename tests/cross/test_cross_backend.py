@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.tf, pytest.mark.torch]
 
 @pytest.fixture(scope="module")
 def backends():
-    return get_adapter("tf"), get_adapter("torch")
+    return get_adapter("tf_pinn"), get_adapter("torch_pinn")
 
 
 @pytest.mark.parametrize("overrides", [{}, {"gridsize": 2}, {"gridsize": 2, "neighbor_count": 7, "n_groups": 20}])
@@ -41,8 +41,8 @@ def test_same_initial_weights_for_one_seed(backends, overrides):
     shared = initial_weights(cfg.seed, cfg.n_filters_scale, 1.25)
     assert sorted(tf_w) == sorted(torch_w) == sorted(shared)
     for name in shared:
-        np.testing.assert_array_equal(tf_w[name], shared[name], err_msg=f"tf {name}")
-        np.testing.assert_array_equal(torch_w[name], shared[name], err_msg=f"torch {name}")
+        np.testing.assert_array_equal(tf_w[name], shared[name], err_msg=f"tf_pinn {name}")
+        np.testing.assert_array_equal(torch_w[name], shared[name], err_msg=f"torch_pinn {name}")
 
 
 def test_another_seed_gives_other_weights(backends):
@@ -52,7 +52,7 @@ def test_another_seed_gives_other_weights(backends):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("writer_index", [0, 1], ids=["tf-writes", "torch-writes"])
+@pytest.mark.parametrize("writer_index", [0, 1], ids=["tf_pinn-writes", "torch_pinn-writes"])
 def test_bundles_cross_load_and_predict(backends, small_dataset_path, tmp_path, writer_index):
     writer, reader = backends[writer_index], backends[1 - writer_index]
     ds = load_dataset(small_dataset_path)

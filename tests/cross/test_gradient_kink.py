@@ -1,6 +1,6 @@
 """The gradients stage's second point (parity/stages/gradients.py): a disagreement only the first batch
 shows (a ReLU at its switch point within float32 rounding) is judged at the next batch and noted; one every
-batch shows is a split and fails. Real TensorFlow and torch; the torch side's gradients are altered here."""
+batch shows is a split and fails. Real TensorFlow and torch; the torch_pinn side's gradients are altered here."""
 
 from pathlib import Path
 
@@ -15,11 +15,12 @@ from parity.status import NoteKind
 
 pytestmark = [pytest.mark.tf, pytest.mark.torch]
 
-TorchAdapter = type(get_adapter("torch"))
+TorchAdapter = type(get_adapter("torch_pinn"))
 
 
 class OffAtFirstCall(TorchAdapter):
-    """torch, with one gradient element off by 1 % of its layer's peak (the stage's unit) on the first call only."""
+    """torch_pinn, with one gradient element off by 1 % of its layer's peak (the stage's unit), on the first
+    call only."""
 
     def __init__(self, every_call: bool = False):
         super().__init__()
@@ -38,7 +39,7 @@ class OffAtFirstCall(TorchAdapter):
 @pytest.mark.parametrize("every_call", [False, True])
 def test_a_disagreement_at_one_point_only_is_judged_at_the_next(tmp_path: Path, every_call):
     case = next(c for c in MATRIX if c.config.gridsize == 1 and c.config.loss == "poisson")
-    ctx = make_context(case, {"tf": get_adapter("tf"), "torch": OffAtFirstCall(every_call)}, tmp_path)
+    ctx = make_context(case, {"tf_pinn": get_adapter("tf_pinn"), "torch_pinn": OffAtFirstCall(every_call)}, tmp_path)
     result = gradients.check(ctx)
     grads = next(c for c in result.comparisons if c.metric == "grads/peak")
     kinks = [note for note in result.notes if note.kind == NoteKind.KINK]
@@ -48,5 +49,5 @@ def test_a_disagreement_at_one_point_only_is_judged_at_the_next(tmp_path: Path, 
         assert (
             grads.passed
             and len(kinks) == 1
-            and "torch~tf grads/peak on successive batches of 2 groups: 0.01" in kinks[0].text
+            and "torch_pinn~tf_pinn grads/peak on successive batches of 2 groups: 0.01" in kinks[0].text
         )

@@ -36,7 +36,7 @@ def ledger_document(entries):
     }
 
 
-TF_TORCH = Check("tf", "torch")
+TF_TORCH = Check("tf_pinn", "torch_pinn")
 
 
 def make_comparison(
@@ -67,8 +67,8 @@ def make_comparison(
 
 
 def red_hub(root, tol, env=None):
-    """A finalized hub with the engine's own comparators: gs1 fails forward (torch~tf, farther
-    from the referee than tf), its golden, the spec, and its bundle stage raised; gs2 passes;
+    """A finalized hub with the engine's own comparators: gs1 fails forward (torch_pinn~tf_pinn, farther
+    from the referee than tf_pinn), its golden, the spec, and its bundle stage raised; gs2 passes;
     both have reconstructions."""
     import numpy as np
 
@@ -89,23 +89,25 @@ def red_hub(root, tol, env=None):
     torch_out[2, 5] += 3e-4
     forward = tol("forward", "max_abs")
     records = [
-        compare_allclose(torch_out, tf_out, forward, config_id="gs1", check=Check("torch", "tf")),
-        compare_allclose(tf_out.astype(np.float64), truth, forward, config_id="gs1", check=Check("tf", REFEREE)),
-        compare_allclose(torch_out.astype(np.float64), truth, forward, config_id="gs1", check=Check("torch", REFEREE)),
-        compare_allclose(tf_out + 1e-4, tf_out, forward, config_id="gs1", check=Check("tf", GOLDEN)),
+        compare_allclose(torch_out, tf_out, forward, config_id="gs1", check=Check("torch_pinn", "tf_pinn")),
+        compare_allclose(tf_out.astype(np.float64), truth, forward, config_id="gs1", check=Check("tf_pinn", REFEREE)),
+        compare_allclose(
+            torch_out.astype(np.float64), truth, forward, config_id="gs1", check=Check("torch_pinn", REFEREE)
+        ),
+        compare_allclose(tf_out + 1e-4, tf_out, forward, config_id="gs1", check=Check("tf_pinn", GOLDEN)),
         compare_exact(
             {"n_filters": 32},
             {"n_filters": 16},
             config_id="gs1",
             stage="config",
-            check=Check("torch", SPEC),
+            check=Check("torch_pinn", SPEC),
             metric="fields",
         ),
         # A long unbroken line, as real provenance and paths are: the page must wrap it.
         error_comparison(
             config_id="gs1",
             stage="bundle",
-            check=Check("torch"),
+            check=Check("torch_pinn"),
             metric="load",
             error=OSError("cannot read " + "/very/long/path" * 30 + "/bundle.zip"),
         ),
@@ -115,8 +117,8 @@ def red_hub(root, tol, env=None):
     tols = {m: tol("reconstruction", m) for m in RECONSTRUCTION_METRICS}
     artifacts = []
     for config_id, other in (("gs1", noisy), ("gs2", obj * 1.1)):
-        records += compare_reconstruction(obj, other, tols, config_id=config_id, check=Check("torch", "tf"))
-        artifacts.append(hubs.Artifact(config_id, "reconstruction", {"tf": obj, "torch": other}))
+        records += compare_reconstruction(obj, other, tols, config_id=config_id, check=Check("torch_pinn", "tf_pinn"))
+        artifacts.append(hubs.Artifact(config_id, "reconstruction", {"tf_pinn": obj, "torch_pinn": other}))
     hub = hubs.new_hub(root)
     hubs.write_part(hub, "gw0", records, artifacts)
     hubs.finalize(hub, env or HUB_ENV, "", complete=True)

@@ -33,15 +33,15 @@ def test_allclose_failure_message_is_pinned(pair, tol):
     assert not result.passed and result.kind == "allclose"
     assert result.message == "\n".join(
         [
-            "[gs1-k4-poisson-n32] stage translation tf~torch max_abs: 9.766e-04 exceeds tolerance "
+            "[gs1-k4-poisson-n32] stage translation tf_pinn~torch_pinn max_abs: 9.766e-04 exceeds tolerance "
             "atol=1e-06, rtol=1e-05 (translation.max_abs.float32)",
-            "  1 / 4 elements (25.00%) differ beyond atol + rtol*|torch|",
+            "  1 / 4 elements (25.00%) differ beyond atol + rtol*|torch_pinn|",
             "  abs error: max 9.766e-04, mean 2.441e-04, median 0.000e+00",
             "  rel error: max 3.254e-04",
-            "  worst at (1, 0): tf=3 torch=3.000977",
+            "  worst at (1, 0): tf_pinn=3 torch_pinn=3.000977",
             "  1 worst (by error / allowed error):",
-            "    index   tf  torch     abs err    rel err",
-            "    (1, 0)  3   3.000977  9.766e-04  3.254e-04",
+            "    index   tf_pinn  torch_pinn  abs err    rel err",
+            "    (1, 0)  3        3.000977    9.766e-04  3.254e-04",
             "  tolerance provenance: measured_max 1e-07 over seeds [0,1,2] x headroom 10 "
             "(numpy 2.4.6; test; threads 1; 2026-11-29)",
             "  explain: see docs/tolerances.md (ledger key translation.max_abs.float32)",
@@ -54,7 +54,7 @@ def test_allclose_failure_message_is_pinned(pair, tol):
 
 
 def test_allclose_against_golden_ends_with_the_regen_command(pair, tol):
-    result = compare_allclose(*pair, tol("translation", "max_abs"), config_id=CID, check=Check("tf", "golden"))
+    result = compare_allclose(*pair, tol("translation", "max_abs"), config_id=CID, check=Check("tf_pinn", "golden"))
     assert "rtol*|golden|" in result.message
     assert result.message.splitlines()[-1] == (
         "  regenerate: python -m parity regen --parity-config gs1-k4-poisson-n32"
@@ -67,7 +67,7 @@ def test_allclose_passes_within_tolerance_and_reports_the_metrics(pair, tol):
     b = a * (1 + 1e-6)  # relative error far below rtol = 1e-5
     result = compare_allclose(a, b.astype(np.float32), tol("translation", "max_abs"), config_id=CID)
     assert result.passed
-    assert result.message.startswith("[gs1-k4-poisson-n32] stage translation tf~torch max_abs: ")
+    assert result.message.startswith("[gs1-k4-poisson-n32] stage translation tf_pinn~torch_pinn max_abs: ")
     assert "within tolerance" in result.message
     assert 0 < result.measured["max_abs"] < 1e-5
 
@@ -75,14 +75,14 @@ def test_allclose_passes_within_tolerance_and_reports_the_metrics(pair, tol):
 @pytest.mark.parametrize(
     "b, first_line_end",
     [
-        (np.zeros((2, 2), np.float64), "dtype differs: tf float32, torch float64"),
-        (np.zeros((4,), np.float32), "shape differs: tf (2, 2), torch (4,)"),
+        (np.zeros((2, 2), np.float64), "dtype differs: tf_pinn float32, torch_pinn float64"),
+        (np.zeros((4,), np.float32), "shape differs: tf_pinn (2, 2), torch_pinn (4,)"),
     ],
 )
 def test_allclose_checks_dtype_before_shape_before_values(pair, tol, b, first_line_end):
     result = compare_allclose(pair[0], b, tol("translation", "max_abs"), config_id=CID)
     assert not result.passed
-    assert result.headline == f"[{CID}] stage translation tf~torch max_abs: {first_line_end}"
+    assert result.headline == f"[{CID}] stage translation tf_pinn~torch_pinn max_abs: {first_line_end}"
 
 
 def test_allclose_mapping_keys_are_checked_first(pair, tol):
@@ -91,7 +91,7 @@ def test_allclose_mapping_keys_are_checked_first(pair, tol):
         {"w": a, "x": a}, {"w": b.astype(np.float64), "y": b}, tol("translation", "max_abs"), config_id=CID
     )
     assert result.headline.endswith("max_abs: keys differ")
-    assert "  only in tf: ['x']" in result.message and "  only in torch: ['y']" in result.message
+    assert "  only in tf_pinn: ['x']" in result.message and "  only in torch_pinn: ['y']" in result.message
 
 
 def test_allclose_mapping_names_the_failing_tensor(pair, tol):
@@ -127,7 +127,7 @@ def test_nan_anywhere_fails_even_where_both_agree(tol, where):
 def test_inf_fails_too(tol):
     a = np.array([1.0, np.inf], np.float32)
     result = compare_allclose(a, a.copy(), tol("translation", "max_abs"), config_id=CID)
-    assert not result.passed and "torch has 0 NaN and 1 inf" in result.message
+    assert not result.passed and "torch_pinn has 0 NaN and 1 inf" in result.message
 
 
 def test_allclose_complex_uses_the_modulus_of_the_difference(tol):
@@ -137,7 +137,7 @@ def test_allclose_complex_uses_the_modulus_of_the_difference(tol):
     assert not result.passed
     assert result.worst["index"] == [1]
     assert math.isclose(result.measured["max_abs"], 3e-3, rel_tol=1e-3)
-    assert "tf=2-1j torch=2-0.997j" in result.message
+    assert "tf_pinn=2-1j torch_pinn=2-0.997j" in result.message
     assert result.to_dict()["worst"]["value_b"] == pytest.approx([2.0, -0.997])
 
 
@@ -160,11 +160,11 @@ def test_exact_config_fields_report_every_differing_key():
     result = compare_exact(tf_cfg, torch_cfg, config_id=CID, stage="config", metric="fields")
     assert result.message == "\n".join(
         [
-            "[gs1-k4-poisson-n32] stage config tf~torch fields: 4 of 6 fields differ",
-            "  extra: only in torch (torch=0)",
-            "  loss: tf='poisson', torch='mae'",
-            "  n_groups: tf=None, torch=150",
-            "  object_big: tf=True, torch=1",
+            "[gs1-k4-poisson-n32] stage config tf_pinn~torch_pinn fields: 4 of 6 fields differ",
+            "  extra: only in torch_pinn (torch_pinn=0)",
+            "  loss: tf_pinn='poisson', torch_pinn='mae'",
+            "  n_groups: tf_pinn=None, torch_pinn=150",
+            "  object_big: tf_pinn=True, torch_pinn=1",
             "  explain: this check requires an exact match; see docs/tolerances.md",
         ]
     )
@@ -173,7 +173,7 @@ def test_exact_config_fields_report_every_differing_key():
 
 def test_exact_config_with_nan_fails():
     result = compare_exact({"lr": float("nan")}, {"lr": float("nan")}, config_id=CID, stage="config")
-    assert not result.passed and "lr: tf=nan, torch=nan" in result.message
+    assert not result.passed and "lr: tf_pinn=nan, torch_pinn=nan" in result.message
 
 
 def test_exact_arrays_pin_the_differing_elements():
@@ -183,31 +183,31 @@ def test_exact_arrays_pin_the_differing_elements():
     result = compare_exact(a, b, config_id=CID, stage="grouping", metric="nn_indices")
     assert result.message == "\n".join(
         [
-            "[gs1-k4-poisson-n32] stage grouping tf~torch nn_indices: 1 / 12 elements (8.33%) "
+            "[gs1-k4-poisson-n32] stage grouping tf_pinn~torch_pinn nn_indices: 1 / 12 elements (8.33%) "
             "differ, exact match required",
-            "  worst at (1, 2): tf=6 torch=99",
+            "  worst at (1, 2): tf_pinn=6 torch_pinn=99",
             "  up to 5 differing elements:",
-            "    index   tf  torch  abs err",
-            "    (1, 2)  6   99     9.300e+01",
+            "    index   tf_pinn  torch_pinn  abs err",
+            "    (1, 2)  6        99          9.300e+01",
             "  explain: this check requires an exact match; see docs/tolerances.md",
         ]
     )
     assert compare_exact(a, a.copy(), config_id=CID, stage="grouping").passed
     dtype = compare_exact(a, a.astype(np.int32), config_id=CID, stage="grouping")
-    assert dtype.headline.endswith("dtype differs: tf int64, torch int32")
+    assert dtype.headline.endswith("dtype differs: tf_pinn int64, torch_pinn int32")
 
 
 def test_band_failure_message_is_pinned(tol):
     result = compare_band([1.0, 0.5, 0.25], [1.0, 0.5, 0.3], tol("training", "loss_band"), config_id=CID)
     assert result.message.splitlines()[:7] == [
-        "[gs1-k4-poisson-n32] stage training tf~torch loss_band: 1.667e-01 exceeds tolerance "
+        "[gs1-k4-poisson-n32] stage training tf_pinn~torch_pinn loss_band: 1.667e-01 exceeds tolerance "
         "0.01 (training.loss_band.float32)",
-        "  1 / 3 steps (33.33%) leave the band |tf - torch| / max(|tf|, |torch|) <= 0.01",
-        "  first at step 2: tf=0.25 torch=0.3",
-        "  worst at step 2: tf=0.25 torch=0.3",
+        "  1 / 3 steps (33.33%) leave the band |tf_pinn - torch_pinn| / max(|tf_pinn|, |torch_pinn|) <= 0.01",
+        "  first at step 2: tf_pinn=0.25 torch_pinn=0.3",
+        "  worst at step 2: tf_pinn=0.25 torch_pinn=0.3",
         "  final step gap 1.667e-01, mean gap 5.556e-02",
         "  1 worst steps:",
-        "    index   tf    torch  abs err    rel err",
+        "    index   tf_pinn  torch_pinn  abs err    rel err",
     ]
     assert result.measured["worst_step"] == 2
     assert list(result.extra["trajectory_b"]) == [1.0, 0.5, 0.3]
@@ -217,9 +217,9 @@ def test_band_passes_inside_and_fails_on_length_or_nan(tol):
     band = tol("training", "loss_band")
     assert compare_band([1.0, 0.5], [1.001, 0.5], band, config_id=CID).passed
     short = compare_band([1.0, 0.5], [1.0], band, config_id=CID)
-    assert not short.passed and "shape differs: tf (2,), torch (1,)" in short.headline
+    assert not short.passed and "shape differs: tf_pinn (2,), torch_pinn (1,)" in short.headline
     nan = compare_band([1.0, float("nan")], [1.0, 0.5], band, config_id=CID)
-    assert not nan.passed and "tf has 1 NaN" in nan.message
+    assert not nan.passed and "tf_pinn has 1 NaN" in nan.message
 
 
 def _object(rng, shape=(48, 56)):
@@ -261,21 +261,23 @@ def test_reconstruction_shape_and_nan_fail_every_metric(tol, rng):
 
 
 def test_invariants_and_errors(tol):
-    ok = check_invariants([("unique members", True, "")], config_id=CID, stage="grouping", check=Check("torch", "spec"))
+    ok = check_invariants(
+        [("unique members", True, "")], config_id=CID, stage="grouping", check=Check("torch_pinn", "spec")
+    )
     assert ok.passed and ok.kind == "invariant"
     bad = check_invariants(
         [("unique members", True, ""), ("within K", False, "group 3: 9 > 4")],
         config_id=CID,
         stage="grouping",
-        check=Check("torch", "spec"),
+        check=Check("torch_pinn", "spec"),
     )
-    assert bad.headline == f"[{CID}] stage grouping torch~spec invariants: 1 of 2 invariants violated"
+    assert bad.headline == f"[{CID}] stage grouping torch_pinn~spec invariants: 1 of 2 invariants violated"
     assert "  within K: group 3: 9 > 4" in bad.message
-    assert not check_invariants([], config_id=CID, stage="grouping", check=Check("tf", "spec")).passed
+    assert not check_invariants([], config_id=CID, stage="grouping", check=Check("tf_pinn", "spec")).passed
     crashed = error_comparison(
         config_id=CID,
         stage="forward",
-        check=Check("tf", "torch"),
+        check=Check("tf_pinn", "torch_pinn"),
         metric="max_abs",
         error=RuntimeError("shape mismatch"),
     )

@@ -73,11 +73,11 @@ def two_hubs(tmp_path):
 def test_diff_sorts_changes_into_their_kinds(two_hubs):
     report = diff_hubs(*two_hubs)
     assert [e.identity for e in report.new_failures] == [
-        ("gs2", "model", "tf~torch", "predict"),
-        ("gs3", "config", "tf~torch", "fields"),
+        ("gs2", "model", "tf_pinn~torch_pinn", "predict"),
+        ("gs3", "config", "tf_pinn~torch_pinn", "fields"),
     ]
-    assert [e.identity for e in report.fixed] == [("gs1", "training", "tf~torch", "loss_band")]
-    assert [e.identity for e in report.still_failing] == [("gs2", "loss", "tf~torch", "max_abs")]
+    assert [e.identity for e in report.fixed] == [("gs1", "training", "tf_pinn~torch_pinn", "loss_band")]
+    assert [e.identity for e in report.still_failing] == [("gs2", "loss", "tf_pinn~torch_pinn", "max_abs")]
     [move] = report.moved
     assert move.identity[:2] == ("gs1", "forward") and move.measure == "max_abs"
     assert (move.value_a, move.value_b, move.limit) == (1e-7, 5e-5, 1e-5)
@@ -91,15 +91,15 @@ def test_diff_sorts_changes_into_their_kinds(two_hubs):
     assert text[2:] == [
         "2 new failures, 1 still failing, 1 fixed, 1 moved more than their tolerance",
         "gs1: first divergence: training -> none",
-        "  moved: [gs1] stage forward tf~torch max_abs: max_abs 1.000e-07 -> 5.000e-05 (limit 1.000e-05)",
-        "  fixed: [gs1] stage training tf~torch loss_band: exceeds",
+        "  moved: [gs1] stage forward tf_pinn~torch_pinn max_abs: max_abs 1.000e-07 -> 5.000e-05 (limit 1.000e-05)",
+        "  fixed: [gs1] stage training tf_pinn~torch_pinn loss_band: exceeds",
         "  checked only in A: stage cli",
         "gs2: first divergence: loss -> loss",
-        "  still failing: [gs2] stage loss tf~torch max_abs: exceeds",
-        "  new failure: [gs2] stage model tf~torch predict: exceeds",
+        "  still failing: [gs2] stage loss tf_pinn~torch_pinn max_abs: exceeds",
+        "  new failure: [gs2] stage model tf_pinn~torch_pinn predict: exceeds",
         "  checked only in B: stage model",
         "gs3: first divergence: (not run) -> config",
-        "  new failure: [gs3] stage config tf~torch fields: exceeds",
+        "  new failure: [gs3] stage config tf_pinn~torch_pinn fields: exceeds",
     ]
 
 
@@ -129,9 +129,9 @@ def test_diff_lists_stages_in_pipeline_order_and_each_failure_once(tmp_path):
     text = render_diff_text(report).splitlines()
     assert text[3:] == [
         "gs1: first divergence: none -> cli",
-        "  moved: [gs1] stage forward tf~torch max_abs: max_abs 1.000e-07 -> 9.000e-05 (limit 1.000e-05)",
-        "  moved: [gs1] stage training tf~torch max_abs: max_abs 1.000e-07 -> 9.000e-05 (limit 1.000e-05)",
-        "  new failure: [gs1] stage cli tf~torch max_abs: exceeds",
+        "  moved: [gs1] stage forward tf_pinn~torch_pinn max_abs: max_abs 1.000e-07 -> 9.000e-05 (limit 1.000e-05)",
+        "  moved: [gs1] stage training tf_pinn~torch_pinn max_abs: max_abs 1.000e-07 -> 9.000e-05 (limit 1.000e-05)",
+        "  new failure: [gs1] stage cli tf_pinn~torch_pinn max_abs: exceeds",
     ]
 
 

@@ -38,9 +38,9 @@ def lookup(tol):
 
 
 def test_missing_golden_fails_and_says_how_to_create_it(store, arrays, tol):
-    [result] = store.check(CID, "forward", arrays, lookup(tol), label="tf")
+    [result] = store.check(CID, "forward", arrays, lookup(tol), label="tf_pinn")
     assert not result.passed
-    assert result.headline.startswith(f"[{CID}] stage forward tf~golden golden: no golden file")
+    assert result.headline.startswith(f"[{CID}] stage forward tf_pinn~golden golden: no golden file")
     assert (
         f"pytest parity/ --force-regen --parity-config {CID}  or  python -m parity regen --parity-config {CID}"
     ) in result.message
@@ -49,11 +49,11 @@ def test_missing_golden_fails_and_says_how_to_create_it(store, arrays, tol):
 def test_written_golden_passes_then_catches_a_change(store, arrays, tol):
     path = store.write(CID, "forward", arrays, INFO)
     assert path.name == "forward.npz"
-    results = store.check(CID, "forward", arrays, lookup(tol), label="torch")
+    results = store.check(CID, "forward", arrays, lookup(tol), label="torch_pinn")
     assert [r.metric for r in results] == ["max_abs[amplitude]", "exact[nn_indices]"]
     assert all(r.passed for r in results)
     changed = dict(arrays, amplitude=arrays["amplitude"] + np.float32(1e-3))
-    amplitude, indices = store.check(CID, "forward", changed, lookup(tol), label="torch")
+    amplitude, indices = store.check(CID, "forward", changed, lookup(tol), label="torch_pinn")
     assert not amplitude.passed and indices.passed
     assert "exceeds tolerance atol=1e-05, rtol=1e-05 (forward.max_abs.float32)" in amplitude.headline
     assert amplitude.message.splitlines()[-1].startswith(f"  regenerate: python -m parity regen --parity-config {CID}")
@@ -127,12 +127,14 @@ def test_bless_refuses_when_the_backends_disagree(store, arrays):
     with pytest.raises(GoldenRefused) as info:
         store.bless(CID, "forward", arrays, disagree, INFO)
     assert "1 of 2 cross-backend comparisons failed" in str(info.value)
-    assert f"[{CID}] stage forward tf~torch amplitude: exceeds" in str(info.value)
+    assert f"[{CID}] stage forward tf_pinn~torch_pinn amplitude: exceeds" in str(info.value)
     assert not store.folder(CID).exists() or not any(store.folder(CID).iterdir())
     with pytest.raises(GoldenRefused, match="no cross-backend comparison"):
         store.bless(CID, "forward", arrays, [], INFO)
     with pytest.raises(GoldenRefused, match="not cross-backend evidence"):
-        store.bless(CID, "forward", arrays, [make_comparison(CID, "forward", True, check=Check("tf", "golden"))], INFO)
+        store.bless(
+            CID, "forward", arrays, [make_comparison(CID, "forward", True, check=Check("tf_pinn", "golden"))], INFO
+        )
     store.bless(CID, "forward", arrays, [make_comparison(CID, "forward", True)], INFO)
     assert (store.folder(CID) / "forward.npz").exists()
 

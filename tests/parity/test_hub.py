@@ -61,7 +61,7 @@ def test_parts_of_two_workers_are_merged(tmp_path):
     ) in summary
     assert "- gs1: **translation** (sub-pixel bilinear translation" in summary
     assert "- gs2: none" in summary
-    assert "[gs1] stage training tf~torch loss_band: exceeds" in summary
+    assert "[gs1] stage training tf_pinn~torch_pinn loss_band: exceeds" in summary
     assert "INCOMPLETE" not in summary
     html = (hub / "index.html").read_text()
     assert '<td class="fail"><a href="#fail-gs1-translation">FAIL</a></td>' in html and 'id="gs2"' in html
@@ -127,7 +127,7 @@ def test_artifacts_and_series_become_plots(tmp_path, tol, rng):
         compare_band([1.0, 0.5, 0.4], [1.0, 0.51, 0.4], tol("training", "loss_band"), config_id="gs1"),
     ]
     artifact = hubs.Artifact(
-        "gs1", "reconstruction", {"tf": obj.astype(np.complex64), "torch": obj.astype(np.complex64)}
+        "gs1", "reconstruction", {"tf_pinn": obj.astype(np.complex64), "torch_pinn": obj.astype(np.complex64)}
     )
     hubs.write_part(hub, "gw0", records, [artifact])
     results = hubs.finalize(hub, ENV, "", complete=True)
@@ -135,12 +135,12 @@ def test_artifacts_and_series_become_plots(tmp_path, tol, rng):
         {
             "config_id": "gs1",
             "kind": "reconstruction",
-            "labels": ["tf", "torch"],
+            "labels": ["tf_pinn", "torch_pinn"],
             "file": "parts/gw0/gs1.reconstruction.npz",
         }
     ]
     plots = sorted(p.name for p in (hub / "plots").iterdir())
-    assert plots == ["gs1-frc-tf-torch.png", "gs1-loss.png", "gs1-reconstruction.png"]
+    assert plots == ["gs1-frc-tf_pinn-torch_pinn.png", "gs1-loss.png", "gs1-reconstruction.png"]
     assert all((hub / "plots" / name).read_bytes()[:4] == b"\x89PNG" for name in plots)
     html = (hub / "index.html").read_text()
     assert all(f'src="plots/{name}"' in html for name in plots)
@@ -157,11 +157,11 @@ def test_plots_a_worker_drew_are_linked_not_redrawn_and_missing_ones_are_drawn(t
     records = compare_reconstruction(
         obj, noisy, {m: tol("reconstruction", m) for m in RECONSTRUCTION_METRICS}, config_id="gs1"
     )
-    artifact = hubs.Artifact("gs1", "reconstruction", {"tf": obj, "torch": obj})
+    artifact = hubs.Artifact("gs1", "reconstruction", {"tf_pinn": obj, "torch_pinn": obj})
     artifacts = hubs.write_part(hub, "gw0", records, [artifact])
     # What a worker does after the stage: its plots are in place before the session ends.
     drawn = plots.draw_missing(hub, [c.to_dict() for c in records], artifacts)
-    assert sorted(p.name for p in drawn) == ["gs1-frc-tf-torch.png", "gs1-reconstruction.png"]
+    assert sorted(p.name for p in drawn) == ["gs1-frc-tf_pinn-torch_pinn.png", "gs1-reconstruction.png"]
     stamps = {p.name: p.stat().st_mtime_ns for p in drawn}
     assert plots.draw_missing(hub, [c.to_dict() for c in records], artifacts) == []
 
@@ -189,16 +189,16 @@ def test_flat_plots_are_said_in_words(tmp_path, tol, rng):
     assert plots.draw_missing(hub, [c.to_dict() for c in records], []) == []
     hubs.write_part(hub, "gw0", records)
     hubs.finalize(hub, ENV, "", complete=True)
-    assert not (hub / "plots" / "gs1-frc-tf-torch.png").exists()
+    assert not (hub / "plots" / "gs1-frc-tf_pinn-torch_pinn.png").exists()
     assert (
-        '<p class="flat">gs1: frc-tf-torch: the FRC is 1 at all 12 points, so it is not drawn</p>'
+        '<p class="flat">gs1: frc-tf_pinn-torch_pinn: the FRC is 1 at all 12 points, so it is not drawn</p>'
         in (hub / "index.html").read_text()
     )
 
 
 def test_a_broken_artifact_costs_only_its_plot(tmp_path):
     hub = hubs.new_hub(tmp_path / "reports", now=WHEN)
-    artifact = hubs.Artifact("gs1", "reconstruction", {"tf": np.ones((8, 8), np.complex64)})
+    artifact = hubs.Artifact("gs1", "reconstruction", {"tf_pinn": np.ones((8, 8), np.complex64)})
     hubs.write_part(hub, "gw0", [make_comparison("gs1", "forward", True)], [artifact])
     (hub / "parts" / "gw0" / "gs1.reconstruction.npz").write_bytes(b"garbage")
     hubs.finalize(hub, ENV, "", complete=True)

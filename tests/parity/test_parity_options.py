@@ -43,10 +43,10 @@ def pytest_parity(tmp_path, *args):
     "args, message",
     [
         (
-            ["--parity-backends", "tf,nosuchbackend"],
-            "--parity-backends: unknown backend 'nosuchbackend'; known: tf, torch, referee",
+            ["--parity-backends", "tf_pinn,nosuchbackend"],
+            "--parity-backends: unknown backend 'nosuchbackend'; known: tf_pinn, torch_pinn, referee",
         ),
-        (["--parity-backends", "tf,tf"], "--parity-backends: backend 'tf' listed more than once"),
+        (["--parity-backends", "tf_pinn,tf_pinn"], "--parity-backends: backend 'tf_pinn' listed more than once"),
         (["--parity-stage", "forwrd"], "--parity-stage: unknown stage 'forwrd'; known: config, data,"),
         (["--parity-config", "nope"], "--parity-config: unknown config id(s) ['nope']"),
     ],
@@ -121,7 +121,9 @@ def test_hub_files_are_readable_by_others(tmp_path):
     try:
         hub = hubs.new_hub(tmp_path / "reports")
         hubs.write_part(hub, "gw0", [make_comparison("gs1", "forward", True)])
-        hubs.finalize(hub, {"backends": ["tf", "torch"], "configs": ["gs1"], "exitstatus": 0}, "log\n", complete=True)
+        hubs.finalize(
+            hub, {"backends": ["tf_pinn", "torch_pinn"], "configs": ["gs1"], "exitstatus": 0}, "log\n", complete=True
+        )
     finally:
         os.umask(umask)
     files = [p for p in hub.rglob("*") if p.is_file() and not p.is_symlink()]

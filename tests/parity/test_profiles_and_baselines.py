@@ -43,7 +43,7 @@ def baseline_doc(entries):
 ENTRY = {
     "config": "gs2-*",
     "stage": "forward",
-    "check": "torch~*",
+    "check": "torch_pinn~*",
     "metric": "max_abs*",
     "reason": "FFT padding differs",
     "link": "https://example.org/issue/1",
@@ -84,7 +84,7 @@ def test_the_bundled_profile_is_todays_matrix_ledger_goldens_and_every_contract_
     bundled = profiles.load_profile("bundled")
     assert bundled.cases == MATRIX and bundled.ledger == DEFAULT_LEDGER_PATH
     assert bundled.golden_root == REPO / "golden" and bundled.baseline is None
-    assert all(bundled.applies(kind, stage) for kind in (SPEC, REFEREE, GOLDEN, "tf") for stage in STAGES)
+    assert all(bundled.applies(kind, stage) for kind in (SPEC, REFEREE, GOLDEN, "tf_pinn") for stage in STAGES)
     assert profiles.resolve(None, []) is bundled
 
 
@@ -97,7 +97,7 @@ def test_a_profile_folder_gives_cases_paths_and_contract_checks(tmp_path):
     assert profile.baseline == tmp_path / "baseline.json"
     assert profile.applies(REFEREE, "forward") and not profile.applies(REFEREE, "loss")
     assert profile.applies(SPEC, "config") and not profile.applies(GOLDEN, "forward")
-    assert profile.applies("torch", "loss")  # backend against backend always counts
+    assert profile.applies("torch_pinn", "loss")  # backend against backend always counts
 
 
 def test_a_case_may_bring_its_cli_scan_and_skip_costly_stages(tmp_path):
@@ -166,7 +166,7 @@ class _Adapter:
 
 def test_an_adapter_names_its_default_profile_and_the_option_wins(tmp_path):
     folder = profile_folder(tmp_path / "p")
-    assert profiles.resolve(None, [_Adapter("tf"), _Adapter("x", str(folder))]).name == "foreign"
+    assert profiles.resolve(None, [_Adapter("tf_pinn"), _Adapter("x", str(folder))]).name == "foreign"
     assert profiles.resolve("bundled", [_Adapter("x", str(folder))]) is profiles.BUNDLED
     with pytest.raises(profiles.ProfileError, match="different default profiles"):
         profiles.resolve(None, [_Adapter("a", "bundled"), _Adapter("b", str(folder))])
@@ -261,11 +261,11 @@ def test_the_simulator_makes_a_sensible_scan_for_every_patch_size():
 
 def test_a_baseline_loads_and_matches_globs(tmp_path):
     baseline = baselines.load_baseline(write_json(tmp_path / "b.json", baseline_doc([ENTRY])))
-    assert baseline.match("gs2-k4-poisson-n32", "forward", "torch~tf", "max_abs") == 0
-    assert baseline.match("gs2-k4-poisson-n32", "forward", "torch~tf", "max_abs[weights]") == 0
-    assert baseline.match("gs1-k4-poisson-n32", "forward", "torch~tf", "max_abs") is None
-    assert baseline.match("gs2-k4-poisson-n32", "forward", "tf~golden", "max_abs") is None
-    assert baseline.match("gs2-k4-poisson-n32", "loss", "torch~tf", "max_abs") is None
+    assert baseline.match("gs2-k4-poisson-n32", "forward", "torch_pinn~tf_pinn", "max_abs") == 0
+    assert baseline.match("gs2-k4-poisson-n32", "forward", "torch_pinn~tf_pinn", "max_abs[weights]") == 0
+    assert baseline.match("gs1-k4-poisson-n32", "forward", "torch_pinn~tf_pinn", "max_abs") is None
+    assert baseline.match("gs2-k4-poisson-n32", "forward", "tf_pinn~golden", "max_abs") is None
+    assert baseline.match("gs2-k4-poisson-n32", "loss", "torch_pinn~tf_pinn", "max_abs") is None
     assert baselines.load_baseline(None).entries == ()
 
 
@@ -300,9 +300,9 @@ def known_baseline():
 
 def records():
     return [
-        make_comparison("gs2-k4-poisson-n32", "forward", False, check=Check("torch", "tf")),
-        make_comparison("gs2-k4-poisson-n32", "forward", False, check=Check("tf", GOLDEN)),
-        make_comparison("gs1-k4-poisson-n32", "loss", True, check=Check("torch", "tf")),
+        make_comparison("gs2-k4-poisson-n32", "forward", False, check=Check("torch_pinn", "tf_pinn")),
+        make_comparison("gs2-k4-poisson-n32", "forward", False, check=Check("tf_pinn", GOLDEN)),
+        make_comparison("gs1-k4-poisson-n32", "loss", True, check=Check("torch_pinn", "tf_pinn")),
     ]
 
 
@@ -320,7 +320,7 @@ def test_failures_are_known_or_new_and_unmatched_entries_of_stages_that_ran_fixe
 def test_a_test_whose_failures_are_all_known_passes():
     known, new, passed = records()
     baselines.assert_passed([known, passed], known_baseline())
-    with pytest.raises(AssertionError, match="tf~golden"):
+    with pytest.raises(AssertionError, match="tf_pinn~golden"):
         baselines.assert_passed([known, new], known_baseline())
     with pytest.raises(AssertionError, match="no comparison"):
         baselines.assert_passed([], known_baseline())
@@ -339,15 +339,15 @@ def test_the_hub_and_summary_list_known_splits_apart_and_fixed_entries(tmp_path)
     assert results["baseline"]["fixed"] == [1] and results["baseline"]["known"] == 1
     text = (hub / "summary.md").read_text(encoding="utf-8")
     known = text.split("## Known splits")[1].split("##")[0]
-    assert "torch~tf" in known and "FFT padding differs" in known and "https://example.org/issue/1" in known
+    assert "torch_pinn~tf_pinn" in known and "FFT padding differs" in known and "https://example.org/issue/1" in known
     failures = text.split("## Failures")[1].split("## Known splits")[0]
-    assert "tf~golden" in failures and "torch~tf" not in failures
+    assert "tf_pinn~golden" in failures and "torch_pinn~tf_pinn" not in failures
     assert "## Fixed baseline entries" in text and "entry 1: gs1-* loss" in text
     assert "(1 known splits of the baseline)" in text
     page = (hub / "index.html").read_text(encoding="utf-8")
     assert "Known splits" in page and "FFT padding differs" in page and "Fixed baseline entries" in page
     failures = page.split('id="failures"')[1].split('id="known-splits"')[0]
-    assert "tf~golden" in failures and "torch~tf" not in failures
+    assert "tf_pinn~golden" in failures and "torch_pinn~tf_pinn" not in failures
 
 
 def test_a_stage_whose_failures_are_all_known_is_known_not_a_split(tmp_path):
@@ -372,10 +372,10 @@ def test_diff_shows_known_splits_and_fixed_entries_apart_from_new_failures(tmp_p
     before = finalized_hub(tmp_path / "a", baselines.EMPTY, records()[2:])
     after = finalized_hub(tmp_path / "b", known_baseline())
     report = diff_hubs(before, after)
-    assert [e.identity[2] for e in report.known] == ["torch~tf"]
-    assert [e.identity[2] for e in report.new_failures] == ["tf~golden"]
+    assert [e.identity[2] for e in report.known] == ["torch_pinn~tf_pinn"]
+    assert [e.identity[2] for e in report.new_failures] == ["tf_pinn~golden"]
     text = render_diff_text(report)
-    assert "known split: [gs2-k4-poisson-n32] stage forward torch~tf" in text
+    assert "known split: [gs2-k4-poisson-n32] stage forward torch_pinn~tf_pinn" in text
     assert "baseline entry fixed in B (matched nothing): entry 1: gs1-* loss" in text
 
 
@@ -389,8 +389,8 @@ def test_the_baseline_verb_refuses_entries_without_a_reason_and_writes_one_per_f
     assert main(["baseline", str(hub), "--output", str(output), "--reason", "accepted", "--link", "u"]) == 0
     written = baselines.load_baseline(output)
     assert sorted((e.check, e.reason, e.link) for e in written.entries) == [
-        ("tf~golden", "accepted", "u"),
-        ("torch~tf", "accepted", "u"),
+        ("tf_pinn~golden", "accepted", "u"),
+        ("torch_pinn~tf_pinn", "accepted", "u"),
     ]
     assert all(written.match_record(c.to_dict()) is not None for c in records()[:2])
     assert main(["baseline", str(hub), "--output", str(output), "--reason", "again"]) == 0  # nothing new
@@ -402,5 +402,5 @@ def test_literal_entries_match_metrics_with_brackets():
         [make_comparison("gs1", "gradients", False, metric="max_abs[conv1.weight]").to_dict()], "why"
     )
     base = baselines.Baseline(path=None, entries=tuple(entries))
-    assert base.match("gs1", "gradients", "tf~torch", "max_abs[conv1.weight]") == 0
-    assert base.match("gs1", "gradients", "tf~torch", "max_abs[c]") is None
+    assert base.match("gs1", "gradients", "tf_pinn~torch_pinn", "max_abs[conv1.weight]") == 0
+    assert base.match("gs1", "gradients", "tf_pinn~torch_pinn", "max_abs[c]") is None

@@ -31,12 +31,12 @@ def test_ratio_per_kind_of_bound():
 def test_stage_margin_is_the_largest_ratio_of_the_stage():
     items = [
         record("max_abs", 2e-6, 1e-5),
-        record("max_rel", 7e-6, 1e-5, check=Check("tf", "golden")),
+        record("max_rel", 7e-6, 1e-5, check=Check("tf_pinn", "golden")),
         record("ssim", 0.97, 0.95, bound="lower", kind="reconstruction"),
     ]
     [(key, margin)] = stage_margins(items).items()
     assert key == ("gs1", "forward") and margin.value == pytest.approx(0.7)
-    assert margin.source == "tf~golden max_rel"
+    assert margin.source == "tf_pinn~golden max_rel"
 
 
 @pytest.fixture
@@ -49,24 +49,24 @@ def test_failures_table_order_and_cells(hub):
     rows = failure_rows(results)
     # Per (config, stage) in pipeline order: backend~backend, then ~referee, ~spec, ~golden.
     assert [(r.stage, str(r.check), r.fix) for r in rows] == [
-        ("config", "torch~spec", "torch"),
-        ("forward", "torch~tf", "torch"),
-        ("forward", "torch~referee", "torch"),
-        ("forward", "tf~golden", "-"),
-        ("bundle", "torch", "-"),
+        ("config", "torch_pinn~spec", "torch_pinn"),
+        ("forward", "torch_pinn~tf_pinn", "torch_pinn"),
+        ("forward", "torch_pinn~referee", "torch_pinn"),
+        ("forward", "tf_pinn~golden", "-"),
+        ("bundle", "torch_pinn", "-"),
     ]
     assert (rows[-1].measured, rows[-1].tolerance, rows[-1].ratio) == ("could not run", "-", "-")
     cross = rows[1]
     assert (cross.measured, cross.tolerance, cross.ratio) == ("max_abs 3.000e-04", "<= 3.52e-05", "8.5")
-    assert cross.worst == "(2, 5): torch=-0.234791 tf=-0.235091"
+    assert cross.worst == "(2, 5): torch_pinn=-0.234791 tf_pinn=-0.235091"
     summary = (hub / "summary.md").read_text()
     assert (
         "| gs1 | [**FAIL**](#fail-gs1-config) | - | - | - | - | [**FAIL**](#fail-gs1-forward) 8.5 | - | - | - "
         "| - | - | pass 0.9 | [**FAIL**](#fail-gs1-bundle) | - |"
     ) in summary
     assert (
-        '| <a id="fail-gs1-forward"></a>gs1 | forward | torch~tf | max_abs | max_abs 3.000e-04 | <= 3.52e-05 '
-        "| 8.5 | (2, 5): torch=-0.234791 tf=-0.235091 | torch |"
+        '| <a id="fail-gs1-forward"></a>gs1 | forward | torch_pinn~tf_pinn | max_abs | max_abs 3.000e-04 | <= 3.52e-05 '
+        "| 8.5 | (2, 5): torch_pinn=-0.234791 tf_pinn=-0.235091 | torch_pinn |"
     ) in summary
     # The failures table comes right under the stage table, before the first divergences.
     assert summary.index("## Stages") < summary.index("## Failures\n") < summary.index("## First divergence")
@@ -85,20 +85,20 @@ def test_stage_margin_in_the_table_is_the_computed_value(hub):
 
 
 def test_fix_first_needs_both_referee_records():
-    cross = make_comparison("gs1", "forward", False, check=Check("torch", "tf")).to_dict()
+    cross = make_comparison("gs1", "forward", False, check=Check("torch_pinn", "tf_pinn")).to_dict()
     referee = {
         name: make_comparison(
             "gs1", "forward", True, check=Check(name, "referee"), measured={"max_abs": 1e-6}
         ).to_dict()
-        for name in ("tf", "torch")
+        for name in ("tf_pinn", "torch_pinn")
     }
 
     def index(*items):
         return {(c["config_id"], c["stage"], Check.from_dict(c["check_parts"]), c["metric"]): c for c in items}
 
-    assert fix_first(cross, index(referee["tf"])) == "-"
+    assert fix_first(cross, index(referee["tf_pinn"])) == "-"
     assert fix_first(cross, index(*referee.values())) == "both"
-    farther = dict(referee["tf"], measured={"max_abs": 1e-3})
-    assert fix_first(cross, index(farther, referee["torch"])) == "tf"
-    golden = make_comparison("gs1", "forward", False, check=Check("tf", "golden")).to_dict()
+    farther = dict(referee["tf_pinn"], measured={"max_abs": 1e-3})
+    assert fix_first(cross, index(farther, referee["torch_pinn"])) == "tf_pinn"
+    golden = make_comparison("gs1", "forward", False, check=Check("tf_pinn", "golden")).to_dict()
     assert fix_first(golden, index(*referee.values())) == "-"

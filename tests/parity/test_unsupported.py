@@ -72,8 +72,8 @@ def test_stage_methods_cover_every_stage_in_pipeline_order():
 
 
 def test_bundled_adapters_support_every_stage_and_the_referee_its_contract_stages():
-    assert get_adapter("tf").supported_stages() == STAGES
-    assert get_adapter("torch").supported_stages() == STAGES
+    assert get_adapter("tf_pinn").supported_stages() == STAGES
+    assert get_adapter("torch_pinn").supported_stages() == STAGES
     assert get_adapter("referee").supported_stages() == REFEREE_STAGES
 
 
@@ -299,7 +299,12 @@ def test_the_session_records_an_na_stage_in_the_hub_and_raises_unsupported(tmp_p
 
     hub = hubs.new_hub(tmp_path / "reports")
     session = ParitySession(
-        backends=["tf", "torch"], workdir=tmp_path, golden_root=tmp_path / "golden", regen=False, hub=hub, worker="main"
+        backends=["tf_pinn", "torch_pinn"],
+        workdir=tmp_path,
+        golden_root=tmp_path / "golden",
+        regen=False,
+        hub=hub,
+        worker="main",
     )
     session.adapters = {"full": Float32Referee(), "partial": Partial()}
     session.adapters["full"].name, session.adapters["partial"].name = "full", "partial"

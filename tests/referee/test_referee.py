@@ -358,7 +358,7 @@ def max_distance(backend_out, referee_out) -> float:
 @pytest.mark.tf
 @pytest.mark.torch
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["tf", "torch"])
+@pytest.mark.parametrize("name", ["tf_pinn", "torch_pinn"])
 def test_bundled_backend_agrees_with_the_referee(name, case, ref):
     from parity.tolerances import tolerance
 
