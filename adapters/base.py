@@ -10,8 +10,10 @@ returns None.
 Capabilities are declared up front: `Adapter.supported_stages()` names the stages an
 adapter does (by default those whose STAGE_METHODS it overrides). The harness calls an
 adapter only for the stages it declares; a stage fewer than two backends declare is
-"n/a" (reported apart, never a failure), and a declared stage that raises
-NotImplementedError at run time is a failure: the declaration lied.
+"n/a" (reported apart, never a failure). A stage method that raises NotImplementedError
+at run time says the same for its backend (n/a there, with a note to say so in
+`unsupported_stages`); only a stage the class names in `declared_stages` and then does
+not do is a failure: the declaration lied.
 """
 
 from __future__ import annotations
@@ -113,6 +115,11 @@ class Adapter:
     """stage -> the one implementation this adapter shares with others there (a dotted name).
     Where every backend of a run names the same one, the report says the stage is shared by
     construction: its checks pass whatever that code does."""
+
+    code_under_test: ClassVar[tuple[str, ...]] = ()
+    """The modules of the system under test this adapter drives (e.g. ("ptycho",)): an error raised in them is
+    the code's own, one raised in the adapter's module the adapter's (parity.origin), and coverage is
+    measured there."""
 
     declared_stages: ClassVar[tuple[str, ...] | None] = None
     """The stages this adapter supports, said explicitly; None: those whose methods it overrides."""

@@ -210,6 +210,7 @@ class TfPinnAdapter(BundledAdapter):
 
     name = "tf_pinn"
     package = "tf_pinn"
+    code_under_test = ("backends.tf_pinn", "backends.common")
     channels_last = True
 
     def tensor(self, array):
@@ -226,6 +227,7 @@ class TorchPinnAdapter(BundledAdapter):
 
     name = "torch_pinn"
     package = "torch_pinn"
+    code_under_test = ("backends.torch_pinn", "backends.common")
     channels_last = False
 
     def tensor(self, array):

@@ -60,6 +60,7 @@ class Mutant(Adapter):
 
     def __init__(self, inner: Adapter | str = "torch_pinn"):
         self.inner = get_adapter(inner) if isinstance(inner, str) else inner
+        self.code_under_test = self.inner.code_under_test
 
     @property
     def label(self) -> str:

@@ -21,6 +21,7 @@ from backends.common.simulate import simulate
 from backends.common.weights import initial_weights
 from parity.backend_run import BackendRun
 from parity.matrix import ParityCase, SimulatedData
+from parity.origin import Places
 from parity.stages import pipeline
 from parity.verdict import REFEREE
 
@@ -30,6 +31,15 @@ CLI_DATA = dict(seed=5, n_positions=16, n=16, nphotons=1e4, step=2.0)
 
 class UpstreamFailed(RuntimeError):
     """A stage needs an output that the backend producing it could not produce (a failure)."""
+
+
+class NotImplementedHere(Exception):
+    """A backend raised NotImplementedError at a stage it does not name in `declared_stages`: in Python that
+    says "not implemented", so the backend lacks the stage (n/a for it), it is not a failure."""
+
+    def __init__(self, backend: str, error: NotImplementedError):
+        super().__init__(f"{backend}: {error}")
+        self.backend, self.error = backend, error
 
 
 class Unsupported(Exception):
@@ -251,6 +261,12 @@ class CaseContext:
 
     def supporting(self, stage: str) -> list[str]:
         return [name for name, run in self.runs.items() if stage in run.adapter.supported_stages()]
+
+    @cached_property
+    def places(self) -> Places:
+        """Whose files are whose (parity.origin): for telling where an error was raised."""
+        adapters = [run.adapter for run in self.runs.values()]
+        return Places.of(adapters + ([self.referee.adapter] if self.referee is not None else []))
 
     @property
     def case(self) -> ParityCase:

@@ -10,11 +10,12 @@ turn "both broken" into "both equal".
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from backends.common import imagemetrics
+from parity.origin import UNKNOWN, Origin, Places, describe
 from parity.tolerances import Tolerance
 from parity.verdict import Check, Comparison, closing_line, fmt_error, fmt_index, fmt_value, headline, percent
 
@@ -680,17 +681,34 @@ def check_invariants(
 
 
 def error_comparison(
-    *, config_id: str, stage: str, check: Check, metric: str, error: BaseException | str
+    *,
+    config_id: str,
+    stage: str,
+    check: Check,
+    metric: str,
+    error: BaseException | str,
+    places: Places | None = None,
+    blame: Origin | None = None,
 ) -> Comparison:
-    """A failed Comparison for a check that could not run (e.g. a backend raised), so the
-    stage still shows as failed in the report instead of missing."""
+    """A failed Comparison for a check that could not run (e.g. a backend raised), so the stage still shows
+    as failed in the report instead of missing. An exception keeps its traceback and where it was raised
+    (parity.origin: in the code under test, the adapter or the harness; `places` says which files are whose,
+    `blame` overrides where the harness knows better)."""
     subject = _Subject(config_id, stage, check, metric)
     text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
     first, *rest = text.splitlines() or [""]
-    return subject.result(
+    info = None
+    if isinstance(error, BaseException):
+        info = describe(error, places or Places.of(()), blame=blame)
+        if info["raised_at"] != UNKNOWN:
+            rest.append(f"raised in the {info['origin']}, at {info['raised_at']}")
+    elif blame is not None:
+        info = {"type": "", "origin": str(blame), "raised_at": "", "traceback": ""}
+    found = subject.result(
         passed=False,
         kind="error",
         text=f"could not run: {first}",
         details=[f"  {line}" for line in rest],
-        closing="  explain: the check raised before comparing; see the run's log",
+        closing="  explain: the check raised before comparing; its traceback is in results.json (error)",
     )
+    return replace(found, error=info) if info else found

@@ -10,10 +10,12 @@ two backends says which one is farther from the float64 truth.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import replace
 
-from parity.case_context import CaseContext, StageResult, Unsupported, UpstreamFailed
+from parity.case_context import CaseContext, NotImplementedHere, StageResult, Unsupported, UpstreamFailed
 from parity.comparators import error_comparison
+from parity.origin import Origin, short_path
 from parity.report.hub import StageNote
 from parity.stages import stage as stage_named
 from parity.status import NoteKind
@@ -72,6 +74,46 @@ def _not_applicable(ctx: CaseContext, stage: str, reason: str, notes=()) -> Stag
     return StageResult(unsupported=reason, notes=list(notes) + [StageNote(ctx.case_id, stage, NoteKind.NA, reason)])
 
 
+def _warning_notes(ctx: CaseContext, stage: str, caught) -> list[StageNote]:
+    """One note per distinct warning the code under test or an adapter emitted (where it points, by its
+    stacklevel), with how often; the frameworks' own chatter stays out."""
+    counts: dict[str, int] = {}
+    for found in caught:
+        if ctx.places.where(found.filename) in (Origin.UPSTREAM, Origin.ADAPTER):
+            text = f"{found.category.__name__} at {short_path(found.filename)}:{found.lineno}: {found.message}"
+            counts[text] = counts.get(text, 0) + 1
+    return [
+        StageNote(ctx.case_id, stage, NoteKind.WARNING, text + (f" (x{n})" if n > 1 else ""))
+        for text, n in counts.items()
+    ]
+
+
+def _checked(ctx: CaseContext, stage: str, definition, supporting: list[str], notes: list) -> StageResult | None:
+    """The stage's check between `supporting`; a backend that raises NotImplementedError there without
+    declaring the stage leaves it (noted, n/a for it) and the check runs again without it. None: fewer than
+    two were left."""
+    while len(supporting) >= 2:
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = definition.check(ctx.only(supporting))
+        except NotImplementedHere as exc:
+            supporting.remove(exc.backend)
+            notes.append(
+                StageNote(
+                    ctx.case_id,
+                    stage,
+                    NoteKind.NA,
+                    f"{exc.backend} raised NotImplementedError at stage {stage} ({exc.error}): n/a for it; "
+                    f"say so in its adapter's unsupported_stages, with a reason",
+                )
+            )
+            continue
+        result.notes = list(result.notes) + _warning_notes(ctx, stage, caught)
+        return result
+    return None
+
+
 def run_stage(ctx: CaseContext, stage: str) -> StageResult:
     """The stage's check between the backends that support it (the first the reference); a backend
     that lacks it is left out and noted. With fewer than two, or an input no backend can produce,
@@ -87,31 +129,31 @@ def run_stage(ctx: CaseContext, stage: str) -> StageResult:
             stage,
             f"stage {stage} n/a: fewer than two backends support it ({na}; supporting: {_names(supporting)})",
         )
-    stage_ctx = ctx.only(supporting)
     notes = [StageNote(ctx.case_id, stage, NoteKind.NA, f"{na}: compared {', '.join(supporting)}")] if lacking else []
     definition = stage_named(stage)
+    reference = supporting[0]
     try:
-        result = definition.check(stage_ctx)
+        result = _checked(ctx, stage, definition, supporting, notes)
     except Unsupported as exc:
         return _not_applicable(ctx, stage, f"stage {stage} n/a: {exc}", notes)
     except UpstreamFailed as exc:
-        return StageResult(
-            comparisons=[
-                error_comparison(
-                    config_id=ctx.case_id, stage=stage, check=Check(stage_ctx.reference), metric="upstream", error=exc
-                )
-            ],
-            reference=stage_ctx.reference,
+        failed = error_comparison(
+            config_id=ctx.case_id, stage=stage, check=Check(reference), metric="upstream", error=exc, places=ctx.places
         )
+        return StageResult(comparisons=[failed], reference=reference)
     except LedgerError as exc:  # a check the ledger has no tolerance for fails the stage; it does not crash the run
-        return StageResult(
-            comparisons=[
-                error_comparison(
-                    config_id=ctx.case_id, stage=stage, check=Check("ledger"), metric="tolerance", error=exc
-                )
-            ],
-            reference=stage_ctx.reference,
+        failed = error_comparison(
+            config_id=ctx.case_id,
+            stage=stage,
+            check=Check("ledger"),
+            metric="tolerance",
+            error=exc,
+            blame=Origin.HARNESS,
         )
+        return StageResult(comparisons=[failed], reference=reference)
+    if result is None:
+        return _not_applicable(ctx, stage, f"stage {stage} n/a: fewer than two backends implement it", notes)
+    stage_ctx = ctx.only(supporting)
     if definition.referee and ctx.referee is not None:
         result.comparisons = with_referee_note(stage_ctx, result.comparisons)
     result.reference, result.notes = stage_ctx.reference, notes + list(result.notes)

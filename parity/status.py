@@ -18,6 +18,11 @@ class Status(StrEnum):
     """Every failure is a known split of the profile's baseline: green, listed apart."""
     NA = "n/a"
     """Fewer than two backends can do the stage here (or its input has no producer): neither pass nor fail."""
+    ADAPTER = "adapter error"
+    """Its failures are checks that could not run because an adapter raised (it fell behind the code under
+    test: an entry point moved, a signature changed): red, but not a split, so never the first divergence."""
+    HARNESS = "harness error"
+    """Its failures are checks the harness itself could not run (a ledger without the entry, a bug of ours)."""
 
 
 class NoteKind(StrEnum):
@@ -36,5 +41,8 @@ class NoteKind(StrEnum):
     """A backend's own config field that another backend lacks: not compared."""
     FIRST_SEEN = "first seen"
     """A split here that the config stage already showed (a default that carried forward)."""
+    WARNING = "warning"
+    """A warning the code under test or its adapter emitted during the stage (a DeprecationWarning from an API
+    the adapter calls is the first sign the adapter will break)."""
     KINK = "kink"
     """Gradients that disagree at one batch and agree at the next (float32 rounding at a ReLU or max-pool)."""

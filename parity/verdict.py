@@ -153,6 +153,9 @@ class Comparison:
     """Multi-line explanation; the first line is the headline."""
     extra: Mapping = field(default_factory=dict)
     """Series for plots (FRC curve, loss trajectories); never needed to judge pass/fail."""
+    error: Mapping | None = None
+    """For a check that could not run (kind "error"): the exception's "type", its "origin" (parity.origin:
+    code under test, adapter or harness), where it was "raised_at" and its whole "traceback"."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.check, Check):
@@ -186,6 +189,7 @@ class Comparison:
             "worst": to_jsonable(self.worst),
             "message": self.message,
             "extra": to_jsonable(self.extra),
+            **({"error": dict(self.error)} if self.error else {}),
         }
 
     @classmethod
@@ -203,6 +207,7 @@ class Comparison:
             worst=from_jsonable(data.get("worst")),
             message=data.get("message", ""),
             extra=from_jsonable(data.get("extra") or {}),
+            error=data.get("error"),
         )
 
 

@@ -18,9 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from parity.baseline import KNOWN, entry_text
-from parity.report.hub import load_results, resolve_hub, summarize_configs
+from parity.report.hub import failure_status, load_results, resolve_hub, summarize_configs
 from parity.report.numbers import CHECK_ORDER, check_category
 from parity.stages import stage_index
+from parity.status import Status
 from parity.verdict import check_of, from_jsonable
 
 Identity = tuple[str, str, str, str]
@@ -70,10 +71,15 @@ class DiffReport:
     """Failing in B as a known split of B's baseline (neither new nor still failing)."""
     baseline_fixed: tuple[str, ...] = ()
     """B's baseline entries that matched nothing in B's stages (parity.baseline.entry_text)."""
+    errors: tuple[DiffEntry, ...] = ()
+    """Failing in B because an adapter or the harness raised (parity.origin): listed apart from splits,
+    headed by the status ("adapter error", "harness error")."""
+    new_errors: int = 0
+    """How many of `errors` passed in A or were absent from it."""
 
     @property
     def has_new_failures(self) -> bool:
-        return bool(self.new_failures)
+        return bool(self.new_failures) or self.new_errors > 0
 
 
 def _by_identity(results: Mapping) -> dict[Identity, dict]:
@@ -115,11 +121,14 @@ def diff_hubs(a: str | os.PathLike, b: str | os.PathLike) -> DiffReport:
     """Differences from hub `a` (before) to hub `b` (after)."""
     results_a, results_b = load_results(a), load_results(b)
     old, new = _by_identity(results_a), _by_identity(results_b)
-    new_failures, fixed, still, moved, known = [], [], [], [], []
+    new_failures, fixed, still, moved, known, errors, new_errors = [], [], [], [], [], [], 0
     for key in sorted(set(old) | set(new), key=lambda k: _order(k, new.get(k) or old[k])):
         before, after = old.get(key), new.get(key)
         if after is not None and not after["passed"] and after.get("baseline") == KNOWN:
             known.append(DiffEntry(key, _headline(after)))
+        elif after is not None and not after["passed"] and failure_status(after) != Status.FAIL:
+            errors.append(DiffEntry(key, f"{failure_status(after)}: {_headline(after)}"))
+            new_errors += before is None or before["passed"]
         elif after is not None and not after["passed"]:
             if before is None or before["passed"]:
                 new_failures.append(DiffEntry(key, _headline(after)))
@@ -155,6 +164,8 @@ def diff_hubs(a: str | os.PathLike, b: str | os.PathLike) -> DiffReport:
         absent_b=tuple(sorted(set(configs_a) - set(configs_b))),
         known=tuple(known),
         baseline_fixed=_baseline_fixed(results_b),
+        errors=tuple(errors),
+        new_errors=new_errors,
     )
 
 
@@ -179,7 +190,13 @@ def render_diff_text(report: DiffReport) -> str:
         f"B: {report.hub_b} ({state(report.complete_b)})",
         f"{len(report.new_failures)} new failures, {len(report.still_failing)} still failing, "
         f"{len(report.fixed)} fixed, {len(report.moved)} moved more than their tolerance"
-        + (f", {len(report.known)} known splits (B's baseline)" if report.known else ""),
+        + (f", {len(report.known)} known splits (B's baseline)" if report.known else "")
+        + (
+            f", {len(report.errors)} checks that could not run because an adapter or the harness raised "
+            f"({report.new_errors} new; not splits)"
+            if report.errors
+            else ""
+        ),
     ]
     entries: dict[str, list[tuple[int, int, str]]] = {}
 
@@ -191,6 +208,7 @@ def render_diff_text(report: DiffReport) -> str:
         ("still failing", report.still_failing),
         ("fixed", report.fixed),
         ("known split", report.known),
+        ("could not run", report.errors),
     ):
         for entry in found:
             add(entry.identity[0], entry.identity[1], f"{title}: {entry.headline}")

@@ -16,10 +16,14 @@ from html import escape
 from parity.baseline import entry_text, known_rows
 from parity.report.numbers import failure_rows, first_rows, fmt_ratio, stage_anchor, stage_margins
 from parity.report.summary import (
+    COULD_NOT_RUN_ANCHOR,
     FAILURE_COLUMNS,
     FAILURES_NOTE,
     INCOMPLETE_NOTE,
     MARGIN_NOTE,
+    ORIGIN_HEADINGS,
+    could_not_run,
+    could_not_run_text,
     environment_line,
     failure_cells,
     new_failure_rows,
@@ -68,11 +72,15 @@ def _table(results: Mapping) -> list[str]:
                 Status.FAIL: ("fail", "FAIL"),
                 Status.KNOWN: ("known", "known"),
                 Status.NA: ("na", "n/a"),
+                Status.ADAPTER: ("fail", "adapter error"),
+                Status.HARNESS: ("fail", "harness error"),
             }.get(status, ("none", "-"))
             if status == Status.FAIL:
                 text = f'<a href="#{escape(stage_anchor(config_id, stage))}">FAIL</a>'
             elif status == Status.KNOWN:
                 text = '<a href="#known-splits">known</a>'
+            elif status in (Status.ADAPTER, Status.HARNESS):
+                text = f'<a href="#{COULD_NOT_RUN_ANCHOR}">{escape(status)}</a>'
             text += "".join(
                 f'<span class="margin" title="{escape(note["text"])}">{escape(note["kind"])}</span>'
                 for note in stage_notes(results, config_id, stage)
@@ -161,6 +169,18 @@ def _failures(results: Mapping) -> list[str]:
     return parts
 
 
+def _could_not_run(results: Mapping) -> list[str]:
+    """Checks that could not run, by where they raised: an adapter's errors apart from splits."""
+    grouped = could_not_run(results)
+    if not grouped:
+        return []
+    parts = [f'<h2 id="{COULD_NOT_RUN_ANCHOR}">Could not run</h2>']
+    for origin, records in grouped.items():
+        parts += [f"<h3>{escape(ORIGIN_HEADINGS[origin])}</h3>", "<ul>"]
+        parts += [f"<li>{escape(could_not_run_text(record))}</li>" for record in records] + ["</ul>"]
+    return parts
+
+
 def render_index(results: Mapping, figures: Mapping[str, list]) -> str:
     """The page; `figures` is plots.make_plots' {config_id: [PlotRef]}."""
     title = f"Parity report {results.get('hub', '')}".strip()
@@ -183,6 +203,7 @@ def render_index(results: Mapping, figures: Mapping[str, list]) -> str:
         "<h2>Stages</h2>",
         *_table(results),
         *_failures(results),
+        *_could_not_run(results),
         *_baseline(results),
     ]
     failed = failure_rows(results)
@@ -202,7 +223,12 @@ def render_index(results: Mapping, figures: Mapping[str, list]) -> str:
             else:
                 parts.append(f"<p>plot {escape(plot.title)} could not be made: {escape(plot.error or '')}</p>")
         for row in (row for row in failed if row.config_id == config_id):
-            parts.append(f'<pre id="msg-{row.index}">{escape(results["comparisons"][row.index]["message"])}</pre>')
+            record = results["comparisons"][row.index]
+            parts.append(f'<pre id="msg-{row.index}">{escape(record["message"])}</pre>')
+            if (record.get("error") or {}).get("traceback"):
+                parts.append(
+                    f"<details><summary>traceback</summary><pre>{escape(record['error']['traceback'])}</pre></details>"
+                )
     if results.get("warnings"):
         parts += ["<h2>Warnings</h2>", "<ul>"]
         parts += [f"<li>{escape(w)}</li>" for w in results["warnings"]]

@@ -40,6 +40,7 @@ from backends.common.fileio import (
 )
 from parity import baseline as baselines
 from parity.envinfo import check_name, utc_now
+from parity.origin import Origin
 from parity.report import html, plots, summary
 from parity.stages import STAGES, first_divergence, stage_index
 from parity.status import NoteKind, Status
@@ -182,22 +183,33 @@ def read_parts(hub: Path) -> tuple[list[dict], list[dict], list[dict], list[str]
     return comparisons, artifacts, notes, warnings
 
 
+# A stage's status is the worst of its comparisons': a split outranks an error of ours or of an adapter,
+# which outranks a known split; only "fail" (a new split) counts for the first divergence.
+_RANK = {Status.PASS: 0, Status.KNOWN: 1, Status.ADAPTER: 2, Status.HARNESS: 3, Status.FAIL: 4}
+
+
+def failure_status(record: Mapping) -> Status:
+    """The status a failed comparison gives its stage: KNOWN (a split the baseline lists), ADAPTER or HARNESS
+    (a check that could not run because an adapter, or the harness, raised; parity.origin), else FAIL."""
+    if record.get("baseline") == Status.KNOWN:
+        return Status.KNOWN
+    origin = (record.get("error") or {}).get("origin")
+    return {Origin.ADAPTER: Status.ADAPTER, Origin.HARNESS: Status.HARNESS}.get(origin, Status.FAIL)
+
+
 def summarize_configs(comparisons: list[dict], notes: Iterable[Mapping] = ()) -> dict:
-    """{config_id: {"first_divergence": stage | None, "stages": {stage: "pass" | "fail" | "known" | "n/a"},
-    "notes": {stage: [note, ...]}}}. A stage with an "n/a" note and no comparison is "n/a"; one whose
-    failures are all known splits (comparisons marked by baseline.classify) is "known", and only
-    "fail" stages (new splits) count for the first divergence."""
+    """{config_id: {"first_divergence": stage | None, "stages": {stage: status}, "notes": {stage: [note, ...]}}},
+    a status being one of parity.status.Status. A stage with an "n/a" note and no comparison is "n/a"; one
+    whose failures are all known splits (comparisons marked by baseline.classify) is "known"; one whose
+    failures could not run because an adapter (or the harness) raised is "adapter error" ("harness error");
+    only "fail" stages (new splits) count for the first divergence."""
     status: dict[str, dict[str, str]] = {}
     notes = list(notes)
     for item in comparisons:
         stages = status.setdefault(item["config_id"], {})
-        if item["passed"]:
-            stages.setdefault(item["stage"], Status.PASS)
-        elif item.get("baseline") == Status.KNOWN:
-            if stages.get(item["stage"]) != Status.FAIL:
-                stages[item["stage"]] = Status.KNOWN
-        else:
-            stages[item["stage"]] = Status.FAIL
+        found = Status.PASS if item["passed"] else failure_status(item)
+        if _RANK[found] >= _RANK[stages.get(item["stage"], Status.PASS)]:
+            stages[item["stage"]] = found
     by_config: dict[str, dict[str, list]] = {}
     for note in notes:
         by_config.setdefault(note["config_id"], {}).setdefault(note["stage"], []).append(note)

@@ -14,7 +14,21 @@ from parity.stages import STAGES, description
 from parity.status import Status
 
 # n/a: fewer than two backends support the stage; known: its failures are all known splits of the baseline
-CELL = {Status.PASS: "pass", Status.FAIL: "**FAIL**", Status.KNOWN: "known", Status.NA: "n/a"}
+CELL = {
+    Status.PASS: "pass",
+    Status.FAIL: "**FAIL**",
+    Status.KNOWN: "known",
+    Status.NA: "n/a",
+    Status.ADAPTER: "**adapter error**",
+    Status.HARNESS: "**harness error**",
+}
+COULD_NOT_RUN_ANCHOR = "could-not-run"
+ORIGIN_HEADINGS = {
+    "adapter": "raised in an adapter: it fell behind the code under test (fix the adapter; not a split)",
+    "harness": "raised in the harness (a bug of ours, or a profile without the ledger entry; not a split)",
+    "code under test": "raised in the code under test",
+    "unknown": "raised where no traceback says",
+}
 MARGIN_NOTE = (
     "Beside pass/FAIL: the stage's margin, its largest measured / tolerance "
     "((1 - measured) / (1 - tolerance) for lower bounds such as SSIM and FRC); "
@@ -69,14 +83,50 @@ def notes_lines(results: Mapping) -> list[str]:
 
 
 def stage_totals_text(totals: Mapping) -> str:
-    """ " Stages: P passed / F failed / N n/a." (n/a counted apart), or "" for older results."""
+    """ " Stages: P passed / F failed / K known splits / N n/a." (errors of adapters or of the harness where
+    there are any), or "" for older results."""
     stages = totals.get("stages")
     if not stages:
         return ""
+    errors = "".join(
+        f" / {stages[status]} {status}s" for status in (Status.ADAPTER, Status.HARNESS) if stages.get(status)
+    )
     return (
         f" Stages: {stages.get('pass', 0)} passed / {stages.get('fail', 0)} failed / "
-        f"{stages.get('known', 0)} known splits / {stages.get('n/a', 0)} n/a."
+        f"{stages.get('known', 0)} known splits / {stages.get('n/a', 0)} n/a{errors}."
     )
+
+
+def could_not_run(results: Mapping) -> dict[str, list[Mapping]]:
+    """origin -> the new failures that could not run (kind "error"), in the results' order: adapter errors
+    are listed apart from splits, each with where it was raised and its traceback."""
+    grouped: dict[str, list[Mapping]] = {}
+    for row in new_failure_rows(results):
+        record = results["comparisons"][row.index]
+        if record["kind"] == "error":
+            origin = (record.get("error") or {}).get("origin", "unknown")
+            grouped.setdefault(origin, []).append(record)
+    return {origin: grouped[origin] for origin in ORIGIN_HEADINGS if origin in grouped}
+
+
+def could_not_run_text(record: Mapping) -> str:
+    """One line: which check could not run, what it raised and where."""
+    raised_at = (record.get("error") or {}).get("raised_at") or "unknown"
+    what = record["message"].splitlines()[0].partition("could not run: ")[2]
+    return f"{record['config_id']} / {record['stage']} / {record['check']} {record['metric']}: {what}" + (
+        f" (at {raised_at})" if raised_at != "unknown" else ""
+    )
+
+
+def _could_not_run_lines(results: Mapping) -> list[str]:
+    grouped = could_not_run(results)
+    if not grouped:
+        return []
+    lines = ["", f'<a id="{COULD_NOT_RUN_ANCHOR}"></a>', "## Could not run", ""]
+    for origin, records in grouped.items():
+        lines += [f"### {ORIGIN_HEADINGS[origin]}", ""]
+        lines += [f"- {_md(could_not_run_text(record))}" for record in records] + [""]
+    return lines
 
 
 def failure_cells(row: FailureRow) -> list[str]:
@@ -195,6 +245,8 @@ def render_summary(results: Mapping) -> str:
                 cell = CELL.get(status, "-")
                 if status == Status.FAIL:
                     cell = f"[{cell}](#{stage_anchor(config_id, stage)})"
+                elif status in (Status.ADAPTER, Status.HARNESS):
+                    cell = f"[{cell}](#{COULD_NOT_RUN_ANCHOR})"
                 elif status == Status.KNOWN:
                     cell = f"[{cell}](#known-splits)"
                 if status != "-" and (config_id, stage) in margins:
@@ -207,6 +259,7 @@ def render_summary(results: Mapping) -> str:
         lines += ["", MARGIN_NOTE]
         lines += [f"- {_md(line)}" for line in notes_lines(results)]
         lines += _failures_table(results)
+        lines += _could_not_run_lines(results)
         lines += baseline_lines(results)
     else:
         lines.append("No comparison was recorded.")
@@ -226,6 +279,17 @@ def render_summary(results: Mapping) -> str:
                 "```",
                 "",
             ]
+            if (item.get("error") or {}).get("traceback"):
+                lines += [
+                    "<details><summary>traceback</summary>",
+                    "",
+                    "```",
+                    item["error"]["traceback"],
+                    "```",
+                    "",
+                    "</details>",
+                    "",
+                ]
     if results.get("warnings"):
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in results["warnings"]]
     return "\n".join(lines).rstrip() + "\n"

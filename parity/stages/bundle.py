@@ -47,7 +47,14 @@ def check(ctx: CaseContext) -> StageResult:
                 prediction = predict(run, loaded, batch, "bundle")
             except Exception as exc:
                 result.comparisons.append(
-                    error_comparison(config_id=ctx.case_id, stage="bundle", check=check, metric="load", error=exc)
+                    error_comparison(
+                        config_id=ctx.case_id,
+                        stage="bundle",
+                        check=check,
+                        metric="load",
+                        error=exc,
+                        places=ctx.places,
+                    )
                 )
                 continue
             if not is_native:  # a native state is the backend's own object: only its predictions are compared

@@ -20,8 +20,9 @@ import numpy as np
 
 from adapters.base import STAGE_METHODS
 from parity.backend_run import OutputError, OutputKeys
-from parity.case_context import CaseContext, Producer, StageResult, Unsupported, UpstreamFailed
+from parity.case_context import CaseContext, NotImplementedHere, Producer, StageResult, Unsupported, UpstreamFailed
 from parity.comparators import compare_allclose, compare_exact, error_comparison
+from parity.origin import Origin
 from parity.report.hub import StageNote
 from parity.status import NoteKind
 from parity.tolerances import precision_name, tolerance
@@ -63,19 +64,24 @@ def attempt(ctx: CaseContext, stage: str, check: Check, call, result: StageResul
     except Unsupported:
         raise  # an input no backend can produce: the stage (or its part) is n/a, not this backend's failure
     except UpstreamFailed as exc:
-        metric, error = "upstream", exc
-    except OutputError as exc:  # a missing, extra or mistyped output key (Stage.outputs)
-        metric, error = "outputs", exc
-    except NotImplementedError as exc:  # the harness calls a backend only for the stages it declares
-        metric = "declared"
+        metric, error, blame = "upstream", exc, None
+    except OutputError as exc:  # a missing, extra or mistyped output key (Stage.outputs): the adapter's
+        metric, error, blame = "outputs", exc, Origin.ADAPTER
+    except NotImplementedError as exc:
+        declared = check.left in ctx.runs and stage in (ctx.runs[check.left].adapter.declared_stages or ())
+        if check.left in ctx.runs and not declared:
+            raise NotImplementedHere(check.left, exc) from exc  # it lacks the stage: n/a for it
+        metric, blame = "declared", Origin.ADAPTER
         error = (
-            f"{check.left} declares stage {stage!r} (supported_stages) but raised NotImplementedError: "
+            f"{check.left} names stage {stage!r} in declared_stages but raised NotImplementedError: "
             f"{exc}; the declaration lied: implement it or leave the stage out"
         )
     except Exception as exc:
-        metric, error = "call", exc
+        metric, error, blame = "call", exc, None
     result.comparisons.append(
-        error_comparison(config_id=ctx.case_id, stage=stage, check=check, metric=metric, error=error)
+        error_comparison(
+            config_id=ctx.case_id, stage=stage, check=check, metric=metric, error=error, places=ctx.places, blame=blame
+        )
     )
     return False, None
 
@@ -160,7 +166,7 @@ def referee_checks(
                 tol = tolerance(stage, ledger_metric, precision_name(mine.dtype))
                 found.append(compare_allclose(mine.astype(wide), expected.astype(wide), tol, **common))
             except Exception as exc:  # a missing key or a dtype with no ledger entry: a failure, not a crash
-                found.append(error_comparison(error=exc, **common))
+                found.append(error_comparison(error=exc, places=ctx.places, **common))
     return found
 
 

@@ -155,7 +155,7 @@ def test_a_pair_lacking_stages_is_na_and_green(tmp_path):
     entry = results["configs"][CASE.id]
     assert entry["first_divergence"] is None
     assert [s for s, v in entry["stages"].items() if v == "pass"] == list(Partial.declared_stages)
-    assert results["totals"]["stages"] == {"pass": 5, "fail": 0, "known": 0, "n/a": 9}
+    assert results["totals"]["stages"] == {"pass": 5, "fail": 0, "known": 0, "n/a": 9, "adapter error": 0, "harness error": 0}
     assert "| n/a |" in (hub / "summary.md").read_text()
     assert "5 passed / 0 failed / 0 known splits / 9 n/a" in (hub / "summary.md").read_text()
     assert '<td class="na">n/a' in (hub / "index.html").read_text()
@@ -180,15 +180,38 @@ def test_three_backends_one_lacking_a_stage_compares_the_other_two_and_notes_it(
     ]
 
 
-def test_a_declared_stage_that_raises_not_implemented_fails_as_a_lie(tmp_path):
+def test_a_stage_named_in_declared_stages_that_raises_not_implemented_fails_as_a_lie(tmp_path):
     class Liar(Float32Referee):
+        declared_stages = ("translation", "forward")
+
         def translate(self, images, shifts_px):
             raise NotImplementedError("not really")
 
     failed = _failed(run_stage(_context(tmp_path, Float32Referee(), Liar()), "translation"))
     assert [(str(c.check), c.metric) for c in failed] == [("liar1", "declared")]
-    assert "liar1 declares stage 'translation' (supported_stages) but raised NotImplementedError" in failed[0].message
+    assert "liar1 names stage 'translation' in declared_stages but raised NotImplementedError" in failed[0].message
     assert "declaration lied" in failed[0].message
+    assert failed[0].error["origin"] == "adapter"
+
+
+def test_an_overridden_stage_method_raising_not_implemented_is_na_with_the_remedy(tmp_path):
+    """A team subclasses an adapter and drops one stage by raising NotImplementedError: Python's word for
+    "not implemented", so that backend lacks the stage; the others are still compared."""
+
+    class DropsTranslation(Float32Referee):
+        def translate(self, images, shifts_px):
+            raise NotImplementedError("we do not translate")
+
+    three = run_stage(_context(tmp_path, Float32Referee(), DropsTranslation(), Float32Referee()), "translation")
+    assert three.unsupported is None and not _failed(three)
+    assert {c.check.left for c in three.comparisons} == {"float32referee0", "float32referee2"}
+    (note,) = [n for n in three.notes if n.kind == "n/a"]
+    assert note.text == (
+        "dropstranslation1 raised NotImplementedError at stage translation (we do not translate): n/a for it; "
+        "say so in its adapter's unsupported_stages, with a reason"
+    )
+    two = run_stage(_context(tmp_path, Float32Referee(), DropsTranslation()), "translation")
+    assert two.unsupported == "stage translation n/a: fewer than two backends implement it" and not two.comparisons
 
 
 # --- where inputs come from --------------------------------------------------------
@@ -312,4 +335,4 @@ def test_the_session_records_an_na_stage_in_the_hub_and_raises_unsupported(tmp_p
         session.run(CASE, "grouping")
     results = hubs.finalize(hub, {}, "", complete=True)
     assert results["configs"][CASE.id]["stages"] == {"grouping": "n/a"}
-    assert results["totals"]["stages"] == {"pass": 0, "fail": 0, "known": 0, "n/a": 1}
+    assert results["totals"]["stages"] == {"pass": 0, "fail": 0, "known": 0, "n/a": 1, "adapter error": 0, "harness error": 0}

@@ -171,6 +171,7 @@ class PtychoPINNTF(_PtychoPINN):
         return {"input_scale": input_scale, "log_intensity_scale": float(np.log(scale))}
 
     name = "ptychopinn-tf"
+    code_under_test = ("ptycho",)
     shared_code = MappingProxyType(
         {
             "grouping": "ptycho.raw_data.RawData.generate_grouped_data",
@@ -384,6 +385,7 @@ class PtychoPINNTorch(_PtychoPINN):
         return predict_torch(state, batch.diffraction, batch.offsets_px)
 
     name = "ptychopinn-torch"
+    code_under_test = ("ptycho_torch", "ptycho")
     # RawDataTorch.generate_grouped_data delegates to the TF RawData's, unchanged; the torch workflow's
     # stitching (ptycho_torch.workflows.components._reassemble_cdi_image_torch) calls the TF helper.
     shared_code = MappingProxyType(
