@@ -31,7 +31,8 @@ browser:
 test: setup browser lint
 	$(PY) -m pytest tests $(PTYCHOPINN_PLUGIN)/tests -n auto
 	@if [ -f $(UPSTREAM_STAMP) ]; then \
-	  echo "$(UPSTREAM_PY) -m pytest $(PTYCHOPINN_PLUGIN)/tests -n auto"; \
+	  $(MAKE) --no-print-directory upstream-wheels && \
+	  echo "$(UPSTREAM_PY) -m pytest $(PTYCHOPINN_PLUGIN)/tests -n auto" && \
 	  $(UPSTREAM_PY) -m pytest $(PTYCHOPINN_PLUGIN)/tests -n auto; \
 	else echo "test: PtychoPINN plugin tests skipped: no $(UPSTREAM_VENV) (make upstream PTYCHOPINN_SRC=...)"; fi
 
@@ -82,7 +83,7 @@ UPSTREAM_TORCH := torch==2.13.0
 PTYCHOPINN_PLUGIN := plugins/ptychopinn
 PTYCHOPINN_PROFILE ?= $(PTYCHOPINN_PLUGIN)/profile
 
-.PHONY: upstream parity-upstream FORCE
+.PHONY: upstream upstream-wheels parity-upstream FORCE
 
 upstream: $(UPSTREAM_STAMP)
 
@@ -110,12 +111,26 @@ $(UPSTREAM_STAMP): $(UPSTREAM_SOURCE_NOTE) pyproject.toml $(PTYCHOPINN_PLUGIN)/p
 	$(UPSTREAM_PY) -m pip install --quiet $(UPSTREAM_TORCH)
 	$(UPSTREAM_PY) -m pip install --quiet -r "$$(cat $(UPSTREAM_DIR)/folder.txt)/requirements-ci.txt" -c $(UPSTREAM_DIR)/constraints.txt
 	SETUPTOOLS_SCM_PRETEND_VERSION=0.0.0 $(UPSTREAM_PY) -m pip install --quiet --no-deps -e "$$(cat $(UPSTREAM_DIR)/folder.txt)"
-	# The harness replaces upstream's pytest 7.4 with its own 9.0; upstream's tests still run under it.
-	$(UPSTREAM_PY) -m pip install --quiet -e . -c $(UPSTREAM_DIR)/constraints.txt
-	$(UPSTREAM_PY) -m pip install --quiet -e $(PTYCHOPINN_PLUGIN) -c $(UPSTREAM_DIR)/constraints.txt
+	# The harness's dependencies (its pytest 9.0 replaces upstream's 7.4; upstream's tests still run under it).
+	# The harness and the plugin themselves go in as wheels, as a team installs them: upstream-wheels.
+	$(UPSTREAM_PY) -m pip install --quiet . -c $(UPSTREAM_DIR)/constraints.txt
+	$(UPSTREAM_PY) -m pip install --quiet $(PTYCHOPINN_PLUGIN) -c $(UPSTREAM_DIR)/constraints.txt
 	$(UPSTREAM_PY) -c "import ptycho, ptycho_torch, pinn_parity_ptychopinn"
 	touch $(UPSTREAM_STAMP)
 
-parity-upstream: upstream
-	$(UPSTREAM_PY) -m pytest parity/ -n auto --parity-backends ptychopinn-tf,ptychopinn-torch \
-	  --parity-profile $(PTYCHOPINN_PROFILE)
+# Wheels of the harness and of the plugin, built from this checkout and reinstalled (no dependencies, seconds)
+# on every use, so .venv-upstream never runs a stale copy of either.
+UPSTREAM_WHEELS := $(UPSTREAM_DIR)/wheels
+upstream-wheels: upstream
+	rm -rf $(UPSTREAM_WHEELS)
+	$(UPSTREAM_PY) -m pip wheel --quiet --no-deps --no-build-isolation -w $(UPSTREAM_WHEELS) . $(PTYCHOPINN_PLUGIN)
+	$(UPSTREAM_PY) -m pip install --quiet --no-deps --force-reinstall $(UPSTREAM_WHEELS)/*.whl
+
+# As a team's CI runs it: the installed suite (`--pyargs parity`) from a folder outside the package, the
+# profile from its own folder; hubs land in this checkout's reports/.
+UPSTREAM_RUN := $(UPSTREAM_DIR)/run
+parity-upstream: upstream-wheels
+	mkdir -p $(UPSTREAM_RUN)
+	cd $(UPSTREAM_RUN) && $(abspath $(UPSTREAM_PY)) -m pytest --pyargs parity -n auto \
+	  --parity-backends ptychopinn-tf,ptychopinn-torch --parity-profile $(abspath $(PTYCHOPINN_PROFILE)) \
+	  --parity-reports $(CURDIR)/reports

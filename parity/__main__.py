@@ -18,7 +18,6 @@ from adapters.registry import available as available_backends
 from backends.common.config import ArgumentParser, int_at_least
 from backends.common.threads import pin_threads
 from parity.baseline import BaselineError
-from parity.envinfo import REPO_ROOT
 from parity.golden import GoldenError
 from parity.options import OPTIONS, check_names, split_names
 from parity.profiles import ProfileError
@@ -32,9 +31,9 @@ EXIT_BAD_INPUT = 2
 
 def pytest_command(extra: Sequence[str], *, regen: bool = False) -> list[str]:
     """The suite's command line: `pytest parity/ -n auto`, extra arguments last (so they win)."""
-    command = [sys.executable, "-m", "pytest", "parity/", "-n", "auto"]
+    command = [sys.executable, "-m", "pytest", str(Path(__file__).resolve().parent), "-n", "auto"]
     if regen:
-        command.append("--force-regen")  # pytest-regressions' option; the suite's conftest reads it
+        command.append("--force-regen")  # pytest-regressions' option; the suite's plugin reads it
     return command + list(extra)
 
 
@@ -83,7 +82,7 @@ def _run_suite(verb: str, argv: Sequence[str], *, regen: bool) -> int:
         sys.stdout.write(suite_help(verb, regen=regen))
         return 0
     _check_profile_argument(argv)
-    return subprocess.run(pytest_command(argv, regen=regen), cwd=REPO_ROOT, check=False).returncode
+    return subprocess.run(pytest_command(argv, regen=regen), check=False).returncode  # hubs under the caller's folder
 
 
 def verb_run(argv: Sequence[str]) -> int:
@@ -101,7 +100,7 @@ def verb_report(argv: Sequence[str]) -> int:
         prog="python -m parity report", description="Re-render summary.md, index.html and plots of a hub."
     )
     parser.add_argument(
-        "hub", nargs="?", default=str(REPO_ROOT / "reports" / "latest"), help="hub folder (default: reports/latest)"
+        "hub", nargs="?", default=str(Path("reports") / "latest"), help="hub folder (default: reports/latest)"
     )
     args = parser.parse_args(argv)
     hub = resolve_hub(args.hub)

@@ -1,11 +1,9 @@
-"""The parity suite's own pytest options, in one table: conftest adds them, `python -m parity run --help`
-lists them, and conftest validates their values before anything runs."""
+"""The parity suite's own pytest options, in one table: the plugin (parity/plugin.py) adds them,
+`python -m parity run --help` lists them, and the plugin validates their values before anything runs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from parity.envinfo import REPO_ROOT
 
 
 @dataclass(frozen=True)
@@ -29,7 +27,9 @@ OPTIONS = (
     ParityOption(
         "--parity-stage", None, "comma-separated stages to run (default: all; upstream outputs are computed as needed)"
     ),
-    ParityOption("--parity-reports", str(REPO_ROOT / "reports"), "folder of report hubs (default: reports/)", "DIR"),
+    ParityOption(
+        "--parity-reports", "reports", "folder of report hubs (default: reports/ under the current folder)", "DIR"
+    ),
     ParityOption("--parity-golden", None, "folder of goldens (default: the profile's; golden/ for bundled)", "DIR"),
     ParityOption(
         "--parity-profile",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import sys
+import sysconfig
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +67,14 @@ class Profile:
         return kind not in CONTRACT_CHECKS or stage in self.contract.get(kind, ())
 
 
-BUNDLED = Profile(name="bundled", cases=MATRIX, ledger=DEFAULT_LEDGER_PATH, golden_root=REPO_ROOT / "golden")
+def bundled_golden_root() -> Path:
+    """golden/ of the clone the harness runs from, else the copy an installed wheel put under the
+    environment's data folder (<prefix>/share/pinn-parity/golden; pyproject.toml's data-files)."""
+    clone = REPO_ROOT / "golden"
+    return clone if clone.is_dir() else Path(sysconfig.get_path("data")) / "share" / "pinn-parity" / "golden"
+
+
+BUNDLED = Profile(name="bundled", cases=MATRIX, ledger=DEFAULT_LEDGER_PATH, golden_root=bundled_golden_root())
 NAMED = {"bundled": BUNDLED}
 
 

@@ -227,7 +227,7 @@ def load_ledger(path: str | os.PathLike = DEFAULT_LEDGER_PATH) -> Ledger:
 
 _active_ledger = DEFAULT_LEDGER_PATH
 """The ledger tolerance() reads: the active profile's (parity.profiles), set once per process by
-the suite's conftest (use_ledger) before any check runs."""
+the suite's plugin (use_ledger) before any check runs."""
 
 
 def use_ledger(path: str | os.PathLike) -> Path:

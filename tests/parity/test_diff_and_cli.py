@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import parity
 from parity.__main__ import VERBS, main, pytest_command
 from parity.report.diff import diff_hubs, render_diff_text
 
@@ -194,7 +195,7 @@ def test_run_and_regen_build_the_pytest_command():
         sys.executable,
         "-m",
         "pytest",
-        "parity/",
+        str(Path(parity.__file__).resolve().parent),  # the installed package, from any folder
         "-n",
         "auto",
         "-k",

@@ -2,6 +2,7 @@
 the harness; a red stage from an adapter that fell behind is an "adapter error", not a split, and the code
 under test's warnings are listed per stage. Real modules, written to disk and imported."""
 
+import sys
 import textwrap
 
 import pytest
@@ -36,27 +37,27 @@ def forward_old(*args):
 """
 
 TEAM_ADAPTER = '''
-import team_code
+import origin_code
 from adapters.referee import Float64Referee
 
 
 class Team(Float64Referee):
     """Translates through the team's code, as a team adapter would."""
 
-    code_under_test = ("team_code",)
+    code_under_test = ("origin_code",)
 
     def translate(self, images, shifts_px):
-        return team_code.translate(images, shifts_px)  # the entry point moved: an AttributeError here
+        return origin_code.translate(images, shifts_px)  # the entry point moved: an AttributeError here
 
 
 class Crashing(Team):
     def translate(self, images, shifts_px):
-        return team_code.translate_checked(images, shifts_px)
+        return origin_code.translate_checked(images, shifts_px)
 
 
 class Deprecated(Team):
     def forward(self, object_patches, probe, offsets_px, object_big):
-        return team_code.forward_old(object_patches)
+        return origin_code.forward_old(object_patches)
 '''
 
 
@@ -64,14 +65,14 @@ class Deprecated(Team):
 def team(tmp_path, monkeypatch):
     folder = tmp_path / "team"
     folder.mkdir()
-    (folder / "team_code.py").write_text(textwrap.dedent(TEAM_CODE))
-    (folder / "team_adapter.py").write_text(textwrap.dedent(TEAM_ADAPTER))
+    (folder / "origin_code.py").write_text(textwrap.dedent(TEAM_CODE))
+    (folder / "origin_adapter.py").write_text(textwrap.dedent(TEAM_ADAPTER))
     monkeypatch.syspath_prepend(str(folder))
-    import team_adapter
+    import origin_adapter
 
-    yield team_adapter
-    for name in ("team_code", "team_adapter"):
-        monkeypatch.delitem(__import__("sys").modules, name, raising=False)
+    yield origin_adapter
+    for name in ("origin_code", "origin_adapter"):
+        sys.modules.pop(name, None)
 
 
 def _context(tmp_path, other):
@@ -84,8 +85,8 @@ def test_an_entry_point_that_moved_is_an_adapter_error_naming_it_not_a_split(tmp
     result = run_stage(_context(tmp_path, team.Team()), "translation")
     (failed,) = [c for c in result.comparisons if not c.passed]
     assert failed.error["origin"] == "adapter" and failed.error["type"] == "AttributeError"
-    assert "module 'team_code' has no attribute 'translate'" in failed.message
-    assert failed.error["raised_at"].endswith("team_adapter.py:12 in translate")
+    assert "module 'origin_code' has no attribute 'translate'" in failed.message
+    assert failed.error["raised_at"].endswith("origin_adapter.py:12 in translate")
     assert "Traceback (most recent call last)" in failed.error["traceback"]
     hub = hubs.new_hub(tmp_path / "reports")
     hubs.write_part(hub, "gw0", result.comparisons, notes=result.notes)
@@ -102,7 +103,7 @@ def test_a_crash_inside_the_code_under_test_is_the_codes_own_and_stays_a_failure
     result = run_stage(_context(tmp_path, team.Crashing()), "translation")
     (failed,) = [c for c in result.comparisons if not c.passed]
     assert failed.error["origin"] == "code under test"
-    assert failed.error["raised_at"].endswith("team_code.py:12 in translate_checked")
+    assert failed.error["raised_at"].endswith("origin_code.py:12 in translate_checked")
     summary = hubs.summarize_configs([failed.to_dict()])
     assert summary[CASE.id]["stages"] == {"translation": "fail"}
 
@@ -111,7 +112,7 @@ def test_the_code_under_tests_warnings_are_listed_per_stage(tmp_path, team):
     result = run_stage(_context(tmp_path, team.Deprecated()), "forward")
     warned = [n.text for n in result.notes if n.kind == NoteKind.WARNING]
     assert len(warned) == 1 and warned[0].startswith("DeprecationWarning at ")
-    assert "team_adapter.py" in warned[0] and warned[0].endswith("forward_old is deprecated; use forward_new")
+    assert "origin_adapter.py" in warned[0] and warned[0].endswith("forward_old is deprecated; use forward_new")
 
 
 def test_an_error_the_harness_raises_itself_is_the_harness_s(tmp_path, team):

@@ -359,7 +359,14 @@ def test_a_stage_whose_failures_are_all_known_is_known_not_a_split(tmp_path):
         "stages": {"forward": "known"},
         "notes": {},
     }
-    assert results["totals"]["stages"] == {"pass": 1, "fail": 0, "known": 1, "n/a": 0, "adapter error": 0, "harness error": 0}
+    assert results["totals"]["stages"] == {
+        "pass": 1,
+        "fail": 0,
+        "known": 1,
+        "n/a": 0,
+        "adapter error": 0,
+        "harness error": 0,
+    }
     text = (hub / "summary.md").read_text(encoding="utf-8")
     assert "| gs2-k4-poisson-n32 | - | - | - | - | - | [known](#known-splits)" in text
     assert "- gs2-k4-poisson-n32: none" in text

@@ -155,7 +155,14 @@ def test_a_pair_lacking_stages_is_na_and_green(tmp_path):
     entry = results["configs"][CASE.id]
     assert entry["first_divergence"] is None
     assert [s for s, v in entry["stages"].items() if v == "pass"] == list(Partial.declared_stages)
-    assert results["totals"]["stages"] == {"pass": 5, "fail": 0, "known": 0, "n/a": 9, "adapter error": 0, "harness error": 0}
+    assert results["totals"]["stages"] == {
+        "pass": 5,
+        "fail": 0,
+        "known": 0,
+        "n/a": 9,
+        "adapter error": 0,
+        "harness error": 0,
+    }
     assert "| n/a |" in (hub / "summary.md").read_text()
     assert "5 passed / 0 failed / 0 known splits / 9 n/a" in (hub / "summary.md").read_text()
     assert '<td class="na">n/a' in (hub / "index.html").read_text()
@@ -335,4 +342,11 @@ def test_the_session_records_an_na_stage_in_the_hub_and_raises_unsupported(tmp_p
         session.run(CASE, "grouping")
     results = hubs.finalize(hub, {}, "", complete=True)
     assert results["configs"][CASE.id]["stages"] == {"grouping": "n/a"}
-    assert results["totals"]["stages"] == {"pass": 0, "fail": 0, "known": 0, "n/a": 1, "adapter error": 0, "harness error": 0}
+    assert results["totals"]["stages"] == {
+        "pass": 0,
+        "fail": 0,
+        "known": 0,
+        "n/a": 1,
+        "adapter error": 0,
+        "harness error": 0,
+    }

@@ -1,6 +1,8 @@
 """The plugin's profile through the real suite: green at this snapshot with its baseline, red (exit 1,
-a new failure) when a split is not in the baseline. Runs `python -m pytest parity/` in a subprocess on
-one case and one stage, the cheapest run that shows both. Run in .venv-upstream only.
+a new failure) when a split is not in the baseline. Runs the suite in a subprocess on
+one case and one stage, the cheapest run that shows both, as a team's CI does: `pytest --pyargs parity`
+from a folder outside this repository, the harness and the plugin installed as wheels (make upstream).
+Run in .venv-upstream only.
 """
 
 import json
@@ -24,7 +26,8 @@ def _suite(profile: Path, reports: Path) -> subprocess.CompletedProcess:
             sys.executable,
             "-m",
             "pytest",
-            "parity/",
+            "--pyargs",
+            "parity",
             "-n",
             "0",
             "-p",
@@ -41,7 +44,7 @@ def _suite(profile: Path, reports: Path) -> subprocess.CompletedProcess:
             "--parity-reports",
             str(reports),
         ],
-        cwd=REPO,
+        cwd=reports.parent,
         capture_output=True,
         text=True,
         timeout=600,

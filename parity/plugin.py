@@ -1,31 +1,63 @@
-"""The parity suite's pytest wiring: options, hub per run, one context per case.
+"""The parity suite's pytest plugin: options, a hub per run, one context per case.
 
-Thread settings come first, before anything can import a framework: results
-then do not depend on the machine, and xdist workers do not fight over cores.
+Installed with the harness and found by pytest through the `pytest11` entry point, so `pytest --pyargs
+parity` and `python -m parity run` work from any folder. It adds its options to every pytest run of the
+environment, but does its work only when the run targets the suite (parity/ or its test file, by path or
+with --pyargs): a team's own tests in the same environment are left alone. Then, before anything can
+import a framework, it pins the thread settings (results do not depend on the machine, and xdist
+workers do not fight over cores) and asks xdist for `--dist loadgroup` (a case's tests in one worker)
+where the caller's configuration does not already say so.
 """
 
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from adapters.registry import available as available_backends
+from backends.common.fileio import installed_versions
 from backends.common.threads import pin_threads
+from parity import baseline as baselines
+from parity import profiles
+from parity.envinfo import collect_environment
+from parity.matrix import select
+from parity.options import add_options, check_names, split_names
+from parity.report import hub as hubs
+from parity.session import ParitySession
+from parity.stages import STAGES
+from parity.status import Status
+from parity.tolerances import use_ledger
 
-pin_threads()
+PARITY_DIR = Path(__file__).resolve().parent
 
-import os  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
 
-import pytest  # noqa: E402
+def runs_the_suite(config) -> bool:
+    """Whether this pytest run targets the parity suite: an argument that is parity/ (or inside it), or with
+    --pyargs the package `parity` (or one of its modules); on an xdist worker, what the controller said."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        return hubs.WORKERINPUT_KEY in workerinput
+    invoked = Path(config.invocation_params.dir)
+    for arg in config.args:
+        target = str(arg).split("::")[0]
+        if config.option.pyargs and (target == "parity" or target.startswith("parity.")):
+            return True
+        path = (invoked / target).resolve()
+        if path == PARITY_DIR or PARITY_DIR in path.parents:
+            return True
+    return False
 
-from adapters.registry import available as available_backends  # noqa: E402
-from backends.common.fileio import installed_versions  # noqa: E402
-from parity import baseline as baselines  # noqa: E402
-from parity import profiles  # noqa: E402
-from parity.envinfo import collect_environment  # noqa: E402
-from parity.matrix import select  # noqa: E402
-from parity.options import add_options, check_names, split_names  # noqa: E402
-from parity.report import hub as hubs  # noqa: E402
-from parity.session import ParitySession  # noqa: E402
-from parity.stages import STAGES  # noqa: E402
-from parity.status import Status  # noqa: E402
-from parity.tolerances import use_ledger  # noqa: E402
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    if not runs_the_suite(config):
+        return
+    pin_threads()
+    if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") in ("no", "load"):
+        config.option.dist = "loadgroup"  # run from any folder, the caller's ini may not say it
 
 
 def pytest_addoption(parser):
@@ -33,7 +65,14 @@ def pytest_addoption(parser):
     add_options(group)
 
 
+def _active(config) -> bool:
+    """Set by pytest_configure: this run targets the suite, so the hooks below do their work."""
+    return getattr(config, "parity_active", False)
+
+
 def pytest_report_header(config):
+    if not _active(config):
+        return None
     backends = config.getoption("--parity-backends")
     threads = ", ".join(f"{v}={os.environ.get(v)}" for v in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"))
     versions = ", ".join(f"{k} {v}" for k, v in installed_versions().items())
@@ -84,6 +123,9 @@ def _runs_no_test(config) -> bool:
 
 
 def pytest_configure(config):
+    if not runs_the_suite(config):
+        return
+    config.parity_active = True
     config.addinivalue_line("markers", "parity_case(id): the config a parity test belongs to")
     config.parity_hub = None
     _check_options(config)
@@ -140,6 +182,8 @@ def _remove_unused_hub(config) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node):
+    if not _active(node.config):
+        return
     node.workerinput[hubs.WORKERINPUT_KEY] = str(node.config.parity_hub)
 
 
@@ -161,7 +205,7 @@ def pytest_collection_modifyitems(config, items):
     Without them one config's backends would run in several workers, twice the work,
     and their golden manifests could be written concurrently. pytest 9.2 with
     pytest-xdist 3.8 drops the groups silently; this makes that loud."""
-    if not getattr(config.option, "loadgroup", False):
+    if not _active(config) or not getattr(config.option, "loadgroup", False):
         return
     lost = [item.nodeid for item in items if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
     if lost:
@@ -206,7 +250,7 @@ def pytest_handlecrashitem(crashitem, report, sched):
 
 def pytest_sessionfinish(session, exitstatus):
     config = session.config
-    if getattr(config, "workerinput", None) is not None:
+    if not _active(config) or getattr(config, "workerinput", None) is not None:
         return  # workers wrote their parts; the controller merges them
     if not _started:
         _remove_unused_hub(config)  # a run that never started a test (usage error, -k matching nothing)
@@ -261,7 +305,7 @@ def pytest_terminal_summary(terminalreporter, config):
 
 
 def pytest_unconfigure(config):
-    if getattr(config, "workerinput", None) is not None:
+    if not _active(config) or getattr(config, "workerinput", None) is not None:
         return
     if getattr(config, "parity_hub", None) is not None:
         _remove_unused_hub(config)
