@@ -69,10 +69,9 @@ audit: setup
 	$(PY) -m parity audit --sensitivity --json reports/audit.json
 
 # PtychoPINN plugin (plugins/ptychopinn, GPL-3.0-or-later). Upstream needs tf-keras and pytest<8, so it
-# gets its own environment, never .venv: `make upstream PTYCHOPINN_SRC=<checkout folder or .tar.gz>`
-# extracts an archive into .upstream/src/, installs torch (pinned first, so nothing pulls a CUDA build),
-# upstream's requirements-ci.txt, PtychoPINN itself (editable, no deps), the harness and the plugin.
-# The stamp is redone when pyproject.toml, the plugin's pyproject.toml or PTYCHOPINN_SRC changes.
+# gets its own environment, never .venv: `make upstream PTYCHOPINN_SRC=<checkout folder or .tar.gz>`.
+# Two stamps: the environment (redone when either pyproject.toml changes) and the code under test (redone
+# when PTYCHOPINN_SRC names another source: an archive is extracted under .upstream/sources/).
 PTYCHOPINN_SRC ?=
 UPSTREAM_VENV := .venv-upstream
 UPSTREAM_PY := $(UPSTREAM_VENV)/bin/python
@@ -97,26 +96,27 @@ $(UPSTREAM_SOURCE_NOTE): FORCE
 	  echo "upstream: set PTYCHOPINN_SRC=<PtychoPINN checkout folder or source archive (.tar.gz)>" >&2; exit 2; \
 	fi
 
-$(UPSTREAM_STAMP): $(UPSTREAM_SOURCE_NOTE) pyproject.toml $(PTYCHOPINN_PLUGIN)/pyproject.toml
-	@src="$$(cat $(UPSTREAM_SOURCE_NOTE))"; \
-	if [ -d "$$src" ]; then echo "$$src" > $(UPSTREAM_DIR)/folder.txt; \
-	elif [ -f "$$src" ]; then \
-	  rm -rf $(UPSTREAM_DIR)/src && mkdir -p $(UPSTREAM_DIR)/src && \
-	  tar xzf "$$src" -C $(UPSTREAM_DIR)/src --strip-components=1 && \
-	  realpath $(UPSTREAM_DIR)/src > $(UPSTREAM_DIR)/folder.txt; \
-	else echo "upstream: PTYCHOPINN_SRC=$$src is neither a folder nor a file" >&2; exit 2; fi
+# The environment: torch (pinned first, so nothing pulls a CUDA build), the harness's dependencies and the
+# plugin's, once per change of either pyproject.toml.
+UPSTREAM_ENV_STAMP := $(UPSTREAM_VENV)/.environment
+$(UPSTREAM_ENV_STAMP): pyproject.toml $(PTYCHOPINN_PLUGIN)/pyproject.toml
 	test -x $(UPSTREAM_PY) || $(PYTHON) -m venv $(UPSTREAM_VENV)
 	$(UPSTREAM_PY) -m pip install --quiet --upgrade pip
-	echo "$(UPSTREAM_TORCH)" > $(UPSTREAM_DIR)/constraints.txt
+	mkdir -p $(UPSTREAM_DIR) && echo "$(UPSTREAM_TORCH)" > $(UPSTREAM_DIR)/constraints.txt
 	$(UPSTREAM_PY) -m pip install --quiet $(UPSTREAM_TORCH)
-	$(UPSTREAM_PY) -m pip install --quiet -r "$$(cat $(UPSTREAM_DIR)/folder.txt)/requirements-ci.txt" -c $(UPSTREAM_DIR)/constraints.txt
-	SETUPTOOLS_SCM_PRETEND_VERSION=0.0.0 $(UPSTREAM_PY) -m pip install --quiet --no-deps -e "$$(cat $(UPSTREAM_DIR)/folder.txt)"
-	# The harness's dependencies (its pytest 9.0 replaces upstream's 7.4; upstream's tests still run under it).
 	# The harness and the plugin themselves go in as wheels, as a team installs them: upstream-wheels.
-	$(UPSTREAM_PY) -m pip install --quiet . -c $(UPSTREAM_DIR)/constraints.txt
-	$(UPSTREAM_PY) -m pip install --quiet $(PTYCHOPINN_PLUGIN) -c $(UPSTREAM_DIR)/constraints.txt
-	$(UPSTREAM_PY) -c "import ptycho, ptycho_torch, pinn_parity_ptychopinn"
-	touch $(UPSTREAM_STAMP)
+	$(UPSTREAM_PY) -m pip install --quiet . $(PTYCHOPINN_PLUGIN) -c $(UPSTREAM_DIR)/constraints.txt
+	rm -f $(UPSTREAM_VENV)/.pinn-parity-requirements  # the code's requirements go in again below
+	touch $@
+
+# The code under test (python -m parity switch-source): its requirements-ci.txt where it differs from the last
+# one installed (then the harness's own pins again: its pytest 9.0 over upstream's 7.4), then PtychoPINN alone,
+# editable, without dependencies: seconds when only the source changed.
+$(UPSTREAM_STAMP): $(UPSTREAM_ENV_STAMP) $(UPSTREAM_SOURCE_NOTE)
+	$(UPSTREAM_PY) -m parity switch-source "$$(cat $(UPSTREAM_SOURCE_NOTE))" --workdir $(UPSTREAM_DIR) \
+	  --constraints $(UPSTREAM_DIR)/constraints.txt
+	$(UPSTREAM_PY) -c "import ptycho, pinn_parity_ptychopinn"
+	touch $@
 
 # Wheels of the harness and of the plugin, built from this checkout and reinstalled (no dependencies, seconds)
 # on every use, so .venv-upstream never runs a stale copy of either.

@@ -19,6 +19,7 @@ from backends.common.config import ArgumentParser, int_at_least
 from backends.common.threads import pin_threads
 from parity.baseline import BaselineError
 from parity.golden import GoldenError
+from parity.history import HistoryError
 from parity.options import OPTIONS, check_names, split_names
 from parity.profiles import ProfileError
 from parity.report.diff import diff_hubs, render_diff_text
@@ -272,6 +273,81 @@ def verb_audit(argv: Sequence[str]) -> int:
     return audit.exit_status(result)
 
 
+def verb_history(argv: Sequence[str]) -> int:
+    """The suite at each revision of the code under test, in order; one history hub (parity/history.py)."""
+    from parity import history
+
+    ours, _, suite = _split_at_double_dash(argv)
+    parser = ArgumentParser(
+        prog="python -m parity history",
+        description="Run the suite at each revision of the code under test (archives, folders, or --git DIR "
+        "--range A..B), in this environment, and write one history hub. Arguments after -- go to the suite.",
+    )
+    parser.add_argument("sources", nargs="*", help="source folders or archives (.tar.gz), oldest first")
+    parser.add_argument("--git", help="a git checkout of the code under test")
+    parser.add_argument("--range", dest="span", help="with --git: A..B, the commits after A up to B")
+    parser.add_argument("--output", default=str(Path("reports") / "history"), help="the history hub's folder")
+    parser.add_argument("--constraints", help="a pip constraints file for the requirements (e.g. torch==2.13.0)")
+    parser.add_argument("--requirements", default="requirements-ci.txt", help="the code's requirements file")
+    parser.add_argument(
+        "--bisect",
+        metavar="CHECK",
+        help="config/stage or config/stage/check/metric: find the "
+        "first revision where its status changes, in log2(n) runs",
+    )
+    args = parser.parse_args(ours)
+    out = Path(args.output)
+    revisions = history.materialize(args.sources, out, git=args.git, span=args.span)
+
+    def run_one(revision):
+        found = history.run_revision(revision, out, suite, constraints=args.constraints, requirements=args.requirements)
+        what = found.skipped or f"exit {found.exit_code}, {len(found.failures)} failing checks"
+        print(f"history: {revision.label}: {what} (switch {found.switch_s:.1f} s, run {found.wall_s:.1f} s)")
+        return found
+
+    if args.bisect:
+        first, runs = history.bisect(revisions, args.bisect, run_one)
+        history.write_history(out, runs)
+        print(
+            f"history: {args.bisect} first changes at {first}"
+            if first
+            else f"history: {args.bisect} keeps its status over {revisions[0].label}..{revisions[-1].label}"
+        )
+    else:
+        history.write_history(out, [run_one(revision) for revision in revisions])
+    print(f"history hub: {out / 'history.md'}")
+    return 0
+
+
+def verb_switch_source(argv: Sequence[str]) -> int:
+    """Install another revision of the code under test into this environment (what history does per revision)."""
+    from parity import history
+
+    parser = ArgumentParser(prog="python -m parity switch-source", description=verb_switch_source.__doc__)
+    parser.add_argument("source", help="a source folder or archive (.tar.gz)")
+    parser.add_argument("--workdir", default=".upstream", help="where archives are extracted")
+    parser.add_argument("--constraints")
+    parser.add_argument("--requirements", default="requirements-ci.txt")
+    args = parser.parse_args(argv)
+    (revision,) = history.materialize([args.source], Path(args.workdir))
+    seconds, installed = history.switch_source(
+        revision.folder, constraints=args.constraints, requirements=args.requirements
+    )
+    print(
+        f"switch-source: {revision.label} from {revision.folder} in {seconds:.1f} s"
+        + (" (requirements installed: they changed)" if installed else " (requirements unchanged)")
+    )
+    return 0
+
+
+def _split_at_double_dash(argv: Sequence[str]) -> tuple[list[str], str, list[str]]:
+    argv = list(argv)
+    if "--" in argv:
+        at = argv.index("--")
+        return argv[:at], "--", argv[at + 1 :]
+    return argv, "", []
+
+
 @dataclass(frozen=True)
 class Verb:
     summary: str
@@ -291,6 +367,14 @@ VERBS: dict[str, Verb] = {
         "mutants with one known bug each must fail at their stage: audit [--mutants a,b] "
         "[--base torch_pinn|tf_pinn] [--json FILE] [--sensitivity]",
         verb_audit,
+    ),
+    "history": Verb(
+        "the suite at each revision of the code under test: history SRC... | --git DIR --range A..B "
+        "[--bisect CHECK] [-- SUITE ARGS]",
+        verb_history,
+    ),
+    "switch-source": Verb(
+        "install another revision of the code under test here: switch-source SRC", verb_switch_source
     ),
 }
 
@@ -316,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     try:
         return verb.handler(args[1:])
-    except (HubError, GoldenError, LedgerError, BaselineError, ProfileError, FileNotFoundError) as error:
+    except (HubError, GoldenError, LedgerError, BaselineError, ProfileError, FileNotFoundError, HistoryError) as error:
         sys.stderr.write(f"parity: error: {error}\n")
         return EXIT_BAD_INPUT
 
