@@ -19,11 +19,12 @@ Paths are relative to the folder. Every problem is one ProfileError naming the f
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import sys
 import sysconfig
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from backends.common.fileio import VersionedJsonError, read_versioned_json
@@ -31,7 +32,7 @@ from parity.envinfo import REPO_ROOT
 from parity.matrix import MATRIX, ParityCase, SimulatedData
 from parity.stages import STAGES
 from parity.tolerances import DEFAULT_LEDGER_PATH
-from parity.verdict import GOLDEN, REFEREE, SPEC
+from parity.verdict import GOLDEN, REFEREE, SPEC, Comparison, headline
 
 PROFILE_SCHEMA = "pinn-parity-profile"
 PROFILE_SCHEMA_VERSION = 1
@@ -42,7 +43,37 @@ MIN_GROUPED_STAGE_GROUPS = 16
 so batch-level bugs (a group mixed into another) can show."""
 _CASE_KEYS = {"id", "data", "overrides", "train_steps", "stage_groups", "cli_sweep", "cli_data", "skip_stages"}
 _DATA_KEYS = {"seed", "n_positions", "n", "nphotons", "jitter"}
-_KEYS = {"schema", "schema_version", "name", "cases", "contract_checks", "ledger", "golden", "baseline"}
+_KEYS = {"schema", "schema_version", "name", "cases", "contract_checks", "ledger", "golden", "baseline", "refusals"}
+_REFUSAL_KEYS = {"config", "stage", "check", "error", "reason"}
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A check that may end in an error, and that error a legitimate answer (profile.json "refusals"): a
+    backend that refuses another's bundle with a clear message has answered, not failed. Globs (fnmatch)
+    on the comparison's config, stage, printed check and the error's text; a reason is required."""
+
+    stage: str
+    check: str
+    error: str
+    reason: str
+    config: str = "*"
+
+    def accepts(self, comparison: Comparison) -> bool:
+        text = comparison.headline.partition("could not run: ")[2]
+        return (
+            comparison.kind == "error"
+            and not comparison.passed
+            and all(
+                fnmatch.fnmatchcase(value, pattern)
+                for value, pattern in (
+                    (comparison.config_id, self.config),
+                    (comparison.stage, self.stage),
+                    (str(comparison.check), self.check),
+                    (text, self.error),
+                )
+            )
+        )
 
 
 class ProfileError(ValueError):
@@ -60,6 +91,27 @@ class Profile:
     """kind (spec, referee, golden) -> the stages where that contract check applies."""
     source: Path | None = None
     """profile.json, None for the bundled profile."""
+    refusals: tuple = ()
+    """Refusal entries: errors that are legitimate answers here."""
+
+    def accept_refusals(self, comparisons) -> list[Comparison]:
+        """Each error a Refusal accepts becomes a passed comparison of kind "refusal" that says why."""
+        out = []
+        for found in comparisons:
+            match = next((r for r in self.refusals if r.accepts(found)), None)
+            if match is not None:
+                text = found.headline.partition("could not run: ")[2]
+                found = replace(
+                    found,
+                    passed=True,
+                    kind="refusal",
+                    message=(
+                        f"{headline(found.config_id, found.stage, found.check, found.metric, 'refused')}\n"
+                        f"  {text}\n  accepted by the profile: {match.reason}"
+                    ),
+                )
+            out.append(found)
+        return out
 
     def applies(self, kind: str, stage: str) -> bool:
         """Whether a contract check (Check.right: spec, referee, golden) counts at `stage`; any other
@@ -147,6 +199,26 @@ def _contract(raw, path) -> dict:
     return out
 
 
+def _refusals(raw, path) -> tuple[Refusal, ...]:
+    if not isinstance(raw, list):
+        raise _fail(path, "refusals", f"a list of {{stage, check, error, reason[, config]}}, got {raw!r}")
+    found = []
+    for index, entry in enumerate(raw):
+        where = f"refusals[{index}]"
+        if not isinstance(entry, Mapping):
+            raise _fail(path, where, f"an object, got {entry!r}")
+        unknown = sorted(set(entry) - _REFUSAL_KEYS)
+        if unknown:
+            raise _fail(path, f"{where}.{unknown[0]}", f"unknown key; known: {sorted(_REFUSAL_KEYS)}")
+        for key in ("stage", "check", "error", "reason"):
+            if not isinstance(entry.get(key), str) or not entry[key].strip():
+                raise _fail(path, f"{where}.{key}", f"a non-empty string, got {entry.get(key)!r}")
+        if not any(fnmatch.fnmatchcase(stage, entry["stage"]) for stage in STAGES):
+            raise _fail(path, f"{where}.stage", f"{entry['stage']!r} names no stage; stages: {', '.join(STAGES)}")
+        found.append(Refusal(**{key: entry[key] for key in _REFUSAL_KEYS if key in entry}))
+    return tuple(found)
+
+
 def _path(document, key, folder, path, *, required=True) -> Path | None:
     value = document.get(key)
     if value is None and not required:
@@ -188,6 +260,7 @@ def load_profile_file(path: str | os.PathLike) -> Profile:
         baseline=_path(document, "baseline", folder, path, required=False),
         contract=_contract(document.get("contract_checks"), path),
         source=path.resolve(),
+        refusals=_refusals(document.get("refusals", []), path),
     )
     if not profile.ledger.is_file():
         raise _fail(path, "ledger", f"no ledger file at {profile.ledger}")

@@ -60,7 +60,7 @@ class ParitySession:
         if result.unsupported:  # n/a: recorded as a note, then the test is skipped with the reason
             hubs.write_part(self.hub, self.worker, [], notes=result.notes)
             raise Unsupported(result.unsupported)
-        comparisons = self.contract_checks(stage, result.comparisons)
+        comparisons = self.profile.accept_refusals(self.contract_checks(stage, result.comparisons))
         if self.profile.applies(GOLDEN, stage):
             comparisons += self.store.judge(
                 ctx.case_id,

@@ -24,8 +24,9 @@ import numpy as np
 
 from parity.stages import STAGES
 
-KINDS = ("exact", "allclose", "invariant", "reconstruction", "band", "error")
-""""error" marks a check that could not run (a backend raised): it fails its stage."""
+KINDS = ("exact", "allclose", "invariant", "reconstruction", "band", "error", "refusal")
+""""error" marks a check that could not run (a backend raised): it fails its stage. "refusal" is such an error
+the profile accepts as a legitimate answer (a backend refusing another's bundle cleanly): it passes."""
 
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -411,3 +412,45 @@ def test_literal_entries_match_metrics_with_brackets():
     base = baselines.Baseline(path=None, entries=tuple(entries))
     assert base.match("gs1", "gradients", "tf_pinn~torch_pinn", "max_abs[conv1.weight]") == 0
     assert base.match("gs1", "gradients", "tf_pinn~torch_pinn", "max_abs[c]") is None
+
+
+REFUSAL = {
+    "stage": "bundle",
+    "check": "theirs(mine bundle)~mine",
+    "error": "ValueError: unsupported * manifest version*",
+    "reason": "their loader refuses a foreign bundle with a clear message: a legitimate answer",
+}
+
+
+def _load_error(message: str, check: Check):
+    from parity.comparators import error_comparison
+
+    try:
+        raise ValueError(message)
+    except ValueError as exc:
+        return error_comparison(config_id="gs1-k4-poisson-n16", stage="bundle", check=check, metric="load", error=exc)
+
+
+def test_a_refusal_the_profile_accepts_passes_and_says_why(tmp_path):
+    profile = profiles.load_profile(str(profile_folder(tmp_path, refusals=[REFUSAL])))
+    refused = _load_error("unsupported wts.h5.zip manifest version '1.0'", Check("theirs", "mine", via="mine"))
+    crashed = _load_error("bad zip file", Check("theirs", "mine", via="mine"))
+    other = _load_error("unsupported wts.h5.zip manifest version '1.0'", Check("mine", "theirs", via="theirs"))
+    accepted, kept, unmatched = profile.accept_refusals([refused, crashed, other])
+    assert accepted.passed and accepted.kind == "refusal"
+    assert accepted.message.splitlines()[-1] == f"  accepted by the profile: {REFUSAL['reason']}"
+    assert kept is crashed and unmatched is other  # another error, or another check, is still a failure
+
+
+@pytest.mark.parametrize(
+    ("refusals", "key"),
+    [
+        ({"stage": "bundle"}, "'refusals'"),
+        ([{**REFUSAL, "reason": " "}], "'refusals[0].reason'"),
+        ([{**REFUSAL, "stage": "bundel"}], "'refusals[0].stage'"),
+        ([{**REFUSAL, "why": "x"}], "'refusals[0].why'"),
+    ],
+)
+def test_a_bad_refusal_entry_is_refused_naming_it(tmp_path, refusals, key):
+    with pytest.raises(profiles.ProfileError, match=re.escape(f"key {key}")):
+        profiles.load_profile(str(profile_folder(tmp_path, refusals=refusals)))
