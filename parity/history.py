@@ -112,8 +112,12 @@ def materialize(sources: Sequence[str], workdir: Path, *, git: str | None = None
 
 
 def _pip(python: str, *args: str) -> None:
+    """pip install, its chatter kept out of the run's output unless it fails (HistoryError with its tail)."""
     env = dict(os.environ, SETUPTOOLS_SCM_PRETEND_VERSION="0.0.0")  # an archive has no .git to read a version from
-    subprocess.run([python, "-m", "pip", "install", "--quiet", *args], check=True, env=env)
+    done = subprocess.run([python, "-m", "pip", "install", "--quiet", *args], capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+        raise HistoryError(f"pip install {' '.join(args)} failed (exit {done.returncode}):\n{tail}")
 
 
 def switch_source(
@@ -190,7 +194,7 @@ def run_revision(
     if broken is not None:
         run.skipped = f"the code under test does not import: {broken}"
         return run
-    reports = out / "revisions" / revision.label
+    reports = (out / "revisions" / revision.label).resolve()  # the suite runs there: a relative path would nest
     reports.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     done = subprocess.run(
