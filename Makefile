@@ -84,7 +84,6 @@ PTYCHOPINN_PROFILE ?= $(PTYCHOPINN_PLUGIN)/profile
 
 .PHONY: upstream upstream-wheels parity-upstream FORCE
 
-upstream: $(UPSTREAM_STAMP)
 
 # Rewritten only when PTYCHOPINN_SRC names another source, so the stamp below stays current otherwise.
 $(UPSTREAM_SOURCE_NOTE): FORCE
@@ -111,12 +110,15 @@ $(UPSTREAM_ENV_STAMP): pyproject.toml $(PTYCHOPINN_PLUGIN)/pyproject.toml
 
 # The code under test (python -m parity switch-source): its requirements-ci.txt where it differs from the last
 # one installed (then the harness's own pins again: its pytest 9.0 over upstream's 7.4), then PtychoPINN alone,
-# editable, without dependencies: seconds when only the source changed.
-$(UPSTREAM_STAMP): $(UPSTREAM_ENV_STAMP) $(UPSTREAM_SOURCE_NOTE)
-	$(UPSTREAM_PY) -m parity switch-source "$$(cat $(UPSTREAM_SOURCE_NOTE))" --workdir $(UPSTREAM_DIR) \
-	  --constraints $(UPSTREAM_DIR)/constraints.txt
-	$(UPSTREAM_PY) -c "import ptycho, pinn_parity_ptychopinn"
-	touch $@
+# editable, without dependencies: seconds when only the source changed. switch-source records what it installed
+# (a history run switches too), so this reinstalls whenever that is not PTYCHOPINN_SRC's.
+upstream: $(UPSTREAM_ENV_STAMP) $(UPSTREAM_SOURCE_NOTE)
+	@if [ "$$(cat $(UPSTREAM_VENV)/.pinn-parity-source 2>/dev/null)" != "$$(cat $(UPSTREAM_SOURCE_NOTE))" ]; then \
+	  echo "$(UPSTREAM_PY) -m parity switch-source $$(cat $(UPSTREAM_SOURCE_NOTE))"; \
+	  $(UPSTREAM_PY) -m parity switch-source "$$(cat $(UPSTREAM_SOURCE_NOTE))" --workdir $(UPSTREAM_DIR) \
+	    --constraints $(UPSTREAM_DIR)/constraints.txt && \
+	  $(UPSTREAM_PY) -c "import ptycho, pinn_parity_ptychopinn" && touch $(UPSTREAM_STAMP); \
+	fi
 
 # Wheels of the harness and of the plugin, built from this checkout and reinstalled (no dependencies, seconds)
 # on every use, so .venv-upstream never runs a stale copy of either.

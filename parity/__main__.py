@@ -331,7 +331,10 @@ def verb_switch_source(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     (revision,) = history.materialize([args.source], Path(args.workdir))
     seconds, installed = history.switch_source(
-        revision.folder, constraints=args.constraints, requirements=args.requirements
+        revision.folder,
+        constraints=args.constraints,
+        requirements=args.requirements,
+        source=str(Path(args.source).resolve()),  # what make upstream compares with PTYCHOPINN_SRC
     )
     print(
         f"switch-source: {revision.label} from {revision.folder} in {seconds:.1f} s"

@@ -29,12 +29,15 @@ from importlib.metadata import requires
 from pathlib import Path
 
 from backends.common.fileio import atomic_write_json, atomic_write_text
+from parity.baseline import NEW
 from parity.envinfo import utc_now
+from parity.status import Status
 
 SCHEMA = "pinn-parity-history"
 SCHEMA_VERSION = 1
 SKIP = "skip"
 REQUIREMENTS_RECORD = ".pinn-parity-requirements"  # in the environment's prefix: the sha256 last installed
+SOURCE_RECORD = ".pinn-parity-source"  # in the environment's prefix: the source last installed (make upstream)
 
 
 class HistoryError(ValueError):
@@ -126,6 +129,7 @@ def switch_source(
     python: str = sys.executable,
     constraints: str | None = None,
     requirements: str = "requirements-ci.txt",
+    source: str | None = None,
 ) -> tuple[float, bool]:
     """Install the code under test at `folder` into the environment of `python`: its requirements first when
     they differ from the last installed (then the harness's own requirements again, which win), then the code
@@ -148,6 +152,7 @@ def switch_source(
             record.write_text(digest + "\n")
             installed = True
     _pip(python, "--no-deps", "-e", str(folder))
+    (prefix / SOURCE_RECORD).write_text(f"{source or folder}\n")
     return time.perf_counter() - start, installed
 
 
@@ -187,6 +192,7 @@ def run_revision(
 ) -> RevisionRun:
     """Switch to `revision`, check that its code imports, run the suite; its hub under `out`/<label>."""
     run = RevisionRun(revision)
+    # (the environment is left at the last revision run: `make upstream` switches back to PTYCHOPINN_SRC's)
     run.switch_s, run.requirements_installed = switch_source(
         revision.folder, python=python, constraints=constraints, requirements=requirements
     )
@@ -222,7 +228,7 @@ def read_results(run: RevisionRun, results: dict) -> None:
     for record in results["comparisons"]:
         if not record["passed"]:
             key = "/".join((record["config_id"], record["stage"], record["check"], record["metric"]))
-            run.failures[key] = "known" if record.get("baseline") == "known" else "new"
+            run.failures[key] = Status.KNOWN if record.get("baseline") == Status.KNOWN else NEW
 
 
 def history_table(runs: Sequence[RevisionRun]) -> dict:
@@ -240,7 +246,7 @@ def history_table(runs: Sequence[RevisionRun]) -> dict:
                 gone = r.revision.label
             elif gone is not None and key in r.failures:
                 gone = None  # it came back: gone only where it stays gone
-        splits[key] = {"appears": appears, "gone": gone, "known": any(r.failures.get(key) == "known" for r in ran)}
+        splits[key] = {"appears": appears, "gone": gone, "known": any(r.failures.get(key) == Status.KNOWN for r in ran)}
     cells = sorted({k for r in ran for k in r.stages})
     return {
         "schema": SCHEMA,
@@ -258,8 +264,8 @@ def history_table(runs: Sequence[RevisionRun]) -> dict:
                 "requirements_installed": r.requirements_installed,
                 "stages": r.stages,
                 "failures": {
-                    "new": sum(v == "new" for v in r.failures.values()),
-                    "known": sum(v == "known" for v in r.failures.values()),
+                    "new": sum(v == NEW for v in r.failures.values()),
+                    "known": sum(v == Status.KNOWN for v in r.failures.values()),
                 },
             }
             for r in runs
@@ -297,7 +303,7 @@ def render_history(table: dict) -> str:
     ]
     for cell in table["cells"]:
         row = [SKIP if r["skipped"] else r["stages"].get(cell, "-") for r in revs]
-        if len(set(row) - {SKIP}) > 1 or any(v not in ("pass", "known", "n/a", SKIP, "-") for v in row):
+        if len(set(row) - {SKIP}) > 1 or any(v not in (Status.PASS, Status.KNOWN, Status.NA, SKIP, "-") for v in row):
             lines.append(f"| {cell} | " + " | ".join(row) + " |")
     lines += [
         "",
