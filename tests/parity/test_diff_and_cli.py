@@ -190,7 +190,17 @@ def test_unknown_verb_and_usage(capsys):
 
 
 def test_run_and_regen_build_the_pytest_command():
-    assert list(VERBS) == ["run", "regen", "report", "diff", "baseline", "tolerances", "audit"]
+    assert list(VERBS) == [
+        "run",
+        "regen",
+        "report",
+        "diff",
+        "baseline",
+        "tolerances",
+        "audit",
+        "history",
+        "switch-source",
+    ]
     assert pytest_command(["-k", "forward"]) == [
         sys.executable,
         "-m",
