@@ -124,7 +124,7 @@ upstream: $(UPSTREAM_ENV_STAMP) $(UPSTREAM_SOURCE_NOTE)
 # on every use, so .venv-upstream never runs a stale copy of either.
 UPSTREAM_WHEELS := $(UPSTREAM_DIR)/wheels
 upstream-wheels: upstream
-	rm -rf $(UPSTREAM_WHEELS)
+	rm -rf $(UPSTREAM_WHEELS) build $(PTYCHOPINN_PLUGIN)/build  # no file of an earlier build in a wheel
 	$(UPSTREAM_PY) -m pip wheel --quiet --no-deps --no-build-isolation -w $(UPSTREAM_WHEELS) . $(PTYCHOPINN_PLUGIN)
 	$(UPSTREAM_PY) -m pip install --quiet --no-deps --force-reinstall $(UPSTREAM_WHEELS)/*.whl
 

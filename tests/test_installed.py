@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -22,7 +23,24 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 CASE = "gs1-k4-poisson-n32"
 
-pytestmark = [pytest.mark.slow, pytest.mark.tf, pytest.mark.torch]
+# One worker builds and installs once for all of them (the fixture is per module and worker).
+pytestmark = [pytest.mark.slow, pytest.mark.tf, pytest.mark.torch, pytest.mark.xdist_group("installed")]
+# What a wheel is built from: the sources, not this checkout's environments, reports or build folders.
+NOT_SOURCES = shutil.ignore_patterns(
+    ".git",
+    ".venv*",
+    ".upstream",
+    "reports",
+    "build",
+    "dist",
+    "*.egg-info",
+    "__pycache__",
+    ".pytest_cache",
+    ".bench",
+    "data",
+    "runs",
+    "lightning_logs",
+)
 
 
 def _run(args, cwd, timeout=900, env=None) -> subprocess.CompletedProcess:
@@ -35,8 +53,9 @@ def _run(args, cwd, timeout=900, env=None) -> subprocess.CompletedProcess:
 def installed(tmp_path_factory):
     """(python of the fresh environment, a working folder outside the repo, the wheels)."""
     root = tmp_path_factory.mktemp("installed")
-    wheels = root / "wheels"
-    for project in (REPO, REPO / "plugins" / "ptychopinn"):
+    wheels, sources = root / "wheels", root / "sources"
+    shutil.copytree(REPO, sources, ignore=NOT_SOURCES)  # a build writes build/ beside its sources: not here
+    for project in (sources, sources / "plugins" / "ptychopinn"):
         _run(
             [
                 sys.executable,
