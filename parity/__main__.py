@@ -307,14 +307,14 @@ def verb_history(argv: Sequence[str]) -> int:
 
     if args.bisect:
         first, runs = history.bisect(revisions, args.bisect, run_one)
-        history.write_history(out, runs)
+        history.write_history(out, runs, history.code_packages(suite))
         print(
             f"history: {args.bisect} first changes at {first}"
             if first
             else f"history: {args.bisect} keeps its status over {revisions[0].label}..{revisions[-1].label}"
         )
     else:
-        history.write_history(out, [run_one(revision) for revision in revisions])
+        history.write_history(out, [run_one(revision) for revision in revisions], history.code_packages(suite))
     print(f"history hub: {out / 'history.md'}")
     return 0
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from backends.common.fileio import atomic_write_json, atomic_write_text
 from parity.baseline import NEW
+from parity.code_coverage import COVERAGE_JSON, diff_coverage
 from parity.envinfo import utc_now
 from parity.status import Status
 
@@ -172,6 +173,14 @@ def preflight(python: str, backends: Sequence[str]) -> str | None:
     return lines[-1] if lines else f"exit {done.returncode}"
 
 
+def code_packages(suite_args: Sequence[str]) -> list[str]:
+    """The source folders of the adapters' code under test ("ptycho", "ptycho_torch"), for diff coverage."""
+    from adapters.registry import get_adapter
+
+    names = [m for name in _backends(suite_args) for m in get_adapter(name).code_under_test]
+    return sorted({name.replace(".", "/") for name in names})
+
+
 def _backends(suite_args: Sequence[str]) -> list[str]:
     for position, arg in enumerate(suite_args):
         if arg.startswith("--parity-backends="):
@@ -231,7 +240,22 @@ def read_results(run: RevisionRun, results: dict) -> None:
             run.failures[key] = Status.KNOWN if record.get("baseline") == Status.KNOWN else NEW
 
 
-def history_table(runs: Sequence[RevisionRun]) -> dict:
+def diff_steps(runs: Sequence[RevisionRun], packages: Sequence[str]) -> list[dict]:
+    """Per step between consecutive revisions that ran: of the statements it added or changed in `packages`
+    (folders of the source tree, e.g. "ptycho"), how many the suite ran at the newer one (its hub's
+    coverage.json, written with --parity-coverage); steps without a measurement are left out."""
+    ran = [r for r in runs if r.skipped is None and r.hub is not None]
+    steps = []
+    for old, new in zip(ran, ran[1:]):
+        measured = Path(new.hub) / COVERAGE_JSON
+        if not measured.is_file():
+            continue
+        found = diff_coverage(old.revision.folder, new.revision.folder, measured, packages)
+        steps.append({"from": old.revision.label, "to": new.revision.label, **found})
+    return steps
+
+
+def history_table(runs: Sequence[RevisionRun], steps: Sequence[dict] = ()) -> dict:
     """The history hub's data: each revision's row, and for every failing check the first revision where it
     appears and the first later one where it is gone (stage ran, check passed or absent), or null."""
     ran = [r for r in runs if r.skipped is None]
@@ -272,6 +296,7 @@ def history_table(runs: Sequence[RevisionRun]) -> dict:
         ],
         "cells": cells,
         "splits": splits,
+        "steps": list(steps),
     }
 
 
@@ -316,11 +341,37 @@ def render_history(table: dict) -> str:
     ]
     for key, info in table["splits"].items():
         lines.append(f"| {key} | {info['appears']} | {info['gone'] or '-'} | {'known' if info['known'] else 'new'} |")
+    if table.get("steps"):
+        lines += [
+            "",
+            "## What the suite ran of each step (diff coverage, --parity-coverage)",
+            "",
+            "| step | statements changed | run by the suite | share |",
+            "|---|---|---|---|",
+        ]
+        for step in table["steps"]:
+            share = f"{100 * step['run'] / step['changed']:.0f} %" if step["changed"] else "-"
+            lines.append(f"| {step['from']} -> {step['to']} | {step['changed']} | {step['run']} | {share} |")
+        for step in table["steps"]:
+            if step["changed"] and not step["run"]:
+                lines.append(
+                    f"\nThe suite ran none of the {step['changed']} statements changed from {step['from']} "
+                    f"to {step['to']}: the gate cannot vouch for that step."
+                )
+        lines += ["", "Least run, per file (statements changed, run):", ""]
+        for step in table["steps"]:
+            worst = sorted(
+                step["files"].items(), key=lambda item: (item[1]["run"] / item[1]["changed"], -item[1]["changed"])
+            )[:8]
+            lines.append(
+                f"- {step['from']} -> {step['to']}: "
+                + ", ".join(f"{name} ({info['changed']}, {info['run']})" for name, info in worst)
+            )
     return "\n".join(lines) + "\n"
 
 
-def write_history(out: Path, runs: Sequence[RevisionRun]) -> dict:
-    table = history_table(runs)
+def write_history(out: Path, runs: Sequence[RevisionRun], packages: Sequence[str] = ()) -> dict:
+    table = history_table(runs, diff_steps(runs, packages) if packages else ())
     atomic_write_json(out / "history.json", table, indent=1)
     atomic_write_text(out / "history.md", render_history(table))
     return table

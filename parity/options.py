@@ -39,6 +39,13 @@ OPTIONS = (
         "NAME|PATH",
     ),
     ParityOption(
+        "--parity-coverage",
+        False,
+        "record which functions of the code under test each (config, stage) runs: <hub>/coverage.md",
+        "",
+        switch=True,
+    ),
+    ParityOption(
         "--parity-strict-baseline",
         False,
         "fail the session (exit 1) when a baseline entry matched nothing in the stages that ran",

@@ -21,7 +21,7 @@ from adapters.registry import available as available_backends
 from backends.common.fileio import installed_versions
 from backends.common.threads import pin_threads
 from parity import baseline as baselines
-from parity import profiles
+from parity import code_coverage, profiles
 from parity.envinfo import collect_environment
 from parity.matrix import select
 from parity.options import add_options, check_names, split_names
@@ -229,7 +229,13 @@ def parity_session(request, tmp_path_factory):
         hub=config.parity_hub,
         worker=config.parity_worker,
     )
+    if config.getoption("--parity-coverage"):
+        modules = [m for adapter in session.adapters.values() for m in adapter.code_under_test]
+        session.coverage = code_coverage.start(modules, config.parity_hub, config.parity_worker)
     yield session
+    if session.coverage is not None:
+        session.coverage.stop()
+        session.coverage.save()
     session.write_timings()
 
 
@@ -267,6 +273,8 @@ def pytest_sessionfinish(session, exitstatus):
     env["configs"] = [c.id for c in config.parity_cases]
     env["exitstatus"] = int(exitstatus)
     env["profile"] = config.parity_profile.name
+    if config.getoption("--parity-coverage"):
+        code_coverage.combine(config.parity_hub)  # the workers' measurements, before the hub is written
     config.parity_results = hubs.finalize(
         config.parity_hub,
         env,

@@ -37,6 +37,7 @@ class ParitySession:
     referee: Adapter | None = None  # the float64 arbiter (adapters/referee.py): always on, numpy only, cheap
     profile: Profile = BUNDLED  # which contract checks count (parity/profiles.py)
     baseline: baselines.Baseline = baselines.EMPTY  # known splits: failures that do not fail a test
+    coverage: object | None = None  # a running coverage.py measurement (--parity-coverage), one context per test
 
     def __post_init__(self):
         self.store = GoldenStore(self.golden_root)
@@ -55,6 +56,8 @@ class ParitySession:
     def run(self, case: ParityCase, stage: str) -> list[Comparison]:
         """The comparisons of one (config, stage) that count, written to the hub at once. A stage n/a for
         this case (parity.stage_runner.run_stage) raises Unsupported with the reason."""
+        if self.coverage is not None:
+            self.coverage.switch_context(f"{case.id}/{stage}")
         ctx = self.context(case)
         result = run_stage(ctx, stage)
         if result.unsupported:  # n/a: recorded as a note, then the test is skipped with the reason

@@ -212,3 +212,41 @@ def test_run_and_regen_build_the_pytest_command():
         "forward",
     ]
     assert pytest_command(["--parity-config", "gs1"], regen=True)[-3:] == ["--force-regen", "--parity-config", "gs1"]
+
+
+@pytest.mark.slow
+def test_coverage_says_which_functions_of_the_code_under_test_each_stage_ran(tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--pyargs",
+            "parity",
+            "-n",
+            "0",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--parity-config",
+            "gs1-k4-poisson-n32",
+            "--parity-stage",
+            "grouping",
+            "--parity-coverage",
+            "--parity-reports",
+            str(tmp_path / "hubs"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-2000:]
+    text = (tmp_path / "hubs" / "latest" / "coverage.md").read_text()
+    assert "## backends.tf_pinn.grouping" in text and "## backends.torch_pinn.grouping" in text
+    tf_grouping = text.split("## backends.tf_pinn.grouping")[1].split("\n## ")[0]
+    assert "| group_positions | gs1-k4-poisson-n32/grouping |" in tf_grouping
+    assert (
+        "backends.tf_pinn.train" in text
+        and "| train |" not in text.split("## backends.tf_pinn.train")[1].split("\n## ")[0]
+    )

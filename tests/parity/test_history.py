@@ -101,3 +101,31 @@ def test_revisions_come_from_archives_folders_and_a_git_range(tmp_path):
     assert (ranged[1].folder / "v.py").read_text() == "V = 3\n"
     with pytest.raises(HistoryError, match="neither a folder nor a source archive"):
         history.materialize([str(tmp_path / "missing")], tmp_path / "work")
+
+
+def test_diff_coverage_counts_the_changed_statements_the_suite_ran(tmp_path):
+    import json
+
+    from parity.code_coverage import changed_lines, diff_coverage
+
+    assert changed_lines("a\nb\nc\n", "a\nB\nc\nd\n") == {2, 4}
+    old, new = tmp_path / "old" / "pkg", tmp_path / "new" / "pkg"
+    old.mkdir(parents=True)
+    new.mkdir(parents=True)
+    (old / "m.py").write_text("def f():\n    return 1\n")
+    (new / "m.py").write_text("def f():\n    return 2\n\n\ndef g():\n    return 3\n")
+    (new / "n.py").write_text("X = 1\n")  # a new file nothing imported
+    measured = tmp_path / "coverage.json"
+    measured.write_text(json.dumps({"files": {str(new / "m.py"): {"statements": [1, 2, 5, 6], "executed": [1, 2]}}}))
+    found = diff_coverage(tmp_path / "old", tmp_path / "new", measured, ["pkg"])
+    # changed statements: line 2 (run), 5 and 6 (g, never run); n.py's line never imported
+    assert found["files"] == {"pkg/m.py": {"changed": 3, "run": 1}, "pkg/n.py": {"changed": 1, "run": 0}}
+    assert (found["changed"], found["run"]) == (4, 1)
+    runs = [_run("r1", {"gs1/forward": "pass"}), _run("r2", {"gs1/forward": "pass"})]
+    table = history.history_table(runs, [{"from": "r1", "to": "r2", **found}])
+    text = history.render_history(table)
+    assert "| r1 -> r2 | 4 | 1 | 25 % |" in text and "pkg/n.py (1, 0)" in text
+    nothing = history.render_history(
+        history.history_table(runs, [{"from": "r1", "to": "r2", "changed": 2, "run": 0, "files": {}}])
+    )
+    assert "the gate cannot vouch for that step" in nothing
