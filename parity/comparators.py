@@ -17,7 +17,17 @@ import numpy as np
 from backends.common import imagemetrics
 from parity.origin import UNKNOWN, Origin, Places, describe
 from parity.tolerances import Tolerance
-from parity.verdict import Check, Comparison, closing_line, fmt_error, fmt_index, fmt_value, headline, percent
+from parity.verdict import (
+    COULD_NOT_RUN,
+    Check,
+    Comparison,
+    closing_line,
+    fmt_error,
+    fmt_index,
+    fmt_value,
+    headline,
+    percent,
+)
 
 WORST_ROWS = 5
 RECONSTRUCTION_METRICS = ("rel_error", "ssim", "frc")
@@ -707,7 +717,7 @@ def error_comparison(
     found = subject.result(
         passed=False,
         kind="error",
-        text=f"could not run: {first}",
+        text=f"{COULD_NOT_RUN}{first}",
         details=[f"  {line}" for line in rest],
         closing="  explain: the check raised before comparing; its traceback is in results.json (error)",
     )

@@ -32,6 +32,7 @@ from backends.common.fileio import atomic_write_json, atomic_write_text
 from parity.baseline import NEW
 from parity.code_coverage import COVERAGE_JSON, diff_coverage
 from parity.envinfo import utc_now
+from parity.options import OPTIONS, split_names
 from parity.status import Status
 
 SCHEMA = "pinn-parity-history"
@@ -187,7 +188,7 @@ def _backends(suite_args: Sequence[str]) -> list[str]:
             return arg.partition("=")[2].split(",")
         if arg == "--parity-backends" and position + 1 < len(suite_args):
             return suite_args[position + 1].split(",")
-    return ["tf_pinn", "torch_pinn"]
+    return split_names(next(o.default for o in OPTIONS if o.flag == "--parity-backends"))
 
 
 def run_revision(

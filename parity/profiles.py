@@ -32,7 +32,7 @@ from parity.envinfo import REPO_ROOT
 from parity.matrix import MATRIX, ParityCase, SimulatedData
 from parity.stages import STAGES
 from parity.tolerances import DEFAULT_LEDGER_PATH
-from parity.verdict import GOLDEN, REFEREE, SPEC, Comparison, headline
+from parity.verdict import GOLDEN, REFEREE, SPEC, Comparison, error_text, headline
 
 PROFILE_SCHEMA = "pinn-parity-profile"
 PROFILE_SCHEMA_VERSION = 1
@@ -60,7 +60,7 @@ class Refusal:
     config: str = "*"
 
     def accepts(self, comparison: Comparison) -> bool:
-        text = comparison.headline.partition("could not run: ")[2]
+        text = error_text(comparison.headline)
         return (
             comparison.kind == "error"
             and not comparison.passed
@@ -100,7 +100,7 @@ class Profile:
         for found in comparisons:
             match = next((r for r in self.refusals if r.accepts(found)), None)
             if match is not None:
-                text = found.headline.partition("could not run: ")[2]
+                text = error_text(found.headline)
                 found = replace(
                     found,
                     passed=True,

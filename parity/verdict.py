@@ -28,6 +28,15 @@ KINDS = ("exact", "allclose", "invariant", "reconstruction", "band", "error", "r
 """"error" marks a check that could not run (a backend raised): it fails its stage. "refusal" is such an error
 the profile accepts as a legitimate answer (a backend refusing another's bundle cleanly): it passes."""
 
+COULD_NOT_RUN = "could not run: "
+"""What a check that could not run says after its headline's metric: the error's text follows."""
+
+
+def error_text(headline: str) -> str:
+    """The error's text in the headline of a check that could not run ("" for any other)."""
+    return headline.partition(COULD_NOT_RUN)[2]
+
+
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 SPEC = "spec"

@@ -226,7 +226,7 @@ def summarize_configs(comparisons: list[dict], notes: Iterable[Mapping] = ()) ->
 
 
 def stage_totals(configs: Mapping) -> dict:
-    """{"pass": n, "fail": n, "known": n, "n/a": n}: (config, stage) cells per status."""
+    """{status: n} for every parity.status.Status: (config, stage) cells per status."""
     cells = [status for entry in configs.values() for status in entry["stages"].values()]
     return {str(status): cells.count(status) for status in Status}
 

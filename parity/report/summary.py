@@ -12,6 +12,7 @@ from parity.baseline import KNOWN, entry_text, known_rows
 from parity.report.numbers import FailureRow, failure_rows, first_rows, fmt_ratio, stage_anchor, stage_margins
 from parity.stages import STAGES, description
 from parity.status import Status
+from parity.verdict import error_text
 
 # n/a: fewer than two backends support the stage; known: its failures are all known splits of the baseline
 CELL = {
@@ -112,7 +113,7 @@ def could_not_run(results: Mapping) -> dict[str, list[Mapping]]:
 def could_not_run_text(record: Mapping) -> str:
     """One line: which check could not run, what it raised and where."""
     raised_at = (record.get("error") or {}).get("raised_at") or "unknown"
-    what = record["message"].splitlines()[0].partition("could not run: ")[2]
+    what = error_text(record["message"].splitlines()[0])
     return f"{record['config_id']} / {record['stage']} / {record['check']} {record['metric']}: {what}" + (
         f" (at {raised_at})" if raised_at != "unknown" else ""
     )
