@@ -1,14 +1,17 @@
-"""PtychoPINN's own bundles (wts.h5.zip) of the networks pinn_parity_ptychopinn.training trains, written and read
-through the public functions their workflows call, and predictions of those networks as their inference runs them.
+"""PtychoPINN's own bundles (wts.h5.zip) of the networks pinn_parity_ptychopinn.training trains, as their training
+command lines write them and their inference command line reads them, and predictions of those networks as their
+inference runs them.
 
-save   TF:    ptycho.model_manager.ModelManager.save_multiple_models (what model_manager.save, called by
-              scripts/training/train.py, calls) with the state's models and intensity scale, params.cfg set to
-              the state's snapshot (save_model writes params.cfg into params.dill).
-       torch: ptycho_torch.model_manager.save_torch_bundle(models, base, config, intensity_scale), as
-              run_cdi_example_torch calls it.
-load   TF:    ModelManager.load_multiple_models (what ptycho.workflows.components.load_inference_bundle calls).
-       torch: ptycho_torch.model_manager.load_torch_bundle.
-Both take a base path and add '.zip': the harness's path must end in '.zip'.
+save   both: the file their training wrote when it finished, in the process that trained (TrainedState.bundle: TF
+       model_manager.save(output_dir), called by scripts/training/train.py, custom objects included; torch
+       run_cdi_example_torch, called by ptycho_torch.train's cli_main: save_torch_bundle plus the scaling metadata
+       its loader checks), copied to the harness's path.
+load   both: ptycho.workflows.backend_selector.load_inference_bundle_with_backend(folder, InferenceConfig(backend)),
+       what scripts/inference/inference.py calls (TF: load_inference_bundle; torch: load_inference_bundle_torch), on a
+       folder holding the file as wts.h5.zip, in a process whose PtychoPINN state was reset as at start-up.
+       Glue of the adapter's own: their inference reads the inference model only ('diffraction_to_obj'); the TF
+       amplitude comes from the bundle's 'autoencoder', read with ModelManager.load_multiple_models (what
+       load_inference_bundle calls) from the same file.
 
 predict: diffraction (B, C, N, N) raw amplitudes and offsets (B, C, 2) (x, y), position - group centre, in;
 {"object_patches": (B, C, N, N) complex64, "amplitude": (B, C, N, N) float32} out. The input is normalised by
@@ -24,6 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -31,13 +36,37 @@ import numpy as np
 from pinn_parity_ptychopinn.conversions import their_offsets
 from pinn_parity_ptychopinn.training import TrainedState, no_disk_memoize, reset_legacy_params, reset_tf_model_cache
 
+BUNDLE_NAME = "wts.h5.zip"
+"""The file name their loaders look for in a bundle folder (params.cfg's h5_path plus '.zip')."""
 
-def base_path(path) -> str:
-    """Their writers and loaders append '.zip' to the path they are given."""
-    path = Path(path)
-    if path.suffix != ".zip":
-        raise ValueError(f"a PtychoPINN bundle path must end in .zip: {path}")
-    return str(path.with_suffix(""))
+
+def write_bundle(state: TrainedState, path) -> None:
+    """The file their training wrote, at `path`."""
+    if state.bundle is None:
+        raise ValueError(f"{state.backend}: this state was not trained here, so no bundle of theirs was written")
+    Path(path).write_bytes(state.bundle)
+
+
+@contextlib.contextmanager
+def bundle_folder(path):
+    """A folder holding `path` as wts.h5.zip: their inference loaders take a training run's output folder."""
+    with tempfile.TemporaryDirectory(prefix="ptychopinn-bundle-") as folder:
+        os.symlink(Path(path).resolve(), Path(folder) / BUNDLE_NAME)
+        yield Path(folder)
+
+
+def load_for_inference(path, backend: str):
+    """(model, params.cfg) as scripts/inference/inference.py loads a bundle for `backend`."""
+    from ptycho.config.config import InferenceConfig, ModelConfig
+    from ptycho.workflows.backend_selector import load_inference_bundle_with_backend
+
+    with bundle_folder(path) as folder:
+        # inference.py's InferenceConfig: only `backend` steers the loader; the data file is not read here
+        config = InferenceConfig(
+            model=ModelConfig(), model_path=folder, test_data_file=folder / "unused.npz", backend=backend
+        )
+        with contextlib.redirect_stdout(io.StringIO()):
+            return load_inference_bundle_with_backend(folder, config)
 
 
 def set_params(snapshot) -> None:
@@ -65,14 +94,7 @@ def _canonical(object_patches, amplitude, channels_last: bool) -> dict:
     }
 
 
-def save_tf(state: TrainedState, path) -> None:
-    from ptycho.model_manager import ModelManager
-
-    set_params(state.params)
-    # custom_objects empty: their layers are registered Keras serializables, and load_model adds the functions
-    # and layers the saved graph needs itself
-    with contextlib.redirect_stdout(io.StringIO()):
-        ModelManager.save_multiple_models(dict(state.models), base_path(path), {}, state.intensity_scale)
+save_tf = write_bundle
 
 
 def load_tf(path) -> TrainedState:
@@ -84,12 +106,13 @@ def load_tf(path) -> TrainedState:
     # be rebuilt from the bundle's intensity_scale, not reuse the variable of a model trained earlier
     reset_legacy_params()
     reset_tf_model_cache()
-    with contextlib.redirect_stdout(io.StringIO()):
-        models = ModelManager.load_multiple_models(base_path(path))
-    snapshot = dict(params.cfg)  # load_model updated params.cfg from params.dill
+    model, _ = load_for_inference(path, "tensorflow")
+    snapshot = dict(params.cfg)  # load_inference_bundle restored params.cfg from the bundle
+    with bundle_folder(path) as folder, contextlib.redirect_stdout(io.StringIO()):
+        (autoencoder,) = ModelManager.load_multiple_models(str(folder / "wts.h5"), ["autoencoder"]).values()
     return TrainedState(
         "ptychopinn-tf",
-        models,
+        {"diffraction_to_obj": model, "autoencoder": autoencoder},
         snapshot,
         None,
         float(snapshot["intensity_scale"]),
@@ -111,25 +134,17 @@ def predict_tf(state: TrainedState, diffraction, offsets_px) -> dict:
     return _canonical(obj, amplitude, channels_last=True)
 
 
-def save_torch(state: TrainedState, path) -> None:
-    from ptycho_torch.model_manager import save_torch_bundle
-
-    if state.config is None:
-        raise ValueError("ptychopinn-torch: save_torch_bundle needs the TrainingConfig that trained (state.config)")
-    set_params(state.params)
-    save_torch_bundle(dict(state.models), base_path(path), state.config, state.intensity_scale)
+save_torch = write_bundle
 
 
 def load_torch(path, probe=None) -> TrainedState:
     """`probe`: their bundle holds none (ptycho_torch.inference reads it from the data file); predict needs it."""
     no_disk_memoize()
-    from ptycho_torch.model_manager import load_torch_bundle
-
     reset_legacy_params()
-    models, snapshot = load_torch_bundle(base_path(path))
+    model, snapshot = load_for_inference(path, "pytorch")
     return TrainedState(
         "ptychopinn-torch",
-        models,
+        {"diffraction_to_obj": model},
         dict(snapshot),
         None,
         float(snapshot["intensity_scale"]),

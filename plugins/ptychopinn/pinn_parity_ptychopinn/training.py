@@ -6,12 +6,14 @@ functions their train command lines call; the history comes back in the harness'
 
 TF     (scripts/training/train.py -> run_cdi_example_with_backend -> run_cdi_example): TrainingConfig/ModelConfig,
        update_legacy_dict(params.cfg, config), ptycho.workflows.components.load_data (n_images = n_subsample =
-       n_groups, train.py's legacy sampling mode), create_ptycho_data_container, then train_cdi_model, which
-       run_cdi_example calls and which trains only (no stitching, no saving). train.py's nphotons override from
-       the file's metadata is applied as it applies it (see train_py_nphotons).
+       n_groups, train.py's legacy sampling mode), create_ptycho_data_container, then run_cdi_example_with_backend
+       without test data (so no stitching) and model_manager.save(output_dir), train.py's two calls. train.py's
+       nphotons override from the file's metadata is applied as it applies it (see train_py_nphotons).
 torch  (python -m ptycho_torch.train, cli_main): create_training_payload, ptycho.raw_data.RawData.from_file (key
-       'diff3d': with_diff3d_key renames), then train_cdi_model_torch, which run_cdi_example_torch calls before
-       it saves a bundle; the Lightning Trainer is theirs (_train_with_lightning).
+       'diff3d': with_diff3d_key renames), then run_cdi_example_torch(do_stitching=False) with the payload's
+       output_dir, which trains (train_cdi_model_torch, their Lightning Trainer) and writes the bundle.
+Both bundles are kept in the state (TrainedState.bundle): the bundle stage hands on the file their training
+command wrote, in the process that trained, rather than writing one of its own.
 
 The losses are theirs and their scales need not match; the harness compares epoch_loss[-1] / epoch_loss[0]
 and the schedule, not absolute values. Each epoch value is the mean over the epoch's samples (batch means
@@ -50,8 +52,8 @@ computed into it during training, which train_cdi_model reuses when present), an
 intensity-scale variable of the first model built in the process. Each call resets both to their import-time
 state (reset_legacy_params, reset_tf_model_cache) before setting its own, so nothing leaks from an earlier
 call or from another stage that built a model.
-Everything they write (Lightning's root folder, checkpoints) goes to a temporary folder; checkpointing,
-loggers and MLflow are off on the torch side; the TF path writes nothing.
+Everything they write (the bundles, Lightning's root folder) goes to a temporary folder; checkpointing,
+loggers and MLflow are off on the torch side.
 
 Frameworks are imported inside the functions: the pytest controller never loads them.
 """
@@ -101,7 +103,10 @@ class TrainedState:
     intensity_scale  TF: exp(the trained log_scale), what model_manager.save writes; torch: train_cdi_model_torch's
                 results['intensity_scale'] (physics scale), what run_cdi_example_torch writes.
     probe       torch only: the probe their training fed the network (an input of its forward, not a weight,
-                and not in their bundle); None on the TF side (the probe is a variable of the Keras model)."""
+                and not in their bundle); None on the TF side (the probe is a variable of the Keras model).
+    bundle      the wts.h5.zip their training command wrote when it finished, in the process that trained (TF:
+                model_manager.save(output_dir), as scripts/training/train.py calls it; torch: run_cdi_example_torch
+                with output_dir set, as ptycho_torch.train's cli_main calls it); None when loaded from a bundle."""
 
     backend: str
     models: Mapping[str, Any]
@@ -111,6 +116,7 @@ class TrainedState:
     n: int
     gridsize: int
     probe: Any = None
+    bundle: bytes | None = None
 
 
 def epochs_for(max_steps: int, steps_per_epoch: int) -> int:
@@ -206,9 +212,10 @@ def train_tf(config: dict, data_path, max_steps: int, seed: int) -> dict:
     no_disk_memoize()
     import keras
     import numpy as np
-    from ptycho import model, params
+    from ptycho import model, model_manager, params
     from ptycho.config.config import ModelConfig, TrainingConfig, update_legacy_dict
-    from ptycho.workflows.components import create_ptycho_data_container, load_data, train_cdi_model
+    from ptycho.workflows.backend_selector import run_cdi_example_with_backend
+    from ptycho.workflows.components import create_ptycho_data_container, load_data
 
     model_kw, train_kw = tf_config_fields(canonical_fields(config))
     model_kw["N"] = diffraction_size(data_path)
@@ -234,7 +241,10 @@ def train_tf(config: dict, data_path, max_steps: int, seed: int) -> dict:
         planned["epochs"] = epochs_for(max_steps, planned["steps_per_epoch"])
         cfg = dataclasses.replace(cfg, nepochs=planned["epochs"])
         update_legacy_dict(params.cfg, cfg)  # ptycho.train_pinn.train reads nepochs from params.cfg
-        results = train_cdi_model(container, None, cfg)
+        # train.py's two calls: the workflow (no stitching without test data), then its TF-only save
+        _, _, results = run_cdi_example_with_backend(container, None, cfg, do_stitching=False)
+        model_manager.save(str(cfg.output_dir))
+        bundle = (Path(out) / f"{params.get('h5_path')}.zip").read_bytes()
     loss = results["history"]["loss"]
     fit_params = results["model_instance"].history.params  # the epochs fit was asked for, its batches per epoch
     check_schedule(
@@ -253,6 +263,7 @@ def train_tf(config: dict, data_path, max_steps: int, seed: int) -> dict:
         float(np.exp(log_scale.numpy())),
         cfg.model.N,
         cfg.model.gridsize,
+        bundle=bundle,
     )
     return {**history_result(loss, planned["steps_per_epoch"], n_trained, len(loss)), "state": state}
 
@@ -265,7 +276,7 @@ def train_torch(config: dict, data_path, max_steps: int, seed: int) -> dict:
     from ptycho.config.config import PyTorchExecutionConfig, dataclass_to_legacy_dict
     from ptycho.raw_data import RawData
     from ptycho_torch.config_factory import create_training_payload
-    from ptycho_torch.workflows.components import train_cdi_model_torch
+    from ptycho_torch.workflows.components import run_cdi_example_torch
 
     require_n(diffraction_size(data_path), "ptychopinn-torch train")
     overrides = torch_factory_overrides(canonical_fields(config))
@@ -301,9 +312,14 @@ def train_torch(config: dict, data_path, max_steps: int, seed: int) -> dict:
         )
         L.seed_everything(seed, verbose=False)
         try:
-            results = train_cdi_model_torch(raw, None, payload.tf_training_config, execution_config=execution)
+            # as cli_main calls it: trains, then writes output_dir/wts.h5.zip (save_torch_bundle and the
+            # scaling metadata its inference loader reads)
+            _, _, results = run_cdi_example_torch(
+                raw, None, payload.tf_training_config, do_stitching=False, execution_config=execution
+            )
         finally:
             torch.use_deterministic_algorithms(deterministic_before)
+        bundle = (out / "wts.h5.zip").read_bytes()
     trainer = results["models"]["diffraction_to_obj"].trainer
     measured = {
         "n_groups": int(results["train_container"].X.shape[0]),
@@ -321,5 +337,6 @@ def train_torch(config: dict, data_path, max_steps: int, seed: int) -> dict:
         config.model.N,
         config.model.gridsize,
         results["train_container"].probe,
+        bundle,
     )
     return {**history_result(results["history"]["train_loss"], **measured), "state": state}

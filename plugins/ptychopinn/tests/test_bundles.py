@@ -117,7 +117,26 @@ def test_the_torch_loader_takes_a_tf_bundle_with_fresh_random_weights(runs, inpu
     assert not np.array_equal(*predictions)
 
 
-def test_a_bundle_path_must_end_in_zip(tmp_path):
-    assert bundles.base_path(tmp_path / "b.zip") == str(tmp_path / "b")
-    with pytest.raises(ValueError, match=r"\.zip"):
-        bundles.base_path(tmp_path / "wts.h5")
+@pytest.mark.slow
+def test_the_tf_bundle_is_written_as_train_py_writes_it(runs):
+    """model_manager.save passes its custom objects (ProbeIllumination among them) to save_multiple_models; a save
+    with custom_objects={} would leave them out."""
+    import dill
+
+    with zipfile.ZipFile(runs["tf"][2]) as bundle:
+        custom = dill.loads(bundle.read("diffraction_to_obj/custom_objects.dill"))
+    assert {"ProbeIllumination", "IntensityScaler", "negloglik"} <= set(custom)
+
+
+@pytest.mark.slow
+def test_the_torch_bundle_is_written_as_cli_main_writes_it(runs):
+    """run_cdi_example_torch adds its scaling metadata to what save_torch_bundle writes."""
+    with zipfile.ZipFile(runs["torch"][2]) as bundle:
+        assert "torch_scaling_metadata.pt" in bundle.namelist()
+
+
+@pytest.mark.slow
+def test_a_loaded_state_has_no_bundle_of_theirs_to_hand_on(runs, tmp_path):
+    with pytest.raises(ValueError, match="not trained here"):
+        bundles.write_bundle(runs["tf"][3], tmp_path / "again.zip")
+    assert not (tmp_path / "again.zip").exists()
