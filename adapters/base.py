@@ -18,9 +18,11 @@ not do is a failure: the declaration lied.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from collections.abc import Mapping
-from dataclasses import dataclass
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import ClassVar
 
@@ -46,6 +48,19 @@ class Batch:
     # (N, N) complex64, the scan's probe: for a native state that holds none (a system whose bundles
     # leave the probe to the data file, as its inference reads it from there)
     probe: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Switches:
+    """The switches a variant case sets for one backend's calls (profile.json "switches", parity.switches)."""
+
+    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """environment variable -> value: in os.environ during each call, restored after."""
+    options: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """adapter option (Adapter.options) -> value: in Adapter.switches during each call."""
+
+
+NO_SWITCHES = Switches()
 
 
 STAGE_METHODS: Mapping[str, tuple[str, ...]] = MappingProxyType(
@@ -127,6 +142,11 @@ class Adapter:
     unsupported_stages: ClassVar[Mapping[str, str]] = MappingProxyType({})
     """stage -> one line saying why this adapter cannot do it (e.g. the system under test has no public
     entry point there); shown in the stage's n/a note. Only stages it does not support may be named."""
+    options: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    """The option switches this adapter honours (profile.json "switches" with "option"): name -> one line on
+    what its values select. A stage method reads the value in force as self.switches.options.get(name)."""
+    switches: Switches = NO_SWITCHES
+    """The switches in force for the current call (`switched` sets them); NO_SWITCHES outside variant cases."""
     native_weights: ClassVar[bool] = False
     """True for a system whose networks have their own weights, not the canonical ones (a foreign pair):
     the training stage then calls train(..., init_weights=None, ...), each backend starting from its own
@@ -160,6 +180,31 @@ class Adapter:
         if bad:
             raise ValueError(f"{self.name}: unsupported_stages needs a one-line reason for stage(s) {bad}")
         return supported
+
+    @contextlib.contextmanager
+    def switched(self, switches: Switches) -> Iterator[None]:
+        """Calls inside run with `switches` set: its environment variables in os.environ, its options in
+        self.switches; both restored after. An option this adapter does not list in `options` is a
+        ValueError. An adapter whose code reads a switch at some other time than the call (a compiled
+        function reads it when traced) overrides this, or the method concerned, to see to it."""
+        unknown = sorted(set(switches.options) - set(self.options))
+        if unknown:
+            raise ValueError(
+                f"{self.name}: no option switch {unknown}; its Adapter.options: {sorted(self.options) or 'none'}"
+            )
+        saved = {name: os.environ.get(name) for name in switches.env}
+        previous = self.switches
+        os.environ.update(switches.env)
+        self.switches = switches
+        try:
+            yield
+        finally:
+            self.switches = previous
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
     def unsupported_reason(self, stage: str) -> str | None:
         """Why this adapter cannot do `stage` (unsupported_stages), or None where it gives no reason."""

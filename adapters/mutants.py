@@ -61,6 +61,7 @@ class Mutant(Adapter):
     def __init__(self, inner: Adapter | str = "torch_pinn"):
         self.inner = get_adapter(inner) if isinstance(inner, str) else inner
         self.code_under_test = self.inner.code_under_test
+        self.options = self.inner.options  # the wrapped adapter's option switches, which `switched` sets on it
 
     @property
     def label(self) -> str:
@@ -83,6 +84,9 @@ class Mutant(Adapter):
 
     def unsupported_reason(self, stage: str) -> str | None:
         return self.inner.unsupported_reason(stage)
+
+    def switched(self, switches):
+        return self.inner.switched(switches)
 
     def versions(self) -> dict:
         return self.inner.versions()

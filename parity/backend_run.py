@@ -8,6 +8,7 @@ reports as a failed comparison (metric "outputs"), never a crash.
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import time
 from collections.abc import Callable, Mapping
@@ -89,12 +90,21 @@ class BackendRun:
         return out if outputs is None else check_outputs(self.name, method, out, outputs)
 
     def timed(self, stage: str, fn, *args):
-        """fn(*args), its time added to the backend's compute time of `stage`."""
+        """fn(*args), its time added to the backend's compute time of `stage`; on a variant case whose switch
+        names this backend, with the switch set (Adapter.switched) for the call."""
         start = time.perf_counter()
         try:
-            return fn(*args)
+            with self.switched():
+                return fn(*args)
         finally:
             self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
+
+    def switched(self):
+        """The context this backend's calls run in: its adapter switched to what the case's variant sets for
+        it (parity.switches.Variant.settings), or nothing to do."""
+        variant = self.inputs.case.variant
+        settings = None if variant is None else variant.settings(self.name)
+        return contextlib.nullcontext() if settings is None else self.adapter.switched(settings)
 
     def once(self, key: str, compute: Callable[[], object]):
         """compute() the first time `key` is asked for on this run, its result after (an exception is not

@@ -7,11 +7,12 @@ runs. Sizes are chosen so the whole matrix fits CI: small scans, few steps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from backends.common.config import make_config
 from parity.stages import STAGES
+from parity.switches import VARIANT_MARK, Variant
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class SimulatedData:
 class ParityCase:
     """One configuration of the matrix."""
 
-    id: str  # gs{gridsize}-k{neighbor_count}-{loss}-n{N}[-suffix]; checked against the content
+    id: str  # gs{gridsize}-k{neighbor_count}-{loss}-n{N}[-suffix][+switch=value]; checked against the content
     data: SimulatedData
     overrides: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # config fields set
     train_steps: int = 6  # optimiser steps of the training stage
@@ -37,12 +38,19 @@ class ParityCase:
     cli_sweep: bool = False  # the cli stage also leaves out each flag in turn (CLI_ALTERNATIVES)
     cli_data: SimulatedData | None = None  # the cli stage's scan; None: the tiny one (case_context.CLI_DATA)
     skip_stages: tuple = ()  # stages not run on this case (n/a, noted): a profile keeps costly stages to few cases
+    variant: Variant | None = None  # a switch set on this case (parity.switches): it runs the switch's stages only
 
     def __post_init__(self):
         object.__setattr__(self, "overrides", MappingProxyType(dict(self.overrides)))
         object.__setattr__(self, "skip_stages", tuple(self.skip_stages))
         if not isinstance(self.id, str) or not self.id:
             raise ValueError(f"parity case id must be a non-empty string, got {self.id!r}")
+        suffix = "" if self.variant is None else VARIANT_MARK + self.variant.label
+        if VARIANT_MARK in self.id.removesuffix(suffix) or not self.id.endswith(suffix):
+            raise ValueError(
+                f"parity case id {self.id!r}: {VARIANT_MARK!r} marks the case's variant only, at the end "
+                f"({'expected ' + repr(suffix) if suffix else 'this case has none'})"
+            )
         unknown = sorted(set(self.skip_stages) - set(STAGES))
         if unknown:
             raise ValueError(
@@ -53,15 +61,31 @@ class ParityCase:
                 f"parity case {self.id}: stage_groups={self.stage_groups} must be between 1 and the "
                 f"{self.data.n_positions} scan positions"
             )
-        cfg = self.config
+        cfg, base = self.config, self.id.removesuffix(suffix)
         stem = f"gs{cfg.gridsize}-k{cfg.neighbor_count}-{cfg.loss}-n{self.data.n}"
-        if self.id != stem and not self.id.startswith(stem + "-"):
+        if base != stem and not base.startswith(stem + "-"):
             raise ValueError(f"parity case id {self.id!r} does not describe its content: expected {stem!r}[-suffix]")
         cfg.check_against_data(self.data.n_positions, source=f"parity case {self.id}")
 
     @property
     def config(self):
         return make_config(dict(self.overrides))
+
+    def skip_reason(self, stage: str, backends) -> str | None:
+        """Why `stage` is not run on this case with `backends` (the run's): its skip_stages, or a stage its
+        variant's switch cannot affect or is set on none of them; None where it runs."""
+        if stage in self.skip_stages:
+            return f"stage {stage} n/a: not run on this case (its profile's skip_stages)"
+        return None if self.variant is None else self.variant.skip_reason(stage, backends)
+
+    def variants(self, switches) -> tuple:
+        """This case's variant cases: one per value of each of `switches` (Switch records), in order, each
+        running the switch's stages only (and none of this case's skip_stages)."""
+        return tuple(
+            replace(self, id=f"{self.id}{VARIANT_MARK}{variant.label}", variant=variant)
+            for switch in switches
+            for variant in (Variant(switch, value) for value in switch.values)
+        )
 
     @property
     def cli_flags(self) -> dict:

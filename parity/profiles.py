@@ -10,9 +10,18 @@ profile.json (schema "pinn-parity-profile" version 1), kept in the team's own re
 
     {"schema": "pinn-parity-profile", "schema_version": 1, "name": "ptychopinn",
      "cases": [{"id": "gs2-k4-poisson-n64", "data": {"seed": 8, "n_positions": 64, "n": 64},
-                "overrides": {"gridsize": 2}, "train_steps": 6, "stage_groups": 16}],
+                "overrides": {"gridsize": 2}, "train_steps": 6, "stage_groups": 16,
+                "variants": ["xla_translate"]}],
+     "switches": {"xla_translate": {"env": "USE_XLA_TRANSLATE", "backends": ["ptychopinn-tf"],
+                                    "stages": ["translation", "reconstruction"], "values": ["0"]}},
      "contract_checks": {"referee": ["translation", "forward"], "spec": [], "golden": false},
      "ledger": "tolerances.json", "golden": "golden", "baseline": "baseline.json"}
+
+"switches" names the flags of the code under test that select another implementation of some stages
+(parity.switches.Switch): an environment variable ("env") or an adapter option ("option", which the
+adapters list in Adapter.options), the backends it is set for, the stages it can affect and the values it
+is checked at. A case's "variants" names some of them: the case is followed by one variant case per value,
+id "<case id>+<switch>=<value>" (gs2-k4-poisson-n64+xla_translate=0), running those stages only.
 
 Paths are relative to the folder. Every problem is one ProfileError naming the file and key.
 """
@@ -31,6 +40,7 @@ from backends.common.fileio import VersionedJsonError, read_versioned_json
 from parity.envinfo import REPO_ROOT
 from parity.matrix import MATRIX, ParityCase, SimulatedData
 from parity.stages import STAGES
+from parity.switches import Switch
 from parity.tolerances import DEFAULT_LEDGER_PATH
 from parity.verdict import GOLDEN, REFEREE, SPEC, Comparison, error_text, headline
 
@@ -41,10 +51,32 @@ CONTRACT_CHECKS = (SPEC, REFEREE, GOLDEN)
 MIN_GROUPED_STAGE_GROUPS = 16
 """Foreign profiles feed at least this many groups to isolated stages when gridsize > 1,
 so batch-level bugs (a group mixed into another) can show."""
-_CASE_KEYS = {"id", "data", "overrides", "train_steps", "stage_groups", "cli_sweep", "cli_data", "skip_stages"}
+_CASE_KEYS = {
+    "id",
+    "data",
+    "overrides",
+    "train_steps",
+    "stage_groups",
+    "cli_sweep",
+    "cli_data",
+    "skip_stages",
+    "variants",
+}
 _DATA_KEYS = {"seed", "n_positions", "n", "nphotons", "jitter"}
-_KEYS = {"schema", "schema_version", "name", "cases", "contract_checks", "ledger", "golden", "baseline", "refusals"}
+_KEYS = {
+    "schema",
+    "schema_version",
+    "name",
+    "cases",
+    "switches",
+    "contract_checks",
+    "ledger",
+    "golden",
+    "baseline",
+    "refusals",
+}
 _REFUSAL_KEYS = {"config", "stage", "check", "error", "reason"}
+_SWITCH_KEYS = {"env", "option", "backends", "stages", "values"}
 
 
 @dataclass(frozen=True)
@@ -134,13 +166,51 @@ def _fail(path, key, text) -> ProfileError:
     return ProfileError(f"{path}: key {key!r}: {text}")
 
 
-def _case(raw, path, index) -> ParityCase:
+def _switches(raw, path) -> dict[str, Switch]:
+    """profile.json "switches": name -> {"env" | "option", "backends", "stages", "values"}."""
+    if not isinstance(raw, Mapping):
+        raise _fail(
+            path, "switches", f"an object: switch name -> {{env or option, backends, stages, values}}, got {raw!r}"
+        )
+    found = {}
+    for name, entry in raw.items():
+        where = f"switches.{name}"
+        if not isinstance(entry, Mapping):
+            raise _fail(path, where, f"an object with keys among {sorted(_SWITCH_KEYS)}, got {entry!r}")
+        unknown = sorted(set(entry) - _SWITCH_KEYS)
+        if unknown:
+            raise _fail(path, f"{where}.{unknown[0]}", f"unknown key; known: {sorted(_SWITCH_KEYS)}")
+        for key in ("backends", "stages", "values"):
+            if not isinstance(entry.get(key), list):
+                raise _fail(path, f"{where}.{key}", f"a list, got {entry.get(key)!r}")
+        unknown = [stage for stage in entry["stages"] if stage not in STAGES]
+        if unknown:
+            raise _fail(path, f"{where}.stages", f"unknown stage(s) {unknown}; stages: {', '.join(STAGES)}")
+        try:
+            found[name] = Switch(name=name, **{key: entry[key] for key in _SWITCH_KEYS if key in entry})
+        except (TypeError, ValueError) as error:
+            raise _fail(path, where, str(error)) from None
+    return found
+
+
+def _case(raw, path, index, switches: Mapping[str, Switch]) -> tuple[ParityCase, ...]:
+    """The case at cases[index], followed by its variant cases (one per value of each switch it names)."""
     key = f"cases[{index}]"
     if not isinstance(raw, Mapping):
         raise _fail(path, key, "a case is a JSON object")
     unknown = sorted(set(raw) - _CASE_KEYS)
     if unknown:
         raise _fail(path, key, f"unknown field(s) {unknown}; known: {sorted(_CASE_KEYS)}")
+    named = raw.get("variants", [])
+    if not isinstance(named, list) or not all(isinstance(name, str) for name in named):
+        raise _fail(path, f"{key}.variants", f'a list of switch names (the profile\'s "switches"), got {named!r}')
+    unknown = [name for name in named if name not in switches]
+    if unknown or len(set(named)) != len(named):
+        raise _fail(
+            path,
+            f"{key}.variants",
+            f"switch(es) {unknown or named} unknown or repeated; the profile's switches: {sorted(switches) or 'none'}",
+        )
     data = raw.get("data", {})
     if not isinstance(data, Mapping) or set(data) - _DATA_KEYS:
         raise _fail(path, f"{key}.data", f"an object with fields among {sorted(_DATA_KEYS)}")
@@ -175,7 +245,7 @@ def _case(raw, path, index) -> ParityCase:
             f"gridsize {case.config.gridsize} needs at least "
             f"{MIN_GROUPED_STAGE_GROUPS} groups fed to isolated stages, got {case.stage_groups}",
         )
-    return case
+    return (case, *case.variants(switches[name] for name in named))
 
 
 def _contract(raw, path) -> dict:
@@ -246,7 +316,8 @@ def load_profile_file(path: str | os.PathLike) -> Profile:
     raw_cases = document.get("cases")
     if not isinstance(raw_cases, list) or not raw_cases:
         raise _fail(path, "cases", "a non-empty list of cases")
-    cases = tuple(_case(raw, path, index) for index, raw in enumerate(raw_cases))
+    switches = _switches(document.get("switches", {}), path)
+    cases = tuple(case for index, raw in enumerate(raw_cases) for case in _case(raw, path, index, switches))
     ids = [case.id for case in cases]
     repeated = sorted({i for i in ids if ids.count(i) > 1})
     if repeated:

@@ -118,8 +118,9 @@ def run_stage(ctx: CaseContext, stage: str) -> StageResult:
     """The stage's check between the backends that support it (the first the reference); a backend
     that lacks it is left out and noted. With fewer than two, or an input no backend can produce,
     the result is `unsupported` (n/a, with a note saying why); an upstream failure fails the stage."""
-    if stage in ctx.case.skip_stages:
-        return _not_applicable(ctx, stage, f"stage {stage} n/a: not run on this case (its profile's skip_stages)")
+    skipped = ctx.case.skip_reason(stage, ctx.runs)
+    if skipped is not None:  # its profile's skip_stages, or a stage its variant's switch cannot affect
+        return _not_applicable(ctx, stage, skipped)
     supporting = ctx.supporting(stage)
     lacking = [name for name in ctx.runs if name not in supporting]
     na = f"lacking {stage}: {_names(_with_reasons(ctx, stage, lacking))}"

@@ -93,6 +93,26 @@ def test_nan_never_passes(context):
     assert any("nan" in c.message.lower() for c in failed)
 
 
+class WrongMAE(Float32Referee):
+    """Its MAE squares the differences; its Poisson deviance is right."""
+
+    name = "wrongmae"
+
+    def loss(self, far_field, observed_amplitude, log_intensity_scale, loss_name):
+        if loss_name != "mae":
+            return super().loss(far_field, observed_amplitude, log_intensity_scale, loss_name)
+        predicted = np.exp(log_intensity_scale) * np.abs(far_field)
+        return float(np.mean((predicted - observed_amplitude) ** 2))
+
+
+def test_the_loss_stage_holds_both_losses_whatever_loss_the_case_trains_with(context):
+    assert CASE.config.loss == "poisson"
+    result = run_stage(context(WrongMAE()), "loss")
+    assert [(str(c.check), c.metric) for c in _failed(result)] == [("wrongmae~ref32", "mae")]
+    assert [(c.metric, c.passed) for c in result.comparisons] == [("poisson", True), ("mae", False)]
+    assert set(result.golden_by_backend["ref32"]) == {"poisson", "mae"}
+
+
 class Healthy(Float32Referee):
     name = "healthy"
 

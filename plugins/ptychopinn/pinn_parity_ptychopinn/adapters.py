@@ -90,8 +90,10 @@ from pinn_parity_ptychopinn.conversions import (
     tf_config_fields,
     their_flags,
     their_offsets,
+    torch_amplitude,
     torch_configs,
     torch_factory_overrides,
+    torch_forward_scale,
     with_diff3d_key,
 )
 from pinn_parity_ptychopinn.training import train_tf, train_torch
@@ -386,6 +388,13 @@ class PtychoPINNTorch(_PtychoPINN):
 
     name = "ptychopinn-torch"
     code_under_test = ("ptycho_torch", "ptycho")
+    # Option switches (profile.json "switches"): ModelConfig fields the forward stage's ForwardModel takes.
+    options = MappingProxyType(
+        {
+            "physics_forward_mode": "ModelConfig.physics_forward_mode: 'amplitude' (its default) or "
+            "'rectangular_scaled' (RectangularScaledDiffraction: an intensity, whose square root is compared)"
+        }
+    )
     # RawDataTorch.generate_grouped_data delegates to the TF RawData's, unchanged; the torch workflow's
     # stitching (ptycho_torch.workflows.components._reassemble_cdi_image_torch) calls the TF helper.
     shared_code = MappingProxyType(
@@ -503,8 +512,8 @@ class PtychoPINNTorch(_PtychoPINN):
         }
 
     def forward(self, object_patches, probe, offsets_px, object_big) -> dict:
-        """ptycho_torch.model.ForwardModel (amplitude mode, output scale 1) with the configs
-        create_training_payload builds (torch_configs)."""
+        """ptycho_torch.model.ForwardModel (output scale 1) with the configs create_training_payload builds
+        (torch_configs): amplitude mode, or the physics_forward_mode switched (`options`)."""
         import torch
         from ptycho_torch.model import ForwardModel
 
@@ -512,12 +521,13 @@ class PtychoPINNTorch(_PtychoPINN):
         b, c, n, _ = patches.shape
         require_n(n, "ptychopinn-torch forward")
         gridsize = int(round(c**0.5))
-        model = ForwardModel(*torch_configs(n, gridsize, object_big))
+        model_config, data_config = torch_configs(n, gridsize, object_big, **self.switches.options)
+        model = ForwardModel(model_config, data_config)
         positions = torch.from_numpy(their_offsets(offsets_px)[:, :, None, :])  # (B, C, 1, 2), their sign
         probe_batch = torch.from_numpy(np.asarray(probe, np.complex64).reshape(1, 1, 1, n, n))  # (1, 1, P=1, N, N)
         with torch.no_grad():
-            amplitude = model(torch.from_numpy(patches), None, positions, probe_batch, torch.tensor(1.0))
-        return {"amplitude": np.ascontiguousarray(amplitude.numpy().astype(np.float32))}
+            out = model(torch.from_numpy(patches), None, positions, probe_batch, *torch_forward_scale(b, model_config))
+        return {"amplitude": torch_amplitude(out, model_config)}
 
     def loss(self, far_field, observed_amplitude, log_intensity_scale, loss_name) -> float:
         """PtychoPINN_Lightning.compute_loss's unsupervised amplitude path with physics scale 1: its Loss

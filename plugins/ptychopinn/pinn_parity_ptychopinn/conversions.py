@@ -224,7 +224,8 @@ def set_legacy_params(n: int, gridsize: int, object_big: bool) -> None:
 def torch_configs(n: int, gridsize: int, object_big: bool, **model_fields):
     """(ModelConfig, DataConfig) of ptycho_torch.config_params with the fields create_training_payload sets
     from its overrides (N, grid_size, C, object_big, C_forward = C_model = C, and `model_fields` such as
-    n_filters_scale and amp_activation); every other field keeps its dataclass default, as there."""
+    n_filters_scale, amp_activation, or a switched physics_forward_mode); every other field keeps its
+    dataclass default, as there."""
     from ptycho_torch.config_params import DataConfig, ModelConfig
 
     c = gridsize * gridsize
@@ -232,6 +233,28 @@ def torch_configs(n: int, gridsize: int, object_big: bool, **model_fields):
         ModelConfig(object_big=bool(object_big), C_forward=c, C_model=c, **model_fields),
         DataConfig(N=n, grid_size=(gridsize, gridsize), C=c),
     )
+
+
+def torch_forward_scale(b: int, model_config) -> tuple:
+    """ForwardModel's trailing arguments for a batch of `b` at output scale 1: (output_scale_factor,) in
+    'amplitude' mode; in 'rectangular_scaled' mode RectangularScaledDiffraction indexes s1, s2 by experiment and
+    broadcasts the scale per sample, as PtychoPINN_Lightning.compute_loss passes them: a (B, 1, 1, 1) scale and
+    experiment ids (one dataset: zeros)."""
+    import torch
+
+    if model_config.physics_forward_mode != "rectangular_scaled":
+        return (torch.tensor(1.0),)
+    return torch.ones((b, 1, 1, 1)), torch.zeros(b, dtype=torch.long)
+
+
+def torch_amplitude(out, model_config) -> np.ndarray:
+    """ForwardModel's output as the canonical amplitude (B, C, N, N) float32: itself in 'amplitude' mode; in
+    'rectangular_scaled' mode it is an intensity sum_p |F{P O}|^2 (RectangularScaledDiffraction), so its square
+    root (a change of unit, like a sign or a layout)."""
+    values = out.numpy().astype(np.float32)
+    if model_config.physics_forward_mode == "rectangular_scaled":
+        values = np.sqrt(values)
+    return np.ascontiguousarray(values)
 
 
 def shape_entry(shape, dtype) -> list:
@@ -242,7 +265,12 @@ def stitch_with_reassemble_position(patches, xcoords, ycoords) -> dict:
     """ptycho.tf_helper.reassemble_position on (P, N, N) patches at their scan positions.
 
     Its canvas is centred on the mean position (com) with side S = M + 2 * even(ceil(max |p - com|)); canvas
-    pixel i is scan coordinate com + i - S/2, so origin_px (x, y) = com - S/2 (fractional)."""
+    pixel i is scan coordinate com + i - S/2, so origin_px (x, y) = com - S/2 (fractional).
+
+    USE_XLA_TRANSLATE (tf_helper.should_use_xla) picks its translation, but shift_and_sum is a tf.function
+    that reads it when traced, once per signature: a trace made with XLA on would serve a later call with
+    XLA off. Glue: where XLA is off, the call runs with tf.functions executed eagerly (the same operations,
+    read at the call; no trace is left behind for the calls with XLA on)."""
     from ptycho import tf_helper
 
     patches = np.asarray(patches, np.complex64)
@@ -250,11 +278,27 @@ def stitch_with_reassemble_position(patches, xcoords, ycoords) -> dict:
     require_n(n, "stitch")
     set_legacy_params(n, 1, False)
     positions = np.stack([np.asarray(xcoords, np.float64), np.asarray(ycoords, np.float64)], -1)  # (P, 2) x, y
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), _eager_unless(tf_helper.should_use_xla()):
         obj = np.asarray(tf_helper.reassemble_position(patches[..., None], positions[:, None, None, :], M=STITCH_M))
     side = obj.shape[0]
     com = positions.astype(np.float32).mean(0).astype(np.float64)  # reassemble_position centres in float32
     return {"object": obj[..., 0].astype(np.complex64), "origin_px": com - side / 2}
+
+
+@contextlib.contextmanager
+def _eager_unless(traced: bool):
+    """tf.functions run eagerly inside, unless `traced` (then nothing changes); restored after."""
+    import tensorflow as tf
+
+    if traced:
+        yield
+        return
+    before = tf.config.functions_run_eagerly()
+    tf.config.run_functions_eagerly(True)
+    try:
+        yield
+    finally:
+        tf.config.run_functions_eagerly(before)
 
 
 def raw_data_arrays(raw) -> dict:
