@@ -75,6 +75,7 @@ STAGE_METHODS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "model": ("scales", "initial_weights", "predict"),
         "gradients": ("gradients",),
         "optimizer": ("optimizer_steps",),
+        "hyperparameters": ("optimizer_settings",),
         "training": ("train",),
         "reconstruction": ("stitch", "reconstruct"),
         "bundle": ("save_bundle", "load_bundle", "predict"),
@@ -276,6 +277,14 @@ class Adapter:
         `grads_per_step` (each a canonical name -> gradient mapping), from a fresh optimiser
         state built from `config` (learning_rate, adam_epsilon) exactly as training builds it."""
         raise NotImplementedError(f"{self.name}: stage optimizer")
+
+    def optimizer_settings(self, config: dict, data_path) -> dict:
+        """The optimiser the backend's training builds for `config`, read from the object it constructs:
+        name (str, its class in lower case: "adam", "adamw", "sgd"), learning_rate, beta1, beta2, epsilon,
+        weight_decay (numbers; 0.0 where it applies none) and schedule (str: "constant", or the learning-rate
+        scheduler training attaches, e.g. "ReduceLROnPlateau(factor=0.5, patience=2, min_lr=0.0001)").
+        `data_path` is the case's data file, for a system whose training factory reads it."""
+        raise NotImplementedError(f"{self.name}: stage hyperparameters")
 
     # training and reconstruction
     def train(self, config: dict, data_path, init_weights: dict | None, max_steps: int) -> dict:

@@ -166,6 +166,12 @@ class BundledAdapter(CommonContract, Adapter):
             train.apply_gradients(model, optimizer, grads)
         return model.get_canonical_weights()
 
+    def optimizer_settings(self, config, data_path) -> dict:
+        cfg, train = make_config(config), self._mod("train")
+        probe = self.tensor(np.ones((8, 8), np.complex64))  # the optimiser never reads the probe or the scales
+        model = self._mod("model").create_model(cfg, probe, 1.0, 0.0)
+        return train.optimizer_settings(train.make_optimizer(model, cfg))
+
     def train(self, config, data_path, init_weights, max_steps) -> dict:
         result = self._mod("train").train(
             make_config(config), load_dataset(data_path), init_weights=init_weights, max_steps=max_steps

@@ -127,6 +127,9 @@ class Mutant(Adapter):
     def optimizer_steps(self, config, weights, grads_per_step) -> dict:
         return self.inner.optimizer_steps(config, weights, grads_per_step)
 
+    def optimizer_settings(self, config, data_path) -> dict:
+        return self.inner.optimizer_settings(config, data_path)
+
     def train(self, config, data_path, init_weights, max_steps) -> dict:
         return self.inner.train(config, data_path, init_weights, max_steps)
 
@@ -366,6 +369,9 @@ class AdamEpsilonDefault(Mutant):
 
     def optimizer_steps(self, config, weights, grads_per_step) -> dict:
         return self.inner.optimizer_steps({**dict(config), "adam_epsilon": 1e-8}, weights, grads_per_step)
+
+    def optimizer_settings(self, config, data_path) -> dict:
+        return self.inner.optimizer_settings({**dict(config), "adam_epsilon": 1e-8}, data_path)
 
     def train(self, config, data_path, init_weights, max_steps) -> dict:
         return self.inner.train({**dict(config), "adam_epsilon": 1e-8}, data_path, init_weights, max_steps)

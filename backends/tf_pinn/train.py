@@ -83,6 +83,21 @@ def make_optimizer(model: PinnModel, config: PinnConfig) -> Adam:
     return Adam(model.trainable_variables, config.learning_rate, config.adam_epsilon)
 
 
+def optimizer_settings(optimizer: Adam) -> dict:
+    """What `optimizer` (as make_optimizer builds it) applies, read from the object: name, learning_rate,
+    beta1, beta2, epsilon, weight_decay and schedule. This Adam has no weight decay and `train` never
+    changes its learning rate (0.0 and "constant"), as §10 says."""
+    return {
+        "name": type(optimizer).__name__.lower(),
+        "learning_rate": float(optimizer.learning_rate),
+        "beta1": float(optimizer.beta1),
+        "beta2": float(optimizer.beta2),
+        "epsilon": float(optimizer.epsilon),
+        "weight_decay": 0.0,
+        "schedule": "constant",
+    }
+
+
 def apply_gradients(model: PinnModel, optimizer: Adam, grads: dict) -> None:
     """One optimiser step with gradients given per canonical name, in canonical layout."""
     check_canonical(grads, model.config.n_filters_scale, source="apply_gradients")

@@ -155,6 +155,23 @@ def make_optimizer(model: PinnModel, config: PinnConfig) -> torch.optim.Adam:
     )
 
 
+def optimizer_settings(optimizer: torch.optim.Optimizer) -> dict:
+    """What `optimizer` (as make_optimizer builds it) applies, read from its first parameter group: name,
+    learning_rate, beta1, beta2, epsilon, weight_decay and schedule. PinnTask.configure_optimizers returns
+    the optimiser alone, no scheduler ("constant", as §10 says)."""
+    group = optimizer.param_groups[0]
+    beta1, beta2 = group["betas"]
+    return {
+        "name": type(optimizer).__name__.lower(),
+        "learning_rate": float(group["lr"]),
+        "beta1": float(beta1),
+        "beta2": float(beta2),
+        "epsilon": float(group["eps"]),
+        "weight_decay": float(group["weight_decay"]),
+        "schedule": "constant",
+    }
+
+
 def apply_gradients(model: PinnModel, optimizer: torch.optim.Adam, grads: dict) -> None:
     """One optimiser step with gradients given per canonical name, in canonical layout."""
     check_canonical(grads, model.config.n_filters_scale, source="apply_gradients")

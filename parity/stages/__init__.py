@@ -28,6 +28,7 @@ STAGES: tuple[str, ...] = (
     "model",
     "gradients",
     "optimizer",
+    "hyperparameters",
     "training",
     "reconstruction",
     "bundle",

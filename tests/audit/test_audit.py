@@ -32,11 +32,14 @@ from adapters.mutants import (
     ties_to_higher_index,
     transpose_kernels,
 )
+from adapters.registry import get_adapter
 from backends.common.config import make_config
 from backends.common.simulate import simulate
 from parity import audit
 from parity.__main__ import main
+from parity.case_context import make_context
 from parity.matrix import AUDIT, MATRIX, select
+from parity.stage_runner import run_stage
 from parity.stages import STAGES
 
 CHEAP = (
@@ -408,3 +411,18 @@ def test_adam_epsilon_at_the_framework_default_fails_the_matrix_at_the_optimizer
     assert result.control.verdict == "clean", result.control.failures
     (row,) = result.rows
     assert (row.verdict, row.first_failed) == ("caught", "optimizer"), row.failures
+
+
+@pytest.mark.tf
+@pytest.mark.torch
+def test_adam_epsilon_at_the_framework_default_is_named_by_the_hyperparameters_stage(tmp_path):
+    """Where the optimizer stage says the steps part, the hyperparameters stage says which setting: epsilon,
+    against the clean backend and against the spec, and nothing else."""
+    mutant = get_mutant("adam_epsilon_1e-8")(inner="torch_pinn")
+    (case,) = select("gs1-k4-poisson-n32")
+    ctx = make_context(case, {"tf_pinn": get_adapter("tf_pinn"), mutant.name: mutant}, tmp_path)
+    failed = [c for c in run_stage(ctx, "hyperparameters").comparisons if not c.passed]
+    assert [(str(c.check), c.metric) for c in failed] == [
+        (f"{mutant.name}~tf_pinn", "epsilon"),
+        (f"{mutant.name}~spec", "epsilon"),
+    ]

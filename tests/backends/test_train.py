@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 
+from adapters.registry import get_adapter
 from backends.common import contract, training
 from backends.common.config import ConfigError, make_config
 from backends.common.dataset import Dataset, DatasetError, load_dataset
@@ -127,6 +128,34 @@ def test_steps_match_a_hand_written_adam_across_epochs(backend, ten):
     first = backend.train.train(cfg, ten, max_steps=1).model.get_canonical_weights()
     lost = one_step.model.get_canonical_weights()
     assert max(np.abs(lost[k] - first[k]).max() for k in first) > 1e-3
+
+
+def test_optimizer_settings_are_read_from_the_optimizer_train_steps(backend, tiny, monkeypatch):
+    # The optimiser `train` builds (caught on its way out of make_optimizer) says the settings the adapter
+    # reports for the hyperparameters stage: a train() that built its own optimiser elsewhere, or settings
+    # taken from the config rather than the object, would part here.
+    built = []
+    make_optimizer = backend.train.make_optimizer
+
+    def recording(model, config):
+        built.append(make_optimizer(model, config))
+        return built[-1]
+
+    monkeypatch.setattr(backend.train, "make_optimizer", recording)
+    cfg = make_config({**TINY, "learning_rate": 0.02, "adam_epsilon": 0.25})
+    backend.train.train(cfg, tiny, max_steps=1)
+    (optimizer,) = built
+    expected = {
+        "name": "adam",
+        "learning_rate": 0.02,
+        "beta1": contract.ADAM_BETA1,
+        "beta2": contract.ADAM_BETA2,
+        "epsilon": 0.25,
+        "weight_decay": 0.0,
+        "schedule": "constant",
+    }
+    assert backend.train.optimizer_settings(optimizer) == expected
+    assert get_adapter(backend.name).optimizer_settings(cfg.to_dict(), None) == expected
 
 
 @pytest.mark.slow

@@ -57,7 +57,7 @@ def test_parts_of_two_workers_are_merged(tmp_path):
     summary = (hub / "summary.md").read_text()
     assert (
         "| gs1 | - | - | - | - | [**FAIL**](#fail-gs1-translation) | pass | - | - | - "
-        "| - | [**FAIL**](#fail-gs1-training) | - | - | - |"
+        "| - | - | [**FAIL**](#fail-gs1-training) | - | - | - |"
     ) in summary
     assert "- gs1: **translation** (sub-pixel bilinear translation" in summary
     assert "- gs2: none" in summary

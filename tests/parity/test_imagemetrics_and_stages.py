@@ -49,6 +49,7 @@ def test_stages_in_pipeline_order():
         "model",
         "gradients",
         "optimizer",
+        "hyperparameters",
         "training",
         "reconstruction",
         "bundle",

@@ -20,7 +20,7 @@ from backends.common.weights import LOG_INTENSITY_SCALE, canonical_shapes
 from backends.torch_pinn.loss import compute_loss
 from backends.torch_pinn.model import canonical_name, model_for_data
 from backends.torch_pinn.runtime import configure_determinism, quiet_lightning
-from backends.torch_pinn.train import EpochBatchSampler, PinnTask, batch_order, train
+from backends.torch_pinn.train import EpochBatchSampler, PinnTask, batch_order, optimizer_settings, train
 
 pytestmark = pytest.mark.torch
 
@@ -66,6 +66,14 @@ def test_epsilon_reaches_the_optimizer(tiny):
         task = PinnTask(model_for_data(cfg, tiny), EpochBatchSampler(10, 4, 0))
         group = task.configure_optimizers().param_groups[0]
         assert (group["eps"], group["lr"], group["betas"]) == (eps, 0.02, (0.9, 0.999))
+
+
+def test_lightning_gets_the_optimizer_alone_so_the_schedule_is_constant(tiny):
+    # optimizer_settings says "constant" because configure_optimizers attaches no lr_scheduler
+    task = PinnTask(model_for_data(make_config(TINY), tiny), EpochBatchSampler(10, 4, 0))
+    configured = task.configure_optimizers()
+    assert isinstance(configured, torch.optim.Optimizer)
+    assert optimizer_settings(configured)["schedule"] == "constant"
 
 
 @pytest.mark.slow

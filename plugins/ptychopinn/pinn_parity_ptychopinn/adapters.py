@@ -96,6 +96,7 @@ from pinn_parity_ptychopinn.conversions import (
     torch_forward_scale,
     with_diff3d_key,
 )
+from pinn_parity_ptychopinn.optimizers import optimizer_settings_tf, optimizer_settings_torch
 from pinn_parity_ptychopinn.training import train_tf, train_torch
 
 TRAINING_SEED = make_config({}).seed
@@ -111,6 +112,7 @@ class _PtychoPINN(Adapter):
         "forward",
         "loss",
         "model",
+        "hyperparameters",
         "training",
         "reconstruction",
         "bundle",
@@ -123,7 +125,8 @@ class _PtychoPINN(Adapter):
             "gradients": "gradients by canonical weight name: both networks have their own weights, and no public "
             "function of either returns per-weight gradients outside its training step",
             "optimizer": "their optimisers are built inside training (ptycho.model.create_compiled_model's "
-            "Adam(1e-3), PtychoPINN_Lightning.configure_optimizers) over their own weights only",
+            "Adam(1e-3), PtychoPINN_Lightning.configure_optimizers) over their own weights only; "
+            "stage hyperparameters compares their settings",
         }
     )
     default_profile = "../profile"
@@ -159,6 +162,11 @@ class PtychoPINNTF(_PtychoPINN):
 
     def predict(self, state, batch) -> dict:
         return predict_tf(state, batch.diffraction, batch.offsets_px)
+
+    def optimizer_settings(self, config, data_path) -> dict:
+        """The compiled model's Keras optimiser and ptycho.model.train's schedule
+        (pinn_parity_ptychopinn.optimizers)."""
+        return optimizer_settings_tf(config, data_path)
 
     def scales(self, diffraction, probe, amp_activation) -> dict:
         """The input scale of ptycho.raw_data.normalize_data and the intensity scale of
@@ -385,6 +393,11 @@ class PtychoPINNTorch(_PtychoPINN):
         if state.probe is None:  # loaded from a bundle: their inference takes the probe from the data file
             state = dataclasses.replace(state, probe=batch.probe)
         return predict_torch(state, batch.diffraction, batch.offsets_px)
+
+    def optimizer_settings(self, config, data_path) -> dict:
+        """PtychoPINN_Lightning.configure_optimizers on the module their training builds
+        (pinn_parity_ptychopinn.optimizers)."""
+        return optimizer_settings_torch(config, data_path)
 
     name = "ptychopinn-torch"
     code_under_test = ("ptycho_torch", "ptycho")
