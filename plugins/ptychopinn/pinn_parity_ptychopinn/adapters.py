@@ -13,7 +13,7 @@ config  TF:    ptycho.config.config.TrainingConfig(model=ModelConfig(...), ...),
                with the torch-only fields from payload.pt_*_config under "x.".
 data    TF:    ptycho.workflows.components.load_data(path) (scripts/training/train.py).
         torch: ptycho.raw_data.RawData.from_file(path) (ptycho_torch/train.py's cli_main), which
-               reads the key 'diff3d' only: the adapter renames the harness's 'diffraction' to it.
+               reads the key 'diff3d' only: given the harness's file ('diffraction') as is, it refuses it.
 grouping TF:   ptycho.raw_data.RawData.generate_grouped_data(N, K, nsamples, seed, gridsize, ...), as
                ptycho.workflows.components.create_ptycho_data_container calls it (K = neighbor_count,
                nsamples = n_groups).
@@ -100,6 +100,9 @@ from pinn_parity_ptychopinn.optimizers import optimizer_settings_tf, optimizer_s
 from pinn_parity_ptychopinn.training import train_tf, train_torch
 
 TRAINING_SEED = make_config({}).seed
+TORCH_STITCH_CROP = 20
+"""ptycho_torch.inference's crop of each patch before stitching: getattr(config, 'stitch_crop_size', 20), and no
+configuration it builds sets the attribute."""
 
 
 class _PtychoPINN(Adapter):
@@ -131,9 +134,6 @@ class _PtychoPINN(Adapter):
     )
     default_profile = "../profile"
 
-    def stitch(self, patches, xcoords, ycoords) -> dict:
-        return stitch_with_reassemble_position(patches, xcoords, ycoords)
-
     def train(self, config: dict, data_path, init_weights, max_steps: int) -> dict:
         if init_weights is not None:
             raise ValueError(f"{self.name}: its network cannot load canonical weights (native_weights)")
@@ -157,8 +157,8 @@ class PtychoPINNTF(_PtychoPINN):
     """PtychoPINN's TensorFlow backend (package `ptycho`)."""
 
     train_native = staticmethod(train_tf)
-    save_bundle = staticmethod(save_tf)  # ModelManager.save_multiple_models, as train.py saves
-    load_bundle = staticmethod(load_tf)  # ModelManager.load_multiple_models, as load_inference_bundle loads
+    save_bundle = staticmethod(save_tf)  # the file train.py's model_manager.save wrote after training
+    load_bundle = staticmethod(load_tf)  # load_inference_bundle_with_backend, as scripts/inference/inference.py loads
 
     def predict(self, state, batch) -> dict:
         return predict_tf(state, batch.diffraction, batch.offsets_px)
@@ -182,12 +182,11 @@ class PtychoPINNTF(_PtychoPINN):
 
     name = "ptychopinn-tf"
     code_under_test = ("ptycho",)
-    shared_code = MappingProxyType(
-        {
-            "grouping": "ptycho.raw_data.RawData.generate_grouped_data",
-            "reconstruction": "ptycho.tf_helper.reassemble_position",
-        }
-    )
+    shared_code = MappingProxyType({"grouping": "ptycho.raw_data.RawData.generate_grouped_data"})
+
+    def stitch(self, patches, xcoords, ycoords) -> dict:
+        """ptycho.tf_helper.reassemble_position(M=20), as scripts/inference/inference.py stitches."""
+        return stitch_with_reassemble_position(patches, xcoords, ycoords)
 
     def resolve_config(self, overrides: dict, data_path=None) -> dict:
         from ptycho.config.config import ModelConfig, TrainingConfig
@@ -374,8 +373,8 @@ class PtychoPINNTorch(_PtychoPINN):
     """PtychoPINN's PyTorch backend (package `ptycho_torch`), configured through its config factory."""
 
     train_native = staticmethod(train_torch)
-    save_bundle = staticmethod(save_torch)  # save_torch_bundle
-    load_bundle = staticmethod(load_torch)  # load_torch_bundle: the probe is not in it
+    save_bundle = staticmethod(save_torch)  # the file cli_main's run_cdi_example_torch wrote after training
+    load_bundle = staticmethod(load_torch)  # load_inference_bundle_with_backend: the probe is not in the bundle
 
     def scales(self, diffraction, probe, amp_activation) -> dict:
         """The input scale of ptycho.raw_data.normalize_data (which ptycho_torch's inference applies) and
@@ -408,14 +407,37 @@ class PtychoPINNTorch(_PtychoPINN):
             "'rectangular_scaled' (RectangularScaledDiffraction: an intensity, whose square root is compared)"
         }
     )
-    # RawDataTorch.generate_grouped_data delegates to the TF RawData's, unchanged; the torch workflow's
-    # stitching (ptycho_torch.workflows.components._reassemble_cdi_image_torch) calls the TF helper.
-    shared_code = MappingProxyType(
-        {
-            "grouping": "ptycho.raw_data.RawData.generate_grouped_data",
-            "reconstruction": "ptycho.tf_helper.reassemble_position",
-        }
-    )
+    # RawDataTorch.generate_grouped_data delegates to the TF RawData's, unchanged
+    shared_code = MappingProxyType({"grouping": "ptycho.raw_data.RawData.generate_grouped_data"})
+
+    def stitch(self, patches, xcoords, ycoords) -> dict:
+        """The torch inference command line's stitching (ptycho_torch.inference._run_inference_and_reconstruct,
+        its default 'uniform' route): every patch as one channel of one batch, offsets = position - mean position
+        in float32, ptycho_torch.helper.reassemble_patches_position_real with crop_size = stitch_crop_size (20) and
+        model_config.C_forward = the patch count. Its canvas side S = crop + 2 * even(ceil(max |offset|)) is
+        centred on the mean position, so origin_px (x, y) = mean - S/2."""
+        import torch
+        from ptycho_torch import helper
+        from ptycho_torch.config_params import DataConfig, ModelConfig
+
+        patches = torch.from_numpy(np.asarray(patches, np.complex64))
+        count, n, _ = patches.shape
+        require_n(n, "ptychopinn-torch stitch")
+        x = torch.from_numpy(np.asarray(xcoords)).to(torch.float32)
+        y = torch.from_numpy(np.asarray(ycoords)).to(torch.float32)
+        offsets = torch.stack([x - torch.mean(x), y - torch.mean(y)], dim=-1).reshape(1, count, 1, 2)
+        model_config = ModelConfig()
+        model_config.C_forward = count
+        with torch.no_grad():
+            canvas, _, side = helper.reassemble_patches_position_real(
+                patches.reshape(1, count, n, n),
+                offsets,
+                DataConfig(N=n, grid_size=(1, 1)),
+                model_config,
+                crop_size=min(TORCH_STITCH_CROP, n),
+            )
+        com = np.array([float(torch.mean(x)), float(torch.mean(y))])
+        return {"object": canvas[0].numpy().astype(np.complex64), "origin_px": com - side / 2}
 
     def resolve_config(self, overrides: dict, data_path=None) -> dict:
         from ptycho_torch.config_factory import create_training_payload
@@ -453,12 +475,13 @@ class PtychoPINNTorch(_PtychoPINN):
         return out
 
     def load_dataset(self, path) -> dict:
+        """ptycho.raw_data.RawData.from_file, as ptycho_torch.train's cli_main reads --train_data_file, on the case's
+        file as it is: it reads the key 'diff3d' only, so a file that ptycho.workflows.components.load_data (the TF
+        side) reads under 'diffraction' is refused here (a split of the data stage; the training and cli stages
+        hand torch a copy under 'diff3d' to get past it: with_diff3d_key)."""
         from ptycho.raw_data import RawData
 
-        # RawData.from_file reads the key 'diff3d' only (KeyError on the harness's 'diffraction', which
-        # ptycho.workflows.components.load_data accepts): the file is handed over under their key name.
-        with tempfile.TemporaryDirectory(prefix="ptychopinn-torch-data-") as folder:
-            return raw_data_arrays(RawData.from_file(str(with_diff3d_key(path, folder))))
+        return raw_data_arrays(RawData.from_file(str(path)))
 
     def group(self, xcoords, ycoords, config: dict, inference: bool = False) -> dict:
         from ptycho_torch.raw_data_bridge import RawDataTorch

@@ -55,13 +55,21 @@ def test_torch_resolve_config_maps_canonical_names(tmp_path):
     assert (cfg["gridsize"], cfg["neighbor_count"], cfg["epochs"], cfg["x.torch.K"]) == (2, 5, 3, 5)
 
 
-@pytest.mark.parametrize("key", ["diffraction", "diff3d"])
-def test_loaders_agree_whatever_the_diffraction_key(tmp_path, key):
-    path = _npz(tmp_path, diff_key=key)
+def test_loaders_agree_on_a_file_under_diff3d(tmp_path):
+    path = _npz(tmp_path, diff_key="diff3d")
     tf, torch = a.PtychoPINNTF().load_dataset(path), a.PtychoPINNTorch().load_dataset(path)
     for name in ("diffraction", "xcoords", "ycoords", "probe"):
         np.testing.assert_array_equal(tf[name], torch[name])
     assert tf["diffraction"].shape == (12, 64, 64) and tf["diffraction"].dtype == np.float32
+
+
+def test_the_torch_loader_is_handed_the_file_as_is_and_refuses_diffraction(tmp_path):
+    """The TF loader reads the harness's key; torch's RawData.from_file does not, and the adapter does not rename
+    the key away (that refusal is the data stage's split)."""
+    path = _npz(tmp_path, diff_key="diffraction")
+    assert a.PtychoPINNTF().load_dataset(path)["diffraction"].shape == (12, 64, 64)
+    with pytest.raises(KeyError, match="diff3d"):
+        a.PtychoPINNTorch().load_dataset(path)
 
 
 BACKENDS = [a.PtychoPINNTF, a.PtychoPINNTorch]
@@ -229,18 +237,35 @@ def test_loss_takes_g_times_the_far_field_amplitude():
         a.PtychoPINNTF().loss(far, observed, log_g, "l2")
 
 
-@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.name)
-def test_stitch_places_patch_centres_at_their_positions_from_the_origin(backend):
-    """One bright pixel at each patch's centre (N/2, N/2) lands at canvas (y, x) = position - origin_px:
-    the (x, y) order of the positions and the origin of reassemble_position's canvas."""
+def _stitch_centres(backend):
+    """One bright pixel at each patch's centre (N/2, N/2), stitched; positions, the canvas's (y, x) of each value
+    if placed at its own position, and if placed mirrored through the mean position."""
     n = 64
     x, y = np.array([10.0, 30.0, 20.0]), np.array([12.0, 12.0, 42.0])  # integer mean: exact shifts
     patches = np.zeros((3, n, n), np.complex64)
     patches[:, n // 2, n // 2] = [1, 2, 3]
     out = backend().stitch(patches, x, y)
-    for value, px, py in zip((1, 2, 3), x, y):
-        col, row = np.round(np.array([px, py]) - out["origin_px"]).astype(int)
-        assert out["object"][row, col] == pytest.approx(value, rel=1e-5)
+    positions = np.stack([x, y], -1)
+    own = np.round(positions - out["origin_px"]).astype(int)
+    mirrored = np.round(2 * positions.mean(0) - positions - out["origin_px"]).astype(int)
+    return out["object"], own, mirrored
+
+
+def test_tf_stitch_places_patch_centres_at_their_positions_from_the_origin():
+    """The (x, y) order of the positions and the origin of reassemble_position's canvas."""
+    canvas, own, _ = _stitch_centres(a.PtychoPINNTF)
+    for value, (col, row) in zip((1, 2, 3), own):
+        assert canvas[row, col] == pytest.approx(value, rel=1e-5)
+
+
+def test_torch_inference_stitch_mirrors_the_patches_through_the_mean_position():
+    """ptycho_torch.inference hands reassemble_patches_position_real offsets position - mean, which it negates
+    (its convention for coords_relative, centre - position): each patch lands at 2 mean - position (the stitch
+    split of the baseline, reproduction 4). Fails once they agree on the sign, and the baseline entry with it."""
+    canvas, own, mirrored = _stitch_centres(a.PtychoPINNTorch)
+    for value, (col, row), (mcol, mrow) in zip((1, 2, 3), own, mirrored):
+        assert canvas[mrow, mcol] == pytest.approx(value, rel=1e-5)
+        assert canvas[row, col] != pytest.approx(value, rel=1e-2)
 
 
 @pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.name)
