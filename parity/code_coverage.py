@@ -12,8 +12,10 @@ one the gate cannot vouch for.
 from __future__ import annotations
 
 import ast
+import copy
 import difflib
 import json
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -23,9 +25,40 @@ COVERAGE_DIR = "coverage"
 COVERAGE_JSON = "coverage.json"
 
 
-def start(modules: Iterable[str], hub: Path, worker: str):
-    """A running coverage.py measurement of `modules` for this process, or None when there is nothing to
-    measure (no adapter names its code under test)."""
+SUBPROCESS_CONFIG = "COVERAGE_PROCESS_CONFIG"
+"""Read at start-up by the .pth file coverage.py installs: a Python process started with it set measures
+itself with that configuration (coverage.process_startup)."""
+
+
+class Measurement:
+    """coverage.py measuring the code under test in this process and in the Python processes it starts (a
+    stage's command lines): each line is recorded under the (config, stage) context that ran it."""
+
+    def __init__(self, measured):
+        self.measured = measured
+        self._before = os.environ.get(SUBPROCESS_CONFIG)
+
+    def switch(self, context: str) -> None:
+        self.measured.switch_context(context)
+        # a started process gets a static context (it cannot follow this one's switches) and its own data
+        # file beside this one's (parallel: suffixed by host and pid), which combine() reads with the rest
+        child = copy.copy(self.measured.config)
+        child.context = context
+        child.parallel = True
+        os.environ[SUBPROCESS_CONFIG] = child.serialize()
+
+    def finish(self) -> None:
+        self.measured.stop()
+        self.measured.save()
+        if self._before is None:
+            os.environ.pop(SUBPROCESS_CONFIG, None)
+        else:
+            os.environ[SUBPROCESS_CONFIG] = self._before
+
+
+def start(modules: Iterable[str], hub: Path, worker: str) -> Measurement | None:
+    """A running measurement of `modules` for this process and the processes it starts, or None when there
+    is nothing to measure (no adapter names its code under test)."""
     modules = sorted(set(modules))
     if not modules:
         return None
@@ -35,7 +68,7 @@ def start(modules: Iterable[str], hub: Path, worker: str):
     folder.mkdir(parents=True, exist_ok=True)
     measured = coverage.Coverage(data_file=str(folder / worker), source=modules, branch=False, config_file=False)
     measured.start()
-    return measured
+    return Measurement(measured)
 
 
 def functions(path: Path) -> list[tuple[str, int, int]]:
@@ -80,7 +113,8 @@ def combine(hub: Path) -> dict | None:
         by_line = data.contexts_by_lineno(filename)
         stages: dict[str, set[str]] = {}
         for name, first, last in functions(Path(filename)):
-            for line in range(first, last + 1):
+            # the body only: importing the module runs every `def` line, which says nothing of a call
+            for line in range(first + 1, last + 1):
                 for context in by_line.get(line, ()):
                     if context:
                         stages.setdefault(context, set()).add(name)

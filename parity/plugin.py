@@ -234,8 +234,7 @@ def parity_session(request, tmp_path_factory):
         session.coverage = code_coverage.start(modules, config.parity_hub, config.parity_worker)
     yield session
     if session.coverage is not None:
-        session.coverage.stop()
-        session.coverage.save()
+        session.coverage.finish()
     session.write_timings()
 
 

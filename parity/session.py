@@ -57,7 +57,7 @@ class ParitySession:
         """The comparisons of one (config, stage) that count, written to the hub at once. A stage n/a for
         this case (parity.stage_runner.run_stage) raises Unsupported with the reason."""
         if self.coverage is not None:
-            self.coverage.switch_context(f"{case.id}/{stage}")
+            self.coverage.switch(f"{case.id}/{stage}")
         ctx = self.context(case)
         result = run_stage(ctx, stage)
         if result.unsupported:  # n/a: recorded as a note, then the test is skipped with the reason

@@ -1,6 +1,7 @@
 """Hub diffs on hand-made hubs, and the `python -m parity` verbs."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -250,3 +251,28 @@ def test_coverage_says_which_functions_of_the_code_under_test_each_stage_ran(tmp
         "backends.tf_pinn.train" in text
         and "| train |" not in text.split("## backends.tf_pinn.train")[1].split("\n## ")[0]
     )
+
+
+def test_coverage_follows_a_stage_into_the_python_processes_it_starts(tmp_path, monkeypatch):
+    """A stage's command line runs in a process of its own: its lines count for that stage too."""
+    from parity import code_coverage
+
+    package = tmp_path / "src" / "undertest"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("def in_parent():\n    return 1\n\n\ndef in_child():\n    return 2\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "src"))
+    hub = tmp_path / "hub"
+    measurement = code_coverage.start(["undertest"], hub, "gw0")
+    try:
+        measurement.switch("case/grouping")
+        import undertest
+
+        undertest.in_parent()
+        measurement.switch("case/cli")
+        subprocess.run([sys.executable, "-c", "import undertest; undertest.in_child()"], check=True, timeout=120)
+    finally:
+        measurement.finish()
+    assert code_coverage.SUBPROCESS_CONFIG not in os.environ  # nothing left for later processes
+    (found,) = code_coverage.combine(hub)["files"].values()
+    assert found["functions_by_stage"] == {"case/cli": ["in_child"], "case/grouping": ["in_parent"]}
