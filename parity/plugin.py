@@ -21,7 +21,7 @@ from adapters.registry import available as available_backends
 from backends.common.fileio import installed_versions
 from backends.common.threads import pin_threads
 from parity import baseline as baselines
-from parity import code_coverage, profiles
+from parity import code_coverage, profiles, shards
 from parity.envinfo import collect_environment
 from parity.matrix import select
 from parity.options import add_options, check_names, split_names
@@ -91,6 +91,8 @@ def _check_options(config) -> None:
         check_names("--parity-backends", config.parity_backends, available_backends(), what="backend")
         _check_profile(config)
         config.parity_cases = select(config.getoption("--parity-config"), config.parity_profile.cases)
+        config.parity_all_cases = [c.id for c in config.parity_cases]
+        config.parity_shard = _shard(config)
         stages = split_names(config.getoption("--parity-stage"))
         check_names("--parity-stage", stages, STAGES, what="stage")
     except ValueError as exc:
@@ -98,6 +100,19 @@ def _check_options(config) -> None:
     config.parity_stages = [s for s in STAGES if s in stages] if stages else list(STAGES)
     if len(config.parity_backends) < 2:
         raise pytest.UsageError(f"--parity-backends needs at least two names, got {config.parity_backends}")
+
+
+def _shard(config) -> shards.Shard | None:
+    """--parity-shard: parity_cases narrowed to this shard's share; None when the run is not sharded."""
+    text, durations = config.getoption("--parity-shard"), config.getoption("--parity-durations")
+    if text is None:
+        if durations is not None:
+            raise ValueError("--parity-durations: only used with --parity-shard")
+        return None
+    shard = shards.parse_shard(text)
+    seconds = shards.case_seconds(durations) if durations is not None else {}
+    config.parity_cases = shards.select(config.parity_cases, shard, seconds)
+    return shard
 
 
 def _check_profile(config) -> None:
@@ -270,6 +285,8 @@ def pytest_sessionfinish(session, exitstatus):
     env = collect_environment(installed_versions())
     env["backends"] = config.parity_backends
     env["configs"] = [c.id for c in config.parity_cases]
+    if config.parity_shard is not None:  # what `parity merge` checks and puts back together
+        env["shard"] = {"shard": str(config.parity_shard), "configs": config.parity_all_cases}
     env["exitstatus"] = int(exitstatus)
     env["profile"] = config.parity_profile.name
     if config.getoption("--parity-coverage"):

@@ -234,6 +234,9 @@ def stage_totals(configs: Mapping) -> dict:
 def build_results(hub: Path, env: Mapping, complete: bool, baseline: baselines.Baseline | None = None) -> dict:
     comparisons, artifacts, notes, warnings = read_parts(hub)
     comparisons.sort(key=lambda c: (c["config_id"], stage_index(c["stage"]), c["check"], c["metric"]))
+    # artifacts and notes in a fixed order, not the order the workers (or shards) finished in
+    artifacts.sort(key=lambda a: (a["config_id"], a["kind"]))
+    notes.sort(key=lambda n: (n["config_id"], stage_index(n["stage"]), n["kind"], n["text"]))
     known = baselines.classify(comparisons, baseline or baselines.EMPTY)  # marks each failure known or new
     configs = summarize_configs(comparisons, notes)
     return {

@@ -196,6 +196,7 @@ def test_run_and_regen_build_the_pytest_command():
         "regen",
         "report",
         "diff",
+        "merge",
         "baseline",
         "tolerances",
         "audit",
