@@ -101,19 +101,28 @@ def test_the_tf_loader_refuses_a_torch_bundle(runs):
 
 
 @pytest.mark.slow
-def test_the_torch_loader_takes_a_tf_bundle_with_fresh_random_weights(runs, inputs):
-    """load_torch_bundle loads weights only where a model.pth exists (and load_state_dict(strict=False), errors
-    swallowed): a TF bundle has none, so it returns untrained networks without a word. Two loads under two torch
-    seeds predict differently: their weights come from the seed, not from the file."""
+def test_torch_inference_refuses_a_tf_bundle_that_load_torch_bundle_takes_with_random_weights(runs, inputs):
+    """Their inference loader (load_inference_bundle_torch) checks a bundle without scaling metadata strictly and
+    stops on the TF bundle, which holds no model.pth (the profile's refusal). load_torch_bundle called directly
+    still loads it without a word, as untrained networks (load_state_dict(strict=False), errors swallowed):
+    two loads under two torch seeds predict differently (reproduction 3)."""
+    import dataclasses
+
     import torch
+    from ptycho_torch.model_manager import load_torch_bundle
 
     path, probe = runs["tf"][2], runs["torch"][0].probe
     with zipfile.ZipFile(path) as bundle:
         assert not [name for name in bundle.namelist() if name.endswith("model.pth")]
+    with pytest.raises(KeyError, match="model.pth"):
+        bundles.load_torch(path, probe)
     predictions = []
     for seed in (0, 1):
         torch.manual_seed(seed)
-        predictions.append(bundles.predict_torch(bundles.load_torch(path, probe), *inputs)["object_patches"])
+        with bundles.bundle_folder(path) as folder:
+            models, _ = load_torch_bundle(str(folder / "wts.h5"))
+        state = dataclasses.replace(runs["torch"][0], models=models)
+        predictions.append(bundles.predict_torch(state, *inputs)["object_patches"])
     assert not np.array_equal(*predictions)
 
 
