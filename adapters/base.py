@@ -79,7 +79,7 @@ STAGE_METHODS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "training": ("train",),
         "reconstruction": ("stitch", "reconstruct"),
         "bundle": ("save_bundle", "load_bundle", "predict"),
-        "cli": ("run_train_cli",),
+        "cli": ("run_train_cli", "run_infer_cli"),
     }
 )
 """Stage (parity/stages.py order) -> the Adapter methods it calls."""
@@ -111,11 +111,14 @@ def _check_stage_names(backend: str, attribute: str, stages) -> None:
         )
 
 
-STAGE_MINIMUM: Mapping[str, tuple[str, ...]] = MappingProxyType({"reconstruction": ("stitch",)})
+STAGE_MINIMUM: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {"reconstruction": ("stitch",), "cli": ("run_train_cli",)}
+)
 """Stages an adapter supports with fewer methods than STAGE_METHODS lists. Reconstruction has two
 parts: stitching given patches (`stitch`) and the trained model's object (`reconstruct`); `stitch`
 alone supports the stage, and only the backends that also override `reconstruct` take part in the
-second part (the others are noted n/a there)."""
+second part (the others are noted n/a there). Likewise cli: the train command line supports it, and
+the backends that also override `run_infer_cli` take part in its inference part."""
 
 
 def overrides(backend, method: str) -> bool:
@@ -313,6 +316,12 @@ class Adapter:
     def run_train_cli(self, argv: list) -> dict:
         """Run the backend's train command line with `argv`; return its effective_config.json."""
         raise NotImplementedError(f"{self.name}: stage cli")
+
+    def run_infer_cli(self, train_output_dir, data_path, output_dir) -> dict:
+        """Run the backend's inference command line on the bundle its train command line wrote into
+        `train_output_dir`, reconstructing `data_path` into `output_dir`; return {"files": the names it wrote,
+        sorted}. Optional: the cli stage's inference part takes the backends that override it."""
+        raise NotImplementedError(f"{self.name}: stage cli (inference command line)")
 
 
 class CommonContract:

@@ -210,6 +210,16 @@ class BundledAdapter(CommonContract, Adapter):
         out = Path(argv[argv.index("--output-dir") + 1])
         return json.loads((out / "effective_config.json").read_text())
 
+    def run_infer_cli(self, train_output_dir, data_path, output_dir) -> dict:
+        argv = ["--bundle", str(Path(train_output_dir) / "bundle.zip"), "--data-file", str(data_path)]
+        argv += ["--output-dir", str(output_dir)]
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            rc = self._mod("cli").infer_main(argv)
+        if rc != 0:
+            raise RuntimeError(f"{self.name} infer CLI exited {rc} for argv {argv}; it printed: {printed.getvalue()}")
+        return {"files": sorted(p.name for p in Path(output_dir).iterdir())}
+
 
 class TfPinnAdapter(BundledAdapter):
     """backends/tf_pinn: channels-last tensors."""

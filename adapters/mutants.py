@@ -148,6 +148,9 @@ class Mutant(Adapter):
     def run_train_cli(self, argv) -> dict:
         return self.inner.run_train_cli(argv)
 
+    def run_infer_cli(self, train_output_dir, data_path, output_dir) -> dict:
+        return self.inner.run_infer_cli(train_output_dir, data_path, output_dir)
+
 
 @contextmanager
 def patched(module, attribute: str, value):

@@ -118,3 +118,44 @@ def test_a_default_split_carried_to_the_cli_says_it_was_first_seen_at_config(tmp
     ]
     same = make_context(CASE, named(ref=CliDefaults(), other=CliDefaults()), tmp_path / "b")
     assert not [n for n in run_stage(same, "cli").notes if n.kind == NoteKind.FIRST_SEEN]
+
+
+class Infers(CliDefaults):
+    """An inference command line that writes `writes` into its output folder (or raises `fails`)."""
+
+    writes = ("reconstruction.npz", "reconstruction.png")
+    fails = None
+
+    def run_infer_cli(self, train_output_dir, data_path, output_dir):
+        if self.fails is not None:
+            raise self.fails
+        output_dir.mkdir(parents=True, exist_ok=True)
+        for name in self.writes:
+            (output_dir / name).write_bytes(b"")
+        return {"files": sorted(p.name for p in output_dir.iterdir())}
+
+
+def _infer_comparisons(ctx):
+    return [c for c in run_stage(ctx, "cli").comparisons if c.metric == "infer.files" or c.kind == "error"]
+
+
+def test_the_inference_command_lines_must_run_and_write_the_same_files(tmp_path):
+    class PngOnly(Infers):
+        writes = ("reconstruction.png",)
+
+    class Broken(Infers):
+        fails = RuntimeError("cannot load its own bundle")
+
+    same = _infer_comparisons(make_context(CASE, named(ref=Infers(), other=Infers()), tmp_path / "a"))
+    assert [(str(c.check), c.passed) for c in same] == [("other~ref", True)]
+    fewer = _infer_comparisons(make_context(CASE, named(ref=Infers(), png=PngOnly()), tmp_path / "b"))
+    assert [(str(c.check), c.passed) for c in fewer] == [("png~ref", False)]
+    broken = _infer_comparisons(make_context(CASE, named(ref=Infers(), broken=Broken()), tmp_path / "c"))
+    assert [(str(c.check), c.passed) for c in broken] == [("broken", False)]
+    assert "cannot load its own bundle" in broken[0].message
+
+
+def test_without_two_inference_command_lines_that_part_is_noted_not_run(tmp_path):
+    result = run_stage(make_context(CASE, named(ref=Infers(), plain=CliDefaults()), tmp_path), "cli")
+    assert not [c for c in result.comparisons if c.metric == "infer.files"]
+    assert any("inference part n/a" in n.text for n in result.notes if n.kind == NoteKind.NA)

@@ -90,11 +90,13 @@ from pinn_parity_ptychopinn.conversions import (
     tf_config_fields,
     their_flags,
     their_offsets,
+    their_script,
     torch_amplitude,
     torch_configs,
     torch_factory_overrides,
     torch_forward_scale,
     with_diff3d_key,
+    written_files,
 )
 from pinn_parity_ptychopinn.optimizers import optimizer_settings_tf, optimizer_settings_torch
 from pinn_parity_ptychopinn.training import train_tf, train_torch
@@ -344,15 +346,8 @@ class PtychoPINNTF(_PtychoPINN):
     def run_train_cli(self, argv) -> dict:
         """scripts/training/train.py (the TF train command line) in a subprocess with the case's flags only;
         its effective configuration is the params.cfg snapshot model_manager.save writes into wts.h5.zip."""
-        import ptycho
-
         data, out, given = harness_cli_args(argv)
-        script = Path(ptycho.__file__).resolve().parents[1] / "scripts" / "training" / "train.py"
-        if not script.is_file():
-            raise FileNotFoundError(
-                f"ptychopinn-tf: no {script}: the TF train command line ships with a PtychoPINN "
-                "source checkout (make upstream installs one)"
-            )
+        script = their_script("training/train.py", self.name)
         run_command(
             [
                 sys.executable,
@@ -367,6 +362,26 @@ class PtychoPINNTF(_PtychoPINN):
             cwd=out,
         )
         return canonical_from_legacy_params(bundle_params(out))
+
+    def run_infer_cli(self, train_output_dir, data_path, output_dir) -> dict:
+        """scripts/inference/inference.py --backend tensorflow (its default) on the folder train.py wrote: it reads
+        the scan with load_data, so the case's file as it is."""
+        script = their_script("inference/inference.py", self.name)
+        run_command(
+            [
+                sys.executable,
+                str(script),
+                "--model_path",
+                str(train_output_dir),
+                "--test_data",
+                str(data_path),
+                "--output_dir",
+                str(output_dir),
+            ],
+            "scripts/inference/inference.py",
+            cwd=output_dir,
+        )
+        return {"files": written_files(output_dir)}
 
 
 class PtychoPINNTorch(_PtychoPINN):
@@ -404,7 +419,9 @@ class PtychoPINNTorch(_PtychoPINN):
     options = MappingProxyType(
         {
             "physics_forward_mode": "ModelConfig.physics_forward_mode: 'amplitude' (its default) or "
-            "'rectangular_scaled' (RectangularScaledDiffraction: an intensity, whose square root is compared)"
+            "'rectangular_scaled' (RectangularScaledDiffraction: an intensity, whose square root is compared)",
+            "patch_weighting": "ptycho_torch.inference's --patch-weighting: 'uniform' (its default) or 'probe' (the "
+            "|P|^2-weighted barycentric stitching of ptycho_torch.reassembly)",
         }
     )
     # RawDataTorch.generate_grouped_data delegates to the TF RawData's, unchanged
@@ -618,3 +635,29 @@ class PtychoPINNTorch(_PtychoPINN):
                 cwd=out,
             )
         return canonical_from_legacy_params(bundle_params(out))
+
+    def run_infer_cli(self, train_output_dir, data_path, output_dir) -> dict:
+        """`python -m ptycho_torch.inference` (its cli_main) on the folder cli_main wrote, --quiet, its stitching
+        route as switched (option patch_weighting: 'uniform', its default, or 'probe', the barycentric route of
+        ptycho_torch.reassembly); the scan as a diff3d copy, which its RawData.from_file reads."""
+        weighting = self.switches.options.get("patch_weighting", "uniform")
+        with tempfile.TemporaryDirectory(prefix="ptychopinn-torch-infer-") as folder:
+            run_command(
+                [
+                    sys.executable,
+                    "-m",
+                    "ptycho_torch.inference",
+                    "--model_path",
+                    str(train_output_dir),
+                    "--test_data",
+                    str(with_diff3d_key(data_path, folder)),
+                    "--output_dir",
+                    str(output_dir),
+                    "--patch-weighting",
+                    weighting,
+                    "--quiet",
+                ],
+                "python -m ptycho_torch.inference",
+                cwd=output_dir,
+            )
+        return {"files": written_files(output_dir)}

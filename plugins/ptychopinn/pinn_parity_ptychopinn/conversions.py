@@ -347,6 +347,27 @@ def their_flags(given: dict, flag_of: dict, backend: str) -> list:
     return argv
 
 
+def their_script(relative: str, backend: str) -> Path:
+    """scripts/<relative> of the PtychoPINN source tree ptycho was installed from (their command lines live
+    there, not in the package)."""
+    import ptycho
+
+    script = Path(ptycho.__file__).resolve().parents[1] / "scripts" / relative
+    if not script.is_file():
+        raise FileNotFoundError(
+            f"{backend}: no {script}: PtychoPINN's command lines ship with its source checkout (make upstream "
+            "installs one)"
+        )
+    return script
+
+
+def written_files(folder) -> list[str]:
+    """The files an inference command line wrote into `folder`, sorted: its results (the reconstruction images).
+    Logs and working folders are left out (torch's barycentric route keeps a memory-mapped copy of the scan
+    under barycentric_workspace/)."""
+    return sorted(p.name for p in Path(folder).iterdir() if p.is_file() and p.suffix != ".log")
+
+
 def run_command(command: list, what: str, cwd) -> None:
     """Run one of PtychoPINN's command lines in `cwd` (they write logs such as train_debug.log into the working
     folder: the run's own output folder, never the caller's); a non-zero exit raises with the end of what
