@@ -638,9 +638,11 @@ class PtychoPINNTorch(_PtychoPINN):
 
     def run_infer_cli(self, train_output_dir, data_path, output_dir) -> dict:
         """`python -m ptycho_torch.inference` (its cli_main) on the folder cli_main wrote, --quiet, its stitching
-        route as switched (option patch_weighting: 'uniform', its default, or 'probe', the barycentric route of
-        ptycho_torch.reassembly); the scan as a diff3d copy, which its RawData.from_file reads."""
-        weighting = self.switches.options.get("patch_weighting", "uniform")
+        route as switched (option patch_weighting: left out, so its default 'uniform', or 'probe', the barycentric
+        route of ptycho_torch.reassembly); the scan as a diff3d copy, which its RawData.from_file reads."""
+        weighting = self.switches.options.get("patch_weighting")
+        # the flag only when switched: their command line has it from 712c23f on, and its default is uniform
+        route = [] if weighting is None else ["--patch-weighting", weighting]
         with tempfile.TemporaryDirectory(prefix="ptychopinn-torch-infer-") as folder:
             run_command(
                 [
@@ -653,8 +655,7 @@ class PtychoPINNTorch(_PtychoPINN):
                     str(with_diff3d_key(data_path, folder)),
                     "--output_dir",
                     str(output_dir),
-                    "--patch-weighting",
-                    weighting,
+                    *route,
                     "--quiet",
                 ],
                 "python -m ptycho_torch.inference",
