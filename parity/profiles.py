@@ -166,6 +166,16 @@ def _fail(path, key, text) -> ProfileError:
     return ProfileError(f"{path}: key {key!r}: {text}")
 
 
+def _check_entry(path, where: str, entry, known, expected: str) -> None:
+    """`entry` (at `where`) is an object whose keys are among `known`; else the ProfileError naming the first
+    stray key, or saying an object (`expected`) was expected."""
+    if not isinstance(entry, Mapping):
+        raise _fail(path, where, f"{expected}, got {entry!r}")
+    unknown = sorted(set(entry) - known)
+    if unknown:
+        raise _fail(path, f"{where}.{unknown[0]}", f"unknown key; known: {sorted(known)}")
+
+
 def _switches(raw, path) -> dict[str, Switch]:
     """profile.json "switches": name -> {"env" | "option", "backends", "stages", "values"}."""
     if not isinstance(raw, Mapping):
@@ -175,11 +185,7 @@ def _switches(raw, path) -> dict[str, Switch]:
     found = {}
     for name, entry in raw.items():
         where = f"switches.{name}"
-        if not isinstance(entry, Mapping):
-            raise _fail(path, where, f"an object with keys among {sorted(_SWITCH_KEYS)}, got {entry!r}")
-        unknown = sorted(set(entry) - _SWITCH_KEYS)
-        if unknown:
-            raise _fail(path, f"{where}.{unknown[0]}", f"unknown key; known: {sorted(_SWITCH_KEYS)}")
+        _check_entry(path, where, entry, _SWITCH_KEYS, f"an object with keys among {sorted(_SWITCH_KEYS)}")
         for key in ("backends", "stages", "values"):
             if not isinstance(entry.get(key), list):
                 raise _fail(path, f"{where}.{key}", f"a list, got {entry.get(key)!r}")
@@ -275,11 +281,7 @@ def _refusals(raw, path) -> tuple[Refusal, ...]:
     found = []
     for index, entry in enumerate(raw):
         where = f"refusals[{index}]"
-        if not isinstance(entry, Mapping):
-            raise _fail(path, where, f"an object, got {entry!r}")
-        unknown = sorted(set(entry) - _REFUSAL_KEYS)
-        if unknown:
-            raise _fail(path, f"{where}.{unknown[0]}", f"unknown key; known: {sorted(_REFUSAL_KEYS)}")
+        _check_entry(path, where, entry, _REFUSAL_KEYS, "an object")
         for key in ("stage", "check", "error", "reason"):
             if not isinstance(entry.get(key), str) or not entry[key].strip():
                 raise _fail(path, f"{where}.{key}", f"a non-empty string, got {entry.get(key)!r}")

@@ -35,19 +35,23 @@ from __future__ import annotations
 import contextlib
 import io
 import tempfile
-import warnings
-from pathlib import Path
 
 import numpy as np
 
 from pinn_parity_ptychopinn.conversions import (
     diffraction_size,
     require_n,
-    tf_config_fields,
     torch_factory_overrides,
     with_diff3d_key,
 )
-from pinn_parity_ptychopinn.training import canonical_fields, no_disk_memoize, reset_legacy_params, reset_tf_model_cache
+from pinn_parity_ptychopinn.training import (
+    canonical_fields,
+    no_disk_memoize,
+    reset_legacy_params,
+    reset_tf_model_cache,
+    tf_training_config,
+    torch_training_payload,
+)
 
 
 def schedule_text(kind: str, **arguments) -> str:
@@ -116,15 +120,12 @@ def optimizer_settings_tf(config: dict, data_path) -> dict:
     """The Keras optimiser create_compiled_model compiles, and ptycho.model.train's schedule (module doc)."""
     no_disk_memoize()
     from ptycho import model, params
-    from ptycho.config.config import ModelConfig, TrainingConfig, update_legacy_dict
+    from ptycho.config.config import update_legacy_dict
 
-    model_kw, train_kw = tf_config_fields(canonical_fields(config))
-    model_kw["N"] = diffraction_size(data_path)
-    require_n(model_kw["N"], "ptychopinn-tf optimizer_settings")
+    cfg = tf_training_config(config, data_path, "ptychopinn-tf optimizer_settings")
     with contextlib.redirect_stdout(io.StringIO()):  # their shape prints and DEBUG lines
         reset_legacy_params()
         reset_tf_model_cache()
-        cfg = TrainingConfig(model=ModelConfig(**model_kw), train_data_file=Path(data_path), **train_kw)
         update_legacy_dict(params.cfg, cfg)
         params.set("intensity_scale", 1.0)
         autoencoder, _ = model.create_compiled_model(cfg.model.gridsize, cfg.model.N)
@@ -177,7 +178,6 @@ def optimizer_settings_torch(config: dict, data_path) -> dict:
     """PtychoPINN_Lightning.configure_optimizers on the module their training builds (module doc)."""
     no_disk_memoize()
     from ptycho.config.config import PyTorchExecutionConfig
-    from ptycho_torch.config_factory import create_training_payload
     from ptycho_torch.config_params import InferenceConfig
     from ptycho_torch.generators.registry import resolve_generator
 
@@ -187,17 +187,10 @@ def optimizer_settings_torch(config: dict, data_path) -> dict:
         tempfile.TemporaryDirectory(prefix="ptychopinn-torch-optimizer-") as folder,
         contextlib.redirect_stdout(io.StringIO()),  # their model's construction prints
     ):
-        with warnings.catch_warnings():
-            # create_training_payload warns whenever params.cfg is non-empty, which it always is after a reset
-            warnings.filterwarnings("ignore", message="params.cfg already populated")
-            reset_legacy_params()
-            payload = create_training_payload(
-                train_data_file=with_diff3d_key(data_path, folder),
-                output_dir=Path(folder) / "out",
-                overrides=overrides,
-                # on the CPU as training.train_torch runs it; its learning_rate unset there too, so the factory's stands
-                execution_config=PyTorchExecutionConfig(accelerator="cpu"),
-            )
+        # on the CPU as training.train_torch runs it; its learning_rate unset there too, so the factory's stands
+        payload = torch_training_payload(
+            overrides, with_diff3d_key(data_path, folder), folder, PyTorchExecutionConfig(accelerator="cpu")
+        )
         module = resolve_generator(payload.tf_training_config).build_model(
             {
                 "model_config": payload.pt_model_config,

@@ -173,6 +173,36 @@ def train_py_nphotons(data_path) -> float | None:
     return None if nested is None else float(nested)
 
 
+def tf_training_config(config: dict, data_path, what: str, **fields):
+    """ptycho's TrainingConfig as scripts/training/train.py builds it from the case's flags: the canonical fields
+    (dataclass defaults for the rest), N from the file, train.py's nphotons override; `fields` added as given."""
+    from ptycho.config.config import ModelConfig, TrainingConfig
+
+    model_kw, train_kw = tf_config_fields(canonical_fields(config))
+    model_kw["N"] = diffraction_size(data_path)
+    require_n(model_kw["N"], what)
+    nphotons = train_py_nphotons(data_path)
+    if nphotons is not None:
+        train_kw["nphotons"] = nphotons
+    return TrainingConfig(model=ModelConfig(**model_kw), train_data_file=Path(data_path), **train_kw, **fields)
+
+
+def torch_training_payload(overrides: dict, data_file, folder, execution_config):
+    """create_training_payload as cli_main calls it (output under `folder`), params.cfg reset first."""
+    from ptycho_torch.config_factory import create_training_payload
+
+    with warnings.catch_warnings():
+        # it warns whenever params.cfg is non-empty, which it always is after a reset
+        warnings.filterwarnings("ignore", message="params.cfg already populated")
+        reset_legacy_params()
+        return create_training_payload(
+            train_data_file=data_file,
+            output_dir=Path(folder) / "out",
+            overrides=overrides,
+            execution_config=execution_config,
+        )
+
+
 def history_result(epoch_loss, steps_per_epoch: int, n_groups: int, epochs: int) -> dict:
     return {
         "history": {
@@ -213,24 +243,16 @@ def train_tf(config: dict, data_path, max_steps: int, seed: int) -> dict:
     import keras
     import numpy as np
     from ptycho import model, model_manager, params
-    from ptycho.config.config import ModelConfig, TrainingConfig, update_legacy_dict
+    from ptycho.config.config import update_legacy_dict
     from ptycho.workflows.backend_selector import run_cdi_example_with_backend
     from ptycho.workflows.components import create_ptycho_data_container, load_data
 
-    model_kw, train_kw = tf_config_fields(canonical_fields(config))
-    model_kw["N"] = diffraction_size(data_path)
-    require_n(model_kw["N"], "ptychopinn-tf train")
-    nphotons = train_py_nphotons(data_path)
-    if nphotons is not None:
-        train_kw["nphotons"] = nphotons
     with tempfile.TemporaryDirectory(prefix="ptychopinn-tf-train-") as out, _quiet():
+        cfg = tf_training_config(config, data_path, "ptychopinn-tf train", output_dir=Path(out))
         reset_legacy_params()
         reset_tf_model_cache()
         keras.backend.clear_session()  # earlier calls' models and layer-name counters
         keras.utils.set_random_seed(seed)
-        cfg = TrainingConfig(
-            model=ModelConfig(**model_kw), train_data_file=Path(data_path), output_dir=Path(out), **train_kw
-        )
         update_legacy_dict(params.cfg, cfg)
         # train.py's legacy sampling (no n_subsample): n_groups images subsampled, then n_groups groups
         raw = load_data(str(data_path), n_images=cfg.n_groups, n_subsample=cfg.n_groups)
@@ -275,7 +297,6 @@ def train_torch(config: dict, data_path, max_steps: int, seed: int) -> dict:
     import torch
     from ptycho.config.config import PyTorchExecutionConfig, dataclass_to_legacy_dict
     from ptycho.raw_data import RawData
-    from ptycho_torch.config_factory import create_training_payload
     from ptycho_torch.workflows.components import run_cdi_example_torch
 
     require_n(diffraction_size(data_path), "ptychopinn-torch train")
@@ -292,24 +313,16 @@ def train_torch(config: dict, data_path, max_steps: int, seed: int) -> dict:
     )
     deterministic_before = torch.are_deterministic_algorithms_enabled()
     with tempfile.TemporaryDirectory(prefix="ptychopinn-torch-train-") as folder, _quiet(), warnings.catch_warnings():
-        # create_training_payload warns whenever params.cfg is non-empty, which it always is after a reset
+        # their training builds its payload again, and warns as torch_training_payload's does
         warnings.filterwarnings("ignore", message="params.cfg already populated")
         renamed = with_diff3d_key(data_path, Path(folder))
         out = Path(folder) / "out"
-        reset_legacy_params()
-        resolved = create_training_payload(
-            train_data_file=renamed, output_dir=out, overrides=overrides, execution_config=execution
-        ).tf_training_config
+        resolved = torch_training_payload(overrides, renamed, folder, execution).tf_training_config
         raw = RawData.from_file(str(renamed))
         n_groups = min(int(resolved.n_groups), len(raw.xcoords))  # generate_grouped_data caps groups at positions
         planned = {"n_groups": n_groups, "steps_per_epoch": math.ceil(n_groups / resolved.batch_size)}
         planned["epochs"] = epochs_for(max_steps, planned["steps_per_epoch"])
-        payload = create_training_payload(
-            train_data_file=renamed,
-            output_dir=out,
-            overrides={**overrides, "max_epochs": planned["epochs"]},
-            execution_config=execution,
-        )
+        payload = torch_training_payload({**overrides, "max_epochs": planned["epochs"]}, renamed, folder, execution)
         L.seed_everything(seed, verbose=False)
         try:
             # as cli_main calls it: trains, then writes output_dir/wts.h5.zip (save_torch_bundle and the
