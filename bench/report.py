@@ -224,6 +224,17 @@ def table_parity(s: dict) -> list[str]:
         f"import per process {s['import_per_process_s']:.2f} s; "
         f"speed-up -n auto over -n 0: {s['speedup_auto_over_0']:.2f}"
     )
+    vs = s.get("versus_upstream") or {}
+    if "ratio_wall" in vs:
+        ours, theirs = vs["ours"], vs["theirs"]
+        out.append(
+            f"side by side (bench.versus): parity/ -n auto {ours['median_wall_s']:.1f} s (peak "
+            f"{ours['peak_mib_largest_process']:.0f} MiB), PtychoPINN's own parity tests "
+            f"{theirs['median_wall_s']:.1f} s (peak {theirs['peak_mib_largest_process']:.0f} MiB): "
+            f"{vs['ratio_wall']:.2f}x (target {vs['target_ratio']}x)"
+        )
+    elif vs:
+        out.append(f"side by side (bench.versus): skipped, {vs['skipped']}")
     return out + [""]
 
 

@@ -15,6 +15,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from bench import proc
+from bench.versus import versus
 
 IMPORTS = {
     "python_only": "pass",
@@ -335,4 +336,5 @@ def section_parity(work: Path, quick: bool) -> dict:
         out[f"n_{workers}"] = parity_run(work, workers, per_process, quick)
     auto, zero = out["n_auto"], out["n_0"]
     out["speedup_auto_over_0"] = zero["wall_s"] / auto["wall_s"] if auto["wall_s"] else math.nan
+    out["versus_upstream"] = versus(work, 1 if quick else 3)
     return out

@@ -21,7 +21,7 @@ from adapters.registry import available as available_backends
 from backends.common.fileio import installed_versions
 from backends.common.threads import pin_threads
 from parity import baseline as baselines
-from parity import code_coverage, profiles, shards
+from parity import code_coverage, heap, profiles, shards
 from parity.envinfo import collect_environment
 from parity.matrix import select
 from parity.options import add_options, check_names, split_names
@@ -251,6 +251,11 @@ def parity_session(request, tmp_path_factory):
     if session.coverage is not None:
         session.coverage.finish()
     session.write_timings()
+
+
+def pytest_runtest_teardown(item, nextitem):
+    if _active(item.config):
+        heap.freeze_if_imported()
 
 
 def pytest_runtest_logreport(report):
