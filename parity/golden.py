@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from backends.common.archive import ArchiveError, load_npz
 from backends.common.fileio import (
     VersionedJsonError,
     atomic_write_bytes,
@@ -42,6 +43,7 @@ from parity.verdict import GOLDEN, Check, Comparison, closing_line, headline
 
 GOLDEN_FORMAT = "pinn-parity-golden"
 GOLDEN_FORMAT_VERSION = 1
+GOLDEN_MAX_BYTES = 1 << 28  # declared array bytes one stage file may hold
 MANIFEST_NAME = "manifest.json"
 MAX_FILE_BYTES = 2 * 1024 * 1024  # one stage file; the whole tree must stay a few MB
 
@@ -180,8 +182,11 @@ class GoldenStore:
         try:
             if path.suffix == ".json":
                 return json.loads(path.read_text(encoding="utf-8"))
-            with np.load(path, allow_pickle=False) as archive:
-                return {name: archive[name] for name in archive.files}
+            # Headers first: shapes against the zip directory, no pickles, at most GOLDEN_MAX_BYTES.
+            return load_npz(path, max_bytes=GOLDEN_MAX_BYTES)
+        except ArchiveError as error:
+            member = f"{error.member}: " if error.member else ""
+            raise GoldenError(f"{path}: corrupt golden file ({member}{error.problem})") from None
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError) as error:
             raise GoldenError(f"{path}: corrupt golden file ({type(error).__name__}: {error})") from None
 

@@ -1,7 +1,10 @@
 """The NPZ dataset contract (docs/spec.md §1): read, validate, write.
 
 Shared by both backends: it is I/O, not numerics. Every problem with a file
-raises DatasetError naming the file, the key and what is wrong.
+raises DatasetError naming the file, the key and what is wrong. What each key's
+.npy header declares (shape, dtype) is checked against the other keys and the
+caps before any array is read (backends.common.archive), so a file whose
+declarations disagree costs a few headers, not its inflated size.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from backends.common.archive import ArchiveError, load_npz, npz_headers, npz_key
 from backends.common.fileio import save_npz
 
+MAX_DATASET_BYTES = 16 << 30  # declared array bytes of one NPZ file, all keys together (docs/spec.md §1)
 PER_POSITION_KEYS = ("xcoords", "ycoords", "xcoords_start", "ycoords_start")
 
 
@@ -68,16 +73,18 @@ _DTYPES = {
 }
 
 
+def _check_dtype(path, key, dtype) -> np.dtype:
+    """The canonical dtype of `key` when `dtype` casts to it losing nothing essential, else refuse."""
+    want = np.dtype(_DTYPES[key])
+    if dtype == want or (dtype.kind in "biuf" and want.kind in "fc") or (dtype.kind == "c" and want.kind == "c"):
+        return want
+    raise DatasetError(path, key, f"dtype {dtype} cannot be safely cast to {want}")
+
+
 def _cast(path, key, arr):
     """Cast to the canonical dtype when it loses nothing essential, else refuse."""
-    want = np.dtype(_DTYPES[key])
-    if arr.dtype == want:
-        return arr
-    if arr.dtype.kind in "biuf" and want.kind in "fc":
-        return arr.astype(want)
-    if arr.dtype.kind == "c" and want.kind == "c":
-        return arr.astype(want)
-    raise DatasetError(path, key, f"dtype {arr.dtype} cannot be safely cast to {want}")
+    want = _check_dtype(path, key, arr.dtype)
+    return arr if arr.dtype == want else arr.astype(want)
 
 
 def _check_finite(path, key, arr):
@@ -86,19 +93,19 @@ def _check_finite(path, key, arr):
         raise DatasetError(path, key, f"{bad} non-finite value(s) (NaN or Inf)")
 
 
-def validate(ds: Dataset) -> Dataset:
-    """Check shapes, lengths, finiteness and signs; return `ds` unchanged or raise."""
-    path = ds.source
-    d = ds.diffraction
-    if d.ndim != 3:
-        raise DatasetError(path, "diffraction", f"expected 3 dimensions (M, N, N), got shape {d.shape}")
-    m, n1, n2 = d.shape
+def _check_shapes(path, shapes: dict) -> None:
+    """Shapes against each other: key -> shape of diffraction and probeGuess, and of whichever of the
+    per-position keys and objectGuess are present. Read from arrays or from the file's headers alone."""
+    d = shapes["diffraction"]
+    if len(d) != 3:
+        raise DatasetError(path, "diffraction", f"expected 3 dimensions (M, N, N), got shape {d}")
+    m, n1, n2 = d
     if n1 != n2:
         # (N, N, M) files from older tools land here rather than being transposed by guess.
         raise DatasetError(
             path,
             "diffraction",
-            f"patterns must be square (M, N, N); got shape {d.shape}. "
+            f"patterns must be square (M, N, N); got shape {d}. "
             "A (N, N, M) layout is not accepted: transpose it explicitly",
         )
     if n1 < 16 or n1 % 8:
@@ -109,6 +116,25 @@ def validate(ds: Dataset) -> Dataset:
         )
     if m < 1:
         raise DatasetError(path, "diffraction", "holds no patterns (M = 0)")
+    for key in PER_POSITION_KEYS:
+        if key in shapes and shapes[key] != (m,):
+            raise DatasetError(path, key, f"expected shape ({m},) to match diffraction's M={m}, got {shapes[key]}")
+    if shapes["probeGuess"] != (n1, n1):
+        raise DatasetError(
+            path, "probeGuess", f"expected shape ({n1}, {n1}) to match N={n1}, got {shapes['probeGuess']}"
+        )
+    if "objectGuess" in shapes and len(shapes["objectGuess"]) != 2:
+        raise DatasetError(path, "objectGuess", f"expected 2 dimensions (H, W), got shape {shapes['objectGuess']}")
+
+
+def validate(ds: Dataset) -> Dataset:
+    """Check shapes, lengths, finiteness and signs; return `ds` unchanged or raise."""
+    path = ds.source
+    arrays = {"diffraction": ds.diffraction, "probeGuess": ds.probe, "objectGuess": ds.object}
+    arrays.update({key: getattr(ds, key) for key in PER_POSITION_KEYS})
+    arrays = {key: arr for key, arr in arrays.items() if arr is not None}
+    _check_shapes(path, {key: tuple(np.shape(arr)) for key, arr in arrays.items()})
+    d = ds.diffraction
     _check_finite(path, "diffraction", d)
     if np.any(d < 0):
         raise DatasetError(
@@ -116,21 +142,28 @@ def validate(ds: Dataset) -> Dataset:
             "diffraction",
             f"{int(np.count_nonzero(d < 0))} negative amplitude(s); diffraction holds sqrt(counts) >= 0",
         )
-    for key in PER_POSITION_KEYS:
-        arr = getattr(ds, key)
-        if arr is None:
-            continue
-        if arr.shape != (m,):
-            raise DatasetError(path, key, f"expected shape ({m},) to match diffraction's M={m}, got {arr.shape}")
-        _check_finite(path, key, arr)
-    if ds.probe.shape != (n1, n1):
-        raise DatasetError(path, "probeGuess", f"expected shape ({n1}, {n1}) to match N={n1}, got {ds.probe.shape}")
-    _check_finite(path, "probeGuess", ds.probe)
-    if ds.object is not None:
-        if ds.object.ndim != 2:
-            raise DatasetError(path, "objectGuess", f"expected 2 dimensions (H, W), got shape {ds.object.shape}")
-        _check_finite(path, "objectGuess", ds.object)
+    for key in (*PER_POSITION_KEYS, "probeGuess", "objectGuess"):
+        if key in arrays:
+            _check_finite(path, key, arrays[key])
     return ds
+
+
+def _check_headers(path, headers: dict) -> list[str]:
+    """What the file's .npy headers declare, checked before any array is read; the keys to read."""
+    if "diffraction" in headers and "diff3d" in headers and headers["diffraction"].shape != headers["diff3d"].shape:
+        raise DatasetError(path, "diff3d", "both 'diffraction' and its alias 'diff3d' are present and differ")
+    shapes = {k: h.shape for k, h in headers.items() if k in _DTYPES}
+    if "diffraction" not in shapes and "diff3d" in headers:
+        shapes["diffraction"] = headers["diff3d"].shape
+    for key in ("diffraction", "xcoords", "ycoords", "probeGuess"):
+        if key not in shapes:
+            raise DatasetError(path, key, f"required key is missing (present: {sorted(headers)})")
+    for key in _DTYPES:
+        header = headers.get(key, headers.get("diff3d") if key == "diffraction" else None)
+        if header is not None:
+            _check_dtype(path, key, header.dtype)
+    _check_shapes(path, shapes)
+    return [k for k in headers if k in _DTYPES or k in ("diff3d", "metadata")]
 
 
 def load_dataset(path) -> Dataset:
@@ -143,30 +176,23 @@ def load_dataset(path) -> Dataset:
     if not zipfile.is_zipfile(path):
         raise DatasetError(path, None, "not an NPZ archive (numpy .npz zip file)")
     try:
-        npz = np.load(path, allow_pickle=False)
-    except Exception as exc:  # numpy raises several types for damaged archives
-        raise DatasetError(path, None, f"cannot be read as NPZ: {exc}") from exc
-    with npz:
-        try:
-            raw = {k: npz[k] for k in npz.files}
-        except ValueError as exc:  # object arrays need pickle, which is refused
-            raise DatasetError(path, None, f"holds a member that needs pickle, refused: {exc}") from exc
+        headers = npz_headers(path, max_bytes=MAX_DATASET_BYTES)
+        raw = load_npz(path, _check_headers(path, headers), headers=headers)
+    except ArchiveError as exc:
+        raise DatasetError(path, exc.member and npz_key(exc.member), exc.problem) from exc
     if "diffraction" in raw and "diff3d" in raw:
         a, b = raw["diffraction"], raw["diff3d"]
         if a.shape != b.shape or not np.array_equal(a, b):
             raise DatasetError(path, "diff3d", "both 'diffraction' and its alias 'diff3d' are present and differ")
     if "diffraction" not in raw and "diff3d" in raw:
         raw["diffraction"] = raw["diff3d"]
-    for key in ("diffraction", "xcoords", "ycoords", "probeGuess"):
-        if key not in raw:
-            raise DatasetError(path, key, f"required key is missing (present: {sorted(raw)})")
     arrays = {k: _cast(path, k, raw[k]) for k in _DTYPES if k in raw}
     metadata = {}
     if "metadata" in raw:
         try:
             metadata = json.loads(str(raw["metadata"]))
-        except json.JSONDecodeError as exc:
-            raise DatasetError(path, "metadata", f"is not a JSON string: {exc}") from exc
+        except (ValueError, RecursionError) as exc:  # bad JSON, a huge integer, too deep a nesting
+            raise DatasetError(path, "metadata", f"is not a JSON string: {type(exc).__name__}: {exc}") from exc
         if not isinstance(metadata, dict):
             raise DatasetError(path, "metadata", "must be a JSON object")
     ds = Dataset(

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from backends.common.archive import load_npz
 from backends.common.fileio import atomic_write
 from backends.common.imagemetrics import HALF_NYQUIST, align_global_phase_scale
 from parity.stages import pipeline
@@ -266,8 +267,7 @@ def make_plots(hub: Path, results: Mapping) -> dict[str, list[PlotRef]]:
 
 def _reconstruction_job(hub: Path, artifact: Mapping):
     def job(path: Path, title: str) -> None:
-        with np.load(hub / artifact["file"], allow_pickle=False) as archive:
-            objects = {label: archive[label] for label in artifact["labels"]}
+        objects = load_npz(hub / artifact["file"], artifact["labels"])  # headers checked before a byte is inflated
         plot_reconstruction(path, objects, title)
 
     return job
