@@ -16,8 +16,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
 
-def measured_env(extra: dict | None = None) -> dict:
-    env = dict(os.environ)
+def measured_env(extra: dict | None = None, drop=()) -> dict:
+    """The caller's environment without the variables in `drop`, plus FRAMEWORK_ENV, then `extra`."""
+    env = {name: value for name, value in os.environ.items() if name not in drop}
     env.update(FRAMEWORK_ENV)  # every measured process: one thread, quiet, oneDNN-free TensorFlow
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     env.pop("PYTEST_XDIST_AUTO_NUM_WORKERS", None)

@@ -2,8 +2,10 @@
 
 Each stage is one small file: `<stage>.npz` for arrays (read with
 allow_pickle=False) or `<stage>.json` for plain data such as a config, plus
-`manifest.json` (config, framework versions, platform, commit, times and the
-sha256 of every stage file).
+`manifest.json` (config, framework versions, platform, commit, times, the
+sha256 of every stage file and the environment fingerprint of the machine that
+wrote it: parity.envinfo.fingerprint; manifests written before fingerprints
+lack it and are read as "unknown", never as different).
 
 Rules (docs/tolerances.md, STYLE.md 7): a missing golden fails and says how
 to create it; regeneration is explicit (`--force-regen`, the option
@@ -22,6 +24,7 @@ import os
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +39,16 @@ from backends.common.fileio import (
     write_npz,
 )
 from parity.comparators import compare_allclose, compare_exact, error_comparison
-from parity.envinfo import check_name, collect_environment, utc_now
+from parity.envinfo import (
+    TOLERANCE_CLASSES,
+    check_name,
+    collect_environment,
+    fingerprint,
+    fingerprint_differences,
+    utc_now,
+)
 from parity.stages import stage_index
+from parity.stages.kit import POINT_MARK
 from parity.tolerances import Tolerance
 from parity.verdict import GOLDEN, Check, Comparison, closing_line, headline
 
@@ -115,6 +126,47 @@ def _store(target: Path, content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
+def _before_last_line(message: str, line: str) -> str:
+    """`line` inserted before the message's closing line (what to do next stays last)."""
+    *body, last = message.splitlines()
+    return "\n".join([*body, line, last]) if body else f"{message}\n{line}"
+
+
+def _later_points(name: str, keys) -> list[str]:
+    """`name@1`, `name@2`, ... while present in `keys` (POINT_MARK)."""
+    out = []
+    while f"{name}{POINT_MARK}{len(out) + 1}" in keys:
+        out.append(f"{name}{POINT_MARK}{len(out) + 1}")
+    return out
+
+
+def _first_agreeing(points, tol, **where) -> Comparison:
+    """allclose at the first point that agrees (points: [(candidate, golden), ...], the stage's own first);
+    with more than one point, measured["point"] says which was judged and the message lists every point's
+    max_abs up to it. None agrees: the first point's failure, every point's figure added."""
+    results = []
+    for candidate, golden in points:
+        results.append(compare_allclose(candidate, golden, tol, **where))
+        if results[-1].passed:
+            break
+    if len(points) == 1:
+        return results[0]
+    judged = results[-1] if results[-1].passed else results[0]
+    figures = ", ".join(f"{r.measured.get('max_abs', float('nan')):.3g}" for r in results)
+    if judged is results[0] and judged.passed:
+        line = f"  judged at point 0 of {len(points)}"
+    elif judged.passed:
+        line = (
+            f"  max_abs at points 0..{len(results) - 1}: {figures}; judged at point {len(results) - 1}, the first "
+            "that agrees: the earlier ones hold a kink at float32 rounding (docs/tolerances.md, gradients)"
+        )
+    else:
+        line = f"  max_abs at points 0..{len(results) - 1}: {figures}; none agrees: judged at point 0"
+    point = len(results) - 1 if judged.passed else 0
+    message = _before_last_line(judged.message, line)
+    return replace(judged, measured={**judged.measured, "point": point}, message=message)
+
+
 class GoldenStore:
     """The golden/ tree: check outputs against it, write and bless new references."""
 
@@ -167,7 +219,30 @@ class GoldenStore:
             raise GoldenError(f"{path}: manifest config names {named!r}, not the folder's {config_id!r}")
         if not isinstance(manifest.get("stages"), dict):
             raise GoldenError(f"{path}: manifest has no stages object")
+        recorded = manifest.get("fingerprint")
+        if recorded is not None and (
+            not isinstance(recorded, dict) or recorded.get("tolerance_class") not in TOLERANCE_CLASSES
+        ):
+            raise GoldenError(
+                f"{path}: manifest fingerprint must be an object whose tolerance_class is one of "
+                f"{', '.join(TOLERANCE_CLASSES)} (parity.envinfo.fingerprint), got {recorded!r}"
+            )
         return manifest
+
+    def running_fingerprint(self) -> dict:
+        """The fingerprint of this process's machine, computed once per store."""
+        if not hasattr(self, "_running"):
+            self._running = fingerprint()
+        return self._running
+
+    def fingerprint_differences(self, config_id: str) -> list[str]:
+        """How the fingerprint of the machine that wrote the config's golden differs from this one's
+        ('cpu.isa: avx512 -> avx2', ...); [] when equal, when there is no manifest or it has no fingerprint."""
+        try:
+            manifest = self.read_manifest(config_id)
+        except GoldenError:
+            return []  # the check itself reports it
+        return fingerprint_differences((manifest or {}).get("fingerprint"), self.running_fingerprint())
 
     def load(self, config_id: str, stage: str) -> dict:
         """The stored golden of a stage; GoldenError naming the file when missing or corrupt."""
@@ -290,7 +365,12 @@ class GoldenStore:
             return [
                 self._failure(config_id, stage, check, "golden", f"{path} holds named arrays; pass a mapping of arrays")
             ]
-        return self._check_arrays(config_id, stage, check, metric, data, stored, tol_lookup)
+        results = self._check_arrays(config_id, stage, check, metric, data, stored, tol_lookup)
+        differences = self.fingerprint_differences(config_id) if any(not r.passed for r in results) else []
+        if differences:  # a failure on another machine's golden says so, before its closing line
+            line = f"  golden written on another machine: {'; '.join(differences)}"
+            results = [r if r.passed else replace(r, message=_before_last_line(r.message, line)) for r in results]
+        return results
 
     def _check_arrays(self, config_id, stage, check, metric, data, stored, tol_lookup):
         results = []
@@ -307,13 +387,14 @@ class GoldenStore:
                     [f"  only in this run: {only_run}", f"  only in the golden: {only_golden}"],
                 )
             )
-        for name in sorted(set(data) & set(stored)):
+        common = set(data) & set(stored)
+        for name in sorted(n for n in common if POINT_MARK not in n):
             candidate, golden = np.asarray(data[name]), stored[name]
             if tol_lookup is not None and golden.dtype.kind in "fc":
+                points = [(np.asarray(data[k]), stored[k]) for k in _later_points(name, common)]
                 results.append(
-                    compare_allclose(
-                        candidate,
-                        golden,
+                    _first_agreeing(
+                        [(candidate, golden), *points],
                         tol_lookup(stage, metric, golden.dtype),
                         config_id=config_id,
                         stage=stage,
@@ -336,7 +417,8 @@ class GoldenStore:
 
         manifest_info: "config" (the effective config, required), "framework_versions"
         (required), optional "platform" and "commit" (collected here when absent), optional
-        "reference_backend" (recorded: which backend's outputs the golden holds).
+        "reference_backend" (recorded: which backend's outputs the golden holds), optional
+        "fingerprint" (parity.envinfo.fingerprint of this machine when absent).
         Refuses (GoldenError) when the folder's manifest holds another config.
         """
         stage_index(stage)
@@ -375,6 +457,9 @@ class GoldenStore:
                 "framework_versions": _normalized(dict(manifest_info["framework_versions"])),
                 "platform": manifest_info.get("platform") or env["platform"],
                 "commit": manifest_info.get("commit") or env["commit"],
+                "fingerprint": _normalized(
+                    dict(manifest_info.get("fingerprint") or fingerprint(manifest_info["framework_versions"]))
+                ),
                 "updated": now,
             }
         )

@@ -19,7 +19,9 @@ from parity.matrix import ParityCase
 from parity.profiles import BUNDLED, Profile
 from parity.report import hub as hubs
 from parity.report import plots
+from parity.report.hub import StageNote
 from parity.stage_runner import run_stage
+from parity.status import NoteKind
 from parity.tolerances import tolerance
 from parity.verdict import GOLDEN, REFEREE, Comparison
 
@@ -76,6 +78,10 @@ class ParitySession:
                 tol_lookup=tolerance,
                 cross_backend_comparisons=[c for c in result.comparisons if c.check.right != GOLDEN],
             )
+            differences = self.store.fingerprint_differences(ctx.case_id) if result.golden_by_backend else []
+            if differences:
+                text = f"golden written on another machine: {'; '.join(differences)}"
+                result.notes.append(StageNote(ctx.case_id, stage, NoteKind.FINGERPRINT, text))
         artifacts = hubs.write_part(self.hub, self.worker, comparisons, result.artifacts, result.notes)
         # This config's plots, drawn here while other workers run, not serially by the controller at the end.
         plots.draw_missing(self.hub, [c.to_dict() for c in comparisons], artifacts)

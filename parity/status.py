@@ -46,3 +46,6 @@ class NoteKind(StrEnum):
     the adapter calls is the first sign the adapter will break)."""
     KINK = "kink"
     """Gradients that disagree at one batch and agree at the next (float32 rounding at a ReLU or max-pool)."""
+    FINGERPRINT = "fingerprint"
+    """The stage's golden was written on a machine whose fingerprint (device, ISA level, kernel variables,
+    framework versions: parity.envinfo.fingerprint) differs from this run's; the note lists how."""

@@ -28,12 +28,19 @@ from adapters.registry import get_adapter
 from backends.common.fileio import installed_versions
 from parity.baseline import EMPTY, Baseline
 from parity.case_context import make_context
-from parity.envinfo import collect_environment, utc_now
+from parity.envinfo import DEFAULT_TOLERANCE_CLASS, collect_environment, utc_now
 from parity.matrix import MATRIX
 from parity.profiles import BUNDLED, Profile
 from parity.stage_runner import run_stage
 from parity.stages import STAGES
-from parity.tolerances import DEFAULT_LEDGER_PATH, load_ledger, read_ledger_document, save_ledger_document, use_ledger
+from parity.tolerances import (
+    DEFAULT_LEDGER_PATH,
+    load_ledger,
+    read_ledger_document,
+    running_class,
+    save_ledger_document,
+    use_ledger,
+)
 from parity.verdict import REFEREE
 
 HEADROOM = 10.0
@@ -134,8 +141,9 @@ def report(found: dict, ledger) -> tuple[list[str], bool]:
     """Table lines, and whether every measurement is within its current tolerance."""
     lines = [f"{'ledger key':34s} {'measured':>11s} {'tolerance':>11s} {'headroom':>9s}  verdict"]
     ok = True
+    cls = running_class()  # a measurement on a GPU is judged against (and written to) the gpu class
     for key in sorted(set(found) | set(ledger.entries)):
-        entry, got = ledger.entries.get(key), found.get(key)
+        entry, got = (ledger.resolve(key, cls) if key in ledger.entries else None), found.get(key)
         if got is None:
             lines.append(f"{key:34s} {'-':>11s} {entry.value:11.3g} {'':>9s}  not exercised")
             continue
@@ -159,18 +167,34 @@ def write_ledger(found: dict, path=DEFAULT_LEDGER_PATH, log=print) -> None:
     """Replace measured entries' values and provenance; other entries stay as they are.
 
     Each entry keeps its own headroom factor: 10 for deterministic stages, less where
-    the metric is chaotic by nature (training), so that the band still means something."""
+    the metric is chaotic by nature (training), so that the band still means something.
+    On a machine of another tolerance class than "cpu" (PINN_PARITY_DEVICE) the values go to the entry's
+    `classes.<class>` (created from the entry's headroom), never over its cpu fields."""
     document = read_ledger_document(path)
     env = collect_environment()
     threads = ", ".join(f"{k}={v}" for k, v in sorted(env.get("threads", {}).items()))
-    environment = {"versions": installed_versions(), "platform": env.get("platform", "?"), "threads": threads}
+    environment = {
+        "versions": installed_versions(),
+        "platform": env.get("platform", "?"),
+        "threads": threads,
+        "fingerprint": env["fingerprint"],
+    }
+    cls = env["fingerprint"]["tolerance_class"]
     for key, got in sorted(found.items()):
-        entry = document["entries"].get(key)
-        if entry is None:
+        base = document["entries"].get(key)
+        if base is None:
             log(f"  {key}: measured {got['worst']:.3g} but the ledger has no entry; add one by hand first")
             continue
+        if cls == DEFAULT_TOLERANCE_CLASS:
+            entry = base
+        else:
+            classes = base.setdefault("classes", {})
+            entry = classes.setdefault(
+                cls, {"value": base["value"], "headroom": base.get("headroom", HEADROOM), "provisional": True}
+            )
+        bound = base.get("bound", "upper")  # a class entry takes bound and dtype from its entry
         headroom = float(entry.get("headroom", HEADROOM))
-        value = proposed_value(entry.get("bound", "upper"), got["worst"], got["max_ref"], headroom, entry["dtype"])
+        value = proposed_value(bound, got["worst"], got["max_ref"], headroom, base["dtype"])
         if value > entry["value"] and not entry.get("provisional"):
             log(f"  {key}: LOOSENED {entry['value']:.3g} -> {value:.3g} (measured {got['worst']:.3g})")
         entry.update(
@@ -182,8 +206,8 @@ def write_ledger(found: dict, path=DEFAULT_LEDGER_PATH, log=print) -> None:
             environment=environment,
             date=utc_now()[:10],
             provisional=False,
-            note=f"{got['n']} comparisons; value = {'1 - ' if entry.get('bound') == 'lower' else ''}"
-            f"worst{' deficit' if entry.get('bound') == 'lower' else ''} x headroom",
+            note=f"{got['n']} comparisons; value = {'1 - ' if bound == 'lower' else ''}"
+            f"worst{' deficit' if bound == 'lower' else ''} x headroom",
         )
         if not math.isfinite(entry["value"]):
             raise ValueError(f"{key}: non-finite proposed tolerance")

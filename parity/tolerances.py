@@ -6,6 +6,12 @@ measured over several seeds, the headroom factor applied, the environment it
 was measured in and the date, so a reader can tell a measured bound from a
 guess. Entries not measured yet carry `"provisional": true` and
 `measured_max: null`. Policy: docs/tolerances.md.
+
+Tolerance classes (parity.envinfo.TOLERANCE_CLASSES, "cpu" and "gpu"): an entry's own fields are the
+"cpu" class; an optional `"classes": {"gpu": {...}}` holds another class's value and provenance, so a GPU
+class is added without touching the CPU entries. tolerance() picks the class of the running device
+(parity.envinfo.device, PINN_PARITY_DEVICE) unless told; a class without its own entry falls back to the
+cpu fields, and the Tolerance says which class it is (`tolerance_class`).
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from backends.common.fileio import VersionedJsonError, atomic_write_json, read_versioned_json
+from parity.envinfo import DEFAULT_TOLERANCE_CLASS, TOLERANCE_CLASSES, device
+from parity.envinfo import tolerance_class as class_of_device
 from parity.stages import STAGES
 
 LEDGER_SCHEMA = "pinn-parity-tolerances"
@@ -40,6 +48,9 @@ REQUIRED_FIELDS = (
 )
 REQUIRED_ENVIRONMENT = ("versions", "platform", "threads")
 BOUNDS = ("upper", "lower")
+INHERITED_FIELDS = ("stage", "metric", "dtype", "bound")
+"""A class entry (`classes.<class>`) takes these from its entry and may not restate them."""
+CLASS_FIELDS = tuple(name for name in REQUIRED_FIELDS if name not in INHERITED_FIELDS) + ("provisional", "note")
 
 
 class LedgerError(ValueError):
@@ -73,6 +84,8 @@ class Tolerance:
     provisional: bool = False
     """True while the value is a placeholder, not a measurement."""
     note: str = ""
+    tolerance_class: str = DEFAULT_TOLERANCE_CLASS
+    """The class whose value this is: "cpu" (the entry's own fields) or one of its `classes`."""
 
     def summary(self) -> str:
         """One line of provenance for failure messages and reports."""
@@ -80,6 +93,8 @@ class Tolerance:
         env = ", ".join(f"{name} {version}" for name, version in sorted(versions.items()))
         threads = self.environment.get("threads", "?")
         where = f"{env}; {self.environment.get('platform', '?')}; threads {threads}"
+        if self.tolerance_class != DEFAULT_TOLERANCE_CLASS:  # the cpu class is every entry's own
+            where = f"class {self.tolerance_class}; {where}"
         if self.provisional or self.measured_max is None:
             return f"PROVISIONAL placeholder, not measured ({where}; {self.date})"
         seeds = ",".join(str(seed) for seed in self.seeds)
@@ -96,6 +111,7 @@ class Tolerance:
             "rtol": self.rtol,
             "bound": self.bound,
             "provisional": self.provisional,
+            "class": self.tolerance_class,
             "provenance": self.summary(),
         }
 
@@ -106,6 +122,13 @@ class Ledger:
 
     path: Path
     entries: Mapping[str, Tolerance]
+    """key -> the entry's own (cpu class) tolerance."""
+    classes: Mapping[str, Mapping[str, Tolerance]] = field(default_factory=dict)
+    """key -> {class: tolerance} for the entries with a `classes` object."""
+
+    def resolve(self, key: str, tolerance_class: str) -> Tolerance:
+        """The entry `key` (present) for `tolerance_class`: its class entry, else its own (cpu) fields."""
+        return self.classes.get(key, {}).get(tolerance_class, self.entries[key])
 
 
 def precision_name(dtype) -> str:
@@ -131,7 +154,7 @@ def _number(key: str, name: str, raw, *, allow_none: bool = False) -> float | No
     return float(raw)
 
 
-def _entry(key: str, raw) -> Tolerance:
+def _entry(key: str, raw, tolerance_class: str = DEFAULT_TOLERANCE_CLASS) -> Tolerance:
     if not isinstance(raw, Mapping):
         raise LedgerError(f"ledger entry {key!r} must be an object")
     missing = [name for name in REQUIRED_FIELDS if name not in raw]
@@ -140,6 +163,7 @@ def _entry(key: str, raw) -> Tolerance:
     env = raw["environment"]
     if not isinstance(env, Mapping) or any(name not in env for name in REQUIRED_ENVIRONMENT):
         raise LedgerError(f"ledger entry {key!r}: environment must hold {', '.join(REQUIRED_ENVIRONMENT)}")
+    _check_fingerprint(key, env.get("fingerprint"), tolerance_class)
     stage, metric, dtype = raw["stage"], raw["metric"], raw["dtype"]
     if stage not in STAGES:
         raise LedgerError(f"ledger entry {key!r}: unknown stage {stage!r}")
@@ -182,7 +206,60 @@ def _entry(key: str, raw) -> Tolerance:
         date=raw["date"],
         provisional=provisional,
         note=str(raw.get("note", "")),
+        tolerance_class=tolerance_class,
     )
+
+
+def _check_fingerprint(key: str, fingerprint, tolerance_class: str) -> None:
+    """environment.fingerprint is optional (entries measured before fingerprints lack it); when present it
+    must be an object whose tolerance_class is the class the entry is filed under."""
+    if fingerprint is None:
+        return
+    if not isinstance(fingerprint, Mapping):
+        raise LedgerError(f"ledger entry {key!r}: environment.fingerprint must be an object")
+    measured_class = fingerprint.get("tolerance_class")
+    if measured_class != tolerance_class:
+        where = "its own fields" if tolerance_class == DEFAULT_TOLERANCE_CLASS else f"classes.{tolerance_class}"
+        raise LedgerError(
+            f"ledger entry {key!r}: {where} (class {tolerance_class!r}) were measured on a machine of class "
+            f"{measured_class!r} (environment.fingerprint.tolerance_class); file them under that class"
+        )
+
+
+def _class_entries(key: str, raw: Mapping) -> dict[str, Tolerance]:
+    """An entry's optional `classes` object: {class: {value, rtol, measured_max, seeds, headroom, environment,
+    date, provisional?, note?}}, each validated like an entry, stage/metric/dtype/bound taken from the entry."""
+    classes = raw.get("classes", {})
+    if not isinstance(classes, Mapping):
+        raise LedgerError(f"ledger entry {key!r}: classes must be an object keyed by tolerance class")
+    out = {}
+    others = [name for name in TOLERANCE_CLASSES if name != DEFAULT_TOLERANCE_CLASS]
+    for name, fields in classes.items():
+        if name == DEFAULT_TOLERANCE_CLASS:
+            raise LedgerError(
+                f"ledger entry {key!r}: classes.{name}: the entry's own fields are class {name!r}; "
+                f"classes holds only {', '.join(others)}"
+            )
+        if name not in TOLERANCE_CLASSES:
+            raise LedgerError(
+                f"ledger entry {key!r}: unknown tolerance class {name!r} in classes (known: {', '.join(others)})"
+            )
+        if not isinstance(fields, Mapping):
+            raise LedgerError(f"ledger entry {key!r}: classes.{name} must be an object")
+        restated = [f for f in fields if f in INHERITED_FIELDS]
+        unknown = [f for f in fields if f not in CLASS_FIELDS and f not in INHERITED_FIELDS]
+        if restated or unknown:
+            raise LedgerError(
+                f"ledger entry {key!r}: classes.{name} may hold only {', '.join(CLASS_FIELDS)}"
+                f" ({', '.join(restated + unknown)} given; {', '.join(INHERITED_FIELDS)} come from the entry)"
+            )
+        merged = {**{f: raw[f] for f in INHERITED_FIELDS if f in raw}, **fields}
+        try:
+            out[name] = _entry(key, merged, name)
+        except LedgerError as error:
+            text = str(error).replace(f"ledger entry {key!r}", f"ledger entry {key!r} classes.{name}", 1)
+            raise LedgerError(text) from None
+    return out
 
 
 def parse_ledger(document, path: Path) -> Ledger:
@@ -198,7 +275,9 @@ def parse_ledger(document, path: Path) -> Ledger:
     entries = document.get("entries")
     if not isinstance(entries, Mapping):
         raise LedgerError(f"{path}: 'entries' must be an object keyed stage.metric.dtype")
-    return Ledger(path=path, entries={key: _entry(key, raw) for key, raw in entries.items()})
+    parsed = {key: _entry(key, raw) for key, raw in entries.items()}
+    classes = {key: found for key, raw in entries.items() if (found := _class_entries(key, raw))}
+    return Ledger(path=path, entries=parsed, classes=classes)
 
 
 def read_ledger_document(path: str | os.PathLike = DEFAULT_LEDGER_PATH) -> dict:
@@ -238,9 +317,22 @@ def use_ledger(path: str | os.PathLike) -> Path:
     return previous
 
 
-def tolerance(stage: str, metric: str, dtype, *, ledger: Ledger | None = None) -> Tolerance:
-    """The entry for (stage, metric, dtype) of `ledger`, or of the active ledger (use_ledger);
-    LedgerError when there is none."""
+def running_class() -> str:
+    """The tolerance class of this process's device (PINN_PARITY_DEVICE; "cpu" when unset)."""
+    try:
+        return class_of_device(device())
+    except ValueError as error:
+        raise LedgerError(str(error)) from None
+
+
+def tolerance(
+    stage: str, metric: str, dtype, *, ledger: Ledger | None = None, tolerance_class: str | None = None
+) -> Tolerance:
+    """The entry for (stage, metric, dtype) of `ledger`, or of the active ledger (use_ledger), for
+    `tolerance_class` (default: the running device's, running_class()); LedgerError when there is none."""
+    wanted = running_class() if tolerance_class is None else tolerance_class
+    if wanted not in TOLERANCE_CLASSES:
+        raise LedgerError(f"unknown tolerance class {wanted!r} (known: {', '.join(TOLERANCE_CLASSES)})")
     book = ledger if ledger is not None else load_ledger(_active_ledger)
     key = ledger_key(stage, metric, dtype)
     if key not in book.entries:
@@ -250,7 +342,7 @@ def tolerance(stage: str, metric: str, dtype, *, ledger: Ledger | None = None) -
             f"no tolerance {key!r} in {book.path} (entries for stage "
             f"{stage!r}: {known}); measure it and add it, see docs/tolerances.md"
         )
-    return book.entries[key]
+    return book.resolve(key, wanted)
 
 
 def save_ledger_document(document: Mapping, path: str | os.PathLike = DEFAULT_LEDGER_PATH) -> None:

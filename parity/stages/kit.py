@@ -28,6 +28,13 @@ from parity.status import NoteKind
 from parity.tolerances import precision_name, tolerance
 from parity.verdict import REFEREE, Check, Comparison
 
+POINT_MARK = "@"
+"""A golden array `name@k` (k = 1, 2, ...) is the same quantity as `name` at a later point (the gradients stage's
+later batches): parity.golden judges `name` at the first point that agrees with the golden, in order, as the
+gradients stage's cross-backend check does (docs/tolerances.md): a ReLU input or max-pool tie within float32
+rounding on one batch (a kink) flips with the kernels, so one point pinned alone would not travel between
+machines."""
+
 
 @dataclass(frozen=True)
 class Stage:
