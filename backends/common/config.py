@@ -37,8 +37,8 @@ class PinnConfig:
     object_big: bool | None = None  # merge a group's patches on one canvas; None = gridsize > 1
 
     def __post_init__(self):
-        if self.object_big is None:
-            object.__setattr__(self, "object_big", self.gridsize > 1)
+        if self.object_big is None:  # a gridsize that is no integer is _validate's to name
+            object.__setattr__(self, "object_big", isinstance(self.gridsize, int) and self.gridsize > 1)
         _validate(self)
 
     @property
@@ -129,8 +129,8 @@ def make_config(overrides: dict | None = None) -> PinnConfig:
 def config_from_json(path) -> PinnConfig:
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON or UTF-8; RecursionError: deep nesting
         raise ConfigError(f"{path}: cannot read config JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: config JSON must be an object")

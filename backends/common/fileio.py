@@ -183,7 +183,9 @@ def read_versioned_json(
         document = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise VersionedJsonError(f"{path}: no such {what}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, ValueError, RecursionError) as error:
+        # ValueError: bad JSON, bytes that are no UTF-8, an integer past Python's 4300 digits;
+        # RecursionError: arrays or objects nested too deep for the parser.
         raise VersionedJsonError(f"{path}: unreadable {what} ({type(error).__name__}: {error})") from None
     if not isinstance(document, dict):
         raise VersionedJsonError(f"{path}: a {what} is a JSON object, found {type(document).__name__}")

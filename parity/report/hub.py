@@ -285,9 +285,111 @@ def load_results(hub: str | os.PathLike) -> dict:
     if not path.is_file():
         raise HubError(f"{path} does not exist (an interrupted run that never finalized?)")
     try:
-        return read_versioned_json(path, kind=RESULTS_SCHEMA, version=RESULTS_SCHEMA_VERSION, what="results file")
+        results = read_versioned_json(path, kind=RESULTS_SCHEMA, version=RESULTS_SCHEMA_VERSION, what="results file")
     except VersionedJsonError as error:
         raise ResultsSchemaError(f"{error} (docs/results_schema.md)") from None
+    check_results(results, path)
+    return results
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _names(value) -> bool:
+    """A list of non-empty strings (case ids)."""
+    return isinstance(value, list) and all(isinstance(item, str) and item for item in value)
+
+
+_WORDS = {bool: "true or false", str: "a string", Mapping: "an object", list: "a list"}
+
+
+class _Fields:
+    """The checks of one results.json, each a ResultsSchemaError naming the file and the key at fault."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def need(self, key: str, ok: bool, wanted: str, found) -> None:
+        if not ok:
+            text = repr(found)
+            text = text if len(text) <= 80 else text[:77] + "..."
+            raise ResultsSchemaError(f"{self.path}: key {key!r}: {wanted}, got {text} (docs/results_schema.md)")
+
+    def types(self, document: Mapping, prefix: str, fields, *, required: bool = False, null: bool = False) -> None:
+        """fields: (name, type, words). A field may be absent unless `required`, and null only where `null`
+        (readers take an absent field's default, `.get(name, default)`, but would take a null as it is)."""
+        for name, kind, wanted in fields:
+            value = document.get(name)
+            ok = isinstance(value, kind) or (name not in document and not required) or (value is None and null)
+            self.need(prefix + name, ok, wanted, value)
+
+
+def check_results(results: Mapping, path) -> None:
+    """Every field of results.json the readers (report, diff, merge, baseline, history) take apart, of the
+    type docs/results_schema.md gives; else one ResultsSchemaError naming the file and the key. Fields added
+    during version 1 (totals, notes, baseline, check_parts) may be absent, and env's keys too."""
+    fields = _Fields(path)
+    top = (("complete", bool), ("created", str), ("env", Mapping), ("configs", Mapping), ("comparisons", list))
+    fields.types(results, "", [(name, kind, _WORDS[kind]) for name, kind in top], required=True)
+    optional = (("artifacts", list), ("notes", list), ("warnings", list), ("totals", Mapping), ("baseline", Mapping))
+    fields.types(results, "", [(name, kind, _WORDS[kind]) for name, kind in optional])
+    warnings = results.get("warnings", [])
+    fields.need("warnings", all(isinstance(w, str) for w in warnings), "a list of strings", warnings)
+    env = results["env"]
+    fields.types(env, "env.", [(name, Mapping, "an object") for name in ("packages", "frameworks", "threads", "shard")])
+    fields.types(env, "env.", (("exitstatus", int, "an integer"),))
+    fields.need("env.configs", _names(env.get("configs", [])), "a list of case ids", env.get("configs"))
+    shard = env.get("shard", {})
+    fields.need(
+        "env.shard.configs", "shard" not in env or _names(shard.get("configs")), "case ids", shard.get("configs")
+    )
+    for config_id, entry in results["configs"].items():
+        where = f"configs.{config_id}"
+        fields.need(where, isinstance(entry, Mapping), "an object", entry)
+        fields.need(f"{where}.stages", isinstance(entry.get("stages"), Mapping), "an object", entry.get("stages"))
+        found = entry.get("first_divergence")
+        fields.need(f"{where}.first_divergence", found is None or found in STAGES, "a stage or null", found)
+    info = results.get("baseline", {})
+    entries = info.get("entries", [])
+    fields.need("baseline.entries", isinstance(entries, list), "a list of entries", entries)
+    for index, entry in enumerate(entries):
+        try:
+            baselines.parse_entry(entry, f"{path}: key 'baseline.entries[{index}]'")
+        except baselines.BaselineError as error:
+            raise ResultsSchemaError(f"{error} (docs/results_schema.md)") from None
+    indices = f"entry indices (0 to {len(entries) - 1})"
+    fixed = info.get("fixed", [])
+    ok = isinstance(fixed, list) and all(_is_int(i) and 0 <= i < len(entries) for i in fixed)
+    fields.need("baseline.fixed", ok, f"a list of {indices}", fixed)
+    for index, record in enumerate(results["comparisons"]):
+        _check_comparison(fields, record, f"comparisons[{index}]", len(entries))
+
+
+def _check_comparison(fields: _Fields, record, where: str, n_entries: int) -> None:
+    """One comparisons[] record: what Comparison.from_dict takes, and the fields the readers read beside it."""
+    fields.need(where, isinstance(record, Mapping), "an object", record)
+    for name in ("check", "metric"):
+        value = record.get(name)
+        fields.need(f"{where}.{name}", isinstance(value, str) and bool(value), "a non-empty string", value)
+    fields.types(record, f"{where}.", (("message", str, "a string"),))
+    nullable = ("measured", "tolerance", "worst", "extra", "error")
+    fields.types(record, f"{where}.", [(name, Mapping, "an object or null") for name in nullable], null=True)
+    fields.types(record.get("tolerance") or {}, f"{where}.tolerance.", (("measure", str, "a string"),))
+    error = record.get("error") or {}
+    fields.types(error, f"{where}.error.", [(name, str, "a string") for name in ("type", "origin", "raised_at")])
+    try:
+        Comparison.from_dict(record)
+    except KeyError as missing:
+        raise ResultsSchemaError(f"{fields.path}: key '{where}.{missing.args[0]}' is missing") from None
+    except (ValueError, TypeError) as problem:
+        raise ResultsSchemaError(f"{fields.path}: key {where!r}: {problem} (docs/results_schema.md)") from None
+    state = record.get("baseline")
+    fields.need(f"{where}.baseline", state in (None, baselines.KNOWN, baselines.NEW), "'known' or 'new'", state)
+    if state == baselines.KNOWN:
+        found = record.get("baseline_entry")
+        ok = _is_int(found) and 0 <= found < n_entries
+        fields.need(f"{where}.baseline_entry", ok, f"an entry index (0 to {n_entries - 1})", found)
 
 
 def render(hub: str | os.PathLike) -> None:
