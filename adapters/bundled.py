@@ -24,6 +24,8 @@ from adapters.base import Adapter, Batch, CommonContract, ModelState
 from backends.common.config import make_config
 from backends.common.dataset import load_dataset
 
+MODELS_KEPT = 4  # models cached by _model: a case uses two or three (its data's, the 8x8 optimiser probe's)
+
 
 class BundledAdapter(CommonContract, Adapter):
     """Adapter over `backends.<package>`; subclasses give the layout conversion."""
@@ -76,6 +78,8 @@ class BundledAdapter(CommonContract, Adapter):
                 weights=state.weights,
             )
             self._models[key] = model
+            while len(self._models) > MODELS_KEPT:  # the oldest first: its case is most likely done
+                del self._models[next(iter(self._models))]
         else:
             model.set_canonical_weights(state.weights)
         return model

@@ -253,9 +253,16 @@ def parity_session(request, tmp_path_factory):
     session.write_timings()
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_runtest_teardown(item, nextitem):
-    if _active(item.config):
-        heap.freeze_if_imported()
+    if not _active(item.config) or "parity_session" not in getattr(item, "funcargs", {}):
+        return
+    # A case's tests run one after another in one worker (loadgroup): after its last, its state can go.
+    case = item.callspec.params["parity_case"]
+    following = getattr(getattr(nextitem, "callspec", None), "params", {}).get("parity_case")
+    if following is None or following.id != case.id:
+        item.funcargs["parity_session"].release(case.id)
+    heap.freeze_if_imported()
 
 
 def pytest_runtest_logreport(report):

@@ -35,6 +35,7 @@ class ParitySession:
     hub: Path
     worker: str
     contexts: dict = field(default_factory=dict)
+    finished_timings: dict = field(default_factory=dict)  # case id -> timings of a released case
     adapters: dict = field(default_factory=dict)
     referee: Adapter | None = None  # the float64 arbiter (adapters/referee.py): always on, numpy only, cheap
     profile: Profile = BUNDLED  # which contract checks count (parity/profiles.py)
@@ -95,12 +96,22 @@ class ParitySession:
         """A (config, stage) test passes when every failure is a known split of the baseline."""
         baselines.assert_passed(comparisons, self.baseline)
 
+    def release(self, case_id: str) -> None:
+        """Drop a finished case's context (data, models, trained weights), keeping its timings: a worker
+        otherwise holds every case it ran until the end, and its peak grows with the matrix."""
+        ctx = self.contexts.pop(case_id, None)
+        if ctx is not None:
+            self.finished_timings[case_id] = _case_timings(ctx)
+
     def write_timings(self) -> None:
         """Compute seconds per (case, backend, stage), the referee's included, for `make bench`'s split."""
-        timings = {}
-        for cid, ctx in self.contexts.items():
-            runs = dict(ctx.runs)
-            if ctx.referee is not None:
-                runs["referee"] = ctx.referee
-            timings[cid] = {name: run.timings for name, run in runs.items()}
-        atomic_write_json(self.hub / "timings" / f"{self.worker}.json", timings, indent=1)
+        timings = dict(self.finished_timings)
+        timings.update((cid, _case_timings(ctx)) for cid, ctx in self.contexts.items())
+        atomic_write_json(self.hub / "timings" / f"{self.worker}.json", dict(sorted(timings.items())), indent=1)
+
+
+def _case_timings(ctx: CaseContext) -> dict:
+    runs = dict(ctx.runs)
+    if ctx.referee is not None:
+        runs["referee"] = ctx.referee
+    return {name: run.timings for name, run in runs.items()}
