@@ -66,8 +66,12 @@ clean:
 	rm -rf $(VENV) .pytest_cache
 
 # The whole suite ten times, worker counts and hash seeds varied: the goal is zero failures.
+# LOAD=k: k busy-looping processes share the machine for the whole loop (results must not depend on load).
+LOAD ?= 0
 flake: setup
-	@mkdir -p .bench; fails=0; \
+	@mkdir -p .bench; fails=0; pids=""; \
+	for j in $$(seq 1 $(LOAD)); do $(PY) -c "while True: pass" & pids="$$pids $$!"; done; \
+	trap 'kill $$pids 2>/dev/null' EXIT; [ -z "$$pids" ] || echo "flake: $(LOAD) busy process(es) running:$$pids"; \
 	for i in 1 2 3 4 5 6 7 8 9 10; do \
 	  n=$$(echo "0 1 2 auto" | cut -d' ' -f$$(( i % 4 + 1 ))); \
 	  PYTHONHASHSEED=$$i $(PY) -m pytest parity/ -n $$n -q -p no:cacheprovider > .bench/flake-$$i.log 2>&1; rc=$$?; \
