@@ -73,6 +73,14 @@ def test_config_json(data):
         check_loader(lambda: config_from_json(path), ConfigError, (path,))
 
 
+def _damaged_hub(data, genuine, folder):
+    """A copy of the `genuine` hub under `folder` whose results.json is damaged; (hub, its results.json)."""
+    hub = copy_hub(genuine, folder / "hub")
+    path = hub / "results.json"
+    path.write_bytes(damaged_json(data, read_json(genuine / "results.json"), label="results.json", max_mutations=4))
+    return hub, path
+
+
 def _results_readers(hub, genuine):
     """What the verbs do with a hub's results.json: load it, diff it against a genuine hub both ways
     (`python -m parity diff`), and build baseline entries from its failures (`python -m parity baseline`)."""
@@ -87,11 +95,8 @@ def _results_readers(hub, genuine):
 @given(data=st.data())
 def test_results_json(data, genuine_hubs):
     first, second = genuine_hubs
-    results = read_json(second / "results.json")
     with scratch() as folder:
-        hub = copy_hub(second, folder / "hub")
-        path = hub / "results.json"
-        path.write_bytes(damaged_json(data, results, label="results.json", max_mutations=4))
+        hub, path = _damaged_hub(data, second, folder)
         check_loader(lambda: _results_readers(hub, first), (HubError, BaselineError), (path, hub))
 
 
@@ -99,10 +104,7 @@ def test_results_json(data, genuine_hubs):
 def test_results_json_merge(data, genuine_hubs):
     """`python -m parity merge`: the damaged hub is the second shard of a run whose first shard is genuine."""
     first, second = genuine_hubs
-    results = read_json(second / "results.json")
     with scratch() as folder:
-        hub = copy_hub(second, folder / "hub")
-        path = hub / "results.json"
-        path.write_bytes(damaged_json(data, results, label="results.json", max_mutations=4))
+        hub, path = _damaged_hub(data, second, folder)
         check_loader(lambda: merge_hubs([first, hub], folder / "merged"), HubError, (path, hub))
         shutil.rmtree(folder / "merged", ignore_errors=True)

@@ -1,5 +1,6 @@
-"""Builders shared by the engine tests: ledger documents and hand-made comparisons."""
+"""Builders shared by the engine tests: ledger documents, hand-made comparisons, golden info, sessions."""
 
+from parity.session import ParitySession
 from parity.verdict import Check, Comparison
 
 ENV = {"versions": {"numpy": "2.4.6"}, "platform": "test", "threads": "1"}
@@ -123,3 +124,27 @@ def red_hub(root, tol, env=None):
     hubs.write_part(hub, "gw0", records, artifacts)
     hubs.finalize(hub, env or HUB_ENV, "", complete=True)
     return hub
+
+
+GOLDEN_INFO = {  # what a golden writer records beside the arrays (GoldenStore.write's info)
+    "config": {"gridsize": 1, "loss": "poisson"},
+    "framework_versions": {"tensorflow": "2.21.0", "torch": "2.13.0"},
+    "platform": "test-platform",
+    "commit": "0123abc",
+}
+
+
+def session_with(tmp_path, hub, adapters: dict, worker="main"):
+    """A ParitySession writing to `hub` whose backends are `adapters` (name -> adapter, each renamed so)."""
+    session = ParitySession(
+        backends=["tf_pinn", "torch_pinn"],
+        workdir=tmp_path,
+        golden_root=tmp_path / "golden",
+        regen=False,
+        hub=hub,
+        worker=worker,
+    )
+    for name, adapter in adapters.items():
+        adapter.name = name
+    session.adapters = dict(adapters)
+    return session

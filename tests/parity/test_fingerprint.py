@@ -18,14 +18,9 @@ from parity.tolerance_measure import write_ledger
 from parity.tolerances import LedgerError, load_ledger, read_ledger_document, tolerance
 
 from .factories import ENV, ledger_document, ledger_entry
+from .factories import GOLDEN_INFO as INFO
 
 CID = "gs1-k4-poisson-n32"
-INFO = {
-    "config": {"gridsize": 1, "loss": "poisson"},
-    "framework_versions": {"tensorflow": "2.21.0", "torch": "2.13.0"},
-    "platform": "test-platform",
-    "commit": "0123abc",
-}
 AVX512 = ["SSE41", "SSE42", "AVX", "FMA3", "AVX2", "AVX512F", "AVX512CD", "AVX512BW", "AVX512DQ", "AVX512VL"]
 
 

@@ -9,15 +9,10 @@ import pytest
 from parity.golden import GoldenError, GoldenRefused, GoldenStore
 from parity.verdict import Check
 
+from .factories import GOLDEN_INFO as INFO
 from .factories import make_comparison
 
 CID = "gs1-k4-poisson-n32"
-INFO = {
-    "config": {"gridsize": 1, "loss": "poisson"},
-    "framework_versions": {"tensorflow": "2.21.0", "torch": "2.13.0"},
-    "platform": "test-platform",
-    "commit": "0123abc",
-}
 
 
 @pytest.fixture

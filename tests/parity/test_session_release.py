@@ -5,27 +5,19 @@ import json
 from adapters.referee import Float64Referee
 from parity.matrix import ParityCase, SimulatedData
 from parity.report import hub as hubs
-from parity.session import ParitySession
+
+from .factories import session_with
 
 CASE = ParityCase("gs1-k4-poisson-n32-release", SimulatedData(seed=3, n_positions=20), {})
 
 
 class Float32Referee(Float64Referee):
-    name = "f32"
+    """A second referee under another name: a pair that agrees, numpy only."""
 
 
 def test_release_drops_the_context_and_keeps_its_timings(tmp_path):
     hub = hubs.new_hub(tmp_path / "reports")
-    session = ParitySession(
-        backends=["tf_pinn", "torch_pinn"],
-        workdir=tmp_path,
-        golden_root=tmp_path / "golden",
-        regen=False,
-        hub=hub,
-        worker="gw0",
-    )
-    session.adapters = {"f64": Float64Referee(), "f32": Float32Referee()}
-    session.adapters["f64"].name = "f64"
+    session = session_with(tmp_path, hub, {"f64": Float64Referee(), "f32": Float32Referee()}, worker="gw0")
     session.run(CASE, "grouping")
     first = session.contexts[CASE.id]
     session.release(CASE.id)

@@ -325,19 +325,11 @@ def test_a_wrong_layout_fails_naming_the_key(tmp_path):
 
 def test_the_session_records_an_na_stage_in_the_hub_and_raises_unsupported(tmp_path):
     from parity.case_context import Unsupported
-    from parity.session import ParitySession
+
+    from .factories import session_with
 
     hub = hubs.new_hub(tmp_path / "reports")
-    session = ParitySession(
-        backends=["tf_pinn", "torch_pinn"],
-        workdir=tmp_path,
-        golden_root=tmp_path / "golden",
-        regen=False,
-        hub=hub,
-        worker="main",
-    )
-    session.adapters = {"full": Float32Referee(), "partial": Partial()}
-    session.adapters["full"].name, session.adapters["partial"].name = "full", "partial"
+    session = session_with(tmp_path, hub, {"full": Float32Referee(), "partial": Partial()})
     with pytest.raises(Unsupported, match="lacking grouping: partial"):
         session.run(CASE, "grouping")
     results = hubs.finalize(hub, {}, "", complete=True)
